@@ -1,0 +1,72 @@
+"""`gateway` command line. Each command group lives in its own module, imported only when used.
+
+Errors reach the user as one clear message and exit code (2 rejected input / bad usage, 1 other
+gateway errors), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from gateway.errors import ConfigError, GatewayError, RejectedMessage
+
+__all__ = ["main"]
+
+# command name -> "module:attribute" (a click command or group)
+COMMANDS: dict[str, str] = {
+    "normalise": "gateway.cli.normalise:normalise",
+    "schemas": "gateway.cli.schemas:schemas",
+    "broker": "gateway.cli.broker:broker",
+    "run": "gateway.cli.run:run",
+    "demo": "gateway.cli.demo:demo",
+    "dlq": "gateway.cli.dlq:dlq",
+    "connectors": "gateway.cli.connectors:connectors",
+    "policy": "gateway.cli.policy:policy",
+    "audit": "gateway.cli.audit:audit",
+    "sne": "gateway.cli.sne:sne",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.option("--log-level", default="WARNING", show_default=True, help="Python log level.")
+def cli(log_level: str) -> None:
+    """gp-gateway: share social-housing applications between the actors of the gestion partagée."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="gateway", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RejectedMessage as exc:
+        click.echo(f"rejected: {exc}", err=True)
+        sys.exit(2)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    except GatewayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Codecs: bytes <-> plain data. Every third-party codec error is wrapped here."""

@@ -1,0 +1,229 @@
+"""Avro contract: the schemas in schemas/avro are loaded once, fingerprinted and used to encode.
+
+Framing on Kafka (documented in the README):
+- Avro single-object encoding (default): ``C3 01`` + 8-byte little-endian CRC-64-AVRO fingerprint of
+  the writer schema's parsing canonical form + the Avro binary body.
+- Confluent wire format when a schema registry is configured: ``00`` + 4-byte big-endian schema id.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+import fastavro.validation
+
+from gateway.errors import ConfigError, Problem, RejectedMessage
+
+__all__ = [
+    "DEFAULT_SCHEMA_DIR",
+    "NAMESPACE",
+    "AvroCodec",
+    "SchemaSet",
+    "decode_single_object",
+    "encode_single_object",
+    "from_sne_code",
+    "load_schemas",
+    "sne_code",
+    "to_jsonable",
+]
+
+NAMESPACE = "fr.gp"
+DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+
+Record = dict[str, Any]
+
+
+def _fingerprint(parsed: Any) -> bytes:
+    canonical = fastavro.schema.to_parsing_canonical_form(parsed)
+    hexdigest: str = fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
+    # fastavro prints the CRC as big-endian hex; the single-object spec writes it little-endian.
+    return bytes.fromhex(hexdigest)[::-1]
+
+
+@dataclass(frozen=True)
+class AvroCodec:
+    """Encode / decode records of one (parsed) schema. Views derived by the policy use it too."""
+
+    name: str
+    parsed: Any
+    fingerprint: bytes  # 8 bytes, little-endian, as written in single-object frames
+
+    @classmethod
+    def from_schema(cls, schema: Any, name: str | None = None) -> AvroCodec:
+        try:
+            parsed = fastavro.parse_schema(schema)
+        except Exception as exc:  # fastavro has no common root; wrap at the boundary
+            raise ConfigError(f"invalid Avro schema {name or ''}: {exc}") from exc
+        full = name or (parsed.get("name") if isinstance(parsed, dict) else None) or "anonymous"
+        return cls(name=str(full), parsed=parsed, fingerprint=_fingerprint(parsed))
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint[::-1].hex()
+
+    def problems(self, record: Mapping[str, Any]) -> list[Problem]:
+        """Every way `record` does not fit the schema (empty when it fits)."""
+        try:
+            fastavro.validation.validate_many([record], self.parsed, raise_errors=True)
+        except fastavro.validation.ValidationError as exc:
+            out = []
+            for err in exc.errors:
+                field_path = getattr(err, "field", None) or self.name
+                out.append(Problem(str(field_path), "does not match the schema", type(err.datum).__name__))
+            return out
+        except Exception as exc:  # noqa: BLE001 - fastavro raises assorted errors on odd input
+            return [Problem(self.name, f"cannot validate: {type(exc).__name__}")]
+        return []
+
+    def encode(self, record: Mapping[str, Any], *, validate: bool = True) -> bytes:
+        """Avro binary body (no framing)."""
+        if validate:
+            problems = self.problems(record)
+            if problems:
+                raise RejectedMessage(f"record does not match {self.name}", problems)
+        buf = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buf, self.parsed, record)
+        except Exception as exc:
+            raise RejectedMessage(
+                f"record does not match {self.name}", [Problem(self.name, type(exc).__name__)]
+            ) from exc
+        return buf.getvalue()
+
+    def decode(self, body: bytes) -> Record:
+        try:
+            out = fastavro.schemaless_reader(io.BytesIO(body), self.parsed, None)
+        except Exception as exc:
+            raise RejectedMessage(
+                f"cannot decode {self.name}", [Problem(self.name, f"not Avro ({type(exc).__name__})")]
+            ) from exc
+        if not isinstance(out, dict):
+            raise RejectedMessage(f"cannot decode {self.name}", [Problem(self.name, "not a record")])
+        return out
+
+    def encode_framed(self, record: Mapping[str, Any], *, validate: bool = True) -> bytes:
+        return encode_single_object(self, record, validate=validate)
+
+
+def encode_single_object(codec: AvroCodec, record: Mapping[str, Any], *, validate: bool = True) -> bytes:
+    return SINGLE_OBJECT_MAGIC + codec.fingerprint + codec.encode(record, validate=validate)
+
+
+def decode_single_object(data: bytes, codecs: Mapping[bytes, AvroCodec]) -> tuple[AvroCodec, Record]:
+    """Decode a single-object frame with the codec whose fingerprint it names."""
+    if len(data) < 10 or data[:2] != SINGLE_OBJECT_MAGIC:
+        raise RejectedMessage("not an Avro single-object frame", [Problem("$", "bad magic or too short")])
+    codec = codecs.get(data[2:10])
+    if codec is None:
+        raise RejectedMessage(
+            "unknown writer schema", [Problem("$", "fingerprint " + data[2:10][::-1].hex())]
+        )
+    return codec, codec.decode(data[10:])
+
+
+def confluent_frame(schema_id: int, body: bytes) -> bytes:
+    return CONFLUENT_MAGIC + struct.pack(">I", schema_id) + body
+
+
+class SchemaSet:
+    """All canonical schemas of a directory, loaded and parsed once."""
+
+    def __init__(self, directory: Path = DEFAULT_SCHEMA_DIR) -> None:
+        self.directory = directory
+        self._raw: dict[str, dict[str, Any]] = {}
+        problems: list[Problem] = []
+        for path in sorted(directory.glob("*.avsc")):
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                problems.append(Problem(path.name, f"unreadable: {exc}"))
+                continue
+            full = f"{raw.get('namespace', '')}.{raw.get('name', '')}".strip(".")
+            if path.stem != full:
+                problems.append(Problem(path.name, f"file must be named after its type {full}"))
+            self._raw[full] = raw
+        if problems:
+            raise ConfigError(f"bad schemas in {directory}", problems)
+        self._codecs: dict[str, AvroCodec] = {}
+        for full, raw in self._raw.items():
+            if raw.get("type") == "record":
+                try:
+                    parsed = fastavro.schema.load_schema(str(directory / f"{full}.avsc"))
+                except Exception as exc:
+                    raise ConfigError(f"schema {full} does not load: {exc}") from exc
+                self._codecs[full] = AvroCodec(full, parsed, _fingerprint(parsed))
+
+    def names(self) -> list[str]:
+        return sorted(self._raw)
+
+    def raw(self, name: str) -> dict[str, Any]:
+        return self._raw[self._full(name)]
+
+    def codec(self, name: str) -> AvroCodec:
+        return self._codecs[self._full(name)]
+
+    def codecs(self) -> Iterator[AvroCodec]:
+        return iter(self._codecs.values())
+
+    def by_fingerprint(self) -> dict[bytes, AvroCodec]:
+        return {c.fingerprint: c for c in self._codecs.values()}
+
+    def _full(self, name: str) -> str:
+        return name if "." in name else f"{NAMESPACE}.{name}"
+
+    def enum_symbols(self, name: str) -> list[str]:
+        return list(self.raw(name)["symbols"])
+
+    def sne_codes(self, name: str) -> dict[str, str]:
+        """symbol -> SNE code for an enum (identity where the schema gives no sneCodes)."""
+        raw = self.raw(name)
+        symbols: list[str] = raw["symbols"]
+        codes: list[str] = raw.get("sneCodes", symbols)
+        return dict(zip(symbols, codes, strict=True))
+
+
+@cache
+def load_schemas(directory: Path = DEFAULT_SCHEMA_DIR) -> SchemaSet:
+    """The process-wide schema set (loaded once)."""
+    return SchemaSet(directory)
+
+
+def sne_code(enum: str, symbol: str) -> str:
+    return load_schemas().sne_codes(enum)[symbol]
+
+
+def from_sne_code(enum: str, code: str) -> str | None:
+    """The enum symbol for an SNE code, or None when the code is not in the list."""
+    for symbol, c in load_schemas().sne_codes(enum).items():
+        if c == code:
+            return symbol
+    return None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Canonical record -> JSON-compatible data (dates ISO 8601, decimals as strings)."""
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value

@@ -1,0 +1,1 @@
+"""Plain data of the gateway: envelopes and canonical record helpers."""

@@ -1,0 +1,56 @@
+"""GatewaySettings: the one place the environment is read (prefix GATEWAY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GatewaySettings", "default_state_dir"]
+
+
+def default_state_dir() -> Path:
+    return Path.home() / ".cache" / "gp-gateway"
+
+
+class GatewaySettings(BaseSettings):
+    """Settings of a gateway process. Every field can be set as GATEWAY_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("GATEWAY_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers (also read from KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    topic_prefix: str = Field("gp", description="Prefix of every topic the gateway owns.")
+    app_id: str = Field("gp-gateway", description="faust application id (consumer group prefix).")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="Kafka transactions (exactly_once) or at-least-once with idempotent keys."
+    )
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible registry: switches framing to the Confluent wire format."
+    )
+    policy_file: Path | None = Field(None, description="Access policy file; the bundled default when unset.")
+    state_dir: Path = Field(default_factory=default_state_dir, description="Broker data, tables, ledgers.")
+    kafka_version: str = Field("3.9.1", description="Apache Kafka version fetched from Maven Central.")
+    web_port: int = Field(6066, description="Port of /health, /metrics and /status.")
+    web_host: str = Field("127.0.0.1", description="Bind address of the web server.")
+    partitions: int = Field(6, ge=1, description="Partitions of the topics the gateway creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of the topics it creates.")
+    log_level: str = Field("INFO", description="Log level.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
+
+    def masked_dump(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for logs and /status."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
