@@ -1,11 +1,11 @@
 """Auto-marks tests by directory: tests/unit -> unit, tests/contract -> contract, tests/integration ->
 integration (connector test folders follow the same names under connectors/<name>/tests/)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["gateway.testing.pytest_plugin"]
 
 _MARKS = ("unit", "contract", "integration")
 

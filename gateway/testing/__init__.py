@@ -1,0 +1,1 @@
+"""Public test kit (in-memory sources/sinks, flow helpers, connector contract suite, Kafka fixtures)."""

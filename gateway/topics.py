@@ -1,0 +1,60 @@
+"""Topic names. One function per family so every module names topics the same way.
+
+| topic                                  | key          | cleanup        | content                         |
+|----------------------------------------|--------------|----------------|---------------------------------|
+| {prefix}.raw.{format}                  | source key   | delete         | raw bytes from sources          |
+| {prefix}.raw.{format}.dlq              | source key   | delete         | rejected raw inputs + headers   |
+| {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
+| {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
+| {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
+| {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "DLQ_SUFFIX",
+    "FORMATS",
+    "actor_topic",
+    "audit_topic",
+    "canonical_topic",
+    "dlq_topic",
+    "feedback_topic",
+    "raw_topic",
+]
+
+FORMATS = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
+DLQ_SUFFIX = ".dlq"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _safe(part: str) -> str:
+    return _SAFE.sub("_", part)
+
+
+def raw_topic(fmt: str, prefix: str = "gp") -> str:
+    return f"{prefix}.raw.{_safe(fmt)}"
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def canonical_topic(kind: str, prefix: str = "gp") -> str:
+    """kind: 'demande' or 'decision'."""
+    return f"{prefix}.canonical.{_safe(kind)}"
+
+
+def actor_topic(actor_id: str, prefix: str = "gp") -> str:
+    return f"{prefix}.actor.{_safe(actor_id)}"
+
+
+def audit_topic(prefix: str = "gp") -> str:
+    return f"{prefix}.audit.disclosures"
+
+
+def feedback_topic(organisation: str, prefix: str = "gp") -> str:
+    return f"{prefix}.feedback.{_safe(organisation)}"
