@@ -19,6 +19,7 @@ __all__ = [
     "Emit",
     "RawEvent",
     "Sink",
+    "SinkOutput",
     "SinkRecord",
     "Source",
 ]
@@ -61,6 +62,16 @@ class SinkRecord:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SinkOutput:
+    """A record a sink asks the core to publish (e.g. SNE feedback), in the same commit as its input."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 Emit = Callable[[RawEvent], Awaitable[None]]
 Guarantee = Literal["at-least-once", "exactly-once"]
 
@@ -94,6 +105,8 @@ class Sink(Protocol):
 
     def check(self) -> CheckResult: ...
 
-    async def write(self, batch: Sequence[SinkRecord]) -> None: ...
+    async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
+        """Deliver the batch; return records to publish (feedback). Offsets advance only after it returns."""
+        ...
 
     async def flush(self) -> None: ...
