@@ -1,11 +1,110 @@
-"""`gateway broker` (placeholder until implemented)."""
+"""`gateway broker install|start|stop|status`: the local single-node Kafka broker.
+
+Jars are cached under <state_dir>/kafka/<version>/libs; the broker's data, pid file and log live
+under <state_dir>/broker/<version>/. The listener is the port of GATEWAY_BOOTSTRAP_SERVERS
+(127.0.0.1:9092 by default).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from gateway.broker import LocalBroker, broker_answers, install_kafka, kafka_libs, libs_present, pid_alive
+from gateway.broker.local import stop_pid
+from gateway.settings import GatewaySettings
 
-@click.command("broker")
+__all__ = ["broker", "broker_dir", "ensure_local_broker"]
+
+
+def broker_dir(settings: GatewaySettings) -> Path:
+    return Path(settings.state_dir).expanduser() / "broker" / settings.kafka_version
+
+
+def _running_pid(settings: GatewaySettings) -> int | None:
+    pid_file = broker_dir(settings) / "broker.pid"
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def ensure_local_broker(settings: GatewaySettings, *, echo: bool = True) -> tuple[str, bool]:
+    """Make sure a broker answers at settings.bootstrap_servers, starting the local one if needed.
+
+    Returns (bootstrap, started_here)."""
+    bootstrap = settings.bootstrap_servers
+    if broker_answers(bootstrap):
+        return bootstrap, False
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        raise click.ClickException(f"no broker answers at {bootstrap} (a remote cluster is not started here)")
+    if not libs_present(settings.state_dir, settings.kafka_version):
+        if echo:
+            click.echo(f"fetching Apache Kafka {settings.kafka_version} from Maven Central (once)...")
+        install_kafka(settings.state_dir, settings.kafka_version)
+    libs = kafka_libs(settings.state_dir, settings.kafka_version)
+    local = LocalBroker(libs, broker_dir(settings), port=int(port))
+    if echo:
+        click.echo(f"starting Kafka {settings.kafka_version} on {local.host}:{port} ...")
+    started = local.start(wait=90)
+    return started, True
+
+
+@click.group("broker")
 def broker() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway broker is not implemented yet")
+    """Drive the local single-node Kafka broker (KRaft, loopback)."""
+
+
+@broker.command("install")
+def install() -> None:
+    """Fetch Apache Kafka from Maven Central into the cache (once per version)."""
+    settings = GatewaySettings()
+    libs = install_kafka(settings.state_dir, settings.kafka_version)
+    click.echo(f"Kafka {settings.kafka_version}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+
+
+@broker.command("start")
+def start() -> None:
+    """Start the broker (if none answers) and wait until it is ready."""
+    settings = GatewaySettings()
+    bootstrap, started = ensure_local_broker(settings)
+    if started:
+        click.echo(f"Kafka ready on {bootstrap} (data and log in {broker_dir(settings)})")
+    else:
+        click.echo(f"a broker already answers on {bootstrap}")
+
+
+@broker.command("stop")
+def stop() -> None:
+    """Stop the local broker cleanly (SIGTERM, SIGKILL after 20 s)."""
+    settings = GatewaySettings()
+    pid = _running_pid(settings)
+    if pid is None:
+        click.echo("no local broker is running")
+        return
+    if not stop_pid(pid):
+        raise click.ClickException(f"broker process {pid} did not stop")
+    (broker_dir(settings) / "broker.pid").unlink(missing_ok=True)
+    click.echo(f"Kafka stopped (pid {pid})")
+
+
+@broker.command("status")
+def status() -> None:
+    """Say whether the broker runs, where it listens and where its files are (exit 1 if down)."""
+    settings = GatewaySettings()
+    pid = _running_pid(settings)
+    bootstrap = settings.bootstrap_servers
+    answers = broker_answers(bootstrap)
+    libs = kafka_libs(settings.state_dir, settings.kafka_version)
+    click.echo(f"kafka version : {settings.kafka_version}")
+    installed = libs_present(settings.state_dir, settings.kafka_version)
+    click.echo(f"jars          : {libs if installed else 'not installed'}")
+    click.echo(f"data dir      : {broker_dir(settings)}")
+    click.echo(f"log           : {broker_dir(settings) / 'broker.log'}")
+    click.echo(f"local pid     : {pid if pid is not None else '-'}")
+    click.echo(f"bootstrap     : {bootstrap} ({'answers' if answers else 'not answering'})")
+    if not answers:
+        raise SystemExit(1)

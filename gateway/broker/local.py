@@ -1,0 +1,276 @@
+"""A single-node KRaft Kafka broker on loopback, run from the cached jars (see install.py).
+
+`LocalBroker` formats a data directory, starts `kafka.Kafka` as a child process in its own session,
+waits until the broker answers a metadata request, and stops it cleanly (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.errors import ConfigError, RetriableError
+
+__all__ = ["LocalBroker", "broker_answers", "free_port", "pid_alive", "stop_pid"]
+
+_LOG4J = """log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=WARN
+log4j.logger.org.apache.kafka=WARN
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request within `timeout` seconds."""
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError:
+        return False
+    try:
+        from kafka import KafkaConsumer  # noqa: PLC0415 - slow import, only when probing
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            request_timeout_ms=int(timeout * 1000) + 1000,
+            connections_max_idle_ms=int(timeout * 1000) + 2000,
+        )
+    except Exception:  # noqa: BLE001 - any client failure means "not answering"
+        return False
+    try:
+        consumer.topics()
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        consumer.close()
+    return True
+
+
+@dataclass
+class LocalBroker:
+    """One KRaft broker+controller. Ports 0 mean "pick free ports at start"."""
+
+    libs: Path
+    data_dir: Path
+    port: int = 0
+    controller_port: int = 0
+    host: str = "127.0.0.1"
+    heap: str = "512m"
+    watch_parent: bool = False  # kill the broker if this process dies without stopping it
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _watchdog: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    def _write_config(self) -> Path:
+        logs = self.data_dir / "logs"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(logs),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "24",
+            "log.cleaner.backoff.ms": "5000",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
+        (self.data_dir / "log4j.properties").write_text(_LOG4J, encoding="utf-8")
+        return path
+
+    def _java(self) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise ConfigError("`java` (17 or later) is needed to run the local Kafka broker")
+        return [java, "-cp", str(self.libs / "*")]
+
+    def start(self, *, wait: float = 60.0) -> str:
+        """Format (first time) and start the broker; return its bootstrap address once it answers."""
+        if not any(self.libs.glob("kafka_2.13-*.jar")):
+            raise ConfigError(f"no Kafka jars in {self.libs}: run `gateway broker install`")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        self.controller_port = self.controller_port or free_port(self.host)
+        config = self._write_config()
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            fmt = subprocess.run(  # noqa: S603
+                [*self._java(), "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx256m"},
+            )
+            if fmt.returncode != 0:
+                detail = fmt.stderr.strip()[-800:]
+                raise ConfigError(f"cannot format the Kafka data dir {self.data_dir}: {detail}")
+        cmd = [
+            *self._java()[:1],
+            f"-Xmx{self.heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            *self._java()[1:],
+            "kafka.Kafka",
+            str(config),
+        ]
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        (self.data_dir / "broker.pid").write_text(str(self.process.pid), encoding="utf-8")
+        if self.watch_parent:
+            self._watchdog = _spawn_watchdog(os.getpid(), self.process.pid)
+        (self.data_dir / "bootstrap").write_text(self.bootstrap, encoding="utf-8")
+        self.wait_ready(wait)
+        return self.bootstrap
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                tail = self.log_file.read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise RetriableError(f"the Kafka broker exited with {self.process.returncode}:\n{tail}")
+            if broker_answers(self.bootstrap, timeout=2.0):
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        self.stop()
+        raise RetriableError(f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (clean shutdown), then SIGKILL after `timeout` seconds."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            self._reap_watchdog()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5)
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "broker.pid").unlink()
+        self._reap_watchdog()
+
+    def _reap_watchdog(self) -> None:
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(5)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+            self._watchdog = None
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+parent, child = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+while alive(child):
+    if not alive(parent) or os.getppid() == 1:
+        try:
+            os.kill(child, signal.SIGTERM)
+            time.sleep(10)
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        break
+    time.sleep(1)
+"""
+
+
+def _spawn_watchdog(parent: int, child: int) -> subprocess.Popen[bytes]:
+    """A tiny process that stops the broker when `parent` dies (SIGKILL of a test session)."""
+    import sys  # noqa: PLC0415
+
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", _WATCHDOG, str(parent), str(child)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_pid(pid: int, timeout: float = 20.0) -> bool:
+    """Stop a broker we do not hold a handle on (CLI `broker stop`): SIGTERM, then SIGKILL.
+
+    Returns True if the process stopped (or was already gone)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    return not pid_alive(pid)
+
+
+def _cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like StorageTool random-uuid)."""
+    import base64  # noqa: PLC0415
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -1,0 +1,165 @@
+"""Helpers for integration tests and tools that talk to a real broker with kafka-python.
+
+admin client, topic creation (idempotent), produce, and "consume everything until the topic is quiet".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+__all__ = [
+    "Message",
+    "admin",
+    "consume_all",
+    "create_topics",
+    "end_offsets",
+    "produce",
+    "wait_for_count",
+]
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+def admin(bootstrap: str) -> Any:
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"gp-test-{uuid.uuid4().hex[:6]}")
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    partitions: int = 1,
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create each topic unless it exists, and wait until its metadata is visible."""
+    names = list(topics)
+    client = admin(bootstrap)
+    try:
+        for name in names:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                client.create_topics(
+                    [NewTopic(name, partitions, replication, topic_configs=dict(configs or {}))]
+                )
+    finally:
+        client.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        for _ in range(100):
+            if all(consumer.partitions_for_topic(n) for n in names):
+                return
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    items: Iterable[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, Headers]],
+) -> int:
+    """Produce (key, value[, headers]) items, flush, return how many were acknowledged."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = []
+    try:
+        for item in items:
+            key, value = item[0], item[1]
+            headers = list(item[2]) if len(item) > 2 else []  # 2- or 3-tuples
+            futures.append(producer.send(topic, key=key, value=value, headers=headers))
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+    finally:
+        producer.close()
+    return len(futures)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def consume_all(
+    bootstrap: str,
+    topic: str,
+    *,
+    quiet_ms: int = 1500,
+    max_wait_s: float = 60.0,
+    read_committed: bool = True,
+    expect: int | None = None,
+) -> list[Message]:
+    """Every record of `topic` from the beginning, read until nothing new arrives for `quiet_ms`
+    (or until `expect` records were read, then one more quiet period to catch duplicates)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
+    )
+    out: list[Message] = []
+    try:
+        parts = None
+        deadline = time.monotonic() + max_wait_s
+        while parts is None and time.monotonic() < deadline:
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                parts = [TopicPartition(topic, p) for p in sorted(found)]
+            else:
+                time.sleep(0.2)
+        if parts is None:
+            return out
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200)
+            got = False
+            for records in batch.values():
+                for r in records:
+                    got = True
+                    out.append(
+                        Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                    )
+            now = time.monotonic()
+            if got:
+                last_new = now
+            elif (expect is None or len(out) >= expect) and (now - last_new) * 1000 >= quiet_ms:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def wait_for_count(bootstrap: str, topic: str, count: int, *, max_wait_s: float = 120.0) -> list[Message]:
+    """consume_all that keeps waiting until at least `count` committed records are there."""
+    return consume_all(bootstrap, topic, expect=count, max_wait_s=max_wait_s)
