@@ -1,0 +1,204 @@
+"""Record scope: which actors may see an application and its events (pure functions).
+
+Decisions arrive without the application's communes, so the flow keeps a `ScopeState` per numéro
+unique (in a faust table) and updates it with every record before routing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from gateway.policy.model import Actor, Policy
+
+__all__ = ["ScopeIndex", "ScopeState", "causers", "departement_of", "update_state"]
+
+DEMANDE = "fr.gp.Demande"
+DECISION = "fr.gp.Decision"
+
+
+def departement_of(commune: str) -> str:
+    """INSEE commune code -> département code (97x overseas, 2A/2B Corsica)."""
+    return commune[:3] if commune.startswith("97") else commune[:2]
+
+
+@dataclass(frozen=True)
+class ScopeState:
+    """What the gateway knows about one application, to scope the events that follow it."""
+
+    communes: tuple[str, ...] = ()
+    elargie: bool = False
+    violences: bool = False  # violencesFamiliales of the latest Demande
+    violence_label: bool = False  # a labelViolences was seen
+    siao_links: tuple[str, ...] = ()  # SIAO that referred (oriented) or labelled it
+    hebergement_depts: tuple[str, ...] = ()  # départements where the household is in hébergement
+    commissions: tuple[str, ...] = ()  # commissions it was submitted to
+    designataires: tuple[str, ...] = ()  # organisations that designated it
+    violence_labellers: tuple[str, ...] = ()  # bodies that gave a violence label
+    labellers: tuple[str, ...] = ()  # bodies that gave any priority label
+
+    @property
+    def protected(self) -> bool:
+        return self.violences or self.violence_label
+
+    @property
+    def departements(self) -> frozenset[str]:
+        return frozenset(departement_of(c) for c in self.communes)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> ScopeState:
+        if not data:
+            return cls()
+        raw: dict[str, Any] = json.loads(data)
+        known = set(cls.__dataclass_fields__)
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known
+        }
+        return cls(**values)
+
+
+def _add(values: tuple[str, ...], *new: str | None) -> tuple[str, ...]:
+    out = list(values)
+    for v in new:
+        if v and v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+def update_state(state: ScopeState | None, schema: str, record: Mapping[str, Any]) -> ScopeState:
+    """The state after `record` (pure)."""
+    state = state or ScopeState()
+    if schema == DEMANDE:
+        lr = record.get("logementRecherche") or {}
+        return replace(
+            state,
+            communes=tuple(lr.get("communes") or ()),
+            elargie=bool(lr.get("demandeElargie")),
+            violences=bool(record.get("violencesFamiliales")),
+        )
+    if schema != DECISION:
+        return state
+    new = state
+    designation = record.get("designation")
+    if designation:
+        new = replace(new, designataires=_add(new.designataires, designation.get("designataire")))
+    orientation = record.get("orientation")
+    if orientation:
+        new = replace(new, siao_links=_add(new.siao_links, orientation.get("siao")))
+        if orientation.get("enHebergement") and orientation.get("departement"):
+            new = replace(new, hebergement_depts=_add(new.hebergement_depts, orientation["departement"]))
+    for name in ("label", "labelSante", "labelViolences"):
+        label = record.get(name)
+        if label:
+            body = label.get("organismeLabellisant")
+            new = replace(new, labellers=_add(new.labellers, body))
+            if name == "labelViolences":
+                new = replace(new, violence_label=True, violence_labellers=_add(new.violence_labellers, body))
+    for name in ("avis", "inscriptionCal", "decisionDalo"):
+        sub = record.get(name)
+        if sub:
+            new = replace(new, commissions=_add(new.commissions, sub.get("commission")))
+    return new
+
+
+def _logements(record: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    for name in ("designation", "inscriptionCal", "visite", "decisionCal", "refus", "bail"):
+        sub = record.get(name)
+        if sub and sub.get("logement"):
+            yield sub["logement"]
+    rad = record.get("radiation")
+    if rad and rad.get("attribution"):
+        yield rad["attribution"]["logement"]
+
+
+def causers(schema: str, record: Mapping[str, Any]) -> set[str]:
+    """Organisations that caused this event: they always see it."""
+    out = {str((record.get("provenance") or {}).get("origine") or "")}
+    if schema == DECISION:
+        designation = record.get("designation")
+        if designation:
+            out.add(designation.get("designataire") or "")
+        for logement in _logements(record):
+            out.add(logement.get("sirenBailleur") or "")
+        rad = record.get("radiation")
+        if rad and rad.get("attribution"):
+            out.add(rad["attribution"].get("siren") or "")
+    out.discard("")
+    return out
+
+
+@dataclass
+class ScopeIndex:
+    """Actors indexed by what puts a record in their scope, so routing is O(matching actors)."""
+
+    by_commune: dict[str, list[Actor]] = field(default_factory=dict)
+    by_dept: dict[str, list[Actor]] = field(default_factory=dict)
+    by_dept_of_commune: dict[str, list[Actor]] = field(default_factory=dict)  # élargie
+    siao_by_dept: dict[str, list[Actor]] = field(default_factory=dict)
+    by_num_unique: dict[str, list[Actor]] = field(default_factory=dict)
+    everything: list[Actor] = field(default_factory=list)
+    by_id: dict[str, Actor] = field(default_factory=dict)
+    linked_kinds: dict[str, str] = field(default_factory=dict)  # actor id -> siao|commission
+
+    @classmethod
+    def build(cls, policy: Policy) -> ScopeIndex:
+        idx = cls()
+        for actor in policy.actors.values():
+            idx.by_id[actor.id] = actor
+            kind = policy.roles[actor.role].scope
+            if kind in ("territory", "reservations"):
+                communes = list(actor.communes) if kind == "territory" else list(actor.reservations)
+                depts = list(actor.departements) if kind == "territory" else []
+                for c in communes:
+                    idx.by_commune.setdefault(c, []).append(actor)
+                for d in {*depts, *(departement_of(c) for c in communes)}:
+                    idx.by_dept_of_commune.setdefault(d, []).append(actor)
+                for d in depts:
+                    idx.by_dept.setdefault(d, []).append(actor)
+            elif kind == "siao":
+                idx.linked_kinds[actor.id] = "siao"
+                for d in actor.departements:
+                    idx.siao_by_dept.setdefault(d, []).append(actor)
+            elif kind == "commission":
+                idx.linked_kinds[actor.id] = "commission"
+            elif kind == "own_application" and actor.numUnique:
+                idx.by_num_unique.setdefault(actor.numUnique, []).append(actor)
+            elif kind == "everything":
+                idx.everything.append(actor)
+        return idx
+
+    def in_scope(self, schema: str, record: Mapping[str, Any], state: ScopeState) -> dict[str, str]:
+        """actor id -> the rule that puts `record` in its scope (first rule wins)."""
+        out: dict[str, str] = {}
+
+        def add(actors: Iterable[Actor], rule: str) -> None:
+            for a in actors:
+                out.setdefault(a.id, rule)
+
+        for commune in state.communes:
+            add(self.by_commune.get(commune, ()), "territory:commune")
+            add(self.by_dept.get(departement_of(commune), ()), "territory:departement")
+        if state.elargie:
+            for dept in state.departements:
+                add(self.by_dept_of_commune.get(dept, ()), "territory:elargie")
+        for actor_id in (*state.siao_links, *state.commissions):
+            actor = self.by_id.get(actor_id)
+            kind = self.linked_kinds.get(actor_id)
+            if actor is not None and kind is not None:
+                add([actor], f"{kind}:linked")
+        for dept in state.hebergement_depts:
+            add(self.siao_by_dept.get(dept, ()), "siao:hebergement")
+        num = record.get("numUnique")
+        if num:
+            add(self.by_num_unique.get(num, ()), "own_application")
+        for actor_id in sorted(causers(schema, record)):
+            actor = self.by_id.get(actor_id)
+            if actor is not None:
+                add([actor], "causer")
+        add(self.everything, "statistique")
+        return out

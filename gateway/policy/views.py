@@ -1,0 +1,180 @@
+"""Per-recipient view schemas: the canonical schema with withheld fields removed (not nulled).
+
+A view is defined by (canonical schema, set of kept leaf paths, derived fields). Its Avro schema is
+self-contained, named ``fr.gp.view.<Demande|Decision>_<hash8>``; a sub-record whose leaves are all
+withheld disappears, a kept field keeps its type (a required field stays required), and a partly
+kept sub-record becomes ``fr.gp.view.<Record>_<hash8>``. Projection + encoding happen once per view.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.codec.avro import AvroCodec, encode_single_object, load_schemas
+from gateway.errors import Problem, RejectedMessage
+from gateway.policy.derive import DERIVATIONS, Derivation
+from gateway.policy.fields import Node, schema_tree, short_name
+
+__all__ = ["VIEW_NAMESPACE", "View", "build_view", "view_leaf_paths"]
+
+VIEW_NAMESPACE = "fr.gp.view"
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+# Projection plan: (field name, kind, sub-plan); kind 0 = copy, 1 = record, 2 = array of records.
+Plan = tuple[tuple[str, int, "Plan"], ...]
+
+
+def _hash8(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _expand(type_: Any, defined: set[str]) -> Any:
+    """Inline named canonical types on first use (a self-contained schema), by name afterwards."""
+    if isinstance(type_, list):
+        return [_expand(t, defined) for t in type_]
+    if isinstance(type_, dict):
+        out = dict(type_)
+        if out.get("type") == "array":
+            out["items"] = _expand(out["items"], defined)
+        elif out.get("type") == "map":
+            out["values"] = _expand(out["values"], defined)
+        return out
+    if not isinstance(type_, str) or type_ in _PRIMITIVES:
+        return type_
+    full = type_ if "." in type_ else f"fr.gp.{type_}"
+    if full in defined:
+        return full
+    defined.add(full)
+    raw = copy.deepcopy(load_schemas().raw(full))
+    if raw.get("type") == "record":
+        for f in raw["fields"]:
+            f["type"] = _expand(f["type"], defined)
+    return raw
+
+
+def _wrap(node: Node, inner: Any) -> Any:
+    if node.array:
+        return {"type": "array", "items": inner}
+    if node.optional:
+        return ["null", inner]
+    return inner
+
+
+def _build(
+    nodes: Iterable[Node], keep: frozenset[str], defined: set[str]
+) -> tuple[list[dict[str, Any]], Plan]:
+    fields: list[dict[str, Any]] = []
+    plan: list[tuple[str, int, Plan]] = []
+    for node in nodes:
+        decl = {k: v for k, v in node.field.items() if k in ("name", "doc", "default")}
+        if node.is_leaf:
+            if node.path in keep:
+                decl["type"] = _expand(node.field["type"], defined)
+                fields.append(decl)
+                plan.append((node.name, 0, ()))
+            continue
+        sub_fields, sub_plan = _build(node.children, keep, defined)
+        if not sub_fields:
+            continue  # every leaf withheld: the sub-record does not exist in the view
+        assert node.record is not None  # noqa: S101 - non-leaf nodes always name their record
+        name = f"{VIEW_NAMESPACE}.{short_name(node.record)}_{_hash8(sub_plan)}"
+        if name in defined:
+            inner: Any = name
+        else:
+            defined.add(name)
+            inner = {"type": "record", "name": name, "fields": sub_fields}
+        decl["type"] = _wrap(node, inner)
+        fields.append(decl)
+        plan.append((node.name, 2 if node.array else 1, sub_plan))
+    return fields, tuple(plan)
+
+
+def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind, sub in plan:
+        value = record.get(name)
+        if kind == 0 or value is None:
+            out[name] = value
+        elif kind == 1:
+            out[name] = _project(value, sub)
+        else:
+            out[name] = [_project(v, sub) for v in value]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """One recipient view of a canonical schema."""
+
+    schema: str
+    name: str
+    paths: frozenset[str]
+    derived: tuple[Derivation, ...]
+    avro: dict[str, Any]
+    codec: AvroCodec
+    classes: tuple[str, ...]
+    plan: Plan = field(repr=False)
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.codec.fingerprint_hex
+
+    def project(self, record: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
+        out = _project(record, self.plan)
+        for d in self.derived:
+            out[d.name] = d.fn(record, secret)
+        return out
+
+    def encode(self, record: Mapping[str, Any], secret: bytes) -> bytes:
+        """Project and encode as an Avro single-object frame of the view schema."""
+        try:
+            return encode_single_object(self.codec, self.project(record, secret), validate=False)
+        except RejectedMessage:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise RejectedMessage(
+                f"cannot project onto {self.name}", [Problem(self.schema, type(exc).__name__)]
+            ) from exc
+
+
+def build_view(
+    schema: str,
+    paths: frozenset[str],
+    derive: Iterable[str],
+    leaf_classes: Mapping[str, str],
+) -> View:
+    """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations."""
+    derived = tuple(DERIVATIONS[d] for d in derive if schema in DERIVATIONS[d].schemas)
+    fields, plan = _build(schema_tree(schema), paths, set())
+    fields += [d.field() for d in derived]
+    digest = _hash8({"schema": schema, "paths": sorted(paths), "derived": [d.name for d in derived]})
+    name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{digest}"
+    avro = {
+        "type": "record",
+        "name": name,
+        "doc": f"View of {schema} produced by the access policy: withheld fields do not exist.",
+        "fields": fields,
+    }
+    codec = AvroCodec.from_schema(avro, name)
+    classes = tuple(sorted({leaf_classes[p] for p in paths if p in leaf_classes}))
+    return View(schema, name, paths, derived, avro, codec, classes, plan)
+
+
+def view_leaf_paths(record: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Leaf paths present in a decoded view record (for tests and `policy test`)."""
+    out: set[str] = set()
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= view_leaf_paths(value, path + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for v in value:
+                out |= view_leaf_paths(v, path + "[].")
+        else:
+            out.add(path)
+    return out
