@@ -1,0 +1,399 @@
+"""Building blocks shared by the normalisers: a problem collector and a typed reader of source nodes.
+
+A `Node` wraps one mapping of a decoded source (an XML element turned into a dict, a JSON object,
+a CSV row) with its path in the source's vocabulary. Every accessor returns the converted value
+or None and records a `Problem` (path, reason, safe value) instead of raising, so a normaliser
+collects EVERY problem of an input before it decides. Problem values are codes or type names,
+never personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.codec.avro import from_sne_code, load_schemas
+from gateway.errors import Problem
+
+__all__ = [
+    "EVENT_NAMESPACE",
+    "MAX_AMOUNT",
+    "MAX_TEXT",
+    "PARIS",
+    "Ctx",
+    "Node",
+    "event_id",
+    "midnight",
+    "provenance",
+    "short_digest",
+    "unique",
+]
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_TEXT = 500  # characters in one free-text field
+MAX_AMOUNT = Decimal("1000000000")  # euros; fits decimal(12, 2)
+CENT = Decimal("0.01")
+EVENT_NAMESPACE = uuid.UUID("6f1e0c2a-7d0b-5c1e-9a43-2b8f0e5d6a11")  # gp-gateway decisions
+_EPOCH = date(1970, 1, 1)
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
+_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+MIN_YEAR, MAX_YEAR = 1880, 2200
+
+
+def unique(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems without duplicates, first occurrence order."""
+    seen: set[Problem] = set()
+    out: list[Problem] = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def short_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def event_id(source: str, *parts: object) -> str:
+    """Deterministic decision id: the same source event always yields the same id (idempotency)."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, "|".join([source, *(str(p) for p in parts)])))
+
+
+def midnight(day: date) -> datetime:
+    """Start of a French calendar day, in UTC."""
+    return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
+
+
+def provenance(
+    *,
+    origine: str,
+    saisie: str,
+    date_evenement: datetime,
+    date_saisie: datetime,
+    systeme: str,
+    reference: str | None,
+    operation: str = "CREATION",
+) -> dict[str, Any]:
+    return {
+        "origine": origine,
+        "saisie": saisie,
+        "dateEvenement": date_evenement,
+        "dateSaisie": date_saisie,
+        "systemeSource": systeme,
+        "referenceSource": reference,
+        "operation": operation,
+    }
+
+
+class Ctx:
+    """Collects the problems of one input (or of one part of it)."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, reason: str, value: str | None = None) -> None:
+        self.problems.append(Problem(path, reason, value))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _parse_date(raw: Any) -> date | str:
+    """A date from ISO text (xs:date, optional offset), dd/mm/yyyy text or Debezium days; else a reason."""
+    if isinstance(raw, bool):
+        return "not a date"
+    if isinstance(raw, int):  # io.debezium.time.Date: days since the epoch
+        if abs(raw) > 200_000:
+            return "impossible date"
+        return _EPOCH + timedelta(days=raw)
+    if not isinstance(raw, str):
+        return "not a date"
+    text = raw.strip()
+    if "T" in text:  # an xs:dateTime where a date is expected: keep the calendar day
+        text = text.split("T", 1)[0]
+    m = _DATE_RE.match(text)
+    if m:
+        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    else:
+        m = _FR_DATE_RE.match(text)
+        if not m:
+            return "not a date"
+        d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        return "impossible date"
+    try:
+        return date(y, mo, d)
+    except ValueError:
+        return "impossible date"
+
+
+def _parse_timestamp(raw: Any) -> datetime | str:
+    """An aware UTC datetime from ISO text (naive = Europe/Paris) or epoch ms / µs (Debezium)."""
+    if isinstance(raw, bool):
+        return "not a date-time"
+    if isinstance(raw, int):
+        seconds = raw / 1_000_000 if abs(raw) > 10**14 else raw / 1000
+        try:
+            value = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return "impossible date"
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            return "impossible date"
+        return value
+    if not isinstance(raw, str):
+        return "not a date-time"
+    text = raw.strip()
+    if _DATE_RE.match(text) or _FR_DATE_RE.match(text):
+        day = _parse_date(text)
+        return midnight(day) if isinstance(day, date) else day
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return "impossible date" if re.match(r"^\d{4}-\d{2}-\d{2}T", text) else "not a date-time"
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        return "impossible date"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=PARIS)
+    return value.astimezone(UTC)
+
+
+class Node:
+    """A mapping of a decoded source with its path, and typed accessors that record problems."""
+
+    def __init__(
+        self,
+        ctx: Ctx,
+        data: Mapping[str, Any],
+        path: str,
+        *,
+        sep: str = "/",
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.data = data
+        self.path = path
+        self.sep = sep
+        self.names: Mapping[str, str] = names or {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        return self.names.get(name, name)
+
+    def p(self, name: str) -> str:
+        key = self.key(name)
+        return f"{self.path}{self.sep}{key}" if self.path else key
+
+    def raw(self, name: str) -> Any:
+        value = self.data.get(self.key(name))
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def has(self, name: str) -> bool:
+        return self.raw(name) is not None
+
+    def _missing(self, name: str, required: bool | str) -> None:
+        if required:
+            reason = required if isinstance(required, str) else "missing"
+            self.ctx.add(self.p(name), reason)
+
+    # -- scalars --------------------------------------------------------------------------------
+    def text(
+        self, name: str, *, required: bool | str = False, max_len: int = MAX_TEXT, pattern: str | None = None
+    ) -> str | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            self.ctx.add(self.p(name), "not a text value", _type_name(raw))
+            return None
+        value = str(raw).strip()
+        if len(value) > max_len:
+            self.ctx.add(self.p(name), "too large", f"{len(value)} characters")
+            return None
+        if pattern is not None and not re.fullmatch(pattern, value):
+            self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
+            return None
+        return value
+
+    def code(self, name: str, enum: str, liste: str, *, required: bool | str = False) -> str | None:
+        """An enum symbol from an SNE code (or from the symbol itself); unknown codes are problems."""
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        return lookup_code(self.ctx, self.p(name), raw, enum, liste)
+
+    def date(self, name: str, *, required: bool | str = False) -> date | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        value = _parse_date(raw)
+        if isinstance(value, str):
+            self.ctx.add(self.p(name), value, _type_name(raw))
+            return None
+        return value
+
+    def timestamp(self, name: str, *, required: bool | str = False) -> datetime | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        value = _parse_timestamp(raw)
+        if isinstance(value, str):
+            self.ctx.add(self.p(name), value, _type_name(raw))
+            return None
+        return value
+
+    def number(
+        self, name: str, *, required: bool | str = False, negative: str = "negative number"
+    ) -> Decimal | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            return None
+        text = str(raw).strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+        if not isinstance(raw, float) and not _NUMBER_RE.match(text):
+            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            return None
+        try:
+            value = Decimal(text.replace(",", "."))
+        except InvalidOperation:
+            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            return None
+        if not value.is_finite():
+            self.ctx.add(self.p(name), "not a number", "non-finite")
+            return None
+        if value < 0:
+            self.ctx.add(self.p(name), negative)
+            return None
+        if value >= MAX_AMOUNT:
+            self.ctx.add(self.p(name), "too large")
+            return None
+        return value
+
+    def amount(self, name: str, *, required: bool | str = False) -> Decimal | None:
+        """A euro amount, >= 0, rounded to the cent (decimal(12, 2))."""
+        value = self.number(name, required=required, negative="negative amount")
+        return None if value is None else value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+    def real(self, name: str, *, required: bool | str = False) -> float | None:
+        value = self.number(name, required=required)
+        return None if value is None else float(value)
+
+    def integer(
+        self, name: str, *, required: bool | str = False, minimum: int = 0, maximum: int = 100_000
+    ) -> int | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        if isinstance(raw, bool):
+            self.ctx.add(self.p(name), "not an integer", "bool")
+            return None
+        try:
+            value = int(str(raw).strip()) if isinstance(raw, str | int) else None
+        except ValueError:
+            value = None
+        if value is None:
+            self.ctx.add(self.p(name), "not an integer", _type_name(raw))
+            return None
+        if value < minimum:
+            self.ctx.add(self.p(name), "negative number" if value < 0 else f"must be at least {minimum}")
+            return None
+        if value > maximum:
+            self.ctx.add(self.p(name), "too large")
+            return None
+        return value
+
+    def boolean(self, name: str, *, required: bool | str = False) -> bool | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower() if isinstance(raw, str | int) else None
+        if text in ("true", "1", "oui", "o", "vrai"):
+            return True
+        if text in ("false", "0", "non", "n", "faux"):
+            return False
+        self.ctx.add(self.p(name), "not a boolean (true/false)", _type_name(raw))
+        return None
+
+    # -- structure ------------------------------------------------------------------------------
+    def child(self, name: str, *, required: bool | str = False) -> Node | None:
+        raw = self.raw(name)
+        if raw is None:
+            self._missing(name, required)
+            return None
+        if not isinstance(raw, Mapping):
+            self.ctx.add(self.p(name), "not a structure", _type_name(raw))
+            return None
+        return Node(self.ctx, raw, self.p(name), sep=self.sep, names=self.names)
+
+    def items(self, name: str, item: str) -> list[tuple[str, Any]]:
+        """Elements of a list (`liste*` element or JSON array) with their paths."""
+        raw = self.raw(name)
+        if raw is None:
+            return []
+        values = raw if isinstance(raw, list) else [raw]
+        base = self.p(name)
+        if self.sep == "/":
+            return [(f"{base}/{item}[{i + 1}]", v) for i, v in enumerate(values)]
+        return [(f"{base}[{i}]", v) for i, v in enumerate(values)]
+
+    def child_items(self, name: str, item: str) -> list[Node]:
+        out = []
+        for path, value in self.items(name, item):
+            if isinstance(value, Mapping):
+                out.append(Node(self.ctx, value, path, sep=self.sep, names=self.names))
+            else:
+                self.ctx.add(path, "not a structure", _type_name(value))
+        return out
+
+    def codes(self, name: str, item: str, enum: str, liste: str) -> list[str]:
+        out = []
+        for path, element in self.items(name, item):
+            value = element.get("code") if isinstance(element, Mapping) else element  # JSON {"code": "T2"}
+            if value is None or (isinstance(value, str) and not value.strip()):
+                self.ctx.add(path, "missing")
+                continue
+            symbol = lookup_code(self.ctx, path, value, enum, liste)
+            if symbol is not None and symbol not in out:
+                out.append(symbol)
+        return out
+
+
+def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        ctx.add(path, f"not a code of {liste}", _type_name(raw))
+        return None
+    code = str(raw).strip()
+    symbol = from_sne_code(enum, code)
+    if symbol is None and code in load_schemas().sne_codes(enum):
+        symbol = code
+    if symbol is None:
+        shown = code if len(code) <= 12 else code[:12] + "…"
+        ctx.add(path, f"unknown code '{shown}' for {liste}", shown)
+    return symbol
