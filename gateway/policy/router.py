@@ -87,6 +87,7 @@ class RouteResult:
     state: ScopeState
     deliveries: tuple[Delivery, ...]
     audit: tuple[AuditBatch, ...]
+    rules: Mapping[str, str] = field(default_factory=dict)  # actor id -> scope rule (in scope)
 
     def for_actor(self, actor_id: str) -> Delivery | None:
         for d in self.deliveries:
@@ -264,7 +265,7 @@ class Router:
                 audit += self._audit(
                     view, members, schema=schema, num_unique=num_unique, source_id=source_id, now=now, key=key
                 )
-        return RouteResult(new_state, tuple(deliveries), tuple(audit))
+        return RouteResult(new_state, tuple(deliveries), tuple(audit), in_scope)
 
     def _audit(
         self,

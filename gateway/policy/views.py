@@ -20,7 +20,7 @@ from gateway.errors import Problem, RejectedMessage
 from gateway.policy.derive import DERIVATIONS, Derivation
 from gateway.policy.fields import Node, schema_tree, short_name
 
-__all__ = ["VIEW_NAMESPACE", "View", "build_view", "view_leaf_paths"]
+__all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_leaf_paths"]
 
 VIEW_NAMESPACE = "fr.gp.view"
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -165,8 +165,41 @@ def build_view(
     return View(schema, name, paths, derived, avro, codec, classes, plan)
 
 
+def schema_leaf_paths(avro: Mapping[str, Any]) -> set[str]:
+    """Leaf paths that exist in a (self-contained) view schema: what a recipient can ever receive."""
+    records: dict[str, Mapping[str, Any]] = {}
+    out: set[str] = set()
+
+    def record_of(t: Any) -> tuple[Mapping[str, Any] | None, bool]:
+        if isinstance(t, list):
+            branches = [b for b in t if b != "null"]
+            return record_of(branches[0]) if len(branches) == 1 else (None, False)
+        if isinstance(t, dict) and t.get("type") == "array":
+            rec, _ = record_of(t["items"])
+            return rec, True
+        if isinstance(t, dict) and t.get("type") == "record":
+            records[str(t["name"])] = t
+            return t, False
+        if isinstance(t, str) and t in records:
+            return records[t], False
+        return None, False
+
+    def walk(rec: Mapping[str, Any], prefix: str, seen: frozenset[str]) -> None:
+        for f in rec["fields"]:
+            sub, array = record_of(f["type"])
+            path = f"{prefix}{f['name']}"
+            if sub is None or sub["name"] in seen:
+                out.add(path)
+            else:
+                walk(sub, path + ("[]." if array else "."), seen | {sub["name"]})
+
+    records[str(avro["name"])] = avro
+    walk(avro, "", frozenset({str(avro["name"])}))
+    return out
+
+
 def view_leaf_paths(record: Mapping[str, Any], prefix: str = "") -> set[str]:
-    """Leaf paths present in a decoded view record (for tests and `policy test`)."""
+    """Leaf paths holding a value in a decoded view record (empty lists and nulls stop the walk)."""
     out: set[str] = set()
     for key, value in record.items():
         path = f"{prefix}{key}"

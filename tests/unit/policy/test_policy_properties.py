@@ -1,0 +1,126 @@
+"""Property tests: random demands and decisions x every actor of the demo cast (every role)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.codec.avro import decode_single_object
+from gateway.policy import Router, ScopeState, load_policy
+from gateway.policy.model import ConditionalGrant
+from gateway.policy.scope import departement_of
+from gateway.policy.views import schema_leaf_paths, view_leaf_paths
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from policy_strategies import records
+
+POLICY = load_policy()
+ROUTER = Router(POLICY)
+DEMANDE, DECISION = "fr.gp.Demande", "fr.gp.Decision"
+PROTECTED_PATHS = {
+    DEMANDE: {p for p, c in POLICY.leaf_classes[DEMANDE].items() if c == "contact"}
+    | {"logementActuel.proprietaire"},
+    DECISION: {"orientation.structure"},
+}
+EXEMPT = set(POLICY.file.protected_households.exempt_roles)
+_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _decoded(delivery: Any) -> dict[str, Any]:
+    codec = delivery.view.codec
+    _, record = decode_single_object(delivery.value, {codec.fingerprint: codec})
+    return record
+
+
+def _history_facts(history: list[dict[str, Any]]) -> dict[str, set[str]]:
+    facts: dict[str, set[str]] = {"designataires": set(), "violence_labellers": set()}
+    for rec in history:
+        if rec.get("designation"):
+            facts["designataires"].add(rec["designation"]["designataire"])
+        if rec.get("labelViolences"):
+            facts["violence_labellers"].add(rec["labelViolences"]["organismeLabellisant"])
+    return facts
+
+
+def _check_fields(schema: str, record: dict[str, Any], history: list[dict[str, Any]], result: Any) -> None:
+    facts = _history_facts([*history, record] if schema == DECISION else history)
+    protected = any(r.get("labelViolences") for r in [*history, record] if "eventId" in r) or any(
+        r.get("violencesFamiliales") for r in [*history, record] if "eventId" not in r
+    )
+    for delivery in result.deliveries:
+        out_paths = schema_leaf_paths(delivery.view.avro)
+        for v in view_leaf_paths(_decoded(delivery)):
+            assert any(s == v or s.startswith((v + "[]", v + ".")) for s in out_paths), v
+        for actor_id in delivery.actors:
+            actor = POLICY.actors[actor_id]
+            role = POLICY.roles[actor.role]
+            derived = set(role.derive)
+            for path in out_paths - derived:
+                cls = POLICY.leaf_classes[schema][path]
+                grant = role.grants.get(cls, False)
+                assert grant, f"{actor.role} got {path} ({cls}) without a grant"
+                if isinstance(grant, ConditionalGrant) and grant.when == "designated_by_actor":
+                    assert actor_id in facts["designataires"], f"{path} without own designation"
+                if isinstance(grant, ConditionalGrant) and grant.when == "labelled_by_actor":
+                    assert actor_id in facts["violence_labellers"], f"{path} without own label"
+                if isinstance(grant, ConditionalGrant) and grant.event_types is not None:
+                    assert record.get("typeEvenement") in grant.event_types
+            if protected and actor.role not in EXEMPT:
+                leaked = out_paths & PROTECTED_PATHS[schema]
+                assert not leaked, f"protected household leaked {sorted(leaked)} to {actor.role}"
+            if not role.nominative:
+                assert "numUnique" not in out_paths
+                assert delivery.key != (record.get("numUnique") or "").encode() or not record.get("numUnique")
+
+
+def _in_territory(actor_id: str, demande: dict[str, Any]) -> bool:
+    actor = POLICY.actors[actor_id]
+    kind = POLICY.roles[actor.role].scope
+    wanted = demande["logementRecherche"]["communes"]
+    elargie = demande["logementRecherche"]["demandeElargie"]
+    if demande["provenance"]["origine"] == actor_id or kind == "everything":
+        return True
+    if kind == "own_application":
+        return demande["numUnique"] == actor.numUnique
+    if kind not in ("territory", "reservations"):
+        return False  # siao / commission: nothing links a fresh application to them
+    communes = set(actor.communes if kind == "territory" else actor.reservations)
+    depts = set(actor.departements if kind == "territory" else [])
+    for c in wanted:
+        if c in communes or departement_of(c) in depts:
+            return True
+        if elargie and departement_of(c) in depts | {departement_of(x) for x in communes}:
+            return True
+    return False
+
+
+@_SETTINGS
+@given(records(DEMANDE))
+def test_fresh_demand_reaches_only_actors_in_territory_with_granted_fields(demande: dict[str, Any]) -> None:
+    result = ROUTER.route(DEMANDE, (demande["numUnique"] or "").encode(), demande, None)
+    expected = {a for a in POLICY.actors if _in_territory(a, demande)}
+    assert result.recipients == expected
+    _check_fields(DEMANDE, demande, [], result)
+    nominative = {a for a in expected if POLICY.roles[POLICY.actors[a].role].nominative}
+    assert sorted(e["actor"] for e in result.audit_entries()) == sorted(nominative)
+
+
+@_SETTINGS
+@given(records(DEMANDE), st.lists(records(DECISION), max_size=4))
+def test_decisions_follow_their_application(demande: dict[str, Any], decisions: list[dict[str, Any]]) -> None:
+    state: ScopeState | None = None
+    history: list[dict[str, Any]] = []
+    first = ROUTER.route(DEMANDE, b"k", demande, state)
+    state = first.state
+    history.append(demande)
+    for raw in decisions:
+        decision = {**raw, "numUnique": demande["numUnique"] or raw["numUnique"]}
+        result = ROUTER.route(DECISION, b"k", decision, state)
+        _check_fields(DECISION, decision, history, result)
+        # An actor that sees the application sees its events.
+        by_scope = {a for a in first.recipients if first.rules[a] != "causer"}
+        assert by_scope <= result.recipients
+        state = result.state
+        history.append(decision)
+    # A demand re-sent after its events keeps the protected-household and field rules.
+    again = ROUTER.route(DEMANDE, b"k", demande, state)
+    _check_fields(DEMANDE, demande, history, again)

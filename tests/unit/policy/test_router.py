@@ -1,0 +1,190 @@
+"""Router scenarios on the demo cast: scope, conditional grants, protected households, views, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.policy import Router, ScopeState, load_policy
+from gateway.policy.derive import pseudonym
+from gateway.policy.router import H_POLICY_VERSION, H_SOURCE_CE_ID, H_VIEW_FINGERPRINT
+from gateway.policy.samples import sample_decision, sample_demande
+from gateway.policy.views import schema_leaf_paths
+
+POLICY = load_policy()
+DEMANDE, DECISION = "fr.gp.Demande", "fr.gp.Decision"
+BAILLEUR_35, BAILLEUR_44, ETAT, RM, ALS, SIAO, CIA, GEST, STAT = (
+    "200000001", "200000002", "130000035", "243500139", "824541148", "300000035", "CIA-243500139",
+    "300000099", "STAT-35",
+)  # fmt: skip
+
+
+def _decode(delivery: Any) -> dict[str, Any]:
+    codec = delivery.view.codec
+    _, rec = decode_single_object(delivery.value, {codec.fingerprint: codec})
+    return rec
+
+
+def _paths(router: Router, result: Any, actor: str) -> set[str]:
+    delivery = result.for_actor(actor)
+    assert delivery is not None, f"{actor} got nothing"
+    return schema_leaf_paths(delivery.view.avro)
+
+
+def test_rennes_demand_reaches_dept_35_actors_only() -> None:
+    router = Router(POLICY)
+    result = router.route(DEMANDE, b"035260100000000001", sample_demande(), None, [("ce_id", b"src-1")])
+    assert result.recipients == {BAILLEUR_35, ETAT, RM, ALS, GEST, STAT}
+    assert result.rules[RM] == "territory:commune" and result.rules[BAILLEUR_35] == "territory:departement"
+    # bailleur and etat have the same grants: one view, encoded once, two actors.
+    shared = result.for_actor(BAILLEUR_35)
+    assert shared is not None and set(shared.actors) == {BAILLEUR_35, ETAT}
+    assert len(result.deliveries) == 5
+    headers = dict(shared.headers)
+    assert headers[H_POLICY_VERSION] == POLICY.version.encode()
+    assert headers[H_VIEW_FINGERPRINT] == shared.view.fingerprint_hex.encode()
+    assert headers[H_SOURCE_CE_ID] == b"src-1"
+    assert headers["ce_type"] == shared.view.name.encode()
+
+
+def test_withheld_fields_do_not_exist_in_the_view_and_kept_values_are_exact() -> None:
+    router = Router(POLICY)
+    demande = sample_demande()
+    result = router.route(DEMANDE, b"k", demande, None)
+    rm = result.for_actor(RM)
+    assert rm is not None
+    fields = {f["name"] for f in rm.view.avro["fields"]}
+    assert "handicap" not in fields and "motifsSante" not in fields and "violencesFamiliales" not in fields
+    assert "besoinLogementAdapte" in fields
+    out = _decode(rm)
+    assert out["besoinLogementAdapte"] is True
+    assert "ressourcesSante" not in out["demandeur"]
+    assert out["demandeur"]["nom"] == demande["demandeur"]["nom"]
+    assert out["logementRecherche"] == demande["logementRecherche"]
+    # A required field kept stays required (logementRecherche is not turned into an optional).
+    lr = next(f for f in rm.view.avro["fields"] if f["name"] == "logementRecherche")
+    assert isinstance(lr["type"], dict) and lr["type"]["type"] == "record"
+    assert rm.view.codec.fingerprint != load_schemas().codec(DEMANDE).fingerprint
+
+
+def test_nantes_demand_elargie_reaches_rennes_metropole_only_through_its_departement() -> None:
+    router = Router(POLICY)
+    nantes = router.route(DEMANDE, b"k", sample_demande(communes=("44162",), origine=BAILLEUR_44), None)
+    assert nantes.recipients == {BAILLEUR_44, STAT}
+    st_malo = sample_demande(communes=("35288",), elargie=True)
+    result = router.route(DEMANDE, b"k", st_malo, None)
+    assert RM in result.recipients and result.rules[RM] == "territory:elargie"
+    assert ALS in result.recipients  # reservations in 35238 lie in the same département
+    not_elargie = router.route(DEMANDE, b"k", sample_demande(communes=("35288",)), None)
+    assert RM not in not_elargie.recipients and ALS not in not_elargie.recipients
+
+
+def test_reservataire_sees_traitement_only_after_its_own_designation() -> None:
+    router = Router(POLICY)
+    state = router.route(DEMANDE, b"k", sample_demande(), None).state
+    other = router.route(DECISION, b"k", sample_decision("DESIGNATION", origine=ETAT), state)
+    assert not any(p.startswith("designation") for p in _paths(router, other, ALS))
+    own = router.route(DECISION, b"k", sample_decision("DESIGNATION", origine=ALS), other.state)
+    assert any(p.startswith("designation") for p in _paths(router, own, ALS))
+    cal = router.route(DECISION, b"k", sample_decision("DECISION_CAL"), own.state)
+    assert "decisionCal.rang" in _paths(router, cal, ALS)
+    rad = router.route(DECISION, b"k", sample_decision("RADIATION"), cal.state)
+    assert "radiation.attribution.contingent" in _paths(router, rad, ALS)  # its contingent COLACT
+
+
+def test_siao_and_commission_follow_their_links_and_violences_only_if_labelled_by_the_siao() -> None:
+    router = Router(POLICY)
+    state = router.route(DEMANDE, b"k", sample_demande(communes=("35288",)), None).state
+    first = router.route(DEMANDE, b"k", sample_demande(communes=("35288",)), state)
+    assert SIAO not in first.recipients and CIA not in first.recipients
+    orient = router.route(DECISION, b"k", sample_decision("ORIENTATION_SIAO", origine=SIAO), state)
+    avis = router.route(DECISION, b"k", sample_decision("AVIS_COMMISSION", origine=CIA), orient.state)
+    assert {SIAO, CIA} <= avis.recipients and avis.rules[CIA] == "commission:linked"
+    label = router.route(
+        DECISION,
+        b"k",
+        sample_decision("LABEL_PRIORITAIRE", origine=SIAO, _field="labelViolences"),
+        avis.state,
+    )
+    assert "labelViolences.categorie" in _paths(router, label, SIAO)
+    assert "labelViolences.categorie" not in _paths(router, label, GEST)
+    demande_again = router.route(
+        DEMANDE, b"k", sample_demande(communes=("35288",), violences=True), label.state
+    )
+    siao_paths = _paths(router, demande_again, SIAO)
+    assert "violencesFamiliales" in siao_paths
+    assert not any(p.startswith("demandeur.revenuFiscal") for p in siao_paths)  # ressources: no
+
+
+def test_protected_household_withholds_contact_except_for_exempt_roles() -> None:
+    router = Router(POLICY)
+    result = router.route(DEMANDE, b"k", sample_demande(violences=True), None)
+    for actor in (RM, ALS, GEST):
+        paths = _paths(router, result, actor)
+        assert not any(".telPortable" in p or ".mel" in p or ".adressePostale" in p for p in paths), actor
+        assert "logementActuel.proprietaire" not in paths
+    for actor in (BAILLEUR_35, ETAT):
+        assert "demandeur.adressePostale.voie" in _paths(router, result, actor)
+    # A violence label on a later event protects the household from then on.
+    state = router.route(DEMANDE, b"k", sample_demande(), None).state
+    labelled = router.route(
+        DECISION, b"k", sample_decision("LABEL_PRIORITAIRE", origine=ETAT, _field="labelViolences"), state
+    )
+    assert labelled.state.protected
+    again = router.route(DEMANDE, b"k", sample_demande(), labelled.state)
+    assert "demandeur.mel" not in _paths(router, again, RM)
+
+
+def test_statistique_gets_a_pseudonymised_non_nominative_view_and_no_audit() -> None:
+    router = Router(POLICY)
+    num = "035260100000000001"
+    result = router.route(DEMANDE, num.encode(), sample_demande(num), None)
+    stat = result.for_actor(STAT)
+    assert stat is not None and not stat.nominative
+    out = _decode(stat)
+    assert out["pseudoId"] == pseudonym(num, POLICY.secret) != num
+    assert stat.key == out["pseudoId"].encode()
+    assert "numUnique" not in out and "demandeur" not in out and "cotitulaires" not in out
+    assert (
+        out["nbCotitulaires"] == 1
+        and out["nbPersonnesACharge"] == 1
+        and out["trancheRevenuFiscal"] == "30-45k"
+    )
+    assert out["logementActuel"] == {"modelesLogement": ["LP"], "typeLogementActuel": None}
+    assert STAT not in {e["actor"] for e in result.audit_entries()}
+    rad = router.route(DECISION, b"k", sample_decision("RADIATION"), result.state)
+    assert "radiation.attribution.logement.rpls" not in _paths(router, rad, STAT)
+
+
+def test_one_audit_entry_per_nominative_disclosure_encoded_as_audit_entry() -> None:
+    router = Router(POLICY)
+    result = router.route(DEMANDE, b"k", sample_demande(), None, [("ce_id", b"src-9")])
+    entries = result.audit_entries()
+    assert sorted(e["actor"] for e in entries) == sorted([BAILLEUR_35, ETAT, RM, ALS, GEST])
+    codec = load_schemas().codec("fr.gp.AuditEntry")
+    decoded = []
+    for batch in result.audit:
+        for actor, value in batch.records():
+            _, rec = decode_single_object(value, {codec.fingerprint: codec})
+            assert rec["actor"] == actor
+            decoded.append(rec)
+    assert len(decoded) == 5
+    rm = next(r for r in decoded if r["actor"] == RM)
+    assert rm["numUnique"] == "035260100000000001" and rm["rule"] == "territory:commune"
+    assert rm["sourceEventId"] == "src-9" and rm["policyVersion"] == POLICY.version
+    assert "contact" in rm["classes"] and "sante_handicap" not in rm["classes"]
+
+
+def test_unknown_actor_and_out_of_scope_events_get_nothing() -> None:
+    router = Router(POLICY)
+    orphan = router.route(DECISION, b"k", sample_decision("DECISION_CAL", "044260100000000009"), ScopeState())
+    assert orphan.recipients == {BAILLEUR_35, STAT}  # the bailleur that caused it, and statistics
+    assert orphan.for_actor("999999999") is None
+
+
+def test_scope_state_round_trips_as_bytes() -> None:
+    router = Router(POLICY)
+    state = router.route(DEMANDE, b"k", sample_demande(violences=True), None).state
+    state = router.route(DECISION, b"k", sample_decision("DESIGNATION", origine=ALS), state).state
+    assert ScopeState.from_bytes(state.to_bytes()) == state
+    assert ScopeState.from_bytes(None) == ScopeState()
