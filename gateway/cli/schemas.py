@@ -1,11 +1,86 @@
-"""`gateway schemas` (placeholder until implemented)."""
+"""`gateway schemas list|check`: the canonical schemas, their fingerprints, and the evolution check."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import click
 
+from gateway.codec.avro import DEFAULT_SCHEMA_DIR, AvroCodec, load_schemas
+from gateway.codec.compat import check_directories
 
-@click.command("schemas")
+__all__ = ["RELEASED_SCHEMA_DIR", "register_rows", "schema_rows", "schemas"]
+
+RELEASED_SCHEMA_DIR = DEFAULT_SCHEMA_DIR.parent / "released"
+_EXTRA_ROWS: list[Callable[[], list[tuple[str, str]]]] = []
+
+
+def register_rows(provider: Callable[[], list[tuple[str, str]]]) -> None:
+    """Let another module add rows (name, fingerprint hex) to `gateway schemas list`."""
+    if provider not in _EXTRA_ROWS:
+        _EXTRA_ROWS.append(provider)
+
+
+def schema_rows() -> list[tuple[str, str]]:
+    """(full name, CRC-64-AVRO fingerprint hex) of every canonical named type, then registered rows."""
+    schemas = load_schemas()
+    codecs = {c.name: c for c in schemas.codecs()}
+    rows = []
+    for name in schemas.names():
+        codec = codecs.get(name) or AvroCodec.from_schema(schemas.raw(name), name)
+        rows.append((name, codec.fingerprint_hex))
+    for provider in _EXTRA_ROWS:
+        rows.extend(provider())
+    return rows
+
+
+@click.group("schemas")
 def schemas() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway schemas is not implemented yet")
+    """The canonical Avro contract (schemas/avro)."""
+
+
+@schemas.command("list")
+def list_() -> None:
+    """Each schema with its fingerprint (CRC-64-AVRO of the parsing canonical form, hex)."""
+    rows = schema_rows()
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, fingerprint in rows:
+        click.echo(f"{name:<{width}}  {fingerprint}")
+
+
+@schemas.command("check")
+@click.option(
+    "--released",
+    "released",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=RELEASED_SCHEMA_DIR,
+    show_default=True,
+    help="Schemas of the last release.",
+)
+@click.option(
+    "--current",
+    "current",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_SCHEMA_DIR,
+    show_default=True,
+    help="Schemas to check.",
+)
+def check(released: Path, current: Path) -> None:
+    """Fail (exit 1) on a change that breaks backward compatibility with the released schemas.
+
+    Avro resolution rules: a reader with the current schema must read data written with the
+    released one.
+    """
+    if not released.is_dir() or not current.is_dir():
+        raise click.UsageError(f"no schema directory at {released if not released.is_dir() else current}")
+    try:
+        breaking = check_directories(released, current)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the schemas: {exc}") from exc
+    if breaking:
+        for b in breaking:
+            click.echo(f"BREAKING {b}", err=True)
+        click.echo(f"{len(breaking)} breaking change(s) against {released}", err=True)
+        raise SystemExit(1)
+    click.echo(f"compatible: {current} can read data written with {released}")

@@ -184,7 +184,7 @@ def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
 def _handicap(n: Node) -> dict[str, Any]:
     return {
         "etat": n.code("etatHandicap", "EtatHandicap", "ListeEtatHandicap"),
-        "capaciteMarche": n.code("capaciteMarcheHandicap", "CapaciteMarche", "ListeCapaciteMarcheHandicap"),
+        "capaciteMarche": n.code("capaciteMarche", "CapaciteMarche", "ListeCapaciteMarcheHandicap"),
         "naturesMoteur": n.codes(
             "listeNatureHandicapMoteur",
             "natureHandicapMoteur",
@@ -198,14 +198,12 @@ def _handicap(n: Node) -> dict[str, Any]:
             "ListeNatureHandicapSensoriel",
         ),
         "aidesTechniques": n.codes(
-            "listeAideTechniqueHandicap",
-            "aideTechniqueHandicap",
+            "listeAideTechnique",
+            "aideTechnique",
             "AideTechnique",
             "ListeAideTechniqueHandicap",
         ),
-        "equipements": n.codes(
-            "listeEquipementHandicap", "equipementHandicap", "Equipement", "ListeEquipementHandicap"
-        ),
+        "equipements": n.codes("listeEquipement", "equipement", "Equipement", "ListeEquipementHandicap"),
     }
 
 

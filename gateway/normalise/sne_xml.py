@@ -35,15 +35,7 @@ OPERATIONS = {
     "COP": "MODIFICATION",
 }
 # SNE-style element names of the radiation block -> canonical names read by the event mappers
-RADIATION_NAMES = {
-    "motif": "motifRadiation",
-    "sousMotif": "sousMotifRadiation",
-    "logement": "logementAttribue",
-    "contingent": "typeReservataire",
-    "rpls": "identifiantRPLS",
-    "typeLogement": "typeLogementRPLS",
-    "referenceBailleur": "referenceLogementBailleur",
-}
+RADIATION_NAMES = {"motif": "motifRadiation", "sousMotif": "sousMotifRadiation"}
 
 
 def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
@@ -72,7 +64,7 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
     dl = (demande.child("demandeLogement", required=True) if demande else None) or Node(ctx, {}, "x")
     dl.path = "demandeLogement"
     record = map_demande(dl)
-    reference = dl.text("referenceDossier", max_len=64) or short_digest(data)
+    reference = short_digest(data)  # the XML carries no guichet-side id: a digest of the document
     when = date_fichier or received_at
     guichet = record["numGuichet"] or ""
     record["provenance"] = provenance(
