@@ -1,0 +1,183 @@
+"""Durable ledger of SNE requests (sqlite): what was queued, sent and answered, keyed by a stable id.
+
+States: QUEUED (stored, not sent) -> SENDING (sent, answer not yet recorded: outcome unknown if the
+process or the link dies here) -> ANSWERED (feedback stored; the xml payload is then erased).
+`creations` remembers which (origine, referenceSource) got which numéro unique, so that a creation
+sent again is turned into a modification instead of registering the household twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Ledger", "LedgerRow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+  request_id TEXT PRIMARY KEY,
+  service TEXT NOT NULL,
+  type_fichier TEXT,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  file_name TEXT,
+  xml BLOB,
+  meta TEXT NOT NULL,
+  status TEXT,
+  num_unique TEXT,
+  feedback BLOB,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_state ON requests(state);
+CREATE TABLE IF NOT EXISTS creations (
+  origine TEXT NOT NULL, reference TEXT NOT NULL, num_unique TEXT NOT NULL,
+  PRIMARY KEY (origine, reference)
+);
+CREATE TABLE IF NOT EXISTS watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    request_id: str
+    service: str
+    type_fichier: str | None
+    state: str
+    attempts: int
+    file_name: str | None
+    xml: bytes | None
+    meta: dict[str, Any]
+    status: str | None
+    num_unique: str | None
+    feedback: bytes | None
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _row(self, r: tuple[Any, ...] | None) -> LedgerRow | None:
+        if r is None:
+            return None
+        return LedgerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9], r[10])
+
+    _COLS = ", ".join(
+        [
+            "request_id",
+            "service",
+            "type_fichier",
+            "state",
+            "attempts",
+            "file_name",
+            "xml",
+            "meta",
+            "status",
+            "num_unique",
+            "feedback",
+        ]
+    )
+
+    def get(self, request_id: str) -> LedgerRow | None:
+        with self._lock:
+            cur = self._db.execute(f"SELECT {self._COLS} FROM requests WHERE request_id = ?", (request_id,))  # noqa: S608
+            return self._row(cur.fetchone())
+
+    def enqueue(
+        self, request_id: str, service: str, type_fichier: str | None, xml: bytes | None, meta: dict[str, Any]
+    ) -> bool:
+        """Store a request once (True when new). Re-enqueueing keeps the first one."""
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO requests (request_id, service, type_fichier, state, xml, meta, "
+                "created_at, updated_at) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+                (request_id, service, type_fichier, xml, json.dumps(meta, default=str), now, now),
+            )
+            return cur.rowcount == 1
+
+    def update_meta(self, request_id: str, meta: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE requests SET meta = ?, updated_at = ? WHERE request_id = ?",
+                (json.dumps(meta, default=str), time.time(), request_id),
+            )
+
+    def mark_sending(self, request_id: str, file_name: str | None) -> int:
+        """Record that a call is about to be made; returns the attempt number."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE requests SET state = 'SENDING', attempts = attempts + 1, "
+                "file_name = COALESCE(?, file_name), updated_at = ? WHERE request_id = ?",
+                (file_name, time.time(), request_id),
+            )
+            cur = self._db.execute("SELECT attempts FROM requests WHERE request_id = ?", (request_id,))
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+
+    def mark_not_sent(self, request_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE requests SET state = 'QUEUED', updated_at = ? WHERE request_id = ?",
+                (time.time(), request_id),
+            )
+
+    def mark_answered(self, request_id: str, status: str, num_unique: str | None, feedback: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE requests SET state = 'ANSWERED', status = ?, num_unique = ?, feedback = ?, "
+                "xml = NULL, updated_at = ? WHERE request_id = ?",
+                (status, num_unique, feedback, time.time(), request_id),
+            )
+
+    def pending(self) -> list[LedgerRow]:
+        with self._lock:
+            cur = self._db.execute(
+                f"SELECT {self._COLS} FROM requests WHERE state != 'ANSWERED' ORDER BY created_at"  # noqa: S608
+            )
+            return [r for r in (self._row(x) for x in cur.fetchall()) if r is not None]
+
+    def remember_creation(self, origine: str, reference: str, num_unique: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO creations (origine, reference, num_unique) VALUES (?, ?, ?)",
+                (origine, reference, num_unique),
+            )
+
+    def created(self, origine: str, reference: str) -> str | None:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT num_unique FROM creations WHERE origine = ? AND reference = ?", (origine, reference)
+            )
+            row = cur.fetchone()
+            return str(row[0]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            cur = self._db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            return {str(k): int(v) for k, v in cur.fetchall()}
+
+    def watermark(self, name: str) -> str | None:
+        with self._lock:
+            cur = self._db.execute("SELECT value FROM watermarks WHERE name = ?", (name,))
+            row = cur.fetchone()
+            return str(row[0]) if row else None
+
+    def set_watermark(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO watermarks (name, value) VALUES (?, ?)", (name, value))

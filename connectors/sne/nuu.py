@@ -1,0 +1,337 @@
+"""Canonical fr.gp.Demande / fr.gp.Decision (decoded dicts) -> interfaceNuu XML (lxml), pure functions.
+
+Element names follow schemas/xsd/interfaceNuu.xsd. Which typeFichier a record becomes:
+- Demande without numUnique -> CRE; Demande with statut RADIEE and a radiation -> RAD;
+  Demande whose dateDernierRenouvellement is the day of provenance.dateEvenement -> REN; else MOD.
+- Decision RADIATION -> RAD (motif, sous-motif, attribution data); DERADIATION -> RAD with an empty
+  motif code (déradiation); RENOUVELLEMENT -> REN. Other decision types are not SNE facts (None).
+- Records whose provenance.systemeSource is "sne" came from the SNE and are never sent back (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from gateway.codec.avro import sne_code
+from lxml import etree
+
+__all__ = [
+    "NUU_NS",
+    "VERSION_INTERFACE",
+    "build_for_record",
+    "build_interface_nuu",
+    "q",
+    "to_bytes",
+    "type_fichier_for",
+]
+
+NUU_NS = "http://nuu.application.i2/"
+VERSION_INTERFACE = "02.01"
+_NSMAP: Any = {None: NUU_NS}  # lxml-stubs do not allow the None (default) prefix
+
+Record = Mapping[str, Any]
+
+
+def q(tag: str) -> str:
+    """Qualified name of an interfaceNuu element."""
+    return f"{{{NUU_NS}}}{tag}"
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, q(tag), attrib=attrs or None)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _opt(parent: etree._Element, tag: str, value: Any) -> None:
+    if value is not None and value != "":
+        _sub(parent, tag, _fmt(value))
+
+
+def _coded(parent: etree._Element, tag: str, enum: str | None, symbol: Any) -> None:
+    """<tag code="..."/> with the SNE code of an enum symbol (raw value when enum is None)."""
+    if symbol is None:
+        return
+    code = sne_code(enum, str(symbol)) if enum else str(symbol)
+    _sub(parent, tag, code=code)
+
+
+def _liste(parent: etree._Element, liste: str, item: str, enum: str | None, symbols: Sequence[Any]) -> None:
+    if not symbols:
+        return
+    wrapper = _sub(parent, liste)
+    for s in symbols:
+        _coded(wrapper, item, enum, s)
+
+
+def _adresse(parent: etree._Element, tag: str, a: Record | None) -> None:
+    if not a:
+        return
+    el = _sub(parent, tag)
+    _opt(el, "etranger", a.get("etranger"))
+    for f in ("numero", "voie", "complement", "codePostal"):
+        _opt(el, f, a.get(f))
+    if a.get("commune"):
+        _sub(el, "commune", code=str(a["commune"]))
+    _opt(el, "ville", a.get("ville"))
+    _opt(el, "pays", a.get("pays"))
+
+
+def _ressources(parent: etree._Element, p: Record) -> None:
+    recues = [(r["code"], r["montant"]) for r in p.get("ressourcesRecues") or []]
+    recues += [(r["code"], r["montant"]) for r in p.get("ressourcesSante") or []]
+    if recues:
+        liste = _sub(parent, "listeRessourceRecue")
+        for code, montant in recues:
+            d = _sub(liste, "detailRessource")
+            _sub(d, "ressource", code=str(code))
+            _sub(d, "montant", _fmt(montant))
+    versees = p.get("ressourcesVersees") or []
+    if versees:
+        liste = _sub(parent, "listeRessourceVersee")
+        for r in versees:
+            d = _sub(liste, "detailRessource")
+            _sub(d, "ressource", code=str(r["code"]))
+            _sub(d, "montant", _fmt(r["montant"]))
+
+
+def _personne(parent: etree._Element, tag: str, p: Record) -> None:
+    el = _sub(parent, tag)
+    _coded(el, "civilite", "Civilite", p.get("civilite"))
+    _sub(el, "nom", p.get("nom") or "")
+    _opt(el, "nomPatronymique", p.get("nomPatronymique"))
+    _sub(el, "prenom", p.get("prenom") or "")
+    _opt(el, "dateNaissance", p.get("dateNaissance"))
+    _coded(el, "nationalite", "Nationalite", p.get("nationalite"))
+    _coded(el, "situationFamiliale", "SituationFamiliale", p.get("situationFamiliale"))
+    _coded(el, "lienDemandeur", "LienDemandeur", p.get("lienDemandeur"))
+    _opt(el, "telPortable", p.get("telPortable"))
+    _opt(el, "mel", p.get("mel"))
+    _adresse(el, "adressePostale", p.get("adressePostale"))
+    sp = p.get("situationProfessionnelle")
+    if sp:
+        s = _sub(el, "situationProfessionnelle")
+        _opt(s, "profession", sp.get("profession"))
+        _coded(s, "typeContratTravail", "TypeContratTravail", sp.get("typeContratTravail"))
+        _opt(s, "nomEmployeurPrincipal", sp.get("nomEmployeurPrincipal"))
+        _opt(s, "etranger", sp.get("etranger"))
+        _opt(s, "codePostal", sp.get("codePostal"))
+        if sp.get("commune"):
+            _sub(s, "commune", code=str(sp["commune"]))
+    rf = p.get("revenuFiscal")
+    if rf:
+        r = _sub(el, "revenuFiscal")
+        for f in ("anneeMoins1", "montantMoins1", "anneeMoins2", "montantMoins2"):
+            _opt(r, f, rf.get(f))
+    _ressources(el, p)
+
+
+def _personne_physique(parent: etree._Element, d: Record) -> None:
+    pp = _sub(parent, "personnePhysique")
+    _personne(pp, "demandeur", d["demandeur"])
+    if d.get("cotitulaires"):
+        liste = _sub(pp, "listeCotitulaire")
+        for c in d["cotitulaires"]:
+            _personne(liste, "cotitulaire", c)
+    if d.get("personnesACharge"):
+        liste = _sub(pp, "listePersonneACharge")
+        for c in d["personnesACharge"]:
+            el = _sub(liste, "personneACharge")
+            _sub(el, "nom", c.get("nom") or "")
+            _sub(el, "prenom", c.get("prenom") or "")
+            _opt(el, "dateNaissance", c.get("dateNaissance"))
+            _coded(el, "sexe", "Sexe", c.get("sexe"))
+            _coded(el, "lienParente", "LienParente", c.get("lienParente"))
+    pan = d.get("personnesANaitre")
+    if pan:
+        el = _sub(pp, "personneANaitre")
+        _sub(el, "nombre", _fmt(pan["nombre"]))
+        _opt(el, "dateNaissancePrevue", pan.get("dateNaissancePrevue"))
+    if d.get("personnesEnGarde"):
+        liste = _sub(pp, "listePersonneEnGarde")
+        for c in d["personnesEnGarde"]:
+            el = _sub(liste, "personneEnGarde")
+            _opt(el, "dateNaissance", c.get("dateNaissance"))
+            _coded(el, "sexe", "Sexe", c.get("sexe"))
+            _coded(el, "coParentalite", "Coparentalite", c.get("coParentalite"))
+    la = d.get("logementActuel")
+    if la:
+        el = _sub(pp, "logementActuel")
+        _liste(el, "listeModeleLogement", "modeleLogement", "ModeleLogement", la.get("modelesLogement") or [])
+        _opt(el, "montantMensuelLoyer", la.get("montantMensuelLoyer"))
+        _opt(el, "nombreHabitant", la.get("nombreHabitant"))
+        _coded(el, "categorieLogement", "CategorieLogement", la.get("categorieLogement"))
+        _coded(el, "typeLogementActuel", "TypeLogement", la.get("typeLogementActuel"))
+        _opt(el, "surface", la.get("surface"))
+        _opt(el, "proprietaire", la.get("proprietaire"))
+
+
+def _logement_recherche(parent: etree._Element, lr: Record | None) -> None:
+    if lr is None:
+        return
+    el = _sub(parent, "logementRecherche")
+    _opt(el, "demandeElargie", lr.get("demandeElargie"))
+    _liste(el, "listeTypeLogement", "typeLogement", "TypeLogement", lr.get("typesLogement") or [])
+    communes = lr.get("communes") or []
+    if communes:
+        liste = _sub(el, "listeLocalisationSouhaite")
+        for c in communes:
+            _sub(_sub(liste, "localisationSouhaite"), "commune", code=str(c))
+    _coded(el, "categorieLogement", "CategorieLogementRecherche", lr.get("categorie"))
+    _opt(el, "loyerMaximum", lr.get("loyerMaximum"))
+
+
+def _handicap(parent: etree._Element, h: Record | None) -> None:
+    if not h:
+        return
+    el = _sub(parent, "complementHandicap")
+    _coded(el, "etatHandicap", "EtatHandicap", h.get("etat"))
+    _coded(el, "capaciteMarche", "CapaciteMarche", h.get("capaciteMarche"))
+    _liste(el, "listeNatureHandicapMoteur", "natureHandicapMoteur", None, h.get("naturesMoteur") or [])
+    _liste(
+        el, "listeNatureHandicapSensoriel", "natureHandicapSensoriel", None, h.get("naturesSensoriel") or []
+    )
+    _liste(el, "listeAideTechnique", "aideTechnique", "AideTechnique", h.get("aidesTechniques") or [])
+    _liste(el, "listeEquipement", "equipement", "Equipement", h.get("equipements") or [])
+
+
+def _attribution(parent: etree._Element, a: Record) -> None:
+    el = _sub(parent, "attribution")
+    _sub(el, "siren", str(a.get("siren") or ""))
+    _opt(el, "dateSignatureBail", a.get("dateSignatureBail"))
+    _coded(el, "dejaLocataire", None, a.get("dejaLocataire"))
+    lg = a.get("logement") or {}
+    le = _sub(el, "logement")
+    _opt(le, "rpls", lg.get("rpls"))
+    _adresse(le, "adresse", lg.get("adresse"))
+    if lg.get("commune"):
+        _sub(le, "commune", code=str(lg["commune"]))
+    _coded(le, "typeLogement", None, lg.get("typeLogement"))
+    _opt(le, "surface", lg.get("surface"))
+    _coded(le, "zus", None, lg.get("zus"))
+    _opt(le, "loyer", lg.get("loyer"))
+    _coded(el, "accordCollectif", None, a.get("accordCollectif"))
+    _opt(el, "daloPrioritaireUrgent", a.get("daloPrioritaireUrgent"))
+    _coded(el, "contingent", None, a.get("contingent"))
+    _coded(el, "contingentDesignataire", None, a.get("contingentDesignataire"))
+    _opt(el, "relogementAnru", a.get("relogementAnru"))
+
+
+def _radiation(
+    parent: etree._Element, r: Record | None, *, deradiation: bool = False, when: date | None = None
+) -> None:
+    el = _sub(parent, "radiation")
+    if deradiation or r is None:
+        _sub(el, "motifRadiation", code="")
+        _opt(el, "dateRadiation", (r or {}).get("dateRadiation") or when)
+        return
+    _coded(el, "motifRadiation", None, r.get("motif"))
+    _coded(el, "sousMotifRadiation", None, r.get("sousMotif"))
+    _opt(el, "dateRadiation", r.get("dateRadiation"))
+    if r.get("attribution"):
+        _attribution(el, r["attribution"])
+
+
+def type_fichier_for(schema: str, record: Record) -> str | None:
+    """The typeFichier a canonical record becomes, or None when it is not sent to the SNE."""
+    prov = record.get("provenance") or {}
+    if prov.get("systemeSource") == "sne":
+        return None
+    if schema.endswith("Demande"):
+        if not record.get("numUnique"):
+            return "CRE"
+        if record.get("statut") == "RADIEE" and record.get("radiation"):
+            return "RAD"
+        renewed = record.get("dateDernierRenouvellement")
+        when = prov.get("dateEvenement")
+        if renewed is not None and isinstance(when, datetime) and when.astimezone(UTC).date() == renewed:
+            return "REN"
+        return "MOD"
+    kind = record.get("typeEvenement")
+    return {"RADIATION": "RAD", "DERADIATION": "RAD", "RENOUVELLEMENT": "REN"}.get(str(kind))
+
+
+def _root(type_fichier: str, now: datetime) -> tuple[etree._Element, etree._Element]:
+    root = etree.Element(q("interfaceNuu"), nsmap=_NSMAP, versionInterface=VERSION_INTERFACE)
+    entete = _sub(root, "entete")
+    _sub(entete, "typeFichier", type_fichier)
+    _sub(entete, "dateFichier", _fmt(now))
+    dl = _sub(_sub(root, "demande"), "demandeLogement")
+    return root, dl
+
+
+def build_interface_nuu(
+    schema: str, record: Record, type_fichier: str, *, guichet: str, now: datetime
+) -> etree._Element:
+    """interfaceNuu tree for a canonical record (no validation here: see rules.py)."""
+    root, dl = _root(type_fichier, now)
+    if schema.endswith("Demande"):
+        _opt(dl, "numUnique", record.get("numUnique"))
+        _opt(dl, "numGuichet", record.get("numGuichet") or guichet)
+        _opt(dl, "dateCreationDemande", record.get("dateCreationDemande"))
+        _opt(dl, "dateDernierRenouvellement", record.get("dateDernierRenouvellement"))
+        if record.get("demandeur"):
+            _personne_physique(dl, record)
+        pm = record.get("personneMorale")
+        if pm:
+            el = _sub(dl, "personneMorale")
+            _sub(el, "raisonSociale", pm.get("raisonSociale") or "")
+            _opt(el, "siret", pm.get("siret"))
+        _logement_recherche(dl, record.get("logementRecherche"))
+        motifs = [sne_code("MotifDemande", m) for m in record.get("motifs") or []]
+        motifs += [sne_code("MotifSante", m) for m in record.get("motifsSante") or []]
+        if record.get("violencesFamiliales"):
+            motifs.append("06")
+        _liste(dl, "listeMotifDemande", "motifDemande", None, sorted(set(motifs)))
+        _handicap(dl, record.get("handicap"))
+        dalo = record.get("dalo")
+        if dalo:
+            el = _sub(dl, "dalo")
+            _coded(el, "statutDalo", None, dalo.get("statut"))
+            _opt(el, "dateDecisionDalo", dalo.get("dateDecision"))
+            _coded(el, "typologieLogementDalo", None, dalo.get("typologie"))
+        if type_fichier == "RAD":
+            _radiation(dl, record.get("radiation"))
+        return root
+    # Decision
+    _opt(dl, "numUnique", record.get("numUnique"))
+    _opt(dl, "numGuichet", guichet)
+    kind = record.get("typeEvenement")
+    if kind in ("RADIATION", "DERADIATION"):
+        when = (record.get("provenance") or {}).get("dateEvenement")
+        day = when.astimezone(UTC).date() if isinstance(when, datetime) else None
+        _radiation(dl, record.get("radiation"), deradiation=kind == "DERADIATION", when=day)
+    return root
+
+
+def build_for_record(
+    schema: str, record: Record, *, guichet: str, now: datetime
+) -> tuple[str, etree._Element] | None:
+    tf = type_fichier_for(schema, record)
+    if tf is None:
+        return None
+    return tf, build_interface_nuu(schema, record, tf, guichet=guichet, now=now)
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    """7-bit serialisation (non-ASCII characters as character references), as the text/xml part is
+    declared `charset=us-ascii`, `Content-Transfer-Encoding: 7bit`."""
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="us-ascii"))

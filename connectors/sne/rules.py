@@ -1,0 +1,193 @@
+"""What the SNE refuses, checked on an interfaceNuu tree: the same pure rules run in the connector
+(before sending: refuse with the SNE field named) and in the simulator (answer with CTRL_DEM anomalies).
+
+Codes CTRL_DEM_0001..0013 and 0020..0030 are the project's own numbering (the real list is in the SNE
+"Dossier Interfaces", not available); 0033 / 0034 follow the v2.1 note of the brief (sub-motif of an
+irrecevabilité radiation; attribution data). Messages never carry a value, only the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from gateway.errors import Problem
+from lxml import etree
+
+from connectors.sne.nuu import NUU_NS, q
+
+__all__ = [
+    "ANOMALY_TEXTS",
+    "XSD_PATH",
+    "Anomaly",
+    "as_problems",
+    "mandatory_anomalies",
+    "xsd",
+    "xsd_problems",
+]
+
+XSD_PATH = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "interfaceNuu.xsd"
+_DL = "interfaceNuu/demande/demandeLogement"
+
+ANOMALY_TEXTS: dict[str, str] = {
+    "CTRL_DEM_0001": "La version d'interface est absente ou non supportée.",
+    "CTRL_DEM_0002": "Le type de fichier est absent ou inconnu.",
+    "CTRL_DEM_0003": "La date du fichier est absente.",
+    "CTRL_DEM_0004": "Le numéro de guichet est obligatoire.",
+    "CTRL_DEM_0005": "La date de création de la demande est obligatoire.",
+    "CTRL_DEM_0006": "L'indicateur de demande élargie est obligatoire.",
+    "CTRL_DEM_0007": "Au moins un type de logement recherché est obligatoire.",
+    "CTRL_DEM_0008": "Au moins une commune de localisation souhaitée (code INSEE numérique) est obligatoire.",
+    "CTRL_DEM_0009": "Le numéro unique est obligatoire pour ce type de fichier.",
+    "CTRL_DEM_0010": "Le nom et le prénom du demandeur sont obligatoires.",
+    "CTRL_DEM_0012": "Le motif de radiation est obligatoire.",
+    "CTRL_DEM_0013": "La date de radiation est obligatoire.",
+    "CTRL_DEM_0020": "Le numéro unique est inconnu.",
+    "CTRL_DEM_0021": "La demande est déjà radiée.",
+    "CTRL_DEM_0022": "La demande n'est pas radiée.",
+    "CTRL_DEM_0030": "Le demandeur est déjà enregistré (doublon).",
+    "CTRL_DEM_0033": "Le sous-motif est obligatoire pour une radiation pour irrecevabilité.",
+    "CTRL_DEM_0034": "Les données d'attribution sont obligatoires pour une radiation pour attribution.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    code: str
+    path: str  # interfaceNuu path of the field
+    message: str
+
+
+def _a(code: str, path: str) -> Anomaly:
+    return Anomaly(code, path, ANOMALY_TEXTS[code])
+
+
+def _text(el: etree._Element | None, *path: str) -> str:
+    node = el
+    for p in path:
+        if node is None:
+            return ""
+        node = node.find(q(p))
+    return (node.text or "").strip() if node is not None else ""
+
+
+def _find(el: etree._Element | None, *path: str) -> etree._Element | None:
+    node = el
+    for p in path:
+        if node is None:
+            return None
+        node = node.find(q(p))
+    return node
+
+
+def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
+    """Every mandatory-field anomaly of an interfaceNuu file (empty when complete)."""
+    out: list[Anomaly] = []
+    if root.tag != q("interfaceNuu"):
+        return [_a("CTRL_DEM_0001", "interfaceNuu")]
+    if root.get("versionInterface") not in ("02.00", "02.01"):
+        out.append(_a("CTRL_DEM_0001", "interfaceNuu/@versionInterface"))
+    tf = _text(root, "entete", "typeFichier")
+    if tf not in ("CRE", "CRS", "MOD", "RAD", "REN", "SUP", "DIS", "RET", "COP"):
+        out.append(_a("CTRL_DEM_0002", "interfaceNuu/entete/typeFichier"))
+    if not _text(root, "entete", "dateFichier"):
+        out.append(_a("CTRL_DEM_0003", "interfaceNuu/entete/dateFichier"))
+    dl = _find(root, "demande", "demandeLogement")
+    if not _text(dl, "numGuichet"):
+        out.append(_a("CTRL_DEM_0004", f"{_DL}/numGuichet"))
+    if tf in ("CRE", "CRS", "MOD", "REN"):
+        if not _text(dl, "dateCreationDemande"):
+            out.append(_a("CTRL_DEM_0005", f"{_DL}/dateCreationDemande"))
+        lr = _find(dl, "logementRecherche")
+        if _text(lr, "demandeElargie") not in ("true", "false", "1", "0"):
+            out.append(_a("CTRL_DEM_0006", f"{_DL}/logementRecherche/demandeElargie"))
+        types = lr.findall(f"{q('listeTypeLogement')}/{q('typeLogement')}") if lr is not None else []
+        if not [t for t in types if t.get("code")]:
+            out.append(_a("CTRL_DEM_0007", f"{_DL}/logementRecherche/listeTypeLogement/typeLogement"))
+        communes = (
+            lr.findall(f"{q('listeLocalisationSouhaite')}/{q('localisationSouhaite')}/{q('commune')}")
+            if lr is not None
+            else []
+        )
+        if not [c for c in communes if (c.get("code") or "").isdigit()]:
+            out.append(
+                _a(
+                    "CTRL_DEM_0008",
+                    f"{_DL}/logementRecherche/listeLocalisationSouhaite/localisationSouhaite/commune",
+                )
+            )
+        dem = _find(dl, "personnePhysique", "demandeur")
+        if _find(dl, "personneMorale") is None and (not _text(dem, "nom") or not _text(dem, "prenom")):
+            out.append(_a("CTRL_DEM_0010", f"{_DL}/personnePhysique/demandeur"))
+    if tf in ("MOD", "REN", "RAD", "SUP") and not _text(dl, "numUnique"):
+        out.append(_a("CTRL_DEM_0009", f"{_DL}/numUnique"))
+    if tf == "RAD":
+        rad = _find(dl, "radiation")
+        motif_el = _find(rad, "motifRadiation")
+        if motif_el is None:
+            out.append(_a("CTRL_DEM_0012", f"{_DL}/radiation/motifRadiation"))
+        if not _text(rad, "dateRadiation"):
+            out.append(_a("CTRL_DEM_0013", f"{_DL}/radiation/dateRadiation"))
+        motif = motif_el.get("code") if motif_el is not None else None
+        if motif == "RADIRR" and not (_find(rad, "sousMotifRadiation") is not None):
+            out.append(_a("CTRL_DEM_0033", f"{_DL}/radiation/sousMotifRadiation"))
+        if motif == "RADATT":
+            out.extend(_attribution_anomalies(_find(rad, "attribution")))
+    return out
+
+
+def _attribution_anomalies(att: etree._Element | None) -> list[Anomaly]:
+    base = f"{_DL}/radiation/attribution"
+    if att is None:
+        return [_a("CTRL_DEM_0034", base)]
+    out = []
+    for f in ("siren", "dateSignatureBail"):
+        if not _text(att, f):
+            out.append(_a("CTRL_DEM_0034", f"{base}/{f}"))
+    if _find(att, "contingent") is None:
+        out.append(_a("CTRL_DEM_0034", f"{base}/contingent"))
+    lg = _find(att, "logement")
+    has_rpls = bool(_text(lg, "rpls"))
+    described = (
+        lg is not None
+        and all(_find(lg, f) is not None for f in ("typeLogement", "surface", "zus", "loyer"))
+        and (_find(lg, "adresse") is not None or _find(lg, "commune") is not None)
+    )
+    if not (has_rpls or described):
+        out.append(_a("CTRL_DEM_0034", f"{base}/logement/rpls"))
+    return out
+
+
+@cache
+def xsd() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(XSD_PATH)))
+
+
+def _xsd_path(path: str | None) -> str:
+    """lxml's /*[local-name()...] or /ns:tag paths -> plain element path, no values."""
+    if not path:
+        return "interfaceNuu"
+    out = []
+    for part in path.strip("/").split("/"):
+        name = part.split(":")[-1]
+        out.append(name.split("[")[0] if "local-name" not in part else part)
+    return "/".join(out)
+
+
+def xsd_problems(root: etree._Element) -> list[Problem]:
+    """XSD violations as Problems: element path and error kind only (lxml messages may quote values)."""
+    schema = xsd()
+    if schema.validate(root):
+        return []
+    return [
+        Problem(_xsd_path(e.path), f"not valid against interfaceNuu.xsd ({e.type_name})")
+        for e in list(schema.error_log)  # type: ignore[call-overload]  # lxml-stubs: _ErrorLog is iterable
+    ]
+
+
+def as_problems(anomalies: list[Anomaly]) -> list[Problem]:
+    return [Problem(a.path, f"{a.code}: {a.message}", a.code) for a in anomalies]
+
+
+_ = NUU_NS
