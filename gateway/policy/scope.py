@@ -186,7 +186,7 @@ class ScopeIndex:
         if state.elargie:
             for dept in state.departements:
                 add(self.by_dept_of_commune.get(dept, ()), "territory:elargie")
-        for actor_id in (*state.siao_links, *state.commissions):
+        for actor_id in (*state.siao_links, *state.commissions, *state.labellers):
             actor = self.by_id.get(actor_id)
             kind = self.linked_kinds.get(actor_id)
             if actor is not None and kind is not None:

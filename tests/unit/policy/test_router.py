@@ -17,6 +17,7 @@ BAILLEUR_35, BAILLEUR_44, ETAT, RM, ALS, SIAO, CIA, GEST, STAT = (
     "200000001", "200000002", "130000035", "243500139", "824541148", "300000035", "CIA-243500139",
     "300000099", "STAT-35",
 )  # fmt: skip
+DEMO = "DEMO-035260100000000001"  # the demo applicant of 035260100000000001
 
 
 def _decode(delivery: Any) -> dict[str, Any]:
@@ -34,11 +35,11 @@ def _paths(router: Router, result: Any, actor: str) -> set[str]:
 def test_rennes_demand_reaches_dept_35_actors_only() -> None:
     router = Router(POLICY)
     result = router.route(DEMANDE, b"035260100000000001", sample_demande(), None, [("ce_id", b"src-1")])
-    assert result.recipients == {BAILLEUR_35, ETAT, RM, ALS, GEST, STAT}
+    assert result.recipients == {BAILLEUR_35, ETAT, RM, ALS, GEST, STAT, DEMO}
     assert result.rules[RM] == "territory:commune" and result.rules[BAILLEUR_35] == "territory:departement"
-    # bailleur and etat have the same grants: one view, encoded once, two actors.
+    # bailleur, etat and the applicant have the same grants on a demand: one view, encoded once.
     shared = result.for_actor(BAILLEUR_35)
-    assert shared is not None and set(shared.actors) == {BAILLEUR_35, ETAT}
+    assert shared is not None and set(shared.actors) == {BAILLEUR_35, ETAT, DEMO}
     assert len(result.deliveries) == 5
     headers = dict(shared.headers)
     assert headers[H_POLICY_VERSION] == POLICY.version.encode()
@@ -69,7 +70,9 @@ def test_withheld_fields_do_not_exist_in_the_view_and_kept_values_are_exact() ->
 
 def test_nantes_demand_elargie_reaches_rennes_metropole_only_through_its_departement() -> None:
     router = Router(POLICY)
-    nantes = router.route(DEMANDE, b"k", sample_demande(communes=("44162",), origine=BAILLEUR_44), None)
+    nantes = router.route(
+        DEMANDE, b"k", sample_demande("044260100000000001", ("44162",), origine=BAILLEUR_44), None
+    )
     assert nantes.recipients == {BAILLEUR_44, STAT}
     st_malo = sample_demande(communes=("35288",), elargie=True)
     result = router.route(DEMANDE, b"k", st_malo, None)
@@ -160,7 +163,7 @@ def test_one_audit_entry_per_nominative_disclosure_encoded_as_audit_entry() -> N
     router = Router(POLICY)
     result = router.route(DEMANDE, b"k", sample_demande(), None, [("ce_id", b"src-9")])
     entries = result.audit_entries()
-    assert sorted(e["actor"] for e in entries) == sorted([BAILLEUR_35, ETAT, RM, ALS, GEST])
+    assert sorted(e["actor"] for e in entries) == sorted([BAILLEUR_35, ETAT, RM, ALS, GEST, DEMO])
     codec = load_schemas().codec("fr.gp.AuditEntry")
     decoded = []
     for batch in result.audit:
@@ -168,7 +171,7 @@ def test_one_audit_entry_per_nominative_disclosure_encoded_as_audit_entry() -> N
             _, rec = decode_single_object(value, {codec.fingerprint: codec})
             assert rec["actor"] == actor
             decoded.append(rec)
-    assert len(decoded) == 5
+    assert len(decoded) == 6
     rm = next(r for r in decoded if r["actor"] == RM)
     assert rm["numUnique"] == "035260100000000001" and rm["rule"] == "territory:commune"
     assert rm["sourceEventId"] == "src-9" and rm["policyVersion"] == POLICY.version
