@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gateway.codec.avro import encode_single_object, load_schemas, to_jsonable
-from gateway.connectors import CheckResult, SinkOutput, SinkRecord
+from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, SinkOutput, SinkRecord
 from gateway.errors import Problem, RejectedMessage
 from gateway.model.envelope import cloudevent_headers
 from gateway.settings import default_state_dir
@@ -103,8 +103,8 @@ class SneSink:
     """Sends canonical records to the SNE. Guarantee: at-least-once, idempotent by ledger."""
 
     name: ClassVar[str] = "sne"
-    Config: ClassVar[type[SneConfig]] = SneConfig
-    guarantee: ClassVar[str] = "at-least-once"
+    Config: ClassVar[type[ConnectorConfig]] = SneConfig
+    guarantee: ClassVar[Guarantee] = "at-least-once"
 
     def __init__(
         self,

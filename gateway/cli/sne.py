@@ -1,11 +1,263 @@
-"""`gateway sne` (placeholder until implemented)."""
+"""`gateway sne`: the SNE connector and its simulator.
+
+    gateway sne simulate --port 8443 --certs DIR [--state DIR] [--fail-first N] [--latency S] [--drop-next N]
+    gateway sne send FILE [--service numUnique|doublons]     one interfaceNuu XML file, prints the answer
+    gateway sne run                                         sink on the canonical topics + poller
+    gateway sne poll                                        one poll of the *DepuisLe services
+    gateway sne check                                       TLS material, XSD, ledger (no traffic)
+
+Connector settings come from GATEWAY_SNE_<FIELD> environment variables (opt-in; this is the only
+place they are read), overridden by the options; `--certs DIR` is a shortcut for the simulator's
+development material (client.pem, client.key, ca.pem in DIR).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import click
+from pydantic import ValidationError
+
+from gateway.errors import ConfigError, Problem
+
+__all__ = ["sne"]
+
+ENV_PREFIX = "GATEWAY_SNE_"
 
 
-@click.command("sne")
+def sne_config(overrides: dict[str, Any]) -> Any:
+    """SneConfig from GATEWAY_SNE_* variables and CLI overrides; every error reported at once."""
+    from connectors.sne.config import SneConfig  # noqa: PLC0415 - lazy CLI import
+
+    values: dict[str, Any] = {}
+    fields = set(SneConfig.model_fields)
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in fields:
+            values[key[len(ENV_PREFIX) :].lower()] = value
+    certs = overrides.pop("certs", None)
+    if certs:
+        d = Path(certs)
+        values.update(
+            client_cert=d / "client.pem",
+            client_key=d / "client.key",
+            ca_cert=d / "ca.pem",
+            certificate_part=d / "client.pem",
+        )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return SneConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ConfigError("invalid SNE connector configuration", problems) from exc
+
+
+def _common(f: Any) -> Any:
+    for opt in (
+        click.option("--url", help="SNE service URL (GATEWAY_SNE_URL)."),
+        click.option("--guichet", help="Guichet code G + 4 characters (GATEWAY_SNE_GUICHET)."),
+        click.option(
+            "--certs", type=click.Path(file_okay=False), help="Directory with client.pem, client.key, ca.pem."
+        ),
+    ):
+        f = opt(f)
+    return f
+
+
+@click.group("sne")
 def sne() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway sne is not implemented yet")
+    """The national registry (SNE) connector and its simulator."""
+
+
+@sne.command("simulate")
+@click.option(
+    "--port", type=int, default=8443, show_default=True, help="Port on 127.0.0.1 (0: any free port)."
+)
+@click.option(
+    "--certs",
+    "certs_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Directory of the development CA, server and client certificates (created if absent).",
+)
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="State directory (default: the certs directory).",
+)
+@click.option("--fail-first", type=int, default=0, help="Answer 503 to the first N requests.")
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every request.")
+@click.option("--drop-next", type=int, default=0, help="Process the next N requests, then drop them.")
+def simulate(
+    *, certs_dir: str, state_dir: str | None, port: int, fail_first: int, latency: float, drop_next: int
+) -> None:
+    """Run the SNE simulator (HTTPS, client certificate required) until interrupted."""
+    from connectors.sne.simulator.server import Faults, serve  # noqa: PLC0415
+
+    faults = Faults(fail_next=fail_first, latency=latency, drop_next=drop_next)
+    server = serve(port, Path(certs_dir), Path(state_dir or certs_dir), faults)
+    click.echo(
+        f"SNE simulator listening on https://127.0.0.1:{server.port}/services/DemandeLogementImplService/ "
+        f"(certificates in {certs_dir})",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
+
+
+@sne.command("send")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--service", type=click.Choice(["numUnique", "doublons"]), default="numUnique", show_default=True
+)
+@_common
+def send(*, file: str, service: str, url: str | None, guichet: str | None, certs: str | None) -> None:
+    """Send one interfaceNuu XML file to the SNE and print the answer (refused first if invalid)."""
+    from connectors.sne.client import SneClient  # noqa: PLC0415
+    from connectors.sne.mtom import safe_parser  # noqa: PLC0415
+    from connectors.sne.nuu import to_bytes  # noqa: PLC0415
+    from connectors.sne.rules import as_problems, mandatory_anomalies, xsd_problems  # noqa: PLC0415
+    from lxml import etree  # noqa: PLC0415
+
+    from gateway.errors import RejectedMessage  # noqa: PLC0415
+
+    cfg = sne_config({"url": url, "guichet": guichet, "certs": certs})
+    try:
+        root = etree.fromstring(Path(file).read_bytes(), safe_parser())
+    except etree.XMLSyntaxError as exc:
+        raise RejectedMessage("not well-formed XML", [Problem(file, f"line {exc.lineno}")]) from exc
+    problems = as_problems(mandatory_anomalies(root)) + xsd_problems(root)
+    if problems:
+        raise RejectedMessage("the SNE would refuse this file", problems)
+    exchange = SneClient(cfg).call(service, now=datetime.now(UTC), xml=to_bytes(root))
+    a = exchange.answer
+    click.echo(
+        json.dumps(
+            {
+                "service": service,
+                "file": exchange.request.file_name,
+                "status": "ACCEPTED" if a.accepted else "REJECTED",
+                "numUnique": a.num_unique,
+                "anomalies": [{"code": c, "message": m} for c, m in a.anomalies],
+                "doublons": list(a.doublons),
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+
+
+@sne.command("check")
+@_common
+def check(url: str | None, guichet: str | None, certs: str | None) -> None:
+    """Check the connector's configuration without calling the SNE."""
+    from connectors.sne.connector import SneSink  # noqa: PLC0415
+
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    sink = SneSink(
+        sne_config({"url": url, "guichet": guichet, "certs": certs}), state_dir=GatewaySettings().state_dir
+    )
+    result = sink.check()
+    click.echo(("ok: " if result.ok else "failed: ") + result.detail)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@sne.command("poll")
+@_common
+def poll(url: str | None, guichet: str | None, certs: str | None) -> None:
+    """Poll nouveauxDaloDepuisLe and demandesRadieesDepuisLe once; publish the decisions."""
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    cfg = sne_config({"url": url, "guichet": guichet, "certs": certs, "topic_prefix": settings.topic_prefix})
+    count = asyncio.run(_poll_once(cfg, settings))
+    click.echo(f"{count} decision(s) published")
+
+
+async def _poll_once(cfg: Any, settings: Any) -> int:
+    from connectors.sne.connector import SneSink  # noqa: PLC0415
+    from connectors.sne.poller import SnePoller  # noqa: PLC0415
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    sink = SneSink(cfg, state_dir=settings.state_dir)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+
+    async def publish(outputs: Any) -> None:
+        await asyncio.to_thread(_send_all, producer, outputs)
+
+    try:
+        return await SnePoller(cfg, sink.client, sink.ledger).poll_once(publish)
+    finally:
+        producer.close()
+        sink.close()
+
+
+def _send_all(producer: Any, outputs: Any) -> None:
+    futures = [producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers)) for o in outputs]
+    producer.flush()
+    for f in futures:
+        f.get(timeout=60)
+
+
+@sne.command("run")
+@_common
+@click.option("--no-poll", is_flag=True, help="Do not poll the *DepuisLe services.")
+def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: bool) -> None:
+    """Send canonical demands and decisions to the SNE (ack after answer) and poll it, until Ctrl-C."""
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    cfg = sne_config({"url": url, "guichet": guichet, "certs": certs, "topic_prefix": settings.topic_prefix})
+    asyncio.run(run_sne(cfg, settings, poll=not no_poll))
+
+
+async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.Event | None = None) -> None:
+    """The sink on canonical topics through the egress runner, plus the poller (used by tests and demo)."""
+    from connectors.sne.connector import SneSink  # noqa: PLC0415
+    from connectors.sne.poller import SnePoller  # noqa: PLC0415
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
+    from gateway.topics import canonical_topic  # noqa: PLC0415
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    sink = SneSink(cfg, state_dir=settings.state_dir)
+    prefix = cfg.topic_prefix
+    runner = EgressRunner(
+        sink,
+        bootstrap=settings.bootstrap_servers,
+        topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
+        group_id=f"{settings.app_id}.sne",
+        retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),
+    )
+    tasks = [asyncio.create_task(runner.run(stop))]
+    producer = None
+    if poll:
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        prod = producer
+
+        async def publish(outputs: Any) -> None:
+            await asyncio.to_thread(_send_all, prod, outputs)
+
+        tasks.append(asyncio.create_task(SnePoller(cfg, sink.client, sink.ledger).run(publish, stop)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        if producer is not None:
+            producer.close()
+        sink.close()

@@ -1,0 +1,179 @@
+"""Polling of nouveauxDaloDepuisLe and demandesRadieesDepuisLe: SNE facts back into the gateway.
+
+Each poll asks for what changed since the service's watermark (persisted in the ledger), turns each
+item into an fr.gp.Decision (DECISION_DALO or RADIATION, provenance.systemeSource "sne"), publishes
+them Avro single-object framed to canonical_topic("decision") keyed by numéro unique, and only then
+moves the watermark to the poll's start time. The eventId is derived from the item's content, so a
+re-poll after a crash publishes exact duplicates that consumers drop by eventId / ce_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from gateway.codec.avro import encode_single_object, from_sne_code, load_schemas
+from gateway.connectors import SinkOutput
+from gateway.model.envelope import cloudevent_headers
+from gateway.topics import canonical_topic
+
+from connectors.sne.answers import DaloItem, RadiationItem
+from connectors.sne.client import SneClient
+from connectors.sne.config import SneConfig
+from connectors.sne.ledger import Ledger
+
+__all__ = ["SERVICES", "SnePoller", "dalo_decision", "format_since", "radiation_decision"]
+
+log = logging.getLogger(__name__)
+SERVICES = ("nouveauxDaloDepuisLe", "demandesRadieesDepuisLe")
+Publish = Callable[[Sequence[SinkOutput]], Awaitable[None]]
+
+
+def format_since(when: datetime) -> str:
+    """aaaa-mm-jjTHH:MM:SS.s+hh:mm (brief §4.2)."""
+    w = when.astimezone(UTC)
+    return f"{w:%Y-%m-%dT%H:%M:%S}.{w.microsecond // 100000}+00:00"
+
+
+def _event_id(*parts: object) -> str:
+    return "sne-" + hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _provenance(origine: str, when: datetime) -> dict[str, Any]:
+    return {
+        "origine": origine,
+        "saisie": origine,
+        "dateEvenement": when,
+        "dateSaisie": when,
+        "systemeSource": "sne",
+        "referenceSource": None,
+        "operation": "CREATION",
+    }
+
+
+def _empty_decision(event_id: str, num: str, kind: str, prov: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventId": event_id,
+        "numUnique": num,
+        "typeEvenement": kind,
+        "provenance": prov,
+    }
+    for f in load_schemas().raw("Decision")["fields"]:
+        record.setdefault(f["name"], None)
+    return record
+
+
+def dalo_decision(item: DaloItem, origine: str, now: datetime) -> dict[str, Any]:
+    day = item.date_decision or now.date()
+    when = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    record = _empty_decision(
+        _event_id("dalo", item.num_unique, item.statut, day),
+        item.num_unique,
+        "DECISION_DALO",
+        _provenance(origine, when),
+    )
+    favourable = item.statut in ("ACTIF", "ACTREL")
+    record["decisionDalo"] = {
+        "commission": item.commission or item.num_unique[:3],
+        "dateDecision": day,
+        "sens": "FAVORABLE" if favourable else "SANS_OBJET",
+        "statut": from_sne_code("StatutDalo", item.statut) or "NON",
+        "typologie": item.typologie,
+        "dateLimiteRelogement": None,
+        "motifs": None,
+    }
+    return record
+
+
+def radiation_decision(item: RadiationItem, origine: str, now: datetime) -> dict[str, Any]:
+    day: date = item.date_radiation or now.date()
+    when = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    deradiation = item.motif == ""
+    kind = "DERADIATION" if deradiation else "RADIATION"
+    record = _empty_decision(
+        _event_id("rad", item.num_unique, item.motif, day), item.num_unique, kind, _provenance(origine, when)
+    )
+    if not deradiation:
+        record["radiation"] = {
+            "motif": from_sne_code("MotifRadiation", item.motif) or item.motif,
+            "sousMotif": from_sne_code("SousMotifIrrecevabilite", item.sous_motif)
+            if item.sous_motif
+            else None,
+            "dateRadiation": day,
+            "attribution": None,
+        }
+    return record
+
+
+class SnePoller:
+    def __init__(
+        self,
+        cfg: SneConfig,
+        client: SneClient,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.ledger = ledger
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._codec = load_schemas().codec("Decision")
+
+    def _since(self, service: str) -> datetime:
+        stored = self.ledger.watermark(service)
+        if stored:
+            return datetime.fromisoformat(stored)
+        return self.cfg.poll_since or (self._clock() - timedelta(days=30))
+
+    def _output(self, record: dict[str, Any]) -> SinkOutput:
+        value = encode_single_object(self._codec, record)
+        headers = cloudevent_headers(
+            source="gp-gateway/sne-poller",
+            type_="fr.gp.Decision",
+            subject=record["numUnique"],
+            id_=record["eventId"],
+            time=record["provenance"]["dateEvenement"],
+            dataschema="fr.gp.Decision",
+        )
+        topic = canonical_topic("decision", self.cfg.topic_prefix)
+        return SinkOutput(topic, record["numUnique"].encode(), value, tuple(headers))
+
+    def poll_service(self, service: str) -> tuple[list[SinkOutput], datetime]:
+        """Outputs for what changed since the watermark, and the new watermark (not yet stored)."""
+        started = self._clock()
+        since = self._since(service)
+        exchange = self.client.call(service, now=started, scalar=format_since(since))
+        answer = exchange.answer
+        records = [dalo_decision(i, self.cfg.poll_origine, started) for i in answer.dalo if i.num_unique]
+        records += [
+            radiation_decision(i, self.cfg.poll_origine, started) for i in answer.radiations if i.num_unique
+        ]
+        return [self._output(r) for r in records], started
+
+    async def poll_once(self, publish: Publish) -> int:
+        """One poll of both services; watermarks move only after publish() returned."""
+        total = 0
+        for service in SERVICES:
+            outputs, started = await asyncio.to_thread(self.poll_service, service)
+            if outputs:
+                await publish(outputs)
+            self.ledger.set_watermark(service, started.isoformat())
+            total += len(outputs)
+            log.info("SNE %s: %d decision(s)", service, len(outputs))
+        return total
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.poll_once(publish)
+            except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next interval
+                log.warning("SNE poll failed: %s", type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.cfg.poll_interval)
+            except TimeoutError:
+                continue
