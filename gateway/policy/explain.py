@@ -58,7 +58,7 @@ def reachable_paths(policy: Policy, role_name: str, schema: str) -> dict[str, st
         if not grant or path in withheld:
             continue
         if isinstance(grant, ConditionalGrant):
-            cond = grant.when or ""
+            cond: str = grant.when or ""
             if grant.event_types:
                 cond = (cond + " and " if cond else "") + "event in " + ",".join(grant.event_types)
             out[path] = f"if {cond}"
@@ -89,7 +89,7 @@ def explain_actor(router: Router, actor_id: str) -> ActorExplanation | None:
     for cls in policy.file.classes:
         grant = role.grants.get(cls, False)
         if isinstance(grant, ConditionalGrant):
-            parts = [grant.when] if grant.when else []
+            parts: list[str] = [grant.when] if grant.when else []
             if grant.event_types:
                 parts.append("event in " + ",".join(grant.event_types))
             grants[cls] = "if " + " and ".join(p for p in parts if p)

@@ -1,0 +1,215 @@
+"""Route flow: canonical topics -> one topic per actor (its policy view) + the disclosure audit topic.
+
+Consumes `{prefix}.canonical.demande` and `{prefix}.canonical.decision` (keyed by numéro unique, so
+both are co-partitioned with the scope table). For each record: decode, read the application's
+`ScopeState` from the faust table `gp-route-scope`, run the pure router, publish each view once
+per recipient to `{prefix}.actor.{actor_id}` and one `fr.gp.AuditEntry` per nominative disclosure
+to `{prefix}.audit.disclosures`, then store the new state. Undecodable records are dead-lettered
+to `<canonical topic>.dlq`. Ack policy: ack after process (at-least-once, or exactly-once under
+Kafka transactions when `processing_guarantee=exactly_once`); consumers drop duplicates by ce_id.
+
+Policy hot reload: every `RELOAD_INTERVAL_S` the policy and actors files are checked; a changed,
+valid policy replaces the running one; an invalid one is refused whole (logged with every problem)
+and the running policy is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from gateway.codec.avro import SchemaSet, decode_single_object
+from gateway.errors import ConfigError, Problem, RejectedMessage
+from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
+from gateway.flows.app import FlowContext
+from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.policy.model import Policy, PolicyStore
+from gateway.policy.router import Router
+from gateway.policy.scope import ScopeState
+from gateway.settings import GatewaySettings
+from gateway.topics import actor_topic, audit_topic, canonical_topic
+
+__all__ = ["RELOAD_INTERVAL_S", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
+
+_log = logging.getLogger(__name__)
+FLOW = "route"
+TABLE = "gp-route-scope"
+RELOAD_INTERVAL_S = 30.0
+_KINDS = {"fr.gp.Demande", "fr.gp.Decision"}
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class RouteOutcome:
+    outputs: list[Output] = field(default_factory=list)  # actor topics first, then audit entries
+    state: bytes | None = None  # new ScopeState to store (None: unchanged)
+    dead: DeadLetter | None = None
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items: Iterable[tuple[Any, Any]] = raw.items() if isinstance(raw, Mapping) else raw
+    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
+    """One topic per actor of the policy, and the audit topic."""
+    p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    specs = [
+        TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
+        for a in sorted(policy.actors)
+    ]
+    specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
+    return specs
+
+
+class RouteCore:
+    """The flow without Kafka: bytes in, outputs out (used by the agent and by tests)."""
+
+    def __init__(
+        self, store: PolicyStore, schemas: SchemaSet, dead_letters: DeadLetters, prefix: str = "gp"
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.dead_letters = dead_letters
+        self.router = Router(store.policy)
+        self._codecs = {fp: c for fp, c in schemas.by_fingerprint().items() if c.name in _KINDS}
+        self._mtimes = self._current_mtimes()
+
+    def _files(self) -> list[Path]:
+        policy = self.store.policy
+        files = [Path(policy.source)]
+        if self.store.actors_path is not None:
+            files.append(self.store.actors_path)
+        elif policy.file.actors_file:
+            files.append(Path(policy.source).parent / policy.file.actors_file)
+        return files
+
+    def _current_mtimes(self) -> tuple[float, ...]:
+        out = []
+        for f in self._files():
+            try:
+                out.append(f.stat().st_mtime)
+            except OSError:
+                out.append(-1.0)
+        return tuple(out)
+
+    def maybe_reload(self) -> bool:
+        """Reload when a policy file changed; True when a new policy is running."""
+        mtimes = self._current_mtimes()
+        if mtimes == self._mtimes:
+            return False
+        self._mtimes = mtimes
+        try:
+            policy = self.store.reload()
+        except ConfigError as exc:
+            _log.error(
+                "policy reload refused, the running policy %s is kept: %s", self.store.policy.version, exc
+            )
+            return False
+        self.router = Router(policy)
+        _log.info("policy %s loaded", policy.version)
+        return True
+
+    def process(
+        self,
+        *,
+        topic: str,
+        partition: int | None,
+        offset: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        state: bytes | None,
+    ) -> RouteOutcome:
+        try:
+            codec, record = decode_single_object(value or b"", self._codecs)
+            result = self.router.route(codec.name, key, record, ScopeState.from_bytes(state), headers)
+        except RejectedMessage as exc:
+            letter = self.dead_letters.build(
+                source_topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                original=value or b"",
+                problems=exc.problems or [Problem("$", "cannot route")],
+                message=f"route: {exc.args[0] if exc.args else 'rejected'}",
+                stage="route",
+            )
+            return RouteOutcome(dead=letter)
+        outcome = RouteOutcome(state=result.state.to_bytes())
+        for delivery in result.deliveries:
+            for actor in delivery.actors:
+                outcome.outputs.append(
+                    Output(actor_topic(actor, self.prefix), delivery.key, delivery.value, delivery.headers)
+                )
+        audit = audit_topic(self.prefix)
+        version = (("gp.policy.version", self.router.policy.version.encode()),)
+        for batch in result.audit:
+            for _actor, entry in batch.records():
+                outcome.outputs.append(Output(audit, batch.key, entry, version))
+        return outcome
+
+
+def register(app: faust.App, ctx: FlowContext) -> None:
+    """Declare the actor and audit topics, the scope table, the routing agent and the reload timer."""
+    settings = ctx.settings
+    prefix = settings.topic_prefix
+    store = PolicyStore(settings.policy_file)
+    core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
+    ctx.topics.extend(route_topics(settings, store.policy))
+    sources = {canonical_topic("demande", prefix): "demande", canonical_topic("decision", prefix): "decision"}
+    source = app.topic(*sources, key_type=bytes, value_type=bytes)
+    table = app.Table(TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    metrics = ctx.metrics
+
+    async def process(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
+            kind = sources.get(message.topic, "unknown")
+            metrics.records_in.labels(flow=FLOW, source=kind).inc()
+            key = message.key
+            outcome = core.process(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=key,
+                value=message.value,
+                headers=_headers(message.headers),
+                state=table[key] if key else None,
+            )
+            if outcome.dead is not None:
+                await ctx.dead_letters.send(outcome.dead)
+                metrics.dead_lettered.labels(flow=FLOW, source=kind).inc()
+                continue
+            for out in outcome.outputs:
+                await app.send(out.topic, key=out.key, value=out.value, headers=list(out.headers))
+                metrics.records_out.labels(flow=FLOW, source=kind, topic=out.topic).inc()
+            if key and outcome.state is not None:
+                table[key] = outcome.state
+            metrics.processing.labels(flow=FLOW).observe(time.perf_counter() - started)
+
+    app.agent(source, name="gp.route")(process)
+
+    async def reload_policy() -> None:
+        if core.maybe_reload():
+            specs = route_topics(settings, core.router.policy)
+            await asyncio.to_thread(ensure_topics, settings.bootstrap_servers, specs)
+
+    app.timer(interval=RELOAD_INTERVAL_S)(reload_policy)
