@@ -32,6 +32,7 @@ __all__ = [
     "midnight",
     "provenance",
     "short_digest",
+    "to_millis",
     "unique",
 ]
 
@@ -72,6 +73,11 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
 
 
+def to_millis(value: datetime) -> datetime:
+    """Avro timestamp-millis precision, so a record equals its decoded copy."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def provenance(
     *,
     origine: str,
@@ -85,8 +91,8 @@ def provenance(
     return {
         "origine": origine,
         "saisie": saisie,
-        "dateEvenement": date_evenement,
-        "dateSaisie": date_saisie,
+        "dateEvenement": to_millis(date_evenement),
+        "dateSaisie": to_millis(date_saisie),
         "systemeSource": systeme,
         "referenceSource": reference,
         "operation": operation,
@@ -152,7 +158,7 @@ def _parse_timestamp(raw: Any) -> datetime | str:
             return "impossible date"
         if not MIN_YEAR <= value.year <= MAX_YEAR:
             return "impossible date"
-        return value
+        return to_millis(value)
     if not isinstance(raw, str):
         return "not a date-time"
     text = raw.strip()
@@ -169,7 +175,7 @@ def _parse_timestamp(raw: Any) -> datetime | str:
         return "impossible date"
     if value.tzinfo is None:
         value = value.replace(tzinfo=PARIS)
-    return value.astimezone(UTC)
+    return to_millis(value.astimezone(UTC))
 
 
 class Node:
