@@ -176,6 +176,7 @@ def build_request(
         ]
     if "xml" in parts:
         assert xml is not None  # noqa: S101 - checked above
+        xml = xml.replace(b"\r\n", b"\n").replace(b"\n", CRLF)  # MIME text lines end in CRLF
         out += [
             f"--{b}".encode(),
             b"Content-Type: text/xml; charset=us-ascii",

@@ -8,9 +8,11 @@ irrecevabilité radiation; attribution data). Messages never carry a value, only
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import Problem
 from lxml import etree
@@ -164,15 +166,28 @@ def xsd() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(XSD_PATH)))
 
 
-def _xsd_path(path: str | None) -> str:
-    """lxml's /*[local-name()...] or /ns:tag paths -> plain element path, no values."""
-    if not path:
+_ATTR = re.compile(r"attribute '([A-Za-z:]+)'")
+
+
+def _xsd_path(root: etree._Element, xpath: str | None, message: str) -> str:
+    """The element path (local names, no values) an lxml schema error points at."""
+    nodes: list[Any] = []
+    if xpath:
+        try:
+            found = root.getroottree().xpath(xpath)
+            nodes = list(found) if isinstance(found, list) else []
+        except etree.XPathError:
+            nodes = []
+    if not nodes or not isinstance(nodes[0], etree._Element):
         return "interfaceNuu"
-    out = []
-    for part in path.strip("/").split("/"):
-        name = part.split(":")[-1]
-        out.append(name.split("[")[0] if "local-name" not in part else part)
-    return "/".join(out)
+    el: etree._Element | None = nodes[0]
+    names: list[str] = []
+    while el is not None:
+        names.append(etree.QName(el).localname)
+        el = el.getparent()
+    path = "/".join(reversed(names))
+    attr = _ATTR.search(message)
+    return f"{path}/@{attr.group(1)}" if attr else path
 
 
 def xsd_problems(root: etree._Element) -> list[Problem]:
@@ -180,9 +195,10 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
     schema = xsd()
     if schema.validate(root):
         return []
+    errors = list(schema.error_log)  # type: ignore[call-overload]  # lxml-stubs: _ErrorLog is iterable
     return [
-        Problem(_xsd_path(e.path), f"not valid against interfaceNuu.xsd ({e.type_name})")
-        for e in list(schema.error_log)  # type: ignore[call-overload]  # lxml-stubs: _ErrorLog is iterable
+        Problem(_xsd_path(root, e.path, e.message), f"not valid against interfaceNuu.xsd ({e.type_name})")
+        for e in errors
     ]
 
 
