@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from datetime import datetime
 from typing import Any
 
@@ -114,8 +115,11 @@ def _bad(first: int, consumed: int, start: int, body: list[str], reason: str) ->
     return Rejection((Problem(locator, reason),), locator, fragment)
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
 def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _SURROGATE.search(text) is not None
 
 
 def _decision(ctx: Ctx, row: dict[str, Any], received_at: datetime) -> dict[str, Any] | None:

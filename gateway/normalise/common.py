@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.codec.avro import from_sne_code, load_schemas
+from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
 
 __all__ = [
@@ -114,6 +115,8 @@ class Ctx:
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"  # also a repeated XML element
     return type(value).__name__
 
 
@@ -391,14 +394,20 @@ class Node:
         return out
 
 
+@cache
+def _code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
+    """SNE code -> symbol, and the symbols, of an enum of the canonical schemas (built once)."""
+    symbol_to_code = load_schemas().sne_codes(enum)
+    return {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
+
+
 def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         ctx.add(path, f"not a code of {liste}", _type_name(raw))
         return None
     code = str(raw).strip()
-    symbol = from_sne_code(enum, code)
-    if symbol is None and code in load_schemas().sne_codes(enum):
-        symbol = code
+    by_code, symbols = _code_map(enum)
+    symbol = by_code.get(code) or (code if code in symbols else None)
     if symbol is None:
         shown = code if len(code) <= 12 else code[:12] + "…"
         ctx.add(path, f"unknown code '{shown}' for {liste}", shown)
