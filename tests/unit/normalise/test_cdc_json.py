@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from gateway.codec.avro import load_schemas
 from gateway.normalise import normalise
 
 from .helpers import DEMANDE, SAMPLES, only_record, problems, records, rejections, round_trip
@@ -155,3 +157,86 @@ def test_not_a_change_event() -> None:
     assert problems(run([1, 2])) == {("$", "not a Debezium change event")}
     assert ("op", "missing") in problems(run({"after": {}, "source": SOURCE}))
     assert problems(run(b"{")) == {("$", "malformed JSON (line 1)")}
+
+
+LOGEMENT = {"rpls": "0000449876", "commune": "44162", "typeLogement": "T3", "zus": "ZUSOUI"}
+ATTRIBUTION = {
+    "siren": "200000002",
+    "dateSignatureBail": "2026-05-04",
+    "logement": LOGEMENT,
+    "contingent": "COLACT",
+}
+
+
+def event(kind: str, donnees: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "id": "E9",
+        "num_unique": "044260100000000004",
+        "type_evenement": kind,
+        "date_evenement": "2026-05-04T10:00:00+02:00",
+        "origine": "200000002",
+        "donnees": json.dumps(donnees),
+    }
+    return {"after": row, "source": {**SOURCE, "table": "evenement"}, "op": "c"}
+
+
+def _with(path: str, value: str) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """(event kind, donnees, path of the value in the Decision) with `value` placed at `path`."""
+    if path == "designation.contingent":
+        return (
+            "DESIGNATION",
+            {"designataire": "824541148", "contingent": value, "logement": LOGEMENT},
+            ("designation", "contingent"),
+        )
+    if path.startswith("logement."):
+        key = path.split(".")[1]
+        return (
+            "BAIL_SIGNE",
+            {"dateSignature": "2026-05-04", "logement": {**LOGEMENT, key: value}},
+            ("bail", "logement", key),
+        )
+    if path.startswith("attribution."):
+        key = path.split(".")[1]
+        data = {"motif": "RADATT", "dateRadiation": "2026-05-05", "attribution": {**ATTRIBUTION, key: value}}
+        return "RADIATION", data, ("radiation", "attribution", key)
+    if path == "radiation.motif":
+        data = {
+            "motif": value,
+            "sousMotif": "IRRSEJ",
+            "dateRadiation": "2026-05-05",
+            "attribution": ATTRIBUTION,
+        }
+        return "RADIATION", data, ("radiation", "motif")
+    if path == "radiation.sousMotif":
+        return (
+            "RADIATION",
+            {"motif": "RADIRR", "sousMotif": value, "dateRadiation": "2026-05-05"},
+            ("radiation", "sousMotif"),
+        )
+    avis = {"typeCommission": "QPV", "commission": "C1", "dateAvis": "2026-05-01", "avis": "AJOURNE"}
+    key = path.split(".")[1]
+    return "AVIS_COMMISSION", {**avis, key: value}, ("avis", key)
+
+
+@pytest.mark.parametrize(
+    ("enum", "path"),
+    [
+        ("TypeReservataire", "designation.contingent"),
+        ("TypeReservataire", "attribution.contingent"),
+        ("AccordCollectif", "attribution.accordCollectif"),
+        ("Booleen", "attribution.dejaLocataire"),
+        ("Zus", "logement.zus"),
+        ("TypeLogementRPLS", "logement.typeLogement"),
+        ("MotifRadiation", "radiation.motif"),
+        ("SousMotifIrrecevabilite", "radiation.sousMotif"),
+        ("TypeCommission", "avis.typeCommission"),
+        ("SensAvis", "avis.avis"),
+    ],
+)
+def test_every_code_of_the_event_lists(enum: str, path: str) -> None:
+    for symbol in load_schemas().enum_symbols(enum):
+        kind, donnees, where = _with(path, symbol)
+        value: Any = round_trip(only_record(run(event(kind, donnees)))).copy()
+        for k in where:
+            value = value[k]
+        assert value == symbol, (enum, symbol)
