@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
 from gateway.normalise.common import Node, lookup_code
 
@@ -223,6 +224,10 @@ def _motifs(n: Node, out: dict[str, Any]) -> None:
             symbol = lookup_code(n.ctx, path, code, "MotifDemande", "ListeMotifDemande")
             if symbol and symbol not in out["motifs"]:
                 out["motifs"].append(symbol)
+    # a set, in code-list order: the same application gives the same record whatever the source order
+    for field, enum in (("motifs", "MotifDemande"), ("motifsSante", "MotifSante")):
+        order = load_schemas().enum_symbols(enum)
+        out[field].sort(key=order.index)
 
 
 def map_radiation(n: Node) -> dict[str, Any] | None:
