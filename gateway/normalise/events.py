@@ -137,10 +137,6 @@ def _label(n: Node) -> dict[str, Any]:
     }
 
 
-def _code_list(n: Node, name: str) -> list[str]:
-    return n.codes(name, "item", "TypeReservataire", "ListeTypeReservataire")
-
-
 MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
     "PIECES_DEMANDEES": (
         "pieces",
