@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS creations (
   PRIMARY KEY (origine, reference)
 );
 CREATE TABLE IF NOT EXISTS watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS polled (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -181,3 +182,19 @@ class Ledger:
     def set_watermark(self, name: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO watermarks (name, value) VALUES (?, ?)", (name, value))
+
+    def unseen(self, event_ids: list[str]) -> set[str]:
+        """The ids among `event_ids` not published by an earlier poll."""
+        with self._lock:
+            return {
+                e
+                for e in event_ids
+                if self._db.execute("SELECT 1 FROM polled WHERE event_id = ?", (e,)).fetchone() is None
+            }
+
+    def mark_seen(self, event_ids: list[str]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO polled (event_id, at) VALUES (?, ?)", [(e, now) for e in event_ids]
+            )

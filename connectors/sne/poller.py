@@ -144,16 +144,18 @@ class SnePoller:
         return SinkOutput(topic, record["numUnique"].encode(), value, tuple(headers))
 
     def poll_service(self, service: str) -> tuple[list[SinkOutput], datetime]:
-        """Outputs for what changed since the watermark, and the new watermark (not yet stored)."""
+        """Outputs for what changed since the watermark and was not published yet, and the new
+        watermark (not yet stored). The date parameter has a tenth-of-second resolution, so polls
+        overlap a little; items already published (by eventId) are dropped instead of missed."""
         started = self._clock()
         since = self._since(service)
         exchange = self.client.call(service, now=started, scalar=format_since(since))
         answer = exchange.answer
-        records = [dalo_decision(i, self.cfg.poll_origine, started) for i in answer.dalo if i.num_unique]
-        records += [
-            radiation_decision(i, self.cfg.poll_origine, started) for i in answer.radiations if i.num_unique
-        ]
-        return [self._output(r) for r in records], started
+        origine = self.cfg.poll_origine
+        records = [dalo_decision(i, origine, started) for i in answer.dalo if i.num_unique]
+        records += [radiation_decision(i, origine, started) for i in answer.radiations if i.num_unique]
+        fresh = self.ledger.unseen([r["eventId"] for r in records])
+        return [self._output(r) for r in records if r["eventId"] in fresh], started
 
     async def poll_once(self, publish: Publish) -> int:
         """One poll of both services; watermarks move only after publish() returned."""
@@ -162,6 +164,7 @@ class SnePoller:
             outputs, started = await asyncio.to_thread(self.poll_service, service)
             if outputs:
                 await publish(outputs)
+                self.ledger.mark_seen([dict(o.headers)["ce_id"].decode() for o in outputs])
             self.ledger.set_watermark(service, started.isoformat())
             total += len(outputs)
             log.info("SNE %s: %d decision(s)", service, len(outputs))

@@ -11,6 +11,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -212,14 +213,26 @@ class SimulatorProcess:
             self.proc.kill()
             raise RuntimeError(f"simulator did not start: {line!r}")
         self.port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
         return self
+
+    @staticmethod
+    def _drain(stream: Any) -> None:
+        """Keep reading the child's output so that it never blocks on a full pipe."""
+        for _ in stream:
+            pass
+
+    def _reap(self) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a crash."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
-        self.proc = None
+        self._reap()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -229,7 +242,7 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        self.proc = None
+        self._reap()
 
     def _ctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.certs / "ca.pem"))
