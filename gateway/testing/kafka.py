@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -23,7 +24,10 @@ __all__ = [
     "create_topics",
     "end_offsets",
     "produce",
+    "start_worker",
+    "stop_worker",
     "wait_for_count",
+    "worker_env",
 ]
 
 Headers = Sequence[tuple[str, bytes]]
@@ -163,3 +167,71 @@ def consume_all(
 def wait_for_count(bootstrap: str, topic: str, count: int, *, max_wait_s: float = 120.0) -> list[Message]:
     """consume_all that keeps waiting until at least `count` committed records are there."""
     return consume_all(bootstrap, topic, expect=count, max_wait_s=max_wait_s)
+
+
+def worker_env(
+    bootstrap: str,
+    *,
+    prefix: str,
+    state_dir: str,
+    web_port: int,
+    partitions: int = 3,
+    guarantee: str = "exactly_once",
+    app_id: str | None = None,
+) -> dict[str, str]:
+    """Environment of a `gateway run` subprocess isolated from every other test (own topics, group)."""
+    import os  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        {
+            "GATEWAY_BOOTSTRAP_SERVERS": bootstrap,
+            "GATEWAY_TOPIC_PREFIX": prefix,
+            "GATEWAY_APP_ID": app_id or f"{prefix}-app",
+            "GATEWAY_STATE_DIR": state_dir,
+            "GATEWAY_WEB_PORT": str(web_port),
+            "GATEWAY_PARTITIONS": str(partitions),
+            "GATEWAY_PROCESSING_GUARANTEE": guarantee,
+        }
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], flows: str = "ingest", log_path: str | None = None) -> Any:
+    """Start `python -m gateway run --flows <flows>` as a subprocess (its own process group)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    cmd = [sys.executable, "-m", "gateway", "run", "--flows", flows, "--worker-log-level", "warning"]
+    if log_path is None:
+        return subprocess.Popen(  # noqa: S603
+            cmd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    with Path(log_path).open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(  # noqa: S603
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def stop_worker(proc: Any, timeout: float = 30.0) -> int:
+    """SIGTERM the worker and wait; SIGKILL if it does not stop. Returns its exit code."""
+    import subprocess  # noqa: PLC0415
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)

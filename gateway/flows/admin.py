@@ -1,0 +1,94 @@
+"""Topic declarations: names, partitions, replication and cleanup policy, created idempotently.
+
+| topic                         | cleanup | why                                                   |
+|-------------------------------|---------|-------------------------------------------------------|
+| {prefix}.raw.{format}         | delete  | raw inputs, kept for replay for `retention.ms`        |
+| {prefix}.raw.{format}.dlq     | delete  | dead letters, kept longer (30 days) for operators     |
+| {prefix}.canonical.demande    | compact | the latest fr.gp.Demande per numéro unique            |
+| {prefix}.canonical.decision   | delete  | fr.gp.Decision events (every event matters)           |
+
+Other flows (route, egress) declare their own topics with `TopicSpec` and `ensure_topics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.errors import RetriableError
+from gateway.settings import GatewaySettings
+from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
+
+__all__ = ["TopicSpec", "ensure_topics", "ingest_topics"]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    cleanup_policy: str = "delete"  # "delete" | "compact" | "compact,delete"
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def all_configs(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, **self.configs}
+
+
+def ingest_topics(settings: GatewaySettings, formats: Sequence[str] = FORMATS) -> list[TopicSpec]:
+    """The topics the ingest flow reads and writes."""
+    p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    specs: list[TopicSpec] = []
+    for fmt in formats:
+        raw = raw_topic(fmt, prefix)
+        specs.append(TopicSpec(raw, p, r, "delete", {"retention.ms": str(7 * DAY_MS)}))
+        specs.append(TopicSpec(dlq_topic(raw), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}))
+    specs.append(
+        TopicSpec(
+            canonical_topic("demande", prefix),
+            p,
+            r,
+            "compact",
+            {"min.compaction.lag.ms": str(3600 * 1000), "segment.ms": str(DAY_MS)},
+        )
+    )
+    specs.append(TopicSpec(canonical_topic("decision", prefix), p, r, "delete", {"retention.ms": "-1"}))
+    return specs
+
+
+def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet (existing ones are left as they are).
+
+    Returns the names created. Raises RetriableError when the broker does not answer."""
+    from kafka import KafkaAdminClient  # noqa: PLC0415 - heavy import, only at the edge
+    from kafka.admin import NewTopic  # noqa: PLC0415
+    from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
+
+    wanted = list(specs)
+    try:
+        client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gp-gateway-admin")
+    except KafkaError as exc:
+        raise RetriableError(f"Kafka admin unreachable at {bootstrap}: {type(exc).__name__}") from exc
+    created: list[str] = []
+    try:
+        existing = set(client.list_topics())
+        for spec in wanted:
+            if spec.name in existing:
+                continue
+            with contextlib.suppress(TopicAlreadyExistsError):
+                client.create_topics(
+                    [NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.all_configs())]
+                )
+                created.append(spec.name)
+        deadline = time.monotonic() + timeout_s
+        names = {s.name for s in wanted}
+        while time.monotonic() < deadline and not names <= set(client.list_topics()):
+            time.sleep(0.2)
+    except KafkaError as exc:
+        raise RetriableError(f"cannot create topics on {bootstrap}: {type(exc).__name__}") from exc
+    finally:
+        client.close()
+    return created

@@ -1,0 +1,200 @@
+"""The faust application factory and the flow plug-in seam.
+
+`create_app(settings, flows)` builds a faust.App (raw-bytes serializers only, processing guarantee
+from settings) and calls `gateway.flows.<name>.register(app, ctx)` for each named flow. No module
+level side effects: nothing connects until the worker starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from gateway.codec.avro import SchemaSet, load_schemas
+from gateway.errors import ConfigError
+from gateway.flows.admin import TopicSpec
+from gateway.flows.dlq import DeadLetters, Headers
+from gateway.monitoring.metrics import Metrics
+from gateway.settings import GatewaySettings
+
+__all__ = ["DEFAULT_FLOWS", "FlowContext", "create_app", "flow_context", "flow_topics", "publish"]
+
+DEFAULT_FLOWS: tuple[str, ...] = ("ingest",)
+
+
+@dataclass
+class FlowContext:
+    """What a flow's register() gets besides the app."""
+
+    settings: GatewaySettings
+    schemas: SchemaSet
+    metrics: Metrics
+    dead_letters: DeadLetters
+    # topics a flow wants to exist before the worker starts (created by `gateway run`)
+    topics: list[TopicSpec] = field(default_factory=list)
+    # callables run at worker start-up (after the producer is ready), e.g. for sinks to open
+    on_startup: list[Callable[[], Any]] = field(default_factory=list)
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{b.strip()}" for b in bootstrap.split(",") if b.strip()]
+
+
+class _Outbox:
+    """Outputs of not-yet-committed input records, published in their input's transaction.
+
+    With processing_guarantee=exactly_once an output must be in the same Kafka transaction as the
+    offset commit of the input it came from. faust's `app.send` cannot ensure this for a topic the
+    app does not consume (it picks the transactional producer by the OUTPUT partition, or falls back
+    to the plain producer), and sending straight away lets a commit of offset k carry the outputs of
+    record k (still being processed): after a crash, record k would be processed twice. So outputs
+    are held per input partition and, just before faust commits offset `o` of partition tp
+    (Consumer._handle_attached), every output of records < o is sent through the transactional
+    producer of tp, the one whose send_offsets_to_transaction + commit_transaction follow.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.pending: dict[Any, list[tuple[int, str, bytes | None, bytes | None, Headers]]] = {}
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        consumer = self.app.consumer
+        original = consumer._handle_attached  # type: ignore[attr-defined]  # faust's commit hook
+
+        async def handle_attached(commit_offsets: Mapping[Any, int]) -> None:
+            await self.flush(commit_offsets)
+            await original(commit_offsets)
+
+        consumer._handle_attached = handle_attached  # type: ignore[attr-defined]
+        self.installed = True
+
+    def put(self, tp: Any, offset: int, record: tuple[str, bytes | None, bytes | None, Headers]) -> None:
+        self.pending.setdefault(tp, []).append((offset, *record))
+
+    def drop(self, tps: Iterable[Any]) -> None:
+        for tp in tps:
+            self.pending.pop(tp, None)
+
+    async def flush(self, commit_offsets: Mapping[Any, int]) -> None:
+        producer = self.app.producer
+        futures = []
+        for tp, commit_offset in commit_offsets.items():
+            queue = self.pending.get(tp)
+            if not queue:
+                continue
+            ready = [item for item in queue if item[0] < commit_offset]
+            if not ready:
+                continue
+            self.pending[tp] = [item for item in queue if item[0] >= commit_offset]
+            group = self.app.assignor.group_for_topic(tp.topic)
+            tid = f"{self.app.conf.id}-{group}-{tp.partition}"
+            for _, topic, key, value, headers in ready:
+                futures.append(
+                    await producer.send(topic, key, value, None, None, list(headers), transactional_id=tid)
+                )
+        for fut in futures:
+            await fut
+
+
+async def publish(
+    app: faust.App, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+) -> None:
+    """Publish one record from inside an agent, with the app's processing guarantee.
+
+    exactly_once: the record is committed atomically with the offset of the input being processed
+    (see _Outbox); at_least_once (or outside an agent): `app.send`, flushed before offsets commit.
+    The output partition is chosen from the key by the producer's default partitioner (murmur2, as
+    the Java client), so one key always lands on one partition.
+    """
+    event = faust.current_event() if app.in_transaction else None
+    if event is None:
+        await app.send(topic, key=key, value=value, headers=list(headers))
+        return
+    outbox: _Outbox = app.gp_outbox  # type: ignore[attr-defined]  # set by create_app
+    outbox.install()
+    outbox.put(event.message.tp, event.message.offset, (topic, key, value, tuple(headers)))
+
+
+def flow_context(app: faust.App, settings: GatewaySettings) -> FlowContext:
+    """The FlowContext of `app` (one per app; the dead-letter helper publishes through the app)."""
+    existing: FlowContext | None = getattr(app, "gp_context", None)
+    if existing is not None:
+        return existing
+
+    async def publish_for_flow(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        await publish(app, topic, key, value, headers)
+
+    ctx = FlowContext(
+        settings=settings,
+        schemas=load_schemas(),
+        metrics=Metrics(consumer_group=settings.app_id),
+        dead_letters=DeadLetters(publish_for_flow),
+    )
+    app.gp_context = ctx  # type: ignore[attr-defined]  # faust.App has no slot for user data
+    return ctx
+
+
+def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) -> faust.App:
+    """A faust App running `flows` (module names under gateway.flows, each with register())."""
+    datadir = Path(settings.state_dir).expanduser() / "faust" / settings.app_id
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(settings.bootstrap_servers),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee=settings.processing_guarantee,
+        store="memory://",
+        datadir=str(datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_session_timeout=15.0,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+        loghandlers=[],
+    )
+    ctx = flow_context(app, settings)
+    outbox = _Outbox(app)
+    app.gp_outbox = outbox  # type: ignore[attr-defined]  # faust.App has no slot for user data
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's signal typing is narrower
+    async def _drop_revoked(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        outbox.drop(revoked)
+
+    from gateway.monitoring.web import register_pages  # noqa: PLC0415 - avoids an import cycle
+
+    register_pages(app, ctx)
+    for name in flows:
+        if not name.isidentifier():
+            raise ConfigError(f"bad flow name {name!r}")
+        try:
+            module = importlib.import_module(f"gateway.flows.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"gateway.flows.{name}":
+                raise ConfigError(f"unknown flow {name!r} (no module gateway.flows.{name})") from exc
+            raise
+        register = getattr(module, "register", None)
+        if register is None:
+            raise ConfigError(f"flow module gateway.flows.{name} has no register(app, ctx)")
+        register(app, ctx)
+    return app
+
+
+def flow_topics(app: faust.App) -> list[TopicSpec]:
+    """Topics the registered flows declared (to create before the worker starts)."""
+    ctx: FlowContext | None = getattr(app, "gp_context", None)
+    return list(ctx.topics) if ctx is not None else []
