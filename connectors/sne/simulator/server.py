@@ -10,8 +10,8 @@ Endpoints (all over mutual TLS on 127.0.0.1):
 from __future__ import annotations
 
 import json
-import socket
 import logging
+import socket
 import ssl
 import threading
 import time
