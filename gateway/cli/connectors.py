@@ -1,11 +1,100 @@
-"""`gateway connectors` (placeholder until implemented)."""
+"""`gateway connectors list|describe|check|run`: the connector plug-ins (entry points)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
 import click
+import yaml
+
+from gateway import registry
+from gateway.errors import ConfigError
+from gateway.settings import GatewaySettings
+
+__all__ = ["connectors"]
 
 
-@click.command("connectors")
+def _config(config_file: Path | None, sets: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: a mapping of options is expected")
+        values.update(loaded)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"--set {item!r}: expected KEY=VALUE")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+@click.group("connectors")
 def connectors() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway connectors is not implemented yet")
+    """Connector plug-ins registered in the `gateway.connectors` entry-point group."""
+
+
+@connectors.command("list")
+def list_() -> None:
+    """Installed connectors, their kind and delivery guarantee."""
+    for name in registry.available():
+        cls = registry.load(name)
+        kind = "source" if hasattr(cls, "run") else "sink"
+        click.echo(f"{name:12} {kind:6} {getattr(cls, 'guarantee', '?'):14} {cls.__module__}.{cls.__name__}")
+
+
+@connectors.command("describe")
+@click.argument("name")
+def describe(name: str) -> None:
+    """JSON Schema of a connector's configuration."""
+    cls = registry.load(name)
+    click.echo(json.dumps(cls.Config.model_json_schema(), indent=2, ensure_ascii=False))
+
+
+_CONFIG_OPTS = [
+    click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True), help="YAML file."),
+    click.option("--set", "sets", multiple=True, help="KEY=VALUE option (repeatable, YAML value)."),
+]
+
+
+def _with_config(f: Any) -> Any:
+    for opt in reversed(_CONFIG_OPTS):
+        f = opt(f)
+    return f
+
+
+@connectors.command("check")
+@click.argument("name")
+@_with_config
+def check(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
+    """Validate a connector's config and reachability without moving data."""
+    result = registry.build(name, _config(config_file, sets)).check()
+    click.echo(("ok: " if result.ok else "not ok: ") + result.detail)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@connectors.command("run")
+@click.argument("name")
+@_with_config
+def run(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
+    """Run a SOURCE connector, publishing to the raw topics until stopped (Ctrl-C / SIGTERM)."""
+    from gateway.broker.emit import run_source  # noqa: PLC0415
+
+    source = registry.build(name, _config(config_file, sets))
+    if not hasattr(source, "run"):
+        raise click.ClickException(f"{name} is not a source connector (sinks run inside `gateway run`)")
+    settings = GatewaySettings()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(source.stop()))
+        return await run_source(source, settings)
+
+    count = asyncio.run(main())
+    click.echo(f"{name}: {count} event(s) published")

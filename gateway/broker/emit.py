@@ -1,0 +1,78 @@
+"""The core side of a source connector: `emit(RawEvent)` publishes to the raw topic of its format
+and returns once the broker acknowledged it (acks=all, idempotent producer)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+from gateway.connectors import RawEvent, Source
+from gateway.errors import ConfigError, RetriableError
+from gateway.settings import GatewaySettings
+from gateway.topics import FORMATS, raw_topic
+
+__all__ = ["KafkaEmitter", "run_source"]
+
+
+class KafkaEmitter:
+    """An async context manager whose instances are `Emit` callables."""
+
+    def __init__(self, settings: GatewaySettings, *, timeout_s: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.count = 0
+        self._producer: Any = None
+
+    async def __aenter__(self) -> KafkaEmitter:
+        from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # noqa: PLC0415 - no hints
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            client_id=f"{self.settings.app_id}-source",
+        )
+        try:
+            await producer.start()
+        except Exception as exc:
+            await producer.stop()
+            raise RetriableError(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {type(exc).__name__}"
+            ) from exc
+        self._producer = producer
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __call__(self, event: RawEvent) -> None:
+        if event.format not in FORMATS:
+            raise ConfigError(f"unknown format {event.format!r}")
+        if self._producer is None:
+            raise RuntimeError("KafkaEmitter used outside `async with`")
+        topic = raw_topic(event.format, self.settings.topic_prefix)
+        headers = [*event.headers, ("gp.source.origin", event.origin.encode())]
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(topic, event.payload, key=event.key, headers=headers),
+                self.timeout_s,
+            )
+        except (TimeoutError, OSError) as exc:
+            raise RetriableError(f"emit to {topic} not acknowledged: {type(exc).__name__}") from exc
+        except Exception as exc:  # aiokafka errors have no common root with ours
+            if type(exc).__module__.startswith("aiokafka"):
+                raise RetriableError(f"emit to {topic} failed: {type(exc).__name__}") from exc
+            raise
+        self.count += 1
+
+
+async def run_source(source: Source, settings: GatewaySettings) -> int:
+    """Run `source` until it returns (or is stopped), publishing what it emits; returns the count."""
+    async with KafkaEmitter(settings) as emit:
+        await source.run(emit)
+        return emit.count
