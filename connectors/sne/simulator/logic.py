@@ -8,7 +8,7 @@ from lxml import etree
 
 from connectors.sne.mtom import ParsedRequest, SoapFault, build_response, safe_parser
 from connectors.sne.nuu import NUU_NS, VERSION_INTERFACE, q
-from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, xsd
+from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, xsd_problems
 from connectors.sne.simulator.state import Registry, departement_of, identity_key
 
 __all__ = ["UNEXPECTED", "handle"]
@@ -147,7 +147,7 @@ def _file(req: ParsedRequest, registry: Registry) -> etree._Element:
     anomalies = mandatory_anomalies(root)
     if anomalies:
         return _answer_nuu(tf, _text(dl, "numUnique") or None, guichet, None, anomalies)
-    if not xsd().validate(root):
+    if xsd_problems(root):
         raise SoapFault("Receiver", UNEXPECTED)
     assert dl is not None  # noqa: S101 - checked by the mandatory rules
     created = _text(dl, "dateCreationDemande") or None
