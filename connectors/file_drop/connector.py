@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from gateway.connectors import CheckResult, Emit, Guarantee, RawEvent
+from gateway.connectors import CheckResult, ConnectorConfig, Emit, Guarantee, RawEvent
 from gateway.errors import GatewayError
 from gateway.topics import FORMATS
 
@@ -32,7 +32,7 @@ class FileDropSource:
     after its emit is acknowledged; a crash in between re-emits it at the next start)."""
 
     name: ClassVar[str] = "file-drop"
-    Config: ClassVar[type[FileDropConfig]] = FileDropConfig
+    Config: ClassVar[type[ConnectorConfig]] = FileDropConfig
     guarantee: ClassVar[Guarantee] = "at-least-once"
 
     def __init__(self, config: FileDropConfig) -> None:

@@ -260,13 +260,22 @@ def stop_pid(pid: int, timeout: float = 20.0) -> bool:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if _reaped(pid) or not pid_alive(pid):
             return True
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
-    return not pid_alive(pid)
+    return _reaped(pid) or not pid_alive(pid)
+
+
+def _reaped(pid: int) -> bool:
+    """True when `pid` is a child of ours that has exited (and is now reaped, not a zombie)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == pid
 
 
 def _cluster_id() -> str:

@@ -15,7 +15,7 @@ from gateway.broker import LocalBroker, broker_answers, install_kafka, kafka_lib
 from gateway.broker.local import stop_pid
 from gateway.settings import GatewaySettings
 
-__all__ = ["broker", "broker_dir", "ensure_local_broker"]
+__all__ = ["broker", "broker_dir", "ensure_local_broker", "stop_local_broker"]
 
 
 def broker_dir(settings: GatewaySettings) -> Path:
@@ -77,18 +77,22 @@ def start() -> None:
         click.echo(f"a broker already answers on {bootstrap}")
 
 
-@broker.command("stop")
-def stop() -> None:
-    """Stop the local broker cleanly (SIGTERM, SIGKILL after 20 s)."""
-    settings = GatewaySettings()
+def stop_local_broker(settings: GatewaySettings) -> int | None:
+    """Stop the broker started by `broker start` / `demo`; return its pid (None if none was running)."""
     pid = _running_pid(settings)
     if pid is None:
-        click.echo("no local broker is running")
-        return
+        return None
     if not stop_pid(pid):
         raise click.ClickException(f"broker process {pid} did not stop")
     (broker_dir(settings) / "broker.pid").unlink(missing_ok=True)
-    click.echo(f"Kafka stopped (pid {pid})")
+    return pid
+
+
+@broker.command("stop")
+def stop() -> None:
+    """Stop the local broker cleanly (SIGTERM, SIGKILL after 20 s)."""
+    pid = stop_local_broker(GatewaySettings())
+    click.echo("no local broker is running" if pid is None else f"Kafka stopped (pid {pid})")
 
 
 @broker.command("status")

@@ -1,11 +1,262 @@
-"""`gateway demo` (placeholder until implemented)."""
+"""`gateway demo`: the gateway on its bundled sample data, from a bare machine, then stop.
+
+Steps (each a callable taking the DemoContext; append to STEPS / FLOWS / REPORT_TOPICS to extend
+the demo with routing and SNE steps):
+  broker   start the local Kafka broker unless one answers (stopped again at the end)
+  topics   create the topics of the flows
+  worker   start `gateway run --flows <FLOWS>` as a subprocess
+  sources  copy samples/<format>/* and samples/bad/* into a drop folder, run the file-drop source
+  drain    wait until the worker has committed every raw input
+then print a table of what flowed where (records per topic) and stop everything cleanly.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import click
+
+from gateway.broker.local import free_port
+from gateway.errors import GatewayError
+from gateway.settings import GatewaySettings
+from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
+
+__all__ = ["FLOWS", "REPORT_TOPICS", "STEPS", "DemoContext", "DemoStep", "demo"]
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+BAD_PREFIX = {
+    "sne-": "sne-xml",
+    "cdc-": "cdc-json",
+    "cal-": "cal-csv",
+    "siao-": "siao-json",
+    "comed-": "comed-json",
+}
+
+
+@dataclass
+class DemoContext:
+    settings: GatewaySettings
+    workdir: Path
+    samples: Path
+    flows: list[str]
+    worker: subprocess.Popen[bytes] | None = None
+    started_broker: bool = False
+    files_emitted: int = 0
+    files_rejected: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.bootstrap_servers
+
+    def say(self, text: str) -> None:
+        click.echo(f"[demo] {text}")
+
+
+DemoStep = Callable[[DemoContext], None]
+
+
+def step_broker(ctx: DemoContext) -> None:
+    from gateway.cli.broker import ensure_local_broker  # noqa: PLC0415
+
+    bootstrap, started = ensure_local_broker(ctx.settings)
+    ctx.started_broker = started
+    ctx.say(f"Kafka on {bootstrap} ({'started for the demo' if started else 'already running'})")
+
+
+def step_topics(ctx: DemoContext) -> None:
+    from gateway.flows.admin import ensure_topics  # noqa: PLC0415
+    from gateway.flows.app import create_app, flow_topics  # noqa: PLC0415
+
+    specs = flow_topics(create_app(ctx.settings, ctx.flows))
+    created = ensure_topics(ctx.bootstrap, specs)
+    ctx.say(f"{len(created)} topics created (prefix {ctx.settings.topic_prefix!r})")
+
+
+def worker_env(settings: GatewaySettings) -> dict[str, str]:
+    import os  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        plain = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"GATEWAY_{name.upper()}"] = str(plain)
+    return env
+
+
+def step_worker(ctx: DemoContext) -> None:
+    log = ctx.workdir / "worker.log"
+    cmd = [sys.executable, "-m", "gateway", "run", "--flows", ",".join(ctx.flows)]
+    with log.open("ab") as out:
+        ctx.worker = subprocess.Popen(  # noqa: S603
+            cmd, env=worker_env(ctx.settings), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    ctx.say(f"gateway worker started: flows {','.join(ctx.flows)} (pid {ctx.worker.pid}, log {log})")
+
+
+def step_sources(ctx: DemoContext) -> None:
+    from connectors.file_drop import FileDropConfig, FileDropSource  # noqa: PLC0415
+
+    from gateway.broker.emit import run_source  # noqa: PLC0415
+
+    drop = ctx.workdir / "drop"
+    incoming = drop / "incoming"
+    for fmt in FORMATS:
+        for path in sorted((ctx.samples / fmt).glob("*")):
+            if path.is_file():
+                (incoming / fmt).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, incoming / fmt / path.name)
+    for path in sorted((ctx.samples / "bad").glob("*")):
+        bad_fmt = next((f for p, f in BAD_PREFIX.items() if path.name.startswith(p)), None)
+        if bad_fmt is not None and path.is_file():
+            (incoming / bad_fmt).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, incoming / bad_fmt / f"bad-{path.name}")
+    source = FileDropSource(FileDropConfig(folder=drop, settle_seconds=0, once=True))
+    asyncio.run(run_source(source, ctx.settings))
+    ctx.files_emitted, ctx.files_rejected = source.emitted, source.rejected
+    ctx.say(f"file-drop: {source.emitted} files published, {source.rejected} rejected (folder {drop})")
+
+
+def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
+    """Wait until the worker's consumer group has committed every raw input."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    raws = [raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS]
+    consumer = KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False)
+    # a consumer of the worker's group that never subscribes: it only reads the committed offsets
+    group = KafkaConsumer(
+        bootstrap_servers=ctx.bootstrap, group_id=ctx.settings.app_id, enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(t, p) for t in raws for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if ctx.worker is not None and ctx.worker.poll() is not None:
+                raise GatewayError(f"the gateway worker exited ({ctx.worker.returncode}); see its log")
+            left = sum(max(0, ends[tp] - (group.committed(tp) or 0)) for tp in tps)
+            if left == 0:
+                break
+            if time.monotonic() > deadline:
+                raise GatewayError(
+                    f"the worker still has {left} raw records to process after {timeout_s:.0f}s"
+                )
+            time.sleep(0.5)
+    finally:
+        group.close()
+        consumer.close()
+    ctx.say("every raw input processed and committed")
+
+
+def _ingest_topics(settings: GatewaySettings) -> list[str]:
+    p = settings.topic_prefix
+    out = []
+    for fmt in FORMATS:
+        out += [raw_topic(fmt, p), dlq_topic(raw_topic(fmt, p))]
+    return [*out, canonical_topic("demande", p), canonical_topic("decision", p)]
+
+
+FLOWS: list[str] = ["ingest"]
+STEPS: list[tuple[str, DemoStep]] = [
+    ("broker", step_broker),
+    ("topics", step_topics),
+    ("worker", step_worker),
+    ("sources", step_sources),
+    ("drain", step_drain),
+]
+# functions naming the topics to report on (the route / SNE steps add theirs)
+REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [_ingest_topics]
+
+
+def report(ctx: DemoContext) -> None:
+    from gateway.testing.kafka import count_records  # noqa: PLC0415
+
+    topics: list[str] = []
+    for names in REPORT_TOPICS:
+        topics += [t for t in names(ctx.settings) if t not in topics]
+    counts = count_records(ctx.bootstrap, topics)
+    width = max(len(t) for t in topics) + 2
+    click.echo("")
+    click.echo(f"{'topic':{width}} {'records':>8}  what")
+    click.echo(f"{'-' * width} {'-' * 8}  {'-' * 30}")
+    for topic in topics:
+        n = counts.get(topic, 0)
+        if n == 0 and (topic.endswith(".dlq") or ".raw." in topic):
+            continue
+        what = (
+            "dead letters (original bytes + error headers)"
+            if topic.endswith(".dlq")
+            else "raw inputs"
+            if ".raw." in topic
+            else "canonical records (Avro)"
+            if ".canonical." in topic
+            else ""
+        )
+        click.echo(f"{topic:{width}} {n:8d}  {what}")
+    dead = sum(n for t, n in counts.items() if t.endswith(".dlq"))
+    canonical = sum(n for t, n in counts.items() if ".canonical." in t)
+    click.echo("")
+    click.echo(
+        f"files: {ctx.files_emitted} published, {ctx.files_rejected} rejected by the source; "
+        f"records: {canonical} canonical, {dead} dead-lettered"
+    )
+    for note in ctx.notes:
+        click.echo(note)
+
+
+def _stop(ctx: DemoContext) -> None:
+    if ctx.worker is not None and ctx.worker.poll() is None:
+        ctx.worker.terminate()
+        try:
+            ctx.worker.wait(30)
+        except subprocess.TimeoutExpired:
+            ctx.worker.kill()
+            ctx.worker.wait()
+        ctx.say("gateway worker stopped")
+    if ctx.started_broker:
+        from gateway.cli.broker import stop_local_broker  # noqa: PLC0415
+
+        if stop_local_broker(ctx.settings) is not None:
+            ctx.say("Kafka stopped")
 
 
 @click.command("demo")
-def demo() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway demo is not implemented yet")
+@click.option("--prefix", default=None, help="Topic prefix (default: a fresh demo-<time> prefix per run).")
+@click.option("--keep", is_flag=True, help="Keep the work folder (drop folder, worker log).")
+def demo(prefix: str | None, keep: bool) -> None:
+    """Run the gateway on the bundled samples: broker, flows, sources; print what flowed where; stop."""
+    if not SAMPLES.is_dir():
+        raise click.ClickException(f"no samples folder at {SAMPLES} (run the demo from a source checkout)")
+    base = GatewaySettings()
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    topic_prefix = prefix or f"demo-{run_id}"
+    updates: dict[str, Any] = {
+        "topic_prefix": topic_prefix,
+        "app_id": f"{topic_prefix}-gateway",
+        "web_port": free_port(),
+    }
+    settings = base.model_copy(update=updates)
+    workdir = Path(tempfile.mkdtemp(prefix="gp-demo-"))
+    ctx = DemoContext(settings=settings, workdir=workdir, samples=SAMPLES, flows=list(FLOWS))
+    try:
+        for name, step in STEPS:
+            try:
+                step(ctx)
+            except GatewayError as exc:
+                raise click.ClickException(f"demo step {name!r} failed: {exc}") from exc
+        report(ctx)
+    finally:
+        _stop(ctx)
+        if keep:
+            click.echo(f"[demo] work folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -21,6 +21,7 @@ __all__ = [
     "Message",
     "admin",
     "consume_all",
+    "count_records",
     "create_topics",
     "end_offsets",
     "produce",
@@ -72,7 +73,7 @@ def create_topics(
                 )
     finally:
         client.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         for _ in range(100):
             if all(consumer.partitions_for_topic(n) for n in names):
@@ -104,7 +105,7 @@ def produce(
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
@@ -235,3 +236,30 @@ def stop_worker(proc: Any, timeout: float = 30.0) -> int:
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+def count_records(bootstrap: str, topics: Sequence[str], *, idle_polls: int = 4) -> dict[str, int]:
+    """Committed records per topic (read_committed), read from the beginning until nothing comes."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    counts = dict.fromkeys(topics, 0)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return counts
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        idle = 0
+        while idle < idle_polls and not all(consumer.position(tp) >= ends[tp] for tp in tps):
+            batch = consumer.poll(timeout_ms=300)
+            idle = 0 if batch else idle + 1
+            for tp, records in batch.items():
+                counts[tp.topic] += len(records)
+    finally:
+        consumer.close()
+    return counts
