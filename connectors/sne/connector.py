@@ -24,12 +24,13 @@ from gateway.errors import Problem, RejectedMessage
 from gateway.model.envelope import cloudevent_headers
 from gateway.settings import default_state_dir
 from gateway.topics import feedback_topic
+from lxml import etree
 
 from connectors.sne.answers import Answer, SneFaultError, UnparseableAnswer
 from connectors.sne.client import NotDelivered, SneClient, ssl_context
 from connectors.sne.config import SneConfig
 from connectors.sne.ledger import Ledger, LedgerRow
-from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for
+from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for, with_application
 from connectors.sne.rules import as_problems, mandatory_anomalies, xsd, xsd_problems
 
 __all__ = ["SneSink", "feedback_output", "request_id_for"]
@@ -191,9 +192,8 @@ class SneSink:
             "offset": rec.offset,
         }
 
-    def prepare(self, rec: SinkRecord) -> tuple[str, str, bytes, dict[str, Any]] | None:
-        """(request id, typeFichier, interfaceNuu bytes, meta), or None when not an SNE fact.
-        RejectedMessage naming the SNE fields when the SNE would refuse the file."""
+    def _build(self, rec: SinkRecord) -> tuple[str, str, etree._Element, dict[str, Any]] | None:
+        """(request id, typeFichier, interfaceNuu tree, meta), or None when not an SNE fact."""
         record = dict(rec.record)
         type_fichier = type_fichier_for(rec.schema, record)
         if type_fichier is None:
@@ -210,6 +210,12 @@ class SneSink:
         root = build_interface_nuu(
             rec.schema, record, type_fichier, guichet=self.config.guichet, now=self._clock()
         )
+        meta = self._meta(rec, rid, type_fichier)
+        meta["numUnique"] = record.get("numUnique")
+        return rid, type_fichier, root, meta
+
+    @staticmethod
+    def _refuse_if_invalid(root: etree._Element, rec: SinkRecord) -> None:
         problems = as_problems(mandatory_anomalies(root)) + xsd_problems(root)
         if problems:
             raise RejectedMessage(
@@ -219,20 +225,41 @@ class SneSink:
                 partition=rec.partition,
                 offset=rec.offset,
             )
-        meta = self._meta(rec, rid, type_fichier)
-        meta["numUnique"] = record.get("numUnique")
+
+    def prepare(self, rec: SinkRecord) -> tuple[str, str, bytes, dict[str, Any]] | None:
+        """(request id, typeFichier, interfaceNuu bytes, meta), or None when not an SNE fact.
+        RejectedMessage naming the SNE fields when the SNE would refuse the file (no SNE call here:
+        a decision's file is checked as built, before the application is fetched)."""
+        built = self._build(rec)
+        if built is None:
+            return None
+        rid, type_fichier, root, meta = built
+        self._refuse_if_invalid(root, rec)
         return rid, type_fichier, to_bytes(root), meta
 
+    async def _with_application(self, root: etree._Element, num_unique: str) -> etree._Element:
+        """A decision's RAD / REN file completed with the application as the SNE knows it
+        (`demandeLogement`): the SNE's mandatory fields apply to every file."""
+        exchange = await self._call("demandeLogement", scalar=num_unique)
+        answer = exchange.answer
+        if answer.anomalies or answer.payload is None:
+            return root  # unknown to the SNE: the file is refused below, naming the missing fields
+        return with_application(root, answer.payload)
+
     async def _write_one(self, rec: SinkRecord) -> list[SinkOutput]:
-        prepared = self.prepare(rec)
-        if prepared is None:
+        built = self._build(rec)
+        if built is None:
             return []
-        rid, type_fichier, xml, meta = prepared
+        rid, type_fichier, root, meta = built
         row = self.ledger.get(rid)
         if row is not None and row.state == "ANSWERED" and row.feedback is not None:
             return [self._stored_output(row)]
         if row is None:
-            self.ledger.enqueue(rid, "numUnique", type_fichier, xml, meta)
+            num = meta.get("numUnique")
+            if rec.schema.endswith("Decision") and type_fichier in ("RAD", "REN") and num:
+                root = await self._with_application(root, str(num))
+            self._refuse_if_invalid(root, rec)
+            self.ledger.enqueue(rid, "numUnique", type_fichier, to_bytes(root), meta)
         if self.config.mode == "daily":
             return []
         return [await self._send(rid)]

@@ -26,6 +26,7 @@ __all__ = [
     "q",
     "to_bytes",
     "type_fichier_for",
+    "with_application",
 ]
 
 NUU_NS = "http://nuu.application.i2/"
@@ -315,6 +316,10 @@ def build_interface_nuu(
     _opt(dl, "numUnique", record.get("numUnique"))
     _opt(dl, "numGuichet", guichet)
     kind = record.get("typeEvenement")
+    if kind == "RENOUVELLEMENT":
+        when_ren = (record.get("provenance") or {}).get("dateEvenement")
+        if isinstance(when_ren, datetime):
+            _opt(dl, "dateDernierRenouvellement", when_ren.astimezone(UTC).date())
     if kind in ("RADIATION", "DERADIATION"):
         when = (record.get("provenance") or {}).get("dateEvenement")
         day = when.astimezone(UTC).date() if isinstance(when, datetime) else None
@@ -329,6 +334,39 @@ def build_for_record(
     if tf is None:
         return None
     return tf, build_interface_nuu(schema, record, tf, guichet=guichet, now=now)
+
+
+_OWN = ("numUnique", "numGuichet", "radiation", "listeAnomalie", "dateDernierRenouvellement")
+
+
+def _clone(el: etree._Element) -> etree._Element:
+    """Deep copy into the nuu namespace without the source's prefixes (answers use ns2:)."""
+    attrib = {str(k): str(v) for k, v in el.attrib.items()}
+    new = etree.Element(q(etree.QName(el).localname), attrib=attrib)
+    new.text = el.text
+    for child in el:
+        if isinstance(child.tag, str):
+            new.append(_clone(child))
+    return new
+
+
+def with_application(file_root: etree._Element, application: etree._Element) -> etree._Element:
+    """`file_root` (a RAD / REN built from a decision) completed with the application blocks of
+    `application` (an interfaceNuu, e.g. the SNE's demandeLogement answer). The file keeps its own
+    entete, numUnique, numGuichet, radiation and renewal date."""
+    out = _clone(file_root)
+    out_dl = out.find(f"{q('demande')}/{q('demandeLogement')}")
+    app_dl = application.find(f"{q('demande')}/{q('demandeLogement')}")
+    if out_dl is None or app_dl is None:
+        return out
+    for child in app_dl:
+        if not isinstance(child.tag, str):
+            continue
+        name = etree.QName(child).localname
+        if name in _OWN or out_dl.find(q(name)) is not None:
+            continue
+        out_dl.append(_clone(child))
+    return out
 
 
 def to_bytes(root: etree._Element) -> bytes:

@@ -31,6 +31,8 @@ __all__ = [
 
 XSD_PATH = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "interfaceNuu.xsd"
 _DL = "interfaceNuu/demande/demandeLogement"
+# typeFichier whose file carries the whole application (libsne checks every file it sends)
+_FULL = ("CRE", "CRS", "MOD", "REN", "RAD")
 
 ANOMALY_TEXTS: dict[str, str] = {
     "CTRL_DEM_0001": "La version d'interface est absente ou non supportée.",
@@ -98,7 +100,7 @@ def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
     dl = _find(root, "demande", "demandeLogement")
     if not _text(dl, "numGuichet"):
         out.append(_a("CTRL_DEM_0004", f"{_DL}/numGuichet"))
-    if tf in ("CRE", "CRS", "MOD", "REN"):
+    if tf in _FULL:
         if not _text(dl, "dateCreationDemande"):
             out.append(_a("CTRL_DEM_0005", f"{_DL}/dateCreationDemande"))
         lr = _find(dl, "logementRecherche")

@@ -148,6 +148,8 @@ def test_radiation_with_attribution_is_accepted(env: dict[str, Any]) -> None:
     radiated = _decode(feedback[-1])
     assert radiated["typeFichier"] == "RAD" and radiated["status"] == "ACCEPTED"
     assert radiated["numUnique"] == num and radiated["eventId"] == rad["eventId"]
+    calls = env["sim"].control()["calls"]
+    assert calls == {"numUnique": 2, "demandeLogement": 1}  # the application fetched to complete the RAD file
     assert consume_all(env["bootstrap"], dlq_topic(env["topics"]["decision"]), quiet_ms=500) == []
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from connectors.sne.config import SneConfig
 from connectors.sne.connector import SneSink
-from connectors.sne.nuu import build_for_record, q, to_bytes, type_fichier_for
+from connectors.sne.nuu import build_for_record, q, to_bytes, type_fichier_for, with_application
 from connectors.sne.rules import mandatory_anomalies, xsd, xsd_problems
 from connectors.sne.testing import decision_radiation, demande
 from gateway.codec.avro import load_schemas
@@ -94,8 +94,21 @@ def test_type_fichier_rules() -> None:
     assert type_fichier_for(DECISION, other) is None
 
 
+def _rad(record: dict[str, Any]) -> tuple[str, Any]:
+    """A decision's RAD file completed with the application, as the sink does with demandeLogement."""
+    tf, root = _build(DECISION, record)
+    _, application = _build(DEMANDE, demande(num_unique=record["numUnique"]))
+    return tf, with_application(root, application)
+
+
+def test_a_radiation_alone_lacks_the_application() -> None:
+    _, root = _build(DECISION, decision_radiation("035260100000000001"))
+    codes = sorted(a.code for a in mandatory_anomalies(root))
+    assert codes == ["CTRL_DEM_0005", "CTRL_DEM_0006", "CTRL_DEM_0007", "CTRL_DEM_0008", "CTRL_DEM_0010"]
+
+
 def test_radiation_with_attribution_is_valid() -> None:
-    tf, root = _build(DECISION, decision_radiation("035260100000000001"))
+    tf, root = _rad(decision_radiation("035260100000000001"))
     assert tf == "RAD"
     assert xsd().validate(root), xsd().error_log
     assert mandatory_anomalies(root) == []
@@ -107,7 +120,7 @@ def test_radiation_with_attribution_is_valid() -> None:
 
 def test_deradiation_is_an_empty_motif() -> None:
     rec = decision_radiation("035260100000000001") | {"typeEvenement": "DERADIATION", "radiation": None}
-    tf, root = _build(DECISION, rec)
+    tf, root = _rad(rec)
     assert tf == "RAD"
     assert root.find(f".//{q('motifRadiation')}").get("code") == ""
     assert xsd().validate(root), xsd().error_log
@@ -129,7 +142,7 @@ def test_deradiation_is_an_empty_motif() -> None:
     ],
 )
 def test_radiation_rules(record: dict[str, Any], code: str, path_end: str) -> None:
-    _, root = _build(DECISION, record)
+    _, root = _rad(record)
     found = mandatory_anomalies(root)
     assert [(a.code, a.path.endswith(path_end)) for a in found] == [(code, True)]
 

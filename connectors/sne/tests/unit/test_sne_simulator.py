@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from connectors.sne.answers import parse_answer
 from connectors.sne.mtom import SoapFault, build_request, parse_request
-from connectors.sne.nuu import build_for_record, to_bytes
+from connectors.sne.nuu import build_for_record, to_bytes, with_application
 from connectors.sne.simulator.logic import handle
 from connectors.sne.simulator.state import Registry, departement_of
 from connectors.sne.testing import decision_radiation, demande
@@ -29,7 +29,14 @@ def _call(
     if record is not None:
         built = build_for_record(schema, record, guichet="G3501", now=NOW)
         assert built is not None
-        xml = to_bytes(built[1])
+        root = built[1]
+        if schema.endswith("Decision"):  # as the sink does: the application, then the radiation
+            app = build_for_record(
+                "fr.gp.Demande", demande(num_unique=record["numUnique"]), guichet="G3501", now=NOW
+            )
+            assert app is not None
+            root = with_application(root, app[1])
+        xml = to_bytes(root)
     req = build_request(service, guichet="G3501", now=NOW, xml=xml, scalar=scalar)
     ctype, body = handle(parse_request(req.headers, req.body), registry)
     return parse_answer(service, ctype, body)

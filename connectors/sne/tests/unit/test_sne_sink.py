@@ -14,9 +14,10 @@ import pytest
 from connectors.sne.answers import RAW_ANSWER_HEADER, UnparseableAnswer
 from connectors.sne.client import NotDelivered, OutcomeUnknown
 from connectors.sne.connector import SneSink
-from connectors.sne.testing import demande, sink_config
+from connectors.sne.testing import decision_radiation, demande, sink_config
 from gateway.codec.avro import load_schemas
 from gateway.connectors import SinkOutput, SinkRecord
+from gateway.errors import RejectedMessage
 
 FEEDBACK = load_schemas().codec("SneFeedback")
 
@@ -129,3 +130,24 @@ def test_a_client_without_certificate_cannot_connect(simulator: Any, tmp_path: P
     url = f"https://127.0.0.1:{simulator.port}/control"
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(url, context=ctx, timeout=10)
+
+
+def test_a_decision_radiation_is_sent_with_the_application(simulator: Any, tmp_path: Path) -> None:
+    sink = _sink(simulator, tmp_path)
+    [created] = _write(sink, _rec(demande()))
+    num = _fb(created)["numUnique"]
+    [out] = _write(sink, _rec(decision_radiation(num), schema="fr.gp.Decision"))
+    fb = _fb(out)
+    assert (fb["status"], fb["typeFichier"], fb["eventId"]) == ("ACCEPTED", "RAD", "evt-rad-1")
+    assert simulator.server.registry.get(num).statut == "RADIEE"
+    assert simulator.server.registry.calls() == {"numUnique": 2, "demandeLogement": 1}
+
+
+def test_a_radiation_of_an_unknown_application_is_refused_before_sending(
+    simulator: Any, tmp_path: Path
+) -> None:
+    sink = _sink(simulator, tmp_path)
+    with pytest.raises(RejectedMessage) as info:
+        _write(sink, _rec(decision_radiation("035260100000009999"), schema="fr.gp.Decision"))
+    assert {p.value for p in info.value.problems} >= {"CTRL_DEM_0005", "CTRL_DEM_0008"}
+    assert simulator.server.registry.calls() == {"demandeLogement": 1}
