@@ -120,7 +120,18 @@ def simulate(
 )
 @_common
 def send(*, file: str, service: str, url: str | None, guichet: str | None, certs: str | None) -> None:
-    """Send one interfaceNuu XML file to the SNE and print the answer (refused first if invalid)."""
+    """Send one file to the SNE and print the answer: an interfaceNuu XML file, or a canonical
+    fr.gp.Demande / fr.gp.Decision as JSON (sent as the connector would, feedback printed).
+    A file the SNE would refuse is refused before sending (exit code 2)."""
+    cfg = sne_config({"url": url, "guichet": guichet, "certs": certs})
+    data = Path(file).read_bytes()
+    if file.endswith(".json") or data.lstrip()[:1] == b"{":
+        click.echo(json.dumps(asyncio.run(_send_json(cfg, data, file)), ensure_ascii=False, indent=2))
+        return
+    click.echo(json.dumps(_send_xml(cfg, data, file, service), ensure_ascii=False, indent=2))
+
+
+def _send_xml(cfg: Any, data: bytes, file: str, service: str) -> dict[str, Any]:
     from connectors.sne.client import SneClient  # noqa: PLC0415
     from connectors.sne.mtom import safe_parser  # noqa: PLC0415
     from connectors.sne.nuu import to_bytes  # noqa: PLC0415
@@ -129,30 +140,61 @@ def send(*, file: str, service: str, url: str | None, guichet: str | None, certs
 
     from gateway.errors import RejectedMessage  # noqa: PLC0415
 
-    cfg = sne_config({"url": url, "guichet": guichet, "certs": certs})
     try:
-        root = etree.fromstring(Path(file).read_bytes(), safe_parser())
+        root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as exc:
-        raise RejectedMessage("not well-formed XML", [Problem(file, f"line {exc.lineno}")]) from exc
+        raise RejectedMessage(
+            "not well-formed XML", [Problem(Path(file).name, f"line {exc.lineno}")]
+        ) from exc
     problems = as_problems(mandatory_anomalies(root)) + xsd_problems(root)
     if problems:
         raise RejectedMessage("the SNE would refuse this file", problems)
     exchange = SneClient(cfg).call(service, now=datetime.now(UTC), xml=to_bytes(root))
     a = exchange.answer
-    click.echo(
-        json.dumps(
-            {
-                "service": service,
-                "file": exchange.request.file_name,
-                "status": "ACCEPTED" if a.accepted else "REJECTED",
-                "numUnique": a.num_unique,
-                "anomalies": [{"code": c, "message": m} for c, m in a.anomalies],
-                "doublons": list(a.doublons),
-            },
-            ensure_ascii=False,
-            indent=2,
+    return {
+        "service": service,
+        "file": exchange.request.file_name,
+        "status": "ACCEPTED" if a.accepted else "REJECTED",
+        "numUnique": a.num_unique,
+        "anomalies": [{"code": c, "message": m} for c, m in a.anomalies],
+        "doublons": list(a.doublons),
+    }
+
+
+async def _send_json(cfg: Any, data: bytes, file: str) -> Any:
+    import tempfile  # noqa: PLC0415
+
+    from connectors.sne.canonical_json import record_from_json  # noqa: PLC0415
+    from connectors.sne.connector import SneSink  # noqa: PLC0415
+
+    from gateway.codec.avro import decode_single_object, load_schemas, to_jsonable  # noqa: PLC0415
+    from gateway.connectors import SinkRecord  # noqa: PLC0415
+    from gateway.errors import RejectedMessage  # noqa: PLC0415
+
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise RejectedMessage("not JSON", [Problem(Path(file).name, type(exc).__name__)]) from exc
+    schema, record = record_from_json(document)
+    with tempfile.TemporaryDirectory(prefix="gp-sne-send-") as tmp:
+        ledger = cfg.ledger_path or Path(tmp) / "ledger.sqlite"
+        sink = SneSink(
+            cfg.model_copy(update={"ledger_path": ledger, "mode": "immediate"}), state_dir=Path(tmp)
         )
-    )
+        try:
+            outputs = await sink.write([SinkRecord(schema, "", record, topic=Path(file).name)])
+        finally:
+            sink.close()
+    codecs = load_schemas().by_fingerprint()
+    return [
+        {
+            "topic": o.topic,
+            "key": (o.key or b"").decode(),
+            "value": to_jsonable(decode_single_object(o.value, codecs)[1]),
+        }
+        for o in outputs
+        if o.value is not None
+    ]
 
 
 @sne.command("check")
