@@ -26,6 +26,7 @@ import click
 from pydantic import ValidationError
 
 from gateway.errors import ConfigError, Problem
+from gateway.topics import canonical_topic, dlq_topic
 
 __all__ = ["sne"]
 
@@ -269,9 +270,16 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     from connectors.sne.poller import SnePoller  # noqa: PLC0415
     from kafka import KafkaProducer  # noqa: PLC0415
 
+    from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics  # noqa: PLC0415
     from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
-    from gateway.topics import canonical_topic  # noqa: PLC0415
 
+    canonical = {canonical_topic("demande", cfg.topic_prefix), canonical_topic("decision", cfg.topic_prefix)}
+    specs = [t for t in ingest_topics(settings, formats=()) if t.name in canonical]
+    p, r = settings.partitions, settings.replication_factor
+    specs += [
+        TopicSpec(dlq_topic(t), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(canonical)
+    ]
+    await asyncio.to_thread(ensure_topics, settings.bootstrap_servers, specs)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -223,3 +223,41 @@ def _rec(record: dict[str, Any], schema: str = "fr.gp.Demande") -> Any:
 def _decode_output(out: SinkOutput) -> dict[str, Any]:
     assert out.value is not None
     return decode_single_object(out.value, CODECS)[1]
+
+
+def test_gateway_sne_run_end_to_end(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `gateway sne run` code path: topics ensured, sink + poller, settings from the environment."""
+    from gateway.cli.sne import run_sne, sne_config  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_SERVERS", env["bootstrap"])
+    monkeypatch.setenv("GATEWAY_TOPIC_PREFIX", env["prefix"])
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(env["tmp"] / "state"))
+    monkeypatch.setenv("GATEWAY_APP_ID", f"app-{env['prefix']}")
+    settings = GatewaySettings()
+    cfg = sne_config(
+        {
+            "certs": str(env["certs"]),
+            "guichet": "G3501",
+            "url": f"https://127.0.0.1:{env['sim'].port}/services/DemandeLogementImplService/",
+            "topic_prefix": settings.topic_prefix,
+            "poll_interval": 0.5,
+        }
+    )
+    env["sim"].control(add_dalo={"numUnique": "044260100000000042", "statut": "ACTIF", "commission": "44"})
+    produce(env["bootstrap"], env["topics"]["demande"], [(b"k", _framed("fr.gp.Demande", demande("ERP-30")))])
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(run_sne(cfg, settings, stop=stop)), daemon=True
+    )
+    thread.start()
+    try:
+        [fb] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
+        [dalo] = wait_for_count(env["bootstrap"], env["topics"]["decision"], 1)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=60)
+        loop.close()
+    assert _decode(fb)["status"] == "ACCEPTED"
+    assert dalo.key == b"044260100000000042" and _decode(dalo)["typeEvenement"] == "DECISION_DALO"
