@@ -98,7 +98,8 @@ def ingest_record(
         kind = _KIND.get(outcome.schema)
         codec = schemas.codec(outcome.schema)
         try:
-            value = codec.encode_framed(outcome.record)
+            # normalise() already checked the record against its schema (Rejection otherwise)
+            value = codec.encode_framed(outcome.record, validate=False)
         except Exception as exc:  # noqa: BLE001 - RejectedMessage or codec failure: dead-letter it
             problems = getattr(exc, "problems", ()) or (
                 Problem("$", f"cannot encode ({type(exc).__name__})"),

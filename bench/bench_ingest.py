@@ -1,0 +1,266 @@
+"""Ingest benchmark on a real Kafka broker (prints figures; asserts nothing).
+
+1. baseline: raw consume -> produce with aiokafka (faust's client), same message sizes, same topic
+   layout: records/s between the first and last output record;
+2. the ingest flow (a `gateway run --flows ingest` worker) on the same inputs, for each processing
+   guarantee: records/s the same way, and the ratio flow / baseline (goal >= 0.5);
+3. end-to-end latency at a fixed offered load: input produced at a fixed rate while the worker runs;
+   latency = time a read_committed consumer receives the canonical record - time the input was sent.
+
+Broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker from the cached jars (as the tests do).
+Usage: python bench/bench_ingest.py [--records 3000] [--rate 100] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from gateway.broker import LocalBroker, free_port, install_kafka
+from gateway.flows.admin import TopicSpec, ensure_topics, ingest_topics
+from gateway.settings import GatewaySettings
+from gateway.testing.kafka import start_worker, stop_worker, worker_env
+from gateway.topics import canonical_topic, raw_topic
+from kafka import KafkaConsumer, KafkaProducer
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
+PARTITIONS = 3
+
+
+def produce_n(bootstrap: str, topic: str, payload: bytes, n: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    for i in range(n):
+        producer.send(topic, key=f"k{i}".encode(), value=payload)
+    producer.flush()
+    producer.close()
+
+
+def output_rate(bootstrap: str, topic: str, n: int, timeout: float = 600, skip: int = 0) -> float:
+    """records/s between the first and last record of `topic` (CreateTime), once n are in; the `skip`
+    oldest records (warm-up) are left out."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(stamps) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            stamps.extend(r.timestamp for r in records)
+    consumer.close()
+    if len(stamps) < n:
+        raise SystemExit(f"only {len(stamps)} of {n} records arrived on {topic}")
+    stamps = sorted(stamps)[skip:]
+    span = (stamps[-1] - stamps[0]) / 1000
+    return (len(stamps) - 1) / span if span > 0 else float("inf")
+
+
+async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> None:
+    consumer = AIOKafkaConsumer(
+        src,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    try:
+        while done < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for records in batch.values():
+                for r in records:
+                    await producer.send(dst, r.value, key=r.key, headers=list(r.headers))
+                    done += 1
+            await producer.flush()
+            await consumer.commit()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def bench_baseline(bootstrap: str, payload: bytes, n: int) -> float:
+    src, dst = f"bench.base.in.{uuid.uuid4().hex[:6]}", f"bench.base.out.{uuid.uuid4().hex[:6]}"
+    ensure_topics(bootstrap, [TopicSpec(src, PARTITIONS, 1), TopicSpec(dst, PARTITIONS, 1)])
+    produce_n(bootstrap, src, payload, n)
+    asyncio.run(passthrough(bootstrap, src, dst, n))
+    return output_rate(bootstrap, dst, n)
+
+
+def _flow_setup(bootstrap: str, tmp: Path, guarantee: str) -> tuple[str, dict[str, str]]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    settings = GatewaySettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=PARTITIONS)
+    ensure_topics(bootstrap, ingest_topics(settings))
+    env = worker_env(
+        bootstrap,
+        prefix=prefix,
+        state_dir=str(tmp),
+        web_port=free_port(),
+        partitions=PARTITIONS,
+        guarantee=guarantee,
+    )
+    return prefix, env
+
+
+def bench_flow(
+    bootstrap: str, payload: bytes, n: int, *, guarantee: str, tmp: Path, workers: int = 1
+) -> float:
+    prefix, env = _flow_setup(bootstrap, tmp, guarantee)
+    procs = []
+    for i in range(workers):  # same group: the partitions are shared between the workers
+        procs.append(
+            start_worker({**env, "GATEWAY_WEB_PORT": str(free_port())}, log_path=str(tmp / f"w{i}.log"))
+        )
+    try:
+        # start the clock only once every worker holds its partitions: wait for a warm-up record
+        produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, 1)
+        output_rate(bootstrap, canonical_topic("demande", prefix), 1)
+        time.sleep(2 * workers)  # let the group settle (one rebalance per extra worker)
+        produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, n)
+        return output_rate(bootstrap, canonical_topic("demande", prefix), n + 1, skip=1)
+    finally:
+        for proc in procs:
+            stop_worker(proc)
+
+
+def bench_latency(
+    bootstrap: str, payload: bytes, *, rate: float, seconds: float, guarantee: str, tmp: Path
+) -> list[float]:
+    prefix, env = _flow_setup(bootstrap, tmp, guarantee)
+    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    worker = start_worker(env, log_path=str(tmp / f"latency-{guarantee}.log"))
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    total = int(rate * seconds)
+    stop = threading.Event()
+
+    def consume() -> None:
+        consumer = KafkaConsumer(
+            out, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, isolation_level="read_committed",
+        )  # fmt: skip
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                for r in records:
+                    coords = dict(r.headers).get("gp.source.coordinates", b"").decode()
+                    received.setdefault(coords, now)
+        consumer.close()
+
+    try:
+        # warm-up: wait until the worker processes one record, so start-up time is not measured
+        warm = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        warm.send(raw, key=b"warm", value=payload).get(30)
+        warm.close()
+        thread = threading.Thread(target=consume, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        received.clear()
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        start = time.monotonic()
+        for i in range(total):
+            target = start + i / rate
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t0 = time.time()
+            md = producer.send(raw, key=f"l{i}".encode(), value=payload).get(30)
+            sent[f"{raw}/{md.partition}/{md.offset}"] = t0
+        producer.close()
+        deadline = time.monotonic() + 120
+        while sum(1 for c in sent if c in received) < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        stop_worker(worker)
+    return sorted(received[c] - sent[c] for c in sent if c in received)
+
+
+def pure_rate(payload: bytes, n: int = 500) -> float:
+    """The flow's pure core alone (normalise + Avro encode + headers): the CPU ceiling of one worker."""
+    from gateway.codec.avro import load_schemas  # noqa: PLC0415
+    from gateway.flows.dlq import DeadLetters  # noqa: PLC0415
+    from gateway.flows.ingest import ingest_record  # noqa: PLC0415
+
+    schemas, dead = load_schemas(), DeadLetters()
+
+    def one(i: int) -> None:
+        ingest_record(
+            "sne-xml", payload, source_topic="t", partition=0, offset=i, key=b"k", timestamp_ms=0,
+            schemas=schemas, dead_letters=dead,
+        )  # fmt: skip
+
+    for i in range(20):
+        one(i)
+    start = time.perf_counter()
+    for i in range(n):
+        one(i)
+    return n / (time.perf_counter() - start)
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=3000)
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="offered load for the latency run (records/s)"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    payload = SAMPLE.read_bytes()
+    tmp = Path(tempfile.mkdtemp(prefix="gp-bench-"))
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        settings = GatewaySettings()
+        broker = LocalBroker(
+            install_kafka(settings.state_dir, settings.kafka_version), tmp / "kafka", watch_parent=True
+        )
+        bootstrap = broker.start()
+    try:
+        print(
+            f"broker {bootstrap}; {args.records} records of {len(payload)} bytes SNE XML, {PARTITIONS} parts"
+        )
+        print(f"pure ingest_record, no Kafka (CPU ceiling) : {pure_rate(payload):8.0f} records/s")
+        base = bench_baseline(bootstrap, payload, args.records)
+        print(f"baseline aiokafka consume->produce : {base:8.0f} records/s")
+        for guarantee, workers in (("exactly_once", 1), ("at_least_once", 1), ("exactly_once", 2)):
+            rate = bench_flow(bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers)
+            label = f"ingest flow ({guarantee}, {workers} worker{'s' if workers > 1 else ''})"
+            print(f"{label:38}: {rate:8.0f} records/s   ratio {rate / base:.2f}")
+        for guarantee in ("exactly_once", "at_least_once"):
+            lat = bench_latency(
+                bootstrap, payload, rate=args.rate, seconds=args.seconds, guarantee=guarantee, tmp=tmp
+            )
+            mean = statistics.fmean(lat) * 1000 if lat else float("nan")
+            print(
+                f"latency at {args.rate:.0f} rec/s ({guarantee:13}): n={len(lat)}"
+                f" p50 {pct(lat, 0.5) * 1000:7.1f} ms p99 {pct(lat, 0.99) * 1000:7.1f} ms mean {mean:7.1f} ms"
+            )
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
