@@ -170,6 +170,11 @@ class SneSink:
         """Daily mode: send what is queued at the next tick."""
         self._triggered = True
 
+    @property
+    def trigger_file(self) -> Path:
+        """Creating this file (`gateway sne flush`) triggers the daily batch of a running connector."""
+        return self.ledger.path.parent / "send-now"
+
     # ------------------------------------------------------------------ writing
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         outputs: list[SinkOutput] = []
@@ -390,6 +395,9 @@ class SneSink:
         """Daily mode: at daily_at (UTC) or after trigger(), send every queued request."""
         if self.config.mode != "daily":
             return []
+        if self.trigger_file.exists():
+            self.trigger_file.unlink(missing_ok=True)
+            self._triggered = True
         now = self._clock()
         due = datetime.combine(now.date(), self.config.daily_at, tzinfo=UTC)
         if due > now:

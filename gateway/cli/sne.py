@@ -4,6 +4,7 @@
     gateway sne send FILE [--service numUnique|doublons]     one interfaceNuu XML file, prints the answer
     gateway sne run                                         sink on the canonical topics + poller
     gateway sne poll                                        one poll of the *DepuisLe services
+    gateway sne flush                                       daily mode: send the queued records now
     gateway sne check                                       TLS material, XSD, ledger (no traffic)
 
 Connector settings come from GATEWAY_SNE_<FIELD> environment variables (opt-in; this is the only
@@ -213,6 +214,23 @@ def check(url: str | None, guichet: str | None, certs: str | None) -> None:
     click.echo(("ok: " if result.ok else "failed: ") + result.detail)
     if not result.ok:
         raise SystemExit(1)
+
+
+@sne.command("flush")
+@_common
+def flush(url: str | None, guichet: str | None, certs: str | None) -> None:
+    """Daily mode: ask the running connector to send its queued records now."""
+    from connectors.sne.connector import SneSink  # noqa: PLC0415
+
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    sink = SneSink(
+        sne_config({"url": url, "guichet": guichet, "certs": certs}), state_dir=GatewaySettings().state_dir
+    )
+    pending = sum(v for k, v in sink.ledger.counts().items() if k != "ANSWERED")
+    sink.trigger_file.touch()
+    sink.close()
+    click.echo(f"daily batch requested ({pending} record(s) queued)")
 
 
 @sne.command("poll")

@@ -7,6 +7,7 @@ import asyncio
 import ssl
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,12 @@ def _rec(record: dict[str, Any], offset: int = 1, schema: str = "fr.gp.Demande")
     return SinkRecord(schema, "k", record, topic="gp.canonical.demande", partition=0, offset=offset)
 
 
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # far from the daily slot (21:00 UTC)
+
+
 def _sink(simulator: Any, tmp_path: Path, **overrides: Any) -> SneSink:
-    return SneSink(sink_config(simulator.certs, simulator.port, tmp_path, **overrides), state_dir=tmp_path)
+    cfg = sink_config(simulator.certs, simulator.port, tmp_path, **overrides)
+    return SneSink(cfg, state_dir=tmp_path, clock=lambda: NOON)
 
 
 def _write(sink: SneSink, *records: SinkRecord) -> list[SinkOutput]:
@@ -112,6 +117,15 @@ def test_daily_mode_accumulates_then_sends_on_trigger(simulator: Any, tmp_path: 
     assert sorted(o.key or b"" for o in outs) == [b"A", b"B"]
     assert {_fb(o)["status"] for o in outs} == {"ACCEPTED"}
     assert list(asyncio.run(sink.tick())) == []  # nothing left, not due again
+
+
+def test_daily_batch_triggered_by_file(simulator: Any, tmp_path: Path) -> None:
+    sink = _sink(simulator, tmp_path, mode="daily")
+    assert _write(sink, _rec(demande())) == []
+    assert list(asyncio.run(sink.tick())) == []
+    sink.trigger_file.touch()  # what `gateway sne flush` does
+    [out] = asyncio.run(sink.tick())
+    assert _fb(out)["status"] == "ACCEPTED" and not sink.trigger_file.exists()
 
 
 def test_an_unparseable_answer_carries_the_raw_bytes(
