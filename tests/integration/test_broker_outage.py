@@ -1,0 +1,91 @@
+"""A broker lost mid-run: the worker waits, /health says 500, and once the broker is back the worker
+resumes; nothing acknowledged is lost or duplicated. Uses its own broker (the session one is shared)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gateway.broker import LocalBroker, free_port, install_kafka
+from gateway.flows.admin import ensure_topics, ingest_topics
+from gateway.settings import GatewaySettings
+from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, worker_env
+from gateway.topics import canonical_topic, raw_topic
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("needs a local broker it may stop; KAFKA_BOOTSTRAP_SERVERS names a shared one")
+    settings = GatewaySettings()
+    broker = LocalBroker(
+        install_kafka(settings.state_dir, settings.kafka_version), tmp_path / "k", watch_parent=True
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(tmp_path / "k", ignore_errors=True)
+
+
+def _health(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def _until(predicate: object, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.3)
+
+
+def test_worker_survives_a_broker_outage(own_broker: LocalBroker, tmp_path: Path) -> None:
+    bootstrap = own_broker.bootstrap
+    prefix = f"out{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    ensure_topics(
+        bootstrap,
+        ingest_topics(GatewaySettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=3)),
+    )
+    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    payload = SAMPLE.read_bytes()
+    worker = start_worker(
+        worker_env(bootstrap, prefix=prefix, state_dir=str(tmp_path), web_port=port),
+        log_path=str(tmp_path / "w.log"),
+    )
+    try:
+        produce(bootstrap, raw, [(f"a{i}".encode(), payload) for i in range(5)])
+        assert len(consume_all(bootstrap, out, expect=5, max_wait_s=120)) == 5
+        _until(lambda: _health(port) == 204)
+        assert _health(port) == 204
+
+        own_broker.stop()
+        _until(lambda: _health(port) == 500)
+        assert _health(port) == 500
+        assert worker.poll() is None, "the worker must wait for the broker, not exit"
+
+        own_broker.start()  # same ports, same data
+        produce(bootstrap, raw, [(f"b{i}".encode(), payload) for i in range(5)])
+        got = consume_all(bootstrap, out, expect=10, quiet_ms=3000, max_wait_s=180)
+        assert len(got) == 10
+        assert len({m.header("ce_id") for m in got}) == 10
+        assert worker.poll() is None
+        _until(lambda: _health(port) == 204)
+        assert _health(port) == 204
+    finally:
+        stop_worker(worker)
