@@ -180,7 +180,7 @@ def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) 
     register_pages(app, ctx)
     for name in flows:
         if not name.isidentifier():
-            raise ConfigError(f"bad flow name {name!r}")
+            raise ConfigError(f"bad flow name {name!r}: not a module name")
         try:
             module = importlib.import_module(f"gateway.flows.{name}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,116 @@
+"""Runtime pieces without a broker: topic declarations, dead-letter helpers, metrics, app factory,
+local broker configuration, wait-for-broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gateway.broker import LocalBroker, free_port, libs_present
+from gateway.broker import install as install_mod
+from gateway.cli.run import wait_for_broker
+from gateway.errors import ConfigError, Problem, RetriableError
+from gateway.flows.admin import ingest_topics
+from gateway.flows.app import create_app, flow_topics
+from gateway.flows.dlq import DeadLetters, original_topic, replay_headers
+from gateway.model.deadletter import ERR
+from gateway.monitoring.metrics import Metrics
+from gateway.settings import GatewaySettings
+from gateway.topics import FORMATS
+
+
+def test_ingest_topics_declare_partitions_replication_and_cleanup() -> None:
+    specs = {
+        s.name: s
+        for s in ingest_topics(GatewaySettings(topic_prefix="x", partitions=4, replication_factor=1))
+    }
+    assert specs["x.canonical.demande"].all_configs()["cleanup.policy"] == "compact"
+    assert specs["x.canonical.decision"].all_configs()["cleanup.policy"] == "delete"
+    for fmt in FORMATS:
+        assert specs[f"x.raw.{fmt}"].cleanup_policy == "delete"
+        assert specs[f"x.raw.{fmt}.dlq"].cleanup_policy == "delete"
+    assert {s.partitions for s in specs.values()} == {4}
+    assert len(specs) == 2 * len(FORMATS) + 2
+
+
+def test_dead_letter_helpers_round_trip() -> None:
+    letter = DeadLetters().build(
+        source_topic="gp.raw.cal-csv", partition=1, offset=9, key=b"k", original=b"line 3",
+        problems=[Problem("ligne[3].date", "not a date", "str")], message="m", stage="normalise",
+        locator="line 3",
+    )  # fmt: skip
+    assert letter.topic == "gp.raw.cal-csv.dlq"
+    assert original_topic(letter.topic, letter.headers) == "gp.raw.cal-csv"
+    assert original_topic("gp.raw.sne-xml.dlq", []) == "gp.raw.sne-xml"
+    replayed = dict(replay_headers((*letter.headers, ("ce_id", b"1")), letter.topic, 5))
+    assert not [k for k in replayed if k.startswith(ERR) or k.startswith("gp.errors.")]
+    assert replayed["gp.replayed.from"] == b"gp.raw.cal-csv.dlq@5"
+    assert replayed["ce_id"] == b"1"
+
+
+def test_metrics_render_prometheus_text_with_kafka_exporter_lag() -> None:
+    m = Metrics("grp")
+    m.records_in.labels(flow="ingest", source="sne-xml").inc(3)
+    m.dead_lettered.labels(flow="ingest", source="sne-xml").inc()
+    m.processing.labels(flow="ingest").observe(0.01)
+    m.set_lag_source(lambda: {("gp.raw.sne-xml", 0): 4, ("gp.raw.sne-xml", 1): -2})
+    text = m.render().decode()
+    assert 'gp_records_in_total{flow="ingest",source="sne-xml"} 3.0' in text
+    assert 'gp_records_dead_lettered_total{flow="ingest",source="sne-xml"} 1.0' in text
+    assert 'gp_processing_seconds_count{flow="ingest"} 1.0' in text
+    assert 'kafka_consumergroup_lag{consumergroup="grp",partition="0",topic="gp.raw.sne-xml"} 4.0' in text
+    assert 'kafka_consumergroup_lag{consumergroup="grp",partition="1",topic="gp.raw.sne-xml"} 0.0' in text
+
+
+def test_a_failing_lag_source_does_not_break_a_scrape() -> None:
+    m = Metrics()
+
+    def broken() -> dict[tuple[str, int], int]:
+        raise RuntimeError("rebalancing")
+
+    m.set_lag_source(broken)
+    assert b"kafka_consumergroup_lag" in m.render()
+
+
+def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) -> None:
+    app = create_app(GatewaySettings(topic_prefix="u", state_dir=tmp_path), ["ingest"])
+    assert "gp.ingest" in {a.name for a in app.agents.values()}
+    names = {s.name for s in flow_topics(app)}
+    assert "u.canonical.demande" in names
+    assert "u.raw.sne-xml.dlq" in names
+    assert app.conf.processing_guarantee.value == "exactly_once"
+    alo = create_app(GatewaySettings(state_dir=tmp_path, processing_guarantee="at_least_once"), ["ingest"])
+    assert alo.conf.processing_guarantee.value == "at_least_once"
+
+
+def test_create_app_refuses_unknown_flows_and_unimplemented_registry(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown flow"):
+        create_app(GatewaySettings(state_dir=tmp_path), ["no_such_flow"])
+    with pytest.raises(ConfigError, match="not a"):
+        create_app(GatewaySettings(state_dir=tmp_path), ["../x"])
+    with pytest.raises(ConfigError, match="SCHEMA_REGISTRY_URL"):
+        create_app(GatewaySettings(state_dir=tmp_path, schema_registry_url="http://r"), ["ingest"])
+
+
+def test_local_broker_configuration(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "libs", tmp_path / "data", port=free_port(), controller_port=free_port())
+    broker.data_dir.mkdir()
+    props = broker._write_config().read_text()
+    assert f"PLAINTEXT://127.0.0.1:{broker.port}" in props
+    assert f"controller.quorum.voters=1@127.0.0.1:{broker.controller_port}" in props
+    assert "transaction.state.log.min.isr=1" in props
+    assert "process.roles=broker,controller" in props
+    with pytest.raises(ConfigError, match="broker install"):
+        broker.start()
+
+
+def test_install_needs_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not libs_present(tmp_path, "3.9.1")
+    monkeypatch.setattr(install_mod.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="mvn"):
+        install_mod.install_kafka(tmp_path, "3.9.1")
+
+
+def test_wait_for_broker_gives_up_with_a_clear_error() -> None:
+    with pytest.raises(RetriableError, match="no Kafka broker answers"):
+        wait_for_broker(f"127.0.0.1:{free_port()}", max_wait=0.5, quiet=True)
