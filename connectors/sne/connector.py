@@ -247,8 +247,12 @@ class SneSink:
         (`demandeLogement`): the SNE's mandatory fields apply to every file."""
         exchange = await self._call("demandeLogement", scalar=num_unique)
         answer = exchange.answer
-        if answer.anomalies or answer.payload is None:
-            return root  # unknown to the SNE: the file is refused below, naming the missing fields
+        if answer.anomalies:  # e.g. CTRL_DEM_0020: the SNE does not know this numéro unique
+            path = "interfaceNuu/demande/demandeLogement/numUnique"
+            problems = [Problem(path, f"{code}: {text}", code) for code, text in answer.anomalies]
+            raise RejectedMessage("the SNE refuses to give this application", problems)
+        if answer.payload is None:
+            return root
         return with_application(root, answer.payload)
 
     async def _write_one(self, rec: SinkRecord) -> list[SinkOutput]:

@@ -198,3 +198,13 @@ class Ledger:
             self._db.executemany(
                 "INSERT OR IGNORE INTO polled (event_id, at) VALUES (?, ?)", [(e, now) for e in event_ids]
             )
+
+    def sent_accepted(self, num_unique: str, type_fichier: str) -> bool:
+        """Whether this gateway had a `type_fichier` file about `num_unique` accepted by the SNE."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM requests WHERE num_unique = ? AND type_fichier = ? AND status = 'ACCEPTED' "
+                "LIMIT 1",
+                (num_unique, type_fichier),
+            ).fetchone()
+            return row is not None

@@ -252,15 +252,22 @@ def _radiation(
 
 
 def type_fichier_for(schema: str, record: Record) -> str | None:
-    """The typeFichier a canonical record becomes, or None when it is not sent to the SNE."""
+    """The typeFichier a canonical record becomes, or None when it is not sent to the SNE.
+
+    Each SNE fact is sent once, from the record that carries its data: a radiation from the Decision
+    RADIATION / DERADIATION (it holds the attribution data; a Demande with statut RADIEE is only the
+    state after it); a creation, modification or renewal from the Demande, a renewal also from a
+    Decision RENOUVELLEMENT (the SNE acknowledges the same renewal twice). Deletions and reads in a
+    source system (operation SUPPRESSION / LECTURE) and records read from the SNE are not sent.
+    """
     prov = record.get("provenance") or {}
-    if prov.get("systemeSource") == "sne":
+    if prov.get("systemeSource") == "sne" or prov.get("operation") in ("SUPPRESSION", "LECTURE"):
         return None
     if schema.endswith("Demande"):
+        if record.get("statut") == "RADIEE":
+            return None
         if not record.get("numUnique"):
             return "CRE"
-        if record.get("statut") == "RADIEE" and record.get("radiation"):
-            return "RAD"
         renewed = record.get("dateDernierRenouvellement")
         when = prov.get("dateEvenement")
         if renewed is not None and isinstance(when, datetime) and when.astimezone(UTC).date() == renewed:

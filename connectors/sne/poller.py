@@ -153,7 +153,11 @@ class SnePoller:
         answer = exchange.answer
         origine = self.cfg.poll_origine
         records = [dalo_decision(i, origine, started) for i in answer.dalo if i.num_unique]
-        records += [radiation_decision(i, origine, started) for i in answer.radiations if i.num_unique]
+        records += [
+            radiation_decision(i, origine, started)
+            for i in answer.radiations
+            if i.num_unique and not self.ledger.sent_accepted(i.num_unique, "RAD")  # not our own echo
+        ]
         fresh = self.ledger.unseen([r["eventId"] for r in records])
         return [self._output(r) for r in records if r["eventId"] in fresh], started
 

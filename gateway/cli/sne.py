@@ -311,6 +311,8 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
         topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
         group_id=f"{settings.app_id}.sne",
         retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),
+        partitions=settings.partitions,
+        replication=settings.replication_factor,
     )
     tasks = [asyncio.create_task(runner.run(stop))]
     producer = None

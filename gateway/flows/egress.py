@@ -173,6 +173,8 @@ class EgressRunner:
         retry: RetryPolicy | None = None,
         max_records: int = 50,
         poll_timeout_ms: int = 500,
+        partitions: int = 1,
+        replication: int = 1,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
@@ -190,8 +192,22 @@ class EgressRunner:
         )
         self.producer: Any = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         self.processed = 0
+        self._bootstrap = bootstrap
+        self._layout = (partitions, replication)
+        self._known: set[str] = set()
+
+    def _ensure(self, topics: set[str]) -> None:
+        """Outputs may name topics that do not exist yet (feedback per organisation): create them."""
+        from gateway.flows.admin import TopicSpec, ensure_topics  # noqa: PLC0415
+
+        new = topics - self._known
+        if new:
+            p, r = self._layout
+            ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
+            self._known |= new
 
     def _publish(self, records: Sequence[SinkOutput]) -> None:
+        self._ensure({r.topic for r in records})
         futures = [
             self.producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
         ]

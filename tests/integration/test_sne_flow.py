@@ -183,12 +183,16 @@ def test_simulator_killed_and_restarted_mid_stream(env: dict[str, Any]) -> None:
 
 
 def test_polling_brings_new_dalo_decisions_and_radiations(env: dict[str, Any]) -> None:
-    sink = _sink(env)
+    sink = _sink(env)  # this gateway's connector
+    other = _sink(env, ledger_path=env["tmp"] / "other-guichet.sqlite", guichet="G4401")  # someone else
     [created] = asyncio.run(sink.write([_rec(demande("ERP-20"))]))
     num = _decode_output(created)["numUnique"]
-    asyncio.run(
-        sink.write([_rec(decision_radiation(num, motif="RADABA", attribution=False), "fr.gp.Decision")])
-    )
+    [created2] = asyncio.run(sink.write([_rec(demande("ERP-21", nom="Autre"))]))
+    own = _decode_output(created2)["numUnique"]
+    theirs = decision_radiation(num, motif="RADABA", attribution=False, event_id="evt-theirs")
+    asyncio.run(other.write([_rec(theirs, "fr.gp.Decision")]))
+    ours = decision_radiation(own, motif="RADABA", attribution=False, event_id="evt-ours")
+    asyncio.run(sink.write([_rec(ours, "fr.gp.Decision")]))
     env["sim"].control(
         add_dalo={
             "numUnique": "035260100000000777",
@@ -211,7 +215,9 @@ def test_polling_brings_new_dalo_decisions_and_radiations(env: dict[str, Any]) -
     dalo = kinds["DECISION_DALO"]
     assert dalo["numUnique"] == "035260100000000777" and dalo["decisionDalo"]["statut"] == "ACTIF"
     assert dalo["decisionDalo"]["sens"] == "FAVORABLE" and dalo["provenance"]["systemeSource"] == "sne"
-    assert kinds["RADIATION"]["radiation"]["motif"] == "RADABA" and kinds["RADIATION"]["numUnique"] == num
+    assert (
+        kinds["RADIATION"]["radiation"]["motif"] == "RADABA" and kinds["RADIATION"]["numUnique"] == num
+    )  # not `own`: this gateway's own radiation is not echoed back
 
 
 def _rec(record: dict[str, Any], schema: str = "fr.gp.Demande") -> Any:

@@ -155,6 +155,27 @@ class Registry:
                 raise
             return num
 
+    def seed(
+        self, num_unique: str, *, identity: str | None, guichet: str, date_creation: str, xml: bytes
+    ) -> bool:
+        """Register an application the SNE already knows under its own number (demo data); the
+        sequence of its DDD+YYMM moves past it so that new numbers never collide. True when added."""
+        prefix, seq = num_unique[:7], num_unique[7:]
+        with self._lock:
+            now = _now()
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO demandes (num_unique, identity, num_guichet, date_creation, xml, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (num_unique, identity, guichet, date_creation, xml, now, now),
+            )
+            if seq.isdigit():
+                self._db.execute(
+                    "INSERT INTO sequences (prefix, value) VALUES (?, ?) "
+                    "ON CONFLICT(prefix) DO UPDATE SET value = MAX(value, excluded.value)",
+                    (prefix, int(seq)),
+                )
+            return cur.rowcount == 1
+
     def update(self, num_unique: str, xml: bytes, *, renewed: bool) -> None:
         with self._lock:
             now = _now()

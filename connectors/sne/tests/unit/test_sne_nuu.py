@@ -84,6 +84,11 @@ def test_type_fichier_rules() -> None:
     renewed = demande(num_unique="035260100000000001", dateDernierRenouvellement=date(2026, 11, 26))
     assert type_fichier_for(DEMANDE, renewed) == "REN"
     assert type_fichier_for(DECISION, decision_radiation("035260100000000001")) == "RAD"
+    radiated = demande(num_unique="035260100000000001", statut="RADIEE")
+    assert type_fichier_for(DEMANDE, radiated) is None  # the Decision RADIATION carries the radiation
+    deleted = demande(num_unique="035260100000000001")
+    deleted["provenance"] = dict(deleted["provenance"], operation="SUPPRESSION")
+    assert type_fichier_for(DEMANDE, deleted) is None  # a row deleted in an ERP is not an SNE fact
     from_sne = demande()
     from_sne["provenance"] = dict(from_sne["provenance"], systemeSource="sne")
     assert type_fichier_for(DEMANDE, from_sne) is None  # never echoed back to the SNE
