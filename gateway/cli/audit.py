@@ -1,11 +1,96 @@
-"""`gateway audit` (placeholder until implemented)."""
+"""`gateway audit who-received NUMERO`: who received what about an application, from the audit topic.
+
+The audit topic ({prefix}.audit.disclosures) is nominative: only gestionnaire and etat read it.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
 import click
 
+from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.errors import RejectedMessage, RetriableError
 
-@click.command("audit")
+__all__ = ["audit", "read_audit"]
+
+
+def read_audit(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
+    """Every decodable fr.gp.AuditEntry of `topic`, from the beginning to the current end."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy, only at the edge
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    codec = load_schemas().codec("fr.gp.AuditEntry")
+    codecs = {codec.fingerprint: codec}
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            request_timeout_ms=int(timeout_s * 1000) + 5000,
+        )
+    except KafkaError as exc:
+        raise RetriableError(f"Kafka unreachable at {bootstrap}: {type(exc).__name__}") from exc
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return
+        parts = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        pending = {tp for tp in parts if end[tp] > 0}
+        while pending:
+            batch = consumer.poll(timeout_ms=int(timeout_s * 1000))
+            if not batch:
+                pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+                if pending:
+                    raise RetriableError(f"audit topic {topic}: no progress within {timeout_s}s")
+                break
+            for tp, records in batch.items():
+                for r in records:
+                    try:
+                        yield decode_single_object(r.value or b"", codecs)[1]
+                    except RejectedMessage:
+                        continue  # not an audit entry: skipped, never printed
+                if consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+    finally:
+        consumer.close()
+
+
+@click.group("audit")
 def audit() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway audit is not implemented yet")
+    """Disclosure audit (who received which classes of data about an application)."""
+
+
+@audit.command("who-received")
+@click.argument("numero")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (default: settings).")
+@click.option("--prefix", default=None, help="Topic prefix (default: settings).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per disclosure.")
+def who_received(numero: str, bootstrap: str | None, prefix: str | None, as_json: bool) -> None:
+    """Every disclosure of application NUMERO: actor, classes, rule, policy version, time."""
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+    from gateway.topics import audit_topic  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    topic = audit_topic(prefix or settings.topic_prefix)
+    rows = [
+        e for e in read_audit(bootstrap or settings.bootstrap_servers, topic) if e.get("numUnique") == numero
+    ]
+    if as_json:
+        for e in rows:
+            click.echo(json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in e.items()}))
+        return
+    click.echo(f"{numero}: {len(rows)} disclosure(s) in {topic}")
+    for e in rows:
+        when = e["time"].isoformat() if isinstance(e["time"], datetime) else str(e["time"])
+        click.echo(
+            f"{when}  {e['actor']:24} {e['schema'].rsplit('.', 1)[-1]:9} {e['rule']:22} "
+            f"policy {e['policyVersion']}  classes: {', '.join(e['classes'])}"
+        )

@@ -1,11 +1,172 @@
-"""`gateway policy` (placeholder until implemented)."""
+"""`gateway policy explain|test|diff|views|check`: operator tools for the access policy."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
+from gateway.policy.model import Policy, load_policy
 
-@click.command("policy")
+__all__ = ["policy"]
+
+_POLICY_OPT = click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Policy file (default: GATEWAY_POLICY_FILE, else the bundled default policy).",
+)
+_ACTORS_OPT = click.option(
+    "--actors",
+    "actors_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Actors file (default: the policy's actors_file).",
+)
+
+
+def _load(policy_path: Path | None, actors_path: Path | None) -> Policy:
+    if policy_path is None:
+        from gateway.settings import GatewaySettings  # noqa: PLC0415 - env read only when needed
+
+        policy_path = GatewaySettings().policy_file
+    return load_policy(policy_path, actors_path)
+
+
+@click.group("policy")
 def policy() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("gateway policy is not implemented yet")
+    """Inspect, test and compare access policies (R441-2-6 as data)."""
+
+
+@policy.command("check")
+@_POLICY_OPT
+@_ACTORS_OPT
+def check(policy_path: Path | None, actors_path: Path | None) -> None:
+    """Validate a policy and its actors (every problem listed; exit 2 when refused)."""
+    loaded = _load(policy_path, actors_path)
+    click.echo(f"policy {loaded.version}: {len(loaded.actors)} actors, {len(loaded.roles)} roles, OK")
+
+
+@policy.command("explain")
+@click.option("--actor", "actor_id", required=True, help="Actor id (SIREN, guichet code or code).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_POLICY_OPT
+@_ACTORS_OPT
+def explain(actor_id: str, as_json: bool, policy_path: Path | None, actors_path: Path | None) -> None:
+    """What an actor receives: territory, scope rule, classes and fields granted, view fingerprints."""
+    from gateway.policy.explain import explain_actor  # noqa: PLC0415
+    from gateway.policy.router import Router  # noqa: PLC0415
+
+    loaded = _load(policy_path, actors_path)
+    info = explain_actor(Router(loaded), actor_id)
+    if info is None:
+        raise click.ClickException(
+            f"actor {actor_id} is unknown to policy {loaded.version}: it receives nothing"
+        )
+    if as_json:
+        click.echo(json.dumps(info.__dict__, indent=2, ensure_ascii=False))
+        return
+    a = info.actor
+    click.echo(f"actor       {a['id']}  {a['name']}")
+    click.echo(f"role        {a['role']}   (scope rule: {info.scope}; nominative: {info.nominative})")
+    territory = [f"communes {','.join(a['communes'])}" if a.get("communes") else ""]
+    territory.append(f"départements {','.join(a['departements'])}" if a.get("departements") else "")
+    territory.append(f"reservations in {','.join(a['reservations'])}" if a.get("reservations") else "")
+    territory.append(f"application {a['numUnique']}" if a.get("numUnique") else "")
+    click.echo(f"territory   {'; '.join(t for t in territory if t) or '(by link, see scope rule)'}")
+    click.echo(f"policy      {loaded.version}")
+    click.echo("classes granted:")
+    for cls, how in info.grants.items():
+        click.echo(f"  {cls:20} {how}")
+    click.echo(f"classes withheld: {', '.join(info.withheld_classes) or '-'}")
+    click.echo(f"protected households: {info.protected_rule}")
+    if info.derived:
+        click.echo(f"derived fields: {', '.join(info.derived)}")
+    click.echo("views (schema, conditions, protected -> view, fingerprint, fields):")
+    for v in info.views:
+        cond = "+".join(v["conditions"]) or "-"
+        click.echo(
+            f"  {v['schema']:15} {cond:30} {'protected' if v['protected'] else 'normal':9} "
+            f"{v['view']}  {v['fingerprint']}  {len(v['fields'])} fields"
+        )
+
+
+@policy.command("views")
+@click.option("--write", "write_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also write each view schema as <dir>/<view name>.avsc.")  # fmt: skip
+@_POLICY_OPT
+@_ACTORS_OPT
+def views(write_dir: Path | None, policy_path: Path | None, actors_path: Path | None) -> None:
+    """Every view schema the policy can produce, with its fingerprint and who gets it."""
+    from gateway.policy.explain import all_views  # noqa: PLC0415
+    from gateway.policy.router import Router  # noqa: PLC0415
+
+    loaded = _load(policy_path, actors_path)
+    infos = all_views(Router(loaded))
+    seen: dict[str, list[str]] = {}
+    by_name: dict[str, Any] = {}
+    for info in infos:
+        label = info.role + ("+" + "+".join(info.conditions) if info.conditions else "")
+        label += " (protected)" if info.protected else ""
+        seen.setdefault(info.view.name, []).append(label)
+        by_name[info.view.name] = info.view
+    click.echo(f"policy {loaded.version}: {len(by_name)} views")
+    for name, view in sorted(by_name.items()):
+        click.echo(f"{name}  {view.fingerprint_hex}  {len(view.paths):3} fields  {', '.join(view.classes)}")
+        click.echo(f"    for: {'; '.join(sorted(set(seen[name])))}")
+    if write_dir is not None:
+        write_dir.mkdir(parents=True, exist_ok=True)
+        for name, view in by_name.items():
+            (write_dir / f"{name}.avsc").write_text(json.dumps(view.avro, indent=2, ensure_ascii=False))
+        click.echo(f"wrote {len(by_name)} schemas to {write_dir}")
+
+
+@policy.command("test")
+@click.argument("cases_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_POLICY_OPT
+@_ACTORS_OPT
+def test(cases_path: Path, policy_path: Path | None, actors_path: Path | None) -> None:
+    """Run declarative cases (input + actor -> expected output or not_delivered); exit 1 on any failure."""
+    from gateway.policy.cases import load_cases, run_cases  # noqa: PLC0415
+    from gateway.policy.router import Router  # noqa: PLC0415
+
+    loaded = _load(policy_path, actors_path)
+    results = run_cases(load_cases(cases_path), Router(loaded))
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        click.echo(f"{'ok  ' if r.ok else 'FAIL'} [{r.actor}] {r.name}")
+        for f in r.failures:
+            click.echo(f"       - {f}")
+    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed (policy {loaded.version})")
+    if failed:
+        raise SystemExit(1)
+
+
+@policy.command("diff")
+@click.argument("old", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--actors", "actors_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Actors file for both (default: each policy's actors_file).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool) -> None:
+    """Which actors gain or lose which fields between two policies."""
+    from gateway.policy.explain import diff_policies  # noqa: PLC0415
+
+    before, after = load_policy(old, actors_path), load_policy(new, actors_path)
+    changes = diff_policies(before, after)
+    if as_json:
+        click.echo(json.dumps(changes, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{before.version} -> {after.version}: {len(changes)} actor(s) affected")
+    for entry in changes:
+        actor = after.actors.get(entry["actor"]) or before.actors.get(entry["actor"])
+        role = actor.role if actor is not None else "?"
+        click.echo(f"{entry['actor']} ({role}){' ' + entry['change'] if 'change' in entry else ''}")
+        for schema, change in entry.get("fields", {}).items():
+            for p in change["gained"]:
+                click.echo(f"  + {schema} {p}")
+            for p in change["lost"]:
+                click.echo(f"  - {schema} {p}")

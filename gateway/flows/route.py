@@ -192,7 +192,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 key=key,
                 value=message.value,
                 headers=_headers(message.headers),
-                state=table[key] if key else None,
+                state=table.get(key) if key else None,
             )
             if outcome.dead is not None:
                 await ctx.dead_letters.send(outcome.dead)
