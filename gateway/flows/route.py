@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 
@@ -36,7 +36,7 @@ from gateway.policy.scope import ScopeState
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
-__all__ = ["RELOAD_INTERVAL_S", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
+__all__ = ["RELOAD_INTERVAL_S", "Fanout", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
 
 _log = logging.getLogger(__name__)
 FLOW = "route"
@@ -45,19 +45,42 @@ RELOAD_INTERVAL_S = 30.0
 _KINDS = {"fr.gp.Demande", "fr.gp.Decision"}
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
 
 
+class Fanout(NamedTuple):
+    """One value sent unchanged to several topics (one view to its actors, or audit entries)."""
+
+    topics: tuple[str, ...]
+    key: bytes | None
+    values: tuple[bytes, ...]  # one value for every topic, or one per topic
+    headers: tuple[tuple[str, bytes], ...]
+
+
 @dataclass
 class RouteOutcome:
-    outputs: list[Output] = field(default_factory=list)  # actor topics first, then audit entries
+    fanouts: list[Fanout] = field(default_factory=list)  # actor views first, then audit entries
     state: bytes | None = None  # new ScopeState to store (None: unchanged)
     dead: DeadLetter | None = None
+
+    def __iter__(self) -> Iterator[Output]:
+        """Every record to publish, in order."""
+        for f in self.fanouts:
+            if len(f.values) == 1:
+                value = f.values[0]
+                for topic in f.topics:
+                    yield Output(topic, f.key, value, f.headers)
+            else:
+                for topic, value in zip(f.topics, f.values, strict=True):
+                    yield Output(topic, f.key, value, f.headers)
+
+    @property
+    def outputs(self) -> list[Output]:
+        return list(self)
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:
@@ -90,6 +113,16 @@ class RouteCore:
         self.router = Router(store.policy)
         self._codecs = {fp: c for fp, c in schemas.by_fingerprint().items() if c.name in _KINDS}
         self._mtimes = self._current_mtimes()
+        self._topics: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._audit_topic = audit_topic(prefix)
+
+    def _topics_of(self, actors: tuple[str, ...]) -> tuple[str, ...]:
+        topics = self._topics.get(actors)
+        if topics is None:
+            if len(self._topics) > 10_000:
+                self._topics.clear()
+            topics = self._topics[actors] = tuple(actor_topic(a, self.prefix) for a in actors)
+        return topics
 
     def _files(self) -> list[Path]:
         policy = self.store.policy
@@ -153,16 +186,15 @@ class RouteCore:
             )
             return RouteOutcome(dead=letter)
         outcome = RouteOutcome(state=result.state.to_bytes())
+        fanouts = outcome.fanouts
         for delivery in result.deliveries:
-            for actor in delivery.actors:
-                outcome.outputs.append(
-                    Output(actor_topic(actor, self.prefix), delivery.key, delivery.value, delivery.headers)
-                )
-        audit = audit_topic(self.prefix)
+            fanouts.append(
+                Fanout(self._topics_of(delivery.actors), delivery.key, (delivery.value,), delivery.headers)
+            )
         version = (("gp.policy.version", self.router.policy.version.encode()),)
         for batch in result.audit:
-            for _actor, entry in batch.records():
-                outcome.outputs.append(Output(audit, batch.key, entry, version))
+            values = tuple(value for _actor, value in batch.records())
+            fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 
 
@@ -198,7 +230,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 await ctx.dead_letters.send(outcome.dead)
                 metrics.dead_lettered.labels(flow=FLOW, source=kind).inc()
                 continue
-            for out in outcome.outputs:
+            for out in outcome:
                 await app.send(out.topic, key=out.key, value=out.value, headers=list(out.headers))
                 metrics.records_out.labels(flow=FLOW, source=kind, topic=out.topic).inc()
             if key and outcome.state is not None:

@@ -72,11 +72,14 @@ class AuditBatch:
     key: bytes | None
     _prefix: bytes = field(repr=False)  # magic + fingerprint
     _rest: bytes = field(repr=False)  # Avro body after the actor field
+    _encoded_actors: tuple[bytes, ...] = field(repr=False, default=())  # Avro strings of `actors`
 
     def records(self) -> Iterator[tuple[str, bytes]]:
         """(actor, framed fr.gp.AuditEntry) for each actor."""
-        for actor in self.actors:
-            yield actor, self._prefix + _avro_string(actor) + self._rest
+        prefix, rest = self._prefix, self._rest
+        encoded = self._encoded_actors or tuple(_avro_string(a) for a in self.actors)
+        for actor, enc in zip(self.actors, encoded, strict=True):
+            yield actor, prefix + enc + rest
 
     def entries(self) -> list[dict[str, Any]]:
         return [{**self.entry, "actor": a} for a in self.actors]
@@ -87,7 +90,12 @@ class RouteResult:
     state: ScopeState
     deliveries: tuple[Delivery, ...]
     audit: tuple[AuditBatch, ...]
-    rules: Mapping[str, str] = field(default_factory=dict)  # actor id -> scope rule (in scope)
+    chunks: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (rule, role, actor ids) in scope
+
+    @property
+    def rules(self) -> dict[str, str]:
+        """actor id -> the scope rule that put the record in its scope."""
+        return {a: rule for rule, _, ids in self.chunks for a in ids}
 
     def for_actor(self, actor_id: str) -> Delivery | None:
         for d in self.deliveries:
@@ -120,6 +128,8 @@ class Router:
             )
             for schema in policy.leaf_classes
         }
+        self._nominative = {name: role.nominative for name, role in policy.roles.items()}
+        self._actor_bytes = {a: _avro_string(a) for a in policy.actors}
         self._static: dict[str, frozenset[str] | None] = {}
         for name, role in policy.roles.items():
             conditional = any(isinstance(g, ConditionalGrant) for g in role.grants.values())
@@ -218,27 +228,45 @@ class Router:
     ) -> RouteResult:
         schema = schema if "." in schema else f"fr.gp.{schema}"
         new_state = update_state(state, schema, record)
-        in_scope = self.index.in_scope(schema, record, new_state)
-        groups: dict[tuple[int, bool], tuple[View, list[tuple[str, str]]]] = {}
+        chunks = self.index.in_scope(schema, record, new_state)
+        # Conditions depend on the actor only through these ids: every other actor of a role gets
+        # the role's view, computed once per event.
+        special = {*new_state.designataires, *new_state.labellers, *new_state.violence_labellers}
+        per_role: dict[str, View | None] = {}
+        # (view id, nominative) -> (view, [(rule, actor ids)])
+        groups: dict[tuple[int, bool], tuple[View, list[tuple[str, Sequence[str]]]]] = {}
         by_id = self.index.by_id
-        for actor_id, rule in in_scope.items():
-            actor = by_id[actor_id]
-            view = self.view_for(actor, schema, record, new_state)
+        nominative_roles = self._nominative
+
+        def put(view: View | None, role: str, rule: str, ids: Sequence[str]) -> None:
             if view is None:
+                return
+            gk = (id(view), nominative_roles[role])
+            group = groups.get(gk)
+            if group is None:
+                group = groups[gk] = (view, [])
+            group[1].append((rule, ids))
+
+        for rule, role, ids in chunks:
+            common: Sequence[str] = ids
+            if special and not special.isdisjoint(ids):
+                common = [a for a in ids if a not in special]
+                for actor_id in ids:
+                    if actor_id in special:
+                        view = self.view_for(by_id[actor_id], schema, record, new_state)
+                        put(view, role, rule, (actor_id,))
+            if not common:
                 continue
-            nominative = self.policy.roles[actor.role].nominative
-            gk = (id(view), nominative)
-            if gk not in groups:
-                groups[gk] = (view, [])
-            groups[gk][1].append((actor_id, rule))
+            if role not in per_role:
+                per_role[role] = self.view_for(by_id[common[0]], schema, record, new_state)
+            put(per_role[role], role, rule, common)
         now = now or datetime.now(UTC)
         source_id = next((v.decode() for k, v in source_headers if k == "ce_id"), None)
         num_unique = record.get("numUnique")
         secret = self.policy.secret
         deliveries = []
         audit = []
-        for view, members in groups.values():
-            nominative = self.policy.roles[by_id[members[0][0]].role].nominative
+        for (_, nominative), (view, members) in groups.items():
             subject = num_unique if nominative else pseudonym(num_unique, secret)
             out_key = key if nominative else (subject.encode() if subject else None)
             seed = repr((schema, key, record.get("eventId"))).encode()
@@ -257,20 +285,26 @@ class Router:
                     dataschema=view.name,
                 ),
             ]
-            actors = tuple(a for a, _ in members)
+            actors = tuple(a for _, ids in members for a in ids)
             deliveries.append(
                 Delivery(view, out_key, view.encode(record, secret), tuple(headers), actors, nominative)
             )
             if nominative:
                 audit += self._audit(
-                    view, members, schema=schema, num_unique=num_unique, source_id=source_id, now=now, key=key
+                    view,
+                    members,
+                    schema=schema,
+                    num_unique=num_unique,
+                    source_id=source_id,
+                    now=now,
+                    key=key,
                 )
-        return RouteResult(new_state, tuple(deliveries), tuple(audit), in_scope)
+        return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
 
     def _audit(
         self,
         view: View,
-        members: list[tuple[str, str]],
+        members: list[tuple[str, Sequence[str]]],
         *,
         schema: str,
         num_unique: str | None,
@@ -279,8 +313,8 @@ class Router:
         key: bytes | None,
     ) -> list[AuditBatch]:
         by_rule: dict[str, list[str]] = {}
-        for actor_id, rule in members:
-            by_rule.setdefault(rule, []).append(actor_id)
+        for rule, ids in members:
+            by_rule.setdefault(rule, []).extend(ids)
         out = []
         for rule, actors in by_rule.items():
             entry = {
@@ -296,5 +330,6 @@ class Router:
             }
             body = self._audit_codec.encode({"actor": "", **entry}, validate=False)
             prefix = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
-            out.append(AuditBatch(tuple(actors), entry, key, prefix, body[1:]))
+            enc = self._actor_bytes
+            out.append(AuditBatch(tuple(actors), entry, key, prefix, body[1:], tuple(enc[a] for a in actors)))
         return out

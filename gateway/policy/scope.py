@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.policy.model import Actor, Policy
@@ -48,7 +48,7 @@ class ScopeState:
         return frozenset(departement_of(c) for c in self.communes)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> ScopeState:
@@ -132,21 +132,37 @@ def causers(schema: str, record: Mapping[str, Any]) -> set[str]:
     return out
 
 
+Chunk = tuple[str, str, tuple[str, ...]]  # (scope rule, role, actor ids of that role)
+Bucket = tuple[tuple[str, tuple[str, ...]], ...]  # actors of one index key, grouped by role
+
+
+def _bucket(actors: Iterable[Actor]) -> Bucket:
+    by_role: dict[str, list[str]] = {}
+    for a in actors:
+        by_role.setdefault(a.role, []).append(a.id)
+    return tuple((role, tuple(ids)) for role, ids in by_role.items())
+
+
 @dataclass
 class ScopeIndex:
-    """Actors indexed by what puts a record in their scope, so routing is O(matching actors)."""
+    """Actors indexed by what puts a record in their scope, grouped by role, so routing costs per
+    matching role and bucket rather than per actor."""
 
-    by_commune: dict[str, list[Actor]] = field(default_factory=dict)
-    by_dept: dict[str, list[Actor]] = field(default_factory=dict)
-    by_dept_of_commune: dict[str, list[Actor]] = field(default_factory=dict)  # élargie
-    siao_by_dept: dict[str, list[Actor]] = field(default_factory=dict)
-    by_num_unique: dict[str, list[Actor]] = field(default_factory=dict)
-    everything: list[Actor] = field(default_factory=list)
+    by_commune: dict[str, Bucket] = field(default_factory=dict)
+    by_dept: dict[str, Bucket] = field(default_factory=dict)
+    by_dept_of_commune: dict[str, Bucket] = field(default_factory=dict)  # élargie
+    siao_by_dept: dict[str, Bucket] = field(default_factory=dict)
+    by_num_unique: dict[str, Bucket] = field(default_factory=dict)
+    everything: Bucket = ()
     by_id: dict[str, Actor] = field(default_factory=dict)
     linked_kinds: dict[str, str] = field(default_factory=dict)  # actor id -> siao|commission
 
     @classmethod
     def build(cls, policy: Policy) -> ScopeIndex:
+        lists: dict[str, dict[str, list[Actor]]] = {
+            k: {} for k in ("by_commune", "by_dept", "by_dept_of_commune", "siao_by_dept", "by_num_unique")
+        }
+        everything: list[Actor] = []
         idx = cls()
         for actor in policy.actors.values():
             idx.by_id[actor.id] = actor
@@ -155,30 +171,43 @@ class ScopeIndex:
                 communes = list(actor.communes) if kind == "territory" else list(actor.reservations)
                 depts = list(actor.departements) if kind == "territory" else []
                 for c in communes:
-                    idx.by_commune.setdefault(c, []).append(actor)
+                    lists["by_commune"].setdefault(c, []).append(actor)
                 for d in {*depts, *(departement_of(c) for c in communes)}:
-                    idx.by_dept_of_commune.setdefault(d, []).append(actor)
+                    lists["by_dept_of_commune"].setdefault(d, []).append(actor)
                 for d in depts:
-                    idx.by_dept.setdefault(d, []).append(actor)
+                    lists["by_dept"].setdefault(d, []).append(actor)
             elif kind == "siao":
                 idx.linked_kinds[actor.id] = "siao"
                 for d in actor.departements:
-                    idx.siao_by_dept.setdefault(d, []).append(actor)
+                    lists["siao_by_dept"].setdefault(d, []).append(actor)
             elif kind == "commission":
                 idx.linked_kinds[actor.id] = "commission"
             elif kind == "own_application" and actor.numUnique:
-                idx.by_num_unique.setdefault(actor.numUnique, []).append(actor)
+                lists["by_num_unique"].setdefault(actor.numUnique, []).append(actor)
             elif kind == "everything":
-                idx.everything.append(actor)
+                everything.append(actor)
+        for name, per_key in lists.items():
+            setattr(idx, name, {k: _bucket(v) for k, v in per_key.items()})
+        idx.everything = _bucket(everything)
         return idx
 
-    def in_scope(self, schema: str, record: Mapping[str, Any], state: ScopeState) -> dict[str, str]:
-        """actor id -> the rule that puts `record` in its scope (first rule wins)."""
-        out: dict[str, str] = {}
+    def _actor_bucket(self, actor_id: str) -> Bucket:
+        actor = self.by_id.get(actor_id)
+        return ((actor.role, (actor_id,)),) if actor is not None else ()
 
-        def add(actors: Iterable[Actor], rule: str) -> None:
-            for a in actors:
-                out.setdefault(a.id, rule)
+    def in_scope(self, schema: str, record: Mapping[str, Any], state: ScopeState) -> list[Chunk]:
+        """(rule, role, actor ids) chunks: every actor in scope once, with the first rule that applies."""
+        out: list[Chunk] = []
+        seen: set[str] = set()
+
+        def add(bucket: Bucket, rule: str) -> None:
+            for role, ids in bucket:
+                if not seen.isdisjoint(ids):
+                    ids = tuple(a for a in ids if a not in seen)  # noqa: PLW2901 - dedup
+                    if not ids:
+                        continue
+                seen.update(ids)
+                out.append((rule, role, ids))
 
         for commune in state.communes:
             add(self.by_commune.get(commune, ()), "territory:commune")
@@ -187,18 +216,15 @@ class ScopeIndex:
             for dept in state.departements:
                 add(self.by_dept_of_commune.get(dept, ()), "territory:elargie")
         for actor_id in (*state.siao_links, *state.commissions, *state.labellers):
-            actor = self.by_id.get(actor_id)
             kind = self.linked_kinds.get(actor_id)
-            if actor is not None and kind is not None:
-                add([actor], f"{kind}:linked")
+            if kind is not None:
+                add(self._actor_bucket(actor_id), f"{kind}:linked")
         for dept in state.hebergement_depts:
             add(self.siao_by_dept.get(dept, ()), "siao:hebergement")
         num = record.get("numUnique")
         if num:
             add(self.by_num_unique.get(num, ()), "own_application")
         for actor_id in sorted(causers(schema, record)):
-            actor = self.by_id.get(actor_id)
-            if actor is not None:
-                add([actor], "causer")
+            add(self._actor_bucket(actor_id), "causer")
         add(self.everything, "statistique")
         return out
