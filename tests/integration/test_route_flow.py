@@ -7,7 +7,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from click.testing import CliRunner
 from gateway.broker.local import free_port
+from gateway.cli import cli
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.route import route_topics
@@ -110,3 +112,12 @@ def test_demand_and_decisions_reach_exactly_the_expected_actors(kafka_bootstrap:
     assert Counter(e["actor"] for e in entries) == Counter({a: n for a, n in expected.items() if a != STAT})
     assert {e["numUnique"] for e in entries} == {NUM}
     assert all(e["policyVersion"] == policy.version for e in entries)
+    # `gateway audit who-received` answers from the audit topic.
+    args = ["audit", "who-received", NUM, "--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert f"{NUM}: {len(entries)} disclosure(s)" in out.output
+    assert "CIA-243500139" in out.output and "commission:linked" in out.output
+    assert STAT not in out.output and B44 not in out.output
+    other = CliRunner().invoke(cli, [*args[:2], "044260100000000001", *args[3:]])
+    assert "044260100000000001: 0 disclosure(s)" in other.output

@@ -25,7 +25,6 @@ _SPECIAL: dict[str, Any] = {
     "avis.commission": st.sampled_from(ACTOR_IDS),
     "organismeLabellisant": st.sampled_from(ACTOR_IDS),
     "sirenBailleur": st.sampled_from([*ACTOR_IDS, None]),
-    "ressourcesRecues": st.just([]),  # fr.gp.RessourceRecue.code refers to its own record (schema bug)
 }
 _TEXT = st.text(alphabet="ABCDEFGHIJ0123456789 ", max_size=6)
 
