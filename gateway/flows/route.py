@@ -16,10 +16,12 @@ and the running policy is kept.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,8 +33,8 @@ from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.policy.model import Policy, PolicyStore
-from gateway.policy.router import Router
-from gateway.policy.scope import ScopeState
+from gateway.policy.router import Router, RouteResult
+from gateway.policy.scope import DECISION, DEMANDE, ScopeState
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
@@ -42,7 +44,8 @@ _log = logging.getLogger(__name__)
 FLOW = "route"
 TABLE = "gp-route-scope"
 RELOAD_INTERVAL_S = 30.0
-_KINDS = {"fr.gp.Demande", "fr.gp.Decision"}
+MAX_PENDING = 50  # decisions kept per application while its Demande has not been routed yet
+_KINDS = {DEMANDE, DECISION}
 
 
 class Output(NamedTuple):
@@ -159,6 +162,31 @@ class RouteCore:
         _log.info("policy %s loaded", policy.version)
         return True
 
+    def _keep_pending(
+        self, state: ScopeState, value: bytes, headers: list[tuple[str, bytes]], result: RouteResult
+    ) -> ScopeState:
+        """A decision routed before any Demande: keep it to deliver to the application's actors later."""
+        if len(state.pending) >= MAX_PENDING:
+            _log.warning(
+                "route: more than %d decisions before their application; older ones not kept", MAX_PENDING
+            )
+            return state
+        ce_id = next((v.decode() for k, v in headers if k == "ce_id"), None)
+        item = {"v": base64.b64encode(value).decode(), "ce": ce_id, "to": sorted(result.recipients)}
+        return replace(state, pending=(*state.pending, json.dumps(item)))
+
+    def _replay_pending(self, state: ScopeState, key: bytes | None) -> tuple[list[RouteResult], ScopeState]:
+        """Now that the application is known, send its earlier decisions to the actors that missed them."""
+        out = []
+        for raw in state.pending:
+            item = json.loads(raw)
+            codec, record = decode_single_object(base64.b64decode(item["v"]), self._codecs)
+            headers = [("ce_id", item["ce"].encode())] if item.get("ce") else []
+            result = self.router.route(codec.name, key, record, state, headers)
+            state = result.state
+            out.append(result.without(set(item["to"])))
+        return out, replace(state, pending=())
+
     def process(
         self,
         *,
@@ -173,6 +201,13 @@ class RouteCore:
         try:
             codec, record = decode_single_object(value or b"", self._codecs)
             result = self.router.route(codec.name, key, record, ScopeState.from_bytes(state), headers)
+            results = [result]
+            new_state = result.state
+            if codec.name == DECISION and not new_state.demande_seen:
+                new_state = self._keep_pending(new_state, value or b"", headers, result)
+            elif codec.name == DEMANDE and new_state.pending:
+                replayed, new_state = self._replay_pending(new_state, key)
+                results += replayed
         except RejectedMessage as exc:
             letter = self.dead_letters.build(
                 source_topic=topic,
@@ -185,16 +220,16 @@ class RouteCore:
                 stage="route",
             )
             return RouteOutcome(dead=letter)
-        outcome = RouteOutcome(state=result.state.to_bytes())
+        outcome = RouteOutcome(state=new_state.to_bytes())
         fanouts = outcome.fanouts
-        for delivery in result.deliveries:
-            fanouts.append(
-                Fanout(self._topics_of(delivery.actors), delivery.key, (delivery.value,), delivery.headers)
-            )
         version = (("gp.policy.version", self.router.policy.version.encode()),)
-        for batch in result.audit:
-            values = tuple(value for _actor, value in batch.records())
-            fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
+        for res in results:
+            for delivery in res.deliveries:
+                topics = self._topics_of(delivery.actors)
+                fanouts.append(Fanout(topics, delivery.key, (delivery.value,), delivery.headers))
+            for batch in res.audit:
+                values = tuple(v for _actor, v in batch.records())
+                fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 
 

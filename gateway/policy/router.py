@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,6 +109,26 @@ class RouteResult:
 
     def audit_entries(self) -> list[dict[str, Any]]:
         return [e for b in self.audit for e in b.entries()]
+
+    def without(self, served: set[str]) -> RouteResult:
+        """The same result minus the actors in `served` (who already received the record)."""
+        deliveries = []
+        for d in self.deliveries:
+            actors = tuple(a for a in d.actors if a not in served)
+            if actors:
+                deliveries.append(replace(d, actors=actors))
+        audit = []
+        for b in self.audit:
+            keep = [i for i, a in enumerate(b.actors) if a not in served]
+            if keep:
+                encoded = tuple(b._encoded_actors[i] for i in keep) if b._encoded_actors else ()
+                audit.append(replace(b, actors=tuple(b.actors[i] for i in keep), _encoded_actors=encoded))
+        chunks = tuple(
+            (rule, role, kept)
+            for rule, role, ids in self.chunks
+            if (kept := tuple(a for a in ids if a not in served))
+        )
+        return RouteResult(self.state, tuple(deliveries), tuple(audit), chunks)
 
 
 class Router:

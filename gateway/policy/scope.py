@@ -38,6 +38,8 @@ class ScopeState:
     designataires: tuple[str, ...] = ()  # organisations that designated it
     violence_labellers: tuple[str, ...] = ()  # bodies that gave a violence label
     labellers: tuple[str, ...] = ()  # bodies that gave any priority label
+    demande_seen: bool = False  # a Demande of this application was routed
+    pending: tuple[str, ...] = ()  # decisions routed before any Demande (kept by the flow, opaque here)
 
     @property
     def protected(self) -> bool:
@@ -80,6 +82,7 @@ def update_state(state: ScopeState | None, schema: str, record: Mapping[str, Any
             communes=tuple(lr.get("communes") or ()),
             elargie=bool(lr.get("demandeElargie")),
             violences=bool(record.get("violencesFamiliales")),
+            demande_seen=True,
         )
     if schema != DECISION:
         return state

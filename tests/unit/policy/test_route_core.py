@@ -78,3 +78,24 @@ def test_hot_reload_refuses_a_bad_policy_and_takes_a_good_one(tmp_path: Path) ->
         path.write_text("version: [", encoding="utf-8")
         core.store.reload()
     assert core.router.policy.version.startswith("2026.2+")
+
+
+def test_decisions_before_their_application_reach_its_actors_once_it_is_known(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    early = _process(core, "fr.gp.Decision", sample_decision("DECISION_CAL", origine="200000001"))
+    first = {o.topic for o in early.outputs}
+    assert actor_topic("243500139", "t") not in first  # the application's communes are not known yet
+    assert actor_topic("200000001", "t") in first  # its causer always sees it
+    demand = _process(core, "fr.gp.Demande", sample_demande(), early.state)
+    topics = [o.topic for o in demand.outputs]
+    # Rennes Métropole now gets the demand and the earlier decision; the causer does not get it twice.
+    assert topics.count(actor_topic("243500139", "t")) == 2
+    assert topics.count(actor_topic("200000001", "t")) == 1
+    assert topics.count(actor_topic("STAT-35", "t")) == 1
+    audit_actors = [o for o in demand.outputs if o.topic == audit_topic("t")]
+    assert (
+        len(audit_actors) == 6 + 4
+    )  # the demand to 6 actors, the decision to 4 new ones (RM, ALS, etat, gest.)
+    assert demand.state is not None and b'"pending": []' in demand.state
+    again = _process(core, "fr.gp.Demande", sample_demande(), demand.state)
+    assert [o.topic for o in again.outputs].count(actor_topic("243500139", "t")) == 1
