@@ -162,6 +162,15 @@ class RouteCore:
         _log.info("policy %s loaded", policy.version)
         return True
 
+    @staticmethod
+    def _state(data: bytes | None) -> ScopeState:
+        try:
+            return ScopeState.from_bytes(data)
+        except (ValueError, TypeError):
+            # Fail closed: an unreadable state scopes the record as if nothing were known of it.
+            _log.warning("route: unreadable scope state, routing with an empty one")
+            return ScopeState()
+
     def _keep_pending(
         self, state: ScopeState, value: bytes, headers: list[tuple[str, bytes]], result: RouteResult
     ) -> ScopeState:
@@ -200,7 +209,7 @@ class RouteCore:
     ) -> RouteOutcome:
         try:
             codec, record = decode_single_object(value or b"", self._codecs)
-            result = self.router.route(codec.name, key, record, ScopeState.from_bytes(state), headers)
+            result = self.router.route(codec.name, key, record, self._state(state), headers)
             results = [result]
             new_state = result.state
             if codec.name == DECISION and not new_state.demande_seen:

@@ -241,5 +241,7 @@ def run_cases(cases: list[Case], router: Router) -> list[CaseResult]:
             failures = _check(case, router)
         except GatewayError as exc:
             failures = [f"error: {exc}"]
+        except (TypeError, KeyError, IndexError, ValueError) as exc:
+            failures = [f"error: bad case input or history ({type(exc).__name__})"]
         results.append(CaseResult(case.name, case.actor, failures))
     return results

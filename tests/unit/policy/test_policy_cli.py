@@ -100,3 +100,16 @@ def test_check_refuses_a_bad_policy_with_exit_2(tmp_path: Path, bad: str) -> Non
     with pytest.raises(SystemExit) as exc:
         main(["policy", "check", "--policy", str(path)])
     assert exc.value.code == 2
+
+
+def test_a_case_with_bad_sample_arguments_fails_without_a_traceback(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    case = {
+        "name": "bad args",
+        "actor": "243500139",
+        "input": {"schema": "fr.gp.Decision", "sample": "decision", "args": {"nosuch": 1}},
+        "expect": "not_delivered",
+    }
+    cases.write_text(yaml.safe_dump({"cases": [case]}), encoding="utf-8")
+    code, out = _run("policy", "test", str(cases))
+    assert code == 1 and "bad case input or history (TypeError)" in out

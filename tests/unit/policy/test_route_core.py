@@ -99,3 +99,11 @@ def test_decisions_before_their_application_reach_its_actors_once_it_is_known(tm
     assert demand.state is not None and b'"pending": []' in demand.state
     again = _process(core, "fr.gp.Demande", sample_demande(), demand.state)
     assert [o.topic for o in again.outputs].count(actor_topic("243500139", "t")) == 1
+
+
+def test_unreadable_scope_state_fails_closed(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    out = _process(core, "fr.gp.Decision", sample_decision("DECISION_CAL", origine="200000002"), b"{not json")
+    topics = {o.topic for o in out.outputs}
+    assert actor_topic("243500139", "t") not in topics
+    assert actor_topic("200000002", "t") in topics
