@@ -113,3 +113,13 @@ def test_a_case_with_bad_sample_arguments_fails_without_a_traceback(tmp_path: Pa
     cases.write_text(yaml.safe_dump({"cases": [case]}), encoding="utf-8")
     code, out = _run("policy", "test", str(cases))
     assert code == 1 and "bad case input or history (TypeError)" in out
+
+
+def test_demo_and_schema_list_hooks() -> None:
+    from gateway.policy.demo import route_report_topics, view_rows  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    rows = view_rows()
+    assert rows and all(name.startswith("fr.gp.view.") and len(fp) == 16 for name, fp in rows)
+    topics = route_report_topics(GatewaySettings(topic_prefix="demo"))
+    assert "demo.actor.243500139" in topics and topics[-1] == "demo.audit.disclosures"
