@@ -15,16 +15,25 @@ import click
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.errors import RejectedMessage, RetriableError
 
-__all__ = ["audit", "read_audit"]
+__all__ = ["audit", "read_audit", "read_topic"]
 
 
 def read_audit(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
     """Every decodable fr.gp.AuditEntry of `topic`, from the beginning to the current end."""
+    codec = load_schemas().codec("fr.gp.AuditEntry")
+    codecs = {codec.fingerprint: codec}
+    for r in read_topic(bootstrap, topic, timeout_s=timeout_s):
+        try:
+            yield decode_single_object(r.value or b"", codecs)[1]
+        except RejectedMessage:
+            continue  # not an audit entry: skipped, never printed
+
+
+def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterator[Any]:
+    """Every committed record (kafka-python ConsumerRecord) of `topic`, from its beginning to its end."""
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy, only at the edge
     from kafka.errors import KafkaError  # noqa: PLC0415
 
-    codec = load_schemas().codec("fr.gp.AuditEntry")
-    codecs = {codec.fingerprint: codec}
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -53,10 +62,8 @@ def read_audit(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterat
                 break
             for tp, records in batch.items():
                 for r in records:
-                    try:
-                        yield decode_single_object(r.value or b"", codecs)[1]
-                    except RejectedMessage:
-                        continue  # not an audit entry: skipped, never printed
+                    if r.offset < end[tp]:
+                        yield r
                 if consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
     finally:

@@ -151,11 +151,16 @@ def test(cases_path: Path, policy_path: Path | None, actors_path: Path | None) -
 @click.option("--actors", "actors_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Actors file for both (default: each policy's actors_file).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool) -> None:
-    """Which actors gain or lose which fields between two policies."""
+@click.option("--traffic", is_flag=True,
+              help="Dry-run both policies on the canonical topics of the broker (settings).")  # fmt: skip
+def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool, traffic: bool) -> None:
+    """Which actors gain or lose which fields between two policies (--traffic: on real records)."""
     from gateway.policy.explain import diff_policies  # noqa: PLC0415
 
     before, after = load_policy(old, actors_path), load_policy(new, actors_path)
+    if traffic:
+        _dry_run(before, after, as_json)
+        return
     changes = diff_policies(before, after)
     if as_json:
         click.echo(json.dumps(changes, indent=2, ensure_ascii=False))
@@ -170,3 +175,55 @@ def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool) -> None:
                 click.echo(f"  + {schema} {p}")
             for p in change["lost"]:
                 click.echo(f"  - {schema} {p}")
+
+
+def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
+    from gateway.cli.audit import read_topic  # noqa: PLC0415
+    from gateway.codec.avro import decode_single_object, load_schemas  # noqa: PLC0415
+    from gateway.errors import RejectedMessage  # noqa: PLC0415
+    from gateway.policy.explain import dry_run  # noqa: PLC0415
+    from gateway.policy.router import Router  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+    from gateway.topics import canonical_topic  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    codecs = load_schemas().by_fingerprint()
+    raw = []
+    for kind in ("demande", "decision"):
+        raw += list(read_topic(settings.bootstrap_servers, canonical_topic(kind, settings.topic_prefix)))
+    raw.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
+    records = []
+    skipped = 0
+    for r in raw:
+        try:
+            codec, record = decode_single_object(r.value or b"", codecs)
+        except RejectedMessage:
+            skipped += 1
+            continue
+        records.append((codec.name, r.key, record))
+    stats = dry_run(Router(before), Router(after), records)
+    changed = {
+        a: s
+        for a, s in sorted(stats.items())
+        if s.gained_records or s.lost_records or s.fields_gained or s.fields_lost
+    }
+    if as_json:
+        out = {
+            a: {**s.__dict__, "fields_gained": sorted(s.fields_gained), "fields_lost": sorted(s.fields_lost)}
+            for a, s in changed.items()
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(
+        f"dry run on {len(records)} canonical records ({skipped} undecodable skipped): "
+        f"{before.version} -> {after.version}, {len(changed)} actor(s) affected"
+    )
+    for actor_id, s in changed.items():
+        click.echo(
+            f"{actor_id}: records {s.before} -> {s.after} "
+            f"(+{s.gained_records} new, -{s.lost_records} no longer sent)"
+        )
+        for p in sorted(s.fields_gained):
+            click.echo(f"  + {p}")
+        for p in sorted(s.fields_lost):
+            click.echo(f"  - {p}")

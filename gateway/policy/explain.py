@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.policy.fields import CANONICAL_SCHEMAS
@@ -11,7 +12,16 @@ from gateway.policy.model import ConditionalGrant, Policy
 from gateway.policy.router import Router
 from gateway.policy.views import View
 
-__all__ = ["ActorExplanation", "ViewInfo", "all_views", "diff_policies", "explain_actor", "reachable_paths"]
+__all__ = [
+    "ActorExplanation",
+    "DryRunStats",
+    "ViewInfo",
+    "all_views",
+    "diff_policies",
+    "dry_run",
+    "explain_actor",
+    "reachable_paths",
+]
 
 
 @dataclass(frozen=True)
@@ -150,3 +160,57 @@ def diff_policies(old: Policy, new: Policy) -> list[dict[str, Any]]:
         if len(entry) > 1:
             out.append(entry)
     return out
+
+
+@dataclass
+class DryRunStats:
+    """What one actor receives from the same traffic under the old and the new policy."""
+
+    before: int = 0
+    after: int = 0
+    gained_records: int = 0  # records only the new policy sends
+    lost_records: int = 0  # records only the old policy sends
+    fields_gained: set[str] = field(default_factory=set)  # "<Schema>:<path>" newly present
+    fields_lost: set[str] = field(default_factory=set)
+
+
+def dry_run(
+    old: Router, new: Router, records: Iterable[tuple[str, bytes | None, Mapping[str, Any]]]
+) -> dict[str, DryRunStats]:
+    """Route the same records (in order) under two policies; per actor, what changes (pure)."""
+    from gateway.policy.scope import ScopeState  # noqa: PLC0415
+    from gateway.policy.views import schema_leaf_paths  # noqa: PLC0415
+
+    states: dict[bytes | None, tuple[ScopeState | None, ScopeState | None]] = {}
+    stats: dict[str, DryRunStats] = {}
+    paths_cache: dict[int, set[str]] = {}
+
+    def paths(view: View) -> set[str]:
+        got = paths_cache.get(id(view))
+        if got is None:
+            got = paths_cache[id(view)] = schema_leaf_paths(view.avro)
+        return got
+
+    for schema, key, record in records:
+        s_old, s_new = states.get(key, (None, None))
+        r_old = old.route(schema, key, record, s_old)
+        r_new = new.route(schema, key, record, s_new)
+        states[key] = (r_old.state, r_new.state)
+        before = {a: d for d in r_old.deliveries for a in d.actors}
+        after = {a: d for d in r_new.deliveries for a in d.actors}
+        short = schema.rsplit(".", 1)[-1]
+        for actor in before.keys() | after.keys():
+            st = stats.setdefault(actor, DryRunStats())
+            b, a = before.get(actor), after.get(actor)
+            st.before += b is not None
+            st.after += a is not None
+            if b is None:
+                st.gained_records += 1
+            elif a is None:
+                st.lost_records += 1
+            pb = paths(b.view) if b is not None else set()
+            pa = paths(a.view) if a is not None else set()
+            if b is not None and a is not None:
+                st.fields_gained |= {f"{short}:{p}" for p in pa - pb}
+                st.fields_lost |= {f"{short}:{p}" for p in pb - pa}
+    return stats

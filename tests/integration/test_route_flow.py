@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import yaml
 from click.testing import CliRunner
 from gateway.broker.local import free_port
 from gateway.cli import cli
@@ -14,6 +15,7 @@ from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.route import route_topics
 from gateway.policy import Router, load_policy
+from gateway.policy.model import DEFAULT_ACTORS_FILE, DEFAULT_POLICY_FILE
 from gateway.policy.router import H_POLICY_VERSION, H_SOURCE_CE_ID, H_VIEW_FINGERPRINT
 from gateway.policy.samples import sample_decision, sample_demande
 from gateway.policy.views import schema_leaf_paths
@@ -121,3 +123,22 @@ def test_demand_and_decisions_reach_exactly_the_expected_actors(kafka_bootstrap:
     assert STAT not in out.output and B44 not in out.output
     other = CliRunner().invoke(cli, [*args[:2], "044260100000000001", *args[3:]])
     assert "044260100000000001: 0 disclosure(s)" in other.output
+    # `gateway policy diff --traffic` dry-runs a policy change on the canonical records of the broker.
+    changed = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    changed["roles"]["collectivite"]["grants"]["sante_handicap"] = True
+    new_policy = tmp_path / "new-policy.yaml"
+    new_policy.write_text(yaml.safe_dump(changed), encoding="utf-8")
+    env = {"GATEWAY_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWAY_TOPIC_PREFIX": prefix}
+    diff_args = [
+        "policy",
+        "diff",
+        str(DEFAULT_POLICY_FILE),
+        str(new_policy),
+        "--actors",
+        str(DEFAULT_ACTORS_FILE),
+    ]
+    dry = CliRunner().invoke(cli, [*diff_args, "--traffic"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "dry run on 4 canonical records" in dry.output
+    assert "243500139: records 4 -> 4 (+0 new, -0 no longer sent)" in dry.output
+    assert "+ Demande:handicap.etat" in dry.output

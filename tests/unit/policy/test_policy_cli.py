@@ -123,3 +123,35 @@ def test_demo_and_schema_list_hooks() -> None:
     assert rows and all(name.startswith("fr.gp.view.") and len(fp) == 16 for name, fp in rows)
     topics = route_report_topics(GatewaySettings(topic_prefix="demo"))
     assert "demo.actor.243500139" in topics and topics[-1] == "demo.audit.disclosures"
+
+
+def test_dry_run_of_a_policy_change_on_traffic(tmp_path: Path) -> None:
+    from gateway.policy import Router, load_policy  # noqa: PLC0415
+    from gateway.policy.explain import dry_run  # noqa: PLC0415
+    from gateway.policy.samples import sample_decision, sample_demande  # noqa: PLC0415
+
+    data = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    data["roles"]["collectivite"]["grants"]["sante_handicap"] = True
+    actors = yaml.safe_load(DEFAULT_ACTORS_FILE.read_text(encoding="utf-8"))
+    for a in actors["actors"]:
+        if a["id"] == "243500139":
+            a["communes"] = ["35238", "35288"]
+    (tmp_path / "demo-actors.yaml").write_text(yaml.safe_dump(actors), encoding="utf-8")
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    old, new = Router(load_policy()), Router(load_policy(tmp_path / "policy.yaml"))
+    n1, n2 = "035260100000000001", "035260100000000002"
+    traffic = [
+        ("fr.gp.Demande", n1.encode(), sample_demande(n1, ("35238",))),
+        ("fr.gp.Demande", n2.encode(), sample_demande(n2, ("35288",))),
+        ("fr.gp.Decision", n2.encode(), sample_decision("DECISION_CAL", n2)),
+    ]
+    stats = dry_run(old, new, traffic)
+    rm = stats["243500139"]
+    assert (rm.before, rm.after, rm.gained_records, rm.lost_records) == (1, 3, 2, 0)
+    assert "Demande:handicap.etat" in rm.fields_gained and not rm.fields_lost
+    bailleur = stats["200000001"]
+    assert (bailleur.before, bailleur.after, bailleur.gained_records) == (
+        3,
+        3,
+        0,
+    ) and not bailleur.fields_gained
