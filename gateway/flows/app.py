@@ -158,7 +158,9 @@ def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) 
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_interval=1.0,
+        # offsets (and, exactly-once, the outputs' transactions) are committed every 0.25 s: the
+        # end-to-end latency of read_committed consumers; 1 s gave p50 0.6 s for no throughput gain
+        broker_commit_interval=0.25,
         broker_session_timeout=15.0,
         web_enabled=True,
         web_host=settings.web_host,
