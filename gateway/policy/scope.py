@@ -218,9 +218,14 @@ class ScopeIndex:
         if state.elargie:
             for dept in state.departements:
                 add(self.by_dept_of_commune.get(dept, ()), "territory:elargie")
-        for actor_id in (*state.siao_links, *state.commissions, *state.labellers):
+        links = (
+            *((a, ("siao",)) for a in state.siao_links),
+            *((a, ("commission",)) for a in state.commissions),
+            *((a, ("siao", "commission")) for a in state.labellers),
+        )
+        for actor_id, kinds in links:
             kind = self.linked_kinds.get(actor_id)
-            if kind is not None:
+            if kind in kinds:
                 add(self._actor_bucket(actor_id), f"{kind}:linked")
         for dept in state.hebergement_depts:
             add(self.siao_by_dept.get(dept, ()), "siao:hebergement")

@@ -93,6 +93,40 @@ def _in_territory(actor_id: str, demande: dict[str, Any]) -> bool:
     return False
 
 
+def _linked(actor_id: str, events: list[dict[str, Any]]) -> bool:
+    """The actor is a SIAO / commission that some event links to the application."""
+    actor = POLICY.actors[actor_id]
+    kind = POLICY.roles[actor.role].scope
+    for e in events:
+        if kind == "siao":
+            o = e.get("orientation")
+            if o and (
+                o["siao"] == actor_id or (o["enHebergement"] and o["departement"] in actor.departements)
+            ):
+                return True
+        if kind in ("siao", "commission"):
+            labels = [e.get(n) for n in ("label", "labelSante", "labelViolences")]
+            if any(lb and lb["organismeLabellisant"] == actor_id for lb in labels):
+                return True
+        if kind == "commission":
+            subs = [e.get(n) for n in ("avis", "inscriptionCal", "decisionDalo")]
+            if any(sub and sub["commission"] == actor_id for sub in subs):
+                return True
+    return False
+
+
+def _causes(actor_id: str, event: dict[str, Any]) -> bool:
+    if event["provenance"]["origine"] == actor_id:
+        return True
+    if event.get("designation") and event["designation"]["designataire"] == actor_id:
+        return True
+    subs = [event.get(n) for n in ("designation", "inscriptionCal", "visite", "decisionCal", "refus", "bail")]
+    if any(sub and sub.get("logement") and sub["logement"]["sirenBailleur"] == actor_id for sub in subs):
+        return True
+    attribution = (event.get("radiation") or {}).get("attribution")
+    return bool(attribution and actor_id in (attribution["siren"], attribution["logement"]["sirenBailleur"]))
+
+
 @_SETTINGS
 @given(records(DEMANDE))
 def test_fresh_demand_reaches_only_actors_in_territory_with_granted_fields(demande: dict[str, Any]) -> None:
@@ -119,6 +153,14 @@ def test_decisions_follow_their_application(demande: dict[str, Any], decisions: 
         # An actor that sees the application sees its events.
         by_scope = {a for a in first.recipients if first.rules[a] != "causer"}
         assert by_scope <= result.recipients
+        # ... and nobody else: no delivery outside the territory, links and causers.
+        for actor_id in result.recipients:
+            allowed = (
+                _in_territory(actor_id, {**demande, "provenance": {"origine": ""}})
+                or _causes(actor_id, decision)
+                or _linked(actor_id, [*history[1:], decision])
+            )
+            assert allowed, f"{POLICY.actors[actor_id].role} {actor_id} got an event outside its scope"
         state = result.state
         history.append(decision)
     # A demand re-sent after its events keeps the protected-household and field rules.
