@@ -191,3 +191,27 @@ def test_scope_state_round_trips_as_bytes() -> None:
     state = router.route(DECISION, b"k", sample_decision("DESIGNATION", origine=ALS), state).state
     assert ScopeState.from_bytes(state.to_bytes()) == state
     assert ScopeState.from_bytes(None) == ScopeState()
+
+
+def test_every_possible_view_keeps_the_canonical_type_of_each_kept_field() -> None:
+    from gateway.policy.explain import all_views  # noqa: PLC0415
+    from gateway.policy.fields import schema_tree  # noqa: PLC0415
+
+    router = Router(POLICY)
+    infos = all_views(router)
+    assert len({i.view.name for i in infos}) >= 10
+    for info in infos:
+        view = info.view
+        canonical = {n.name: n for n in schema_tree(view.schema)}
+        for f in view.avro["fields"]:
+            node = canonical.get(f["name"])
+            if node is None:
+                assert f["name"] in {d.name for d in view.derived}
+                continue
+            # required stays required, optional stays optional, arrays stay arrays, defaults kept
+            assert isinstance(f["type"], list) == isinstance(node.field["type"], list), (view.name, f["name"])
+            assert ("default" in f) == ("default" in node.field), (view.name, f["name"])
+            t = node.field["type"]
+            if node.is_leaf and isinstance(t, str):
+                assert f["type"] == t or (t.startswith("fr.gp.") and f["type"] == load_schemas().raw(t))
+        assert not (schema_leaf_paths(view.avro) - view.paths - {d.name for d in view.derived})
