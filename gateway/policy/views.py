@@ -25,8 +25,10 @@ __all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_le
 VIEW_NAMESPACE = "fr.gp.view"
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
-# Projection plan: (field name, kind, sub-plan); kind 0 = copy, 1 = record, 2 = array of records.
-Plan = tuple[tuple[str, int, "Plan"], ...]
+# Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record,
+# 2 = array of records, 3 = optional record (written as fastavro's (name, record) union tuple, so the
+# writer does not validate the record against each branch to choose one).
+Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
 def _hash8(obj: Any) -> str:
@@ -69,14 +71,14 @@ def _build(
     nodes: Iterable[Node], keep: frozenset[str], defined: set[str]
 ) -> tuple[list[dict[str, Any]], Plan]:
     fields: list[dict[str, Any]] = []
-    plan: list[tuple[str, int, Plan]] = []
+    plan: list[tuple[str, int, Plan, str]] = []
     for node in nodes:
         decl = {k: v for k, v in node.field.items() if k in ("name", "doc", "default")}
         if node.is_leaf:
             if node.path in keep:
                 decl["type"] = _expand(node.field["type"], defined)
                 fields.append(decl)
-                plan.append((node.name, 0, ()))
+                plan.append((node.name, 0, (), ""))
             continue
         sub_fields, sub_plan = _build(node.children, keep, defined)
         if not sub_fields:
@@ -90,16 +92,19 @@ def _build(
             inner = {"type": "record", "name": name, "fields": sub_fields}
         decl["type"] = _wrap(node, inner)
         fields.append(decl)
-        plan.append((node.name, 2 if node.array else 1, sub_plan))
+        kind = 2 if node.array else 3 if node.optional else 1
+        plan.append((node.name, kind, sub_plan, name))
     return fields, tuple(plan)
 
 
 def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, kind, sub in plan:
+    for name, kind, sub, record_name in plan:
         value = record.get(name)
         if kind == 0 or value is None:
             out[name] = value
+        elif kind == 3:
+            out[name] = (record_name, _project(value, sub))
         elif kind == 1:
             out[name] = _project(value, sub)
         else:
