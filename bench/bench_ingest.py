@@ -18,11 +18,14 @@ import asyncio
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from gateway.broker import LocalBroker, free_port, install_kafka
@@ -116,15 +119,50 @@ def _flow_setup(bootstrap: str, tmp: Path, guarantee: str) -> tuple[str, dict[st
     return prefix, env
 
 
+def runtime_worker() -> None:
+    """A worker of the gateway runtime (create_app, publish, outbox) whose agent only copies the raw
+    record to the canonical topic: the runtime's cost without the normaliser's."""
+    from faust.worker import Worker  # noqa: PLC0415
+    from gateway.flows.app import create_app, publish  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    app = create_app(settings, [])
+    source = app.topic(raw_topic("sne-xml", settings.topic_prefix), key_type=bytes, value_type=bytes)
+    out = canonical_topic("demande", settings.topic_prefix)
+
+    async def copy(stream: Any) -> None:
+        async for event in stream.events():
+            await publish(app, out, event.message.key, event.message.value)
+
+    app.agent(source, name="bench.copy")(copy)
+    Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+    Worker(
+        app, loglevel="warning", quiet=True, redirect_stdouts=False, override_logging=False
+    ).execute_from_commandline()
+
+
+def _start_runtime_worker(env: dict[str, str], log: Path) -> Any:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, __file__, "--runtime-worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 def bench_flow(
-    bootstrap: str, payload: bytes, n: int, *, guarantee: str, tmp: Path, workers: int = 1
+    bootstrap: str,
+    payload: bytes,
+    n: int,
+    *,
+    guarantee: str,
+    tmp: Path,
+    workers: int = 1,
+    copy_only: bool = False,
 ) -> float:
     prefix, env = _flow_setup(bootstrap, tmp, guarantee)
     procs = []
     for i in range(workers):  # same group: the partitions are shared between the workers
-        procs.append(
-            start_worker({**env, "GATEWAY_WEB_PORT": str(free_port())}, log_path=str(tmp / f"w{i}.log"))
-        )
+        wenv, log = {**env, "GATEWAY_WEB_PORT": str(free_port())}, tmp / f"w{i}.log"
+        procs.append(_start_runtime_worker(wenv, log) if copy_only else start_worker(wenv, log_path=str(log)))
     try:
         # start the clock only once every worker holds its partitions: wait for a warm-up record
         produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, 1)
@@ -225,7 +263,11 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="offered load for the latency run (records/s)"
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runtime-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.runtime_worker:
+        runtime_worker()
+        return
     payload = SAMPLE.read_bytes()
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-"))
     broker = None
@@ -243,6 +285,11 @@ def main() -> None:
         print(f"pure ingest_record, no Kafka (CPU ceiling) : {pure_rate(payload):8.0f} records/s")
         base = bench_baseline(bootstrap, payload, args.records)
         print(f"baseline aiokafka consume->produce : {base:8.0f} records/s")
+        for guarantee in ("exactly_once", "at_least_once"):
+            rate = bench_flow(bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, copy_only=True)
+            print(
+                f"{f'runtime, copy agent ({guarantee})':38}: {rate:8.0f} records/s   ratio {rate / base:.2f}"
+            )
         for guarantee, workers in (("exactly_once", 1), ("at_least_once", 1), ("exactly_once", 2)):
             rate = bench_flow(bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers)
             label = f"ingest flow ({guarantee}, {workers} worker{'s' if workers > 1 else ''})"
