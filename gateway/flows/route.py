@@ -237,7 +237,7 @@ class RouteCore:
                 topics = self._topics_of(delivery.actors)
                 fanouts.append(Fanout(topics, delivery.key, (delivery.value,), delivery.headers))
             for batch in res.audit:
-                values = tuple(v for _actor, v in batch.records())
+                values = tuple(batch.values())
                 fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 

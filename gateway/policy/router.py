@@ -72,14 +72,20 @@ class AuditBatch:
     key: bytes | None
     _prefix: bytes = field(repr=False)  # magic + fingerprint
     _rest: bytes = field(repr=False)  # Avro body after the actor field
-    _encoded_actors: tuple[bytes, ...] = field(repr=False, default=())  # Avro strings of `actors`
+    # magic + fingerprint + Avro string of each actor (precomputed per policy)
+    _encoded_actors: tuple[bytes, ...] = field(repr=False, default=())
+
+    def _heads(self) -> tuple[bytes, ...]:
+        return self._encoded_actors or tuple(self._prefix + _avro_string(a) for a in self.actors)
+
+    def values(self) -> list[bytes]:
+        """The framed fr.gp.AuditEntry of each actor, in `actors` order."""
+        rest = self._rest
+        return [head + rest for head in self._heads()]
 
     def records(self) -> Iterator[tuple[str, bytes]]:
         """(actor, framed fr.gp.AuditEntry) for each actor."""
-        prefix, rest = self._prefix, self._rest
-        encoded = self._encoded_actors or tuple(_avro_string(a) for a in self.actors)
-        for actor, enc in zip(self.actors, encoded, strict=True):
-            yield actor, prefix + enc + rest
+        return zip(self.actors, self.values(), strict=True)
 
     def entries(self) -> list[dict[str, Any]]:
         return [{**self.entry, "actor": a} for a in self.actors]
@@ -149,7 +155,8 @@ class Router:
             for schema in policy.leaf_classes
         }
         self._nominative = {name: role.nominative for name, role in policy.roles.items()}
-        self._actor_bytes = {a: _avro_string(a) for a in policy.actors}
+        head = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
+        self._audit_heads = {a: head + _avro_string(a) for a in policy.actors}
         self._static: dict[str, frozenset[str] | None] = {}
         for name, role in policy.roles.items():
             conditional = any(isinstance(g, ConditionalGrant) for g in role.grants.values())
@@ -350,6 +357,8 @@ class Router:
             }
             body = self._audit_codec.encode({"actor": "", **entry}, validate=False)
             prefix = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
-            enc = self._actor_bytes
-            out.append(AuditBatch(tuple(actors), entry, key, prefix, body[1:], tuple(enc[a] for a in actors)))
+            heads = self._audit_heads
+            out.append(
+                AuditBatch(tuple(actors), entry, key, prefix, body[1:], tuple(heads[a] for a in actors))
+            )
         return out
