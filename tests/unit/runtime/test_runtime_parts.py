@@ -3,11 +3,13 @@ local broker configuration, wait-for-broker."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from gateway.broker import LocalBroker, free_port, libs_present
 from gateway.broker import install as install_mod
+from gateway.broker.emit import KafkaEmitter
 from gateway.cli.run import wait_for_broker
 from gateway.errors import ConfigError, Problem, RetriableError
 from gateway.flows.admin import ingest_topics
@@ -114,3 +116,12 @@ def test_install_needs_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_wait_for_broker_gives_up_with_a_clear_error() -> None:
     with pytest.raises(RetriableError, match="no Kafka broker answers"):
         wait_for_broker(f"127.0.0.1:{free_port()}", max_wait=0.5, quiet=True)
+
+
+def test_the_source_emitter_reports_an_unreachable_broker_as_retriable() -> None:
+    async def main() -> None:
+        async with KafkaEmitter(GatewaySettings(bootstrap_servers=f"127.0.0.1:{free_port()}")):
+            pass
+
+    with pytest.raises(RetriableError, match="cannot reach Kafka"):
+        asyncio.run(main())
