@@ -1,0 +1,23 @@
+"""Run every benchmark of bench/ in turn (each prints its own figures). `make bench` calls this."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ["bench_policy.py", "bench_ingest.py"]
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent
+    status = 0
+    for name in BENCHES:
+        print(f"\n=== {name}", flush=True)
+        rc = subprocess.call([sys.executable, str(here / name), *sys.argv[1:]])
+        status = status or rc
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
