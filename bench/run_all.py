@@ -14,7 +14,7 @@ def main() -> int:
     status = 0
     for name in BENCHES:
         print(f"\n=== {name}", flush=True)
-        rc = subprocess.call([sys.executable, str(here / name), *sys.argv[1:]])
+        rc = subprocess.call([sys.executable, str(here / name)])
         status = status or rc
     return status
 
