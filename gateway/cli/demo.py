@@ -31,7 +31,7 @@ from gateway.errors import GatewayError
 from gateway.settings import GatewaySettings
 from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
 
-__all__ = ["FLOWS", "REPORT_TOPICS", "STEPS", "DemoContext", "DemoStep", "demo"]
+__all__ = ["FLOWS", "REPORT_TOPICS", "STEPS", "TOPIC_LABELS", "DemoContext", "DemoStep", "demo"]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BAD_PREFIX = {
@@ -53,6 +53,7 @@ class DemoContext:
     started_broker: bool = False
     files_emitted: int = 0
     files_rejected: int = 0
+    consumed: list[str] = field(default_factory=list)  # topics the worker's agents read
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -78,8 +79,9 @@ def step_topics(ctx: DemoContext) -> None:
     from gateway.flows.admin import ensure_topics  # noqa: PLC0415
     from gateway.flows.app import create_app, flow_topics  # noqa: PLC0415
 
-    specs = flow_topics(create_app(ctx.settings, ctx.flows))
-    created = ensure_topics(ctx.bootstrap, specs)
+    app = create_app(ctx.settings, ctx.flows)
+    ctx.consumed = sorted({t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())})
+    created = ensure_topics(ctx.bootstrap, flow_topics(app))
     ctx.say(f"{len(created)} topics created (prefix {ctx.settings.topic_prefix!r})")
 
 
@@ -126,35 +128,56 @@ def step_sources(ctx: DemoContext) -> None:
     ctx.say(f"file-drop: {source.emitted} files published, {source.rejected} rejected (folder {drop})")
 
 
+def _left(consumer: Any, reader: Any, group: Any, tps: list[Any]) -> int:
+    """Records of `tps` the group has not committed yet (0 when only transaction markers are left)."""
+    committed = {tp: group.committed(tp) or 0 for tp in tps}  # read first: see step_drain
+    ends = consumer.end_offsets(tps)
+    left = 0
+    for tp in tps:
+        if committed[tp] >= ends[tp]:
+            continue
+        # on a transactional topic the last offsets are commit markers, never "processed": look
+        reader.assign([tp])
+        reader.seek(tp, committed[tp])
+        records = reader.poll(timeout_ms=500, max_records=1)
+        if records or reader.position(tp) < ends[tp]:
+            left += ends[tp] - committed[tp]
+    return left
+
+
 def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
-    """Wait until the worker's consumer group has committed every raw input."""
+    """Wait until the worker's consumer group has committed every record of every topic it reads.
+
+    Committed offsets are read before end offsets: when an upstream flow has committed its input,
+    its outputs are already in the topics, so a downstream topic is never seen drained too early."""
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    raws = [raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS]
+    topics = ctx.consumed or [raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS]
     consumer = KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False)
+    reader = KafkaConsumer(
+        bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     # a consumer of the worker's group that never subscribes: it only reads the committed offsets
     group = KafkaConsumer(
         bootstrap_servers=ctx.bootstrap, group_id=ctx.settings.app_id, enable_auto_commit=False
     )
     try:
-        tps = [TopicPartition(t, p) for t in raws for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(tps)
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         deadline = time.monotonic() + timeout_s
         while True:
             if ctx.worker is not None and ctx.worker.poll() is not None:
                 raise GatewayError(f"the gateway worker exited ({ctx.worker.returncode}); see its log")
-            left = sum(max(0, ends[tp] - (group.committed(tp) or 0)) for tp in tps)
+            left = _left(consumer, reader, group, tps)
             if left == 0:
                 break
             if time.monotonic() > deadline:
-                raise GatewayError(
-                    f"the worker still has {left} raw records to process after {timeout_s:.0f}s"
-                )
+                raise GatewayError(f"the worker still has {left} records to process after {timeout_s:.0f}s")
             time.sleep(0.5)
     finally:
         group.close()
+        reader.close()
         consumer.close()
-    ctx.say("every raw input processed and committed")
+    ctx.say(f"every input processed and committed ({len(topics)} topics read by the worker)")
 
 
 def _ingest_topics(settings: GatewaySettings) -> list[str]:
@@ -165,6 +188,15 @@ def _ingest_topics(settings: GatewaySettings) -> list[str]:
     return [*out, canonical_topic("demande", p), canonical_topic("decision", p)]
 
 
+# (part of a topic name, what the report says about it); first match wins, "$" marks the end
+TOPIC_LABELS: list[tuple[str, str]] = [
+    (".dlq$", "dead letters (original bytes + error headers)"),
+    (".raw.", "raw inputs"),
+    (".canonical.", "canonical records (Avro)"),
+    (".actor.", "an actor's view (its own Avro schema)"),
+    (".audit.", "disclosure audit entries"),
+    (".feedback.", "SNE answers"),
+]
 FLOWS: list[str] = ["ingest"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
@@ -192,15 +224,7 @@ def report(ctx: DemoContext) -> None:
         n = counts.get(topic, 0)
         if n == 0 and (topic.endswith(".dlq") or ".raw." in topic):
             continue
-        what = (
-            "dead letters (original bytes + error headers)"
-            if topic.endswith(".dlq")
-            else "raw inputs"
-            if ".raw." in topic
-            else "canonical records (Avro)"
-            if ".canonical." in topic
-            else ""
-        )
+        what = next((label for part, label in TOPIC_LABELS if part in topic + "$"), "")
         click.echo(f"{topic:{width}} {n:8d}  {what}")
     dead = sum(n for t, n in counts.items() if t.endswith(".dlq"))
     canonical = sum(n for t, n in counts.items() if ".canonical." in t)
