@@ -11,9 +11,10 @@ from pathlib import Path
 from gateway.broker.local import free_port
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.ingest import CE_NAMESPACE
+from gateway.model.deadletter import ERR
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import consume_all, end_offsets, produce, start_worker, stop_worker, worker_env
-from gateway.topics import canonical_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic, raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 N = 600
@@ -27,8 +28,12 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n(kafka_bootstrap: str, t
     )
     ensure_topics(kafka_bootstrap, ingest_topics(settings))
     raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    dlq = dlq_topic(raw)
     payload = SAMPLE.read_bytes()
-    assert produce(kafka_bootstrap, raw, [(f"src-{i}".encode(), payload) for i in range(N)]) == N
+    # every 10th input is malformed: dead letters must be exactly-once too
+    inputs = [(f"src-{i}".encode(), f"<bad {i}".encode() if i % 10 == 0 else payload) for i in range(N)]
+    assert produce(kafka_bootstrap, raw, inputs) == N
+    n_bad = sum(1 for _, v in inputs if v != payload)
     log = str(tmp_path / "worker.log")
 
     first = start_worker(env, log_path=log)
@@ -46,20 +51,23 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n(kafka_bootstrap: str, t
 
     second = start_worker(env, log_path=log)
     try:
-        got = consume_all(kafka_bootstrap, out, expect=N, quiet_ms=4000, max_wait_s=240)
+        got = consume_all(kafka_bootstrap, out, expect=N - n_bad, quiet_ms=4000, max_wait_s=240)
+        dead = consume_all(kafka_bootstrap, dlq, expect=n_bad, quiet_ms=2000, max_wait_s=120)
     finally:
-        assert stop_worker(second) == 0 or second.returncode in (-15, 143)
+        stop_worker(second)
 
+    sources = consume_all(kafka_bootstrap, raw, expect=N)
+    good = {(m.partition, m.offset) for m in sources if m.value == payload}
+    bad = {(m.partition, m.offset) for m in sources if m.value != payload}
     ce_ids = [m.header("ce_id") for m in got]
-    offsets = end_offsets(kafka_bootstrap, raw)
-    expected = {
-        str(uuid.uuid5(CE_NAMESPACE, f"{raw}/{p}/{o}/0")).encode()
-        for p, n in offsets.items()
-        for o in range(n)
-    }
+    expected = {str(uuid.uuid5(CE_NAMESPACE, f"{raw}/{p}/{o}/0")).encode() for p, o in good}
     dups = sorted({m.header("gp.source.coordinates") for m in got if ce_ids.count(m.header("ce_id")) > 1})
-    assert len(got) == N, f"{len(got)} committed records for {N} inputs; duplicated inputs: {dups}"
-    assert set(ce_ids) == expected  # every input exactly once (no loss, no duplicate)
+    assert len(got) == len(good), f"{len(got)} committed records for {len(good)} inputs; duplicated: {dups}"
+    assert set(ce_ids) == expected  # every good input exactly once (no loss, no duplicate)
+    dead_at = [(int(m.header(ERR + "partition") or -1), int(m.header(ERR + "offset") or -1)) for m in dead]
+    assert sorted(dead_at) == sorted(bad)  # every bad input dead-lettered exactly once
     # the kill happened mid-stream: something was written before it, and the restart had work left
     assert written_before_restart > 0
-    print(f"written before SIGKILL (incl. aborted): {written_before_restart}; committed: {len(got)}")
+    print(
+        f"written before SIGKILL (with aborted): {written_before_restart}; committed {len(got)}+{len(dead)}"
+    )
