@@ -1,18 +1,20 @@
 """`gateway demo`: the gateway on its bundled sample data, from a bare machine, then stop.
 
-Steps (each a callable taking the DemoContext; append to STEPS / FLOWS / REPORT_TOPICS to extend
-the demo with routing and SNE steps):
+Steps (each a callable taking the DemoContext, listed in STEPS; the worker runs FLOWS):
   broker   start the local Kafka broker unless one answers (stopped again at the end)
   topics   create the topics of the flows
   worker   start `gateway run --flows <FLOWS>` as a subprocess
   sources  copy samples/<format>/* and samples/bad/* into a drop folder, run the file-drop source
   drain    wait until the worker has committed every raw input
+  route    summarise what the route flow delivered to each actor and audited
+  sne      start the SNE simulator (mutual TLS) and the SNE connector; report its answers
 then print a table of what flowed where (records per topic) and stop everything cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import sys
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from connectors.sne.demo import sne_report_topics, step_sne
 
 from gateway.broker.local import free_port
 from gateway.errors import GatewayError
+from gateway.policy.demo import route_report_topics, step_route
 from gateway.settings import GatewaySettings
 from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
 
@@ -197,16 +201,22 @@ TOPIC_LABELS: list[tuple[str, str]] = [
     (".audit.", "disclosure audit entries"),
     (".feedback.", "SNE answers"),
 ]
-FLOWS: list[str] = ["ingest"]
+FLOWS: list[str] = ["ingest", "route"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
     ("topics", step_topics),
     ("worker", step_worker),
     ("sources", step_sources),
     ("drain", step_drain),
+    ("route", step_route),
+    ("sne", step_sne),
 ]
-# functions naming the topics to report on (the route / SNE steps add theirs)
-REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [_ingest_topics]
+# functions naming the topics to report on
+REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [
+    _ingest_topics,
+    route_report_topics,
+    sne_report_topics,
+]
 
 
 def report(ctx: DemoContext) -> None:
@@ -258,6 +268,10 @@ def _stop(ctx: DemoContext) -> None:
 @click.option("--keep", is_flag=True, help="Keep the work folder (drop folder, worker log).")
 def demo(prefix: str | None, keep: bool) -> None:
     """Run the gateway on the bundled samples: broker, flows, sources; print what flowed where; stop."""
+    # the demo's short-lived admin/consumer clients log benign close-time noise (e.g. a cancelled
+    # metadata refresh); the worker and the SNE connector keep their own logs in the work folder
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if not SAMPLES.is_dir():
         raise click.ClickException(f"no samples folder at {SAMPLES} (run the demo from a source checkout)")
     base = GatewaySettings()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -10,28 +9,19 @@ import click
 from gateway.codec.avro import DEFAULT_SCHEMA_DIR, AvroCodec, load_schemas
 from gateway.codec.compat import check_directories
 
-__all__ = ["RELEASED_SCHEMA_DIR", "register_rows", "schema_rows", "schemas"]
+__all__ = ["RELEASED_SCHEMA_DIR", "schema_rows", "schemas"]
 
 RELEASED_SCHEMA_DIR = DEFAULT_SCHEMA_DIR.parent / "released"
-_EXTRA_ROWS: list[Callable[[], list[tuple[str, str]]]] = []
-
-
-def register_rows(provider: Callable[[], list[tuple[str, str]]]) -> None:
-    """Let another module add rows (name, fingerprint hex) to `gateway schemas list`."""
-    if provider not in _EXTRA_ROWS:
-        _EXTRA_ROWS.append(provider)
 
 
 def schema_rows() -> list[tuple[str, str]]:
-    """(full name, CRC-64-AVRO fingerprint hex) of every canonical named type, then registered rows."""
+    """(full name, CRC-64-AVRO fingerprint hex) of every canonical named type."""
     schemas = load_schemas()
     codecs = {c.name: c for c in schemas.codecs()}
     rows = []
     for name in schemas.names():
         codec = codecs.get(name) or AvroCodec.from_schema(schemas.raw(name), name)
         rows.append((name, codec.fingerprint_hex))
-    for provider in _EXTRA_ROWS:
-        rows.extend(provider())
     return rows
 
 
@@ -42,8 +32,13 @@ def schemas() -> None:
 
 @schemas.command("list")
 def list_() -> None:
-    """Each schema with its fingerprint (CRC-64-AVRO of the parsing canonical form, hex)."""
-    rows = schema_rows()
+    """Each schema with its fingerprint (CRC-64-AVRO of the parsing canonical form, hex).
+
+    The canonical types first, then the per-recipient view schemas the access policy derives.
+    """
+    from gateway.policy.demo import view_rows  # noqa: PLC0415 - loads the policy only for this command
+
+    rows = schema_rows() + view_rows()
     width = max((len(name) for name, _ in rows), default=0)
     for name, fingerprint in rows:
         click.echo(f"{name:<{width}}  {fingerprint}")

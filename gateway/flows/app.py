@@ -24,7 +24,7 @@ from gateway.settings import GatewaySettings
 
 __all__ = ["DEFAULT_FLOWS", "FlowContext", "create_app", "flow_context", "flow_topics", "publish"]
 
-DEFAULT_FLOWS: tuple[str, ...] = ("ingest",)
+DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route")
 
 
 @dataclass

@@ -30,7 +30,7 @@ import faust
 from gateway.codec.avro import SchemaSet, decode_single_object
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
-from gateway.flows.app import FlowContext
+from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import Router, RouteResult
@@ -275,7 +275,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 metrics.dead_lettered.labels(flow=FLOW, source=kind).inc()
                 continue
             for out in outcome:
-                await app.send(out.topic, key=out.key, value=out.value, headers=list(out.headers))
+                await publish(app, out.topic, out.key, out.value, out.headers)
                 metrics.records_out.labels(flow=FLOW, source=kind, topic=out.topic).inc()
             if key and outcome.state is not None:
                 table[key] = outcome.state

@@ -1,9 +1,7 @@
-"""The policy part of `gateway demo` and `gateway schemas list` (hooks for their extension lists).
+"""The policy part of `gateway demo` and `gateway schemas list`.
 
-    from gateway.policy.demo import route_report_topics, step_route, view_rows
-    FLOWS.append("route")                      # gateway.cli.demo: the worker also runs the route flow
-    STEPS.insert(<after "drain">, ("route", step_route)); REPORT_TOPICS.append(route_report_topics)
-    register_rows(view_rows)                   # gateway.cli.schemas: the view schemas in `schemas list`
+`gateway.cli.demo` runs the route flow in its worker, calls `step_route` after the drain step and
+reports on `route_report_topics`; `gateway.cli.schemas list` prints `view_rows`.
 
 `step_route` waits until the audit topic is quiet, then adds a summary to the demo's notes: records
 per actor topic, disclosures audited, the policy version, and who received the first application.
