@@ -74,7 +74,10 @@ def original_topic(dlq: str, headers: Sequence[tuple[str, bytes]]) -> str:
     """The topic a dead letter came from: its `__connect.errors.topic` header, else the name minus .dlq."""
     for k, v in headers:
         if k == ERR + "topic" and v:
-            return v.decode()
+            try:
+                return v.decode()
+            except UnicodeDecodeError:
+                break  # a damaged header: fall back on the dead-letter topic's name
     return dlq[: -len(DLQ_SUFFIX)] if dlq.endswith(DLQ_SUFFIX) else dlq
 
 

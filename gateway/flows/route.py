@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import faust
 
-from gateway.codec.avro import SchemaSet, decode_single_object
+from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
 from gateway.flows.app import FlowContext, publish
@@ -166,7 +166,7 @@ class RouteCore:
     def _state(data: bytes | None) -> ScopeState:
         try:
             return ScopeState.from_bytes(data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             # Fail closed: an unreadable state scopes the record as if nothing were known of it.
             _log.warning("route: unreadable scope state, routing with an empty one")
             return ScopeState()
@@ -180,20 +180,33 @@ class RouteCore:
                 "route: more than %d decisions before their application; older ones not kept", MAX_PENDING
             )
             return state
-        ce_id = next((v.decode() for k, v in headers if k == "ce_id"), None)
+        ce_id = next((v.decode(errors="replace") for k, v in headers if k == "ce_id"), None)
         item = {"v": base64.b64encode(value).decode(), "ce": ce_id, "to": sorted(result.recipients)}
         return replace(state, pending=(*state.pending, json.dumps(item)))
+
+    def _read_pending(self, raw: str) -> tuple[AvroCodec, dict[str, Any], str | None, list[Any]]:
+        """(codec, record, source ce_id, actors already served) of a kept decision; raises when damaged."""
+        item = json.loads(raw)
+        codec, record = decode_single_object(base64.b64decode(item["v"], validate=True), self._codecs)
+        ce, to = item.get("ce"), item.get("to", [])
+        if not (ce is None or isinstance(ce, str)) or not isinstance(to, list):
+            raise TypeError("pending decision of the wrong shape")
+        return codec, record, ce, to
 
     def _replay_pending(self, state: ScopeState, key: bytes | None) -> tuple[list[RouteResult], ScopeState]:
         """Now that the application is known, send its earlier decisions to the actors that missed them."""
         out = []
         for raw in state.pending:
-            item = json.loads(raw)
-            codec, record = decode_single_object(base64.b64decode(item["v"]), self._codecs)
-            headers = [("ce_id", item["ce"].encode())] if item.get("ce") else []
+            try:
+                codec, record, ce, to = self._read_pending(raw)
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError, RejectedMessage) as exc:
+                # The Demande being routed is not at fault: drop the unreadable item, not the Demande.
+                _log.warning("route: unreadable pending decision dropped (%s)", type(exc).__name__)
+                continue
+            headers = [("ce_id", ce.encode())] if ce else []
             result = self.router.route(codec.name, key, record, state, headers)
             state = result.state
-            out.append(result.without(set(item["to"])))
+            out.append(result.without({str(a) for a in to}))
         return out, replace(state, pending=())
 
     def process(

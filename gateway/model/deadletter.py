@@ -45,12 +45,24 @@ def dead_letter_headers(
     return headers
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def problems_from_headers(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> list[Problem]:
+    """The problem list of a dead letter; [] when the header is absent or not the gateway's shape
+    (dead-letter topics are writable by others: a foreign or damaged header never raises)."""
     for k, v in headers:
         if k == "gp.errors.problems":
             try:
-                items = json.loads(v.decode())
-            except ValueError:
+                items = json.loads(v)
+            except (ValueError, TypeError, RecursionError):
                 return []
-            return [Problem(i.get("path", ""), i.get("reason", ""), i.get("value")) for i in items]
+            if not isinstance(items, list):
+                return []
+            return [
+                Problem(_text(i.get("path")) or "", _text(i.get("reason")) or "", _text(i.get("value")))
+                for i in items
+                if isinstance(i, dict)
+            ]
     return []

@@ -288,7 +288,7 @@ class Router:
                 per_role[role] = self.view_for(by_id[common[0]], schema, record, new_state)
             put(per_role[role], role, rule, common)
         now = now or datetime.now(UTC)
-        source_id = next((v.decode() for k, v in source_headers if k == "ce_id"), None)
+        source_id = next((v.decode(errors="replace") for k, v in source_headers if k == "ce_id"), None)
         num_unique = record.get("numUnique")
         secret = self.policy.secret
         deliveries = []

@@ -54,13 +54,25 @@ class ScopeState:
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> ScopeState:
+        """The state written by `to_bytes`; ValueError (not JSON) or TypeError (not its shape) otherwise."""
         if not data:
             return cls()
-        raw: dict[str, Any] = json.loads(data)
-        known = set(cls.__dataclass_fields__)
-        values: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known
-        }
+        raw = json.loads(data)
+        if not isinstance(raw, dict):
+            raise TypeError("scope state is not a JSON object")
+        values: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name not in raw:
+                continue
+            v = raw[name]
+            if f.type == "bool":
+                if not isinstance(v, bool):
+                    raise TypeError(f"scope state field {name} is not a boolean")
+                values[name] = v
+            else:
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise TypeError(f"scope state field {name} is not a list of strings")
+                values[name] = tuple(v)
         return cls(**values)
 
 

@@ -107,3 +107,48 @@ def test_unreadable_scope_state_fails_closed(tmp_path: Path) -> None:
     topics = {o.topic for o in out.outputs}
     assert actor_topic("243500139", "t") not in topics
     assert actor_topic("200000002", "t") in topics
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        b"[]",  # JSON, but not an object
+        b'{"communes": 75}',  # a field of the wrong type
+        b'{"communes": ["35238"], "elargie": "yes"}',
+        b'{"designataires": [1, 2]}',
+        b"[" * 100_000,  # nested beyond the recursion limit
+    ],
+)
+def test_scope_state_of_the_wrong_shape_fails_closed(tmp_path: Path, state: bytes) -> None:
+    core = _core(tmp_path)
+    out = _process(core, "fr.gp.Decision", sample_decision("DECISION_CAL", origine="200000002"), state)
+    topics = {o.topic for o in out.outputs}
+    assert out.dead is None
+    assert actor_topic("243500139", "t") not in topics
+    assert actor_topic("200000002", "t") in topics
+
+
+def test_an_unreadable_pending_decision_does_not_dead_letter_the_demand(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    early = _process(core, "fr.gp.Decision", sample_decision("DECISION_CAL", origine="200000001"))
+    assert early.state is not None
+    damaged = early.state.replace(b'"pending": [', b'"pending": ["{not json", "{\\"v\\": \\"!!\\"}", ')
+    assert damaged != early.state
+    demand = _process(core, "fr.gp.Demande", sample_demande(), damaged)
+    topics = [o.topic for o in demand.outputs]
+    assert demand.dead is None
+    # the demand itself, and the one readable earlier decision, still reach Rennes Métropole
+    assert topics.count(actor_topic("243500139", "t")) == 2
+    assert demand.state is not None and b'"pending": []' in demand.state
+
+
+def test_a_source_id_header_that_is_not_utf8_is_routed_not_raised(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    inputs = (("fr.gp.Decision", sample_decision("DECISION_CAL")), ("fr.gp.Demande", sample_demande()))
+    for schema, record in inputs:
+        value = load_schemas().codec(schema).encode_framed(record)
+        out = core.process(
+            topic="t.canonical.x", partition=0, offset=7, key=b"035260100000000001", value=value,
+            headers=[("ce_id", b"\xff\xfe")], state=None,
+        )  # fmt: skip
+        assert out.dead is None and out.outputs
