@@ -40,11 +40,18 @@ class UnparseableAnswer(RejectedMessage):
         )
 
 
+_FAULT_CODES = frozenset({"Sender", "Receiver", "VersionMismatch", "MustUnderstand", "DataEncodingUnknown"})
+
+
 class SneFaultError(RejectedMessage):
-    """The SNE answered a SOAP fault: the request itself was refused (never retried as is)."""
+    """The SNE answered a SOAP fault: the request itself was refused (never retried as is).
+
+    The fault's reason text is the SNE's own and may quote the refused values: it is kept in
+    `reason` (and in the raw answer header), never in the problem list, logs or messages."""
 
     def __init__(self, code: str, reason: str, raw: bytes) -> None:
-        super().__init__("SNE SOAP fault", [Problem("soap:Fault", f"{code}: {reason}"[:500])])
+        shown = code if code in _FAULT_CODES else "unknown code"
+        super().__init__("SNE SOAP fault", [Problem("soap:Fault", f"SOAP fault ({shown})", shown)])
         self.code = code
         self.reason = reason
         self.extra_headers: tuple[tuple[str, bytes], ...] = ((RAW_ANSWER_HEADER, raw[:_MAX_RAW]),)

@@ -84,7 +84,7 @@ def _convert(schema: Any, value: Any, path: str, problems: list[Problem], named:
             return value
         if kind == "enum":
             if value not in schema["symbols"]:
-                problems.append(Problem(path, "unknown code", str(value)[:20]))
+                problems.append(Problem(path, "unknown code", type(value).__name__))  # value: maybe a datum
             return value
         return _convert(kind, value, path, problems, named)
     # primitives

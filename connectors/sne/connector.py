@@ -31,7 +31,7 @@ from connectors.sne.client import NotDelivered, SneClient, ssl_context
 from connectors.sne.config import SneConfig
 from connectors.sne.ledger import Ledger, LedgerRow
 from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for, with_application
-from connectors.sne.rules import as_problems, mandatory_anomalies, xsd, xsd_problems
+from connectors.sne.rules import ANOMALY_TEXTS, as_problems, mandatory_anomalies, xsd, xsd_problems
 
 __all__ = ["SneSink", "feedback_output", "request_id_for"]
 
@@ -249,7 +249,11 @@ class SneSink:
         answer = exchange.answer
         if answer.anomalies:  # e.g. CTRL_DEM_0020: the SNE does not know this numéro unique
             path = "interfaceNuu/demande/demandeLogement/numUnique"
-            problems = [Problem(path, f"{code}: {text}", code) for code, text in answer.anomalies]
+            # the SNE's own texts may quote values: the problem names the code and our text only
+            problems = [
+                Problem(path, f"{code}: {ANOMALY_TEXTS.get(code, 'anomaly reported by the SNE')}", code[:32])
+                for code, _ in answer.anomalies
+            ]
             raise RejectedMessage("the SNE refuses to give this application", problems)
         if answer.payload is None:
             return root
