@@ -21,7 +21,10 @@ __all__ = ["connectors"]
 def _config(config_file: Path | None, sets: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+            raise ConfigError(f"{config_file}: not a readable YAML file ({type(exc).__name__})") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{config_file}: a mapping of options is expected")
         values.update(loaded)
@@ -29,7 +32,11 @@ def _config(config_file: Path | None, sets: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"--set {item!r}: expected KEY=VALUE")
-        values[key.strip()] = yaml.safe_load(value)
+        try:
+            values[key.strip()] = yaml.safe_load(value)
+        except (yaml.YAMLError, RecursionError) as exc:
+            reason = f"not a YAML value ({type(exc).__name__})"
+            raise click.BadParameter(f"--set {key.strip()!r}: {reason}") from exc
     return values
 
 

@@ -126,7 +126,10 @@ def send(*, file: str, service: str, url: str | None, guichet: str | None, certs
     fr.gp.Demande / fr.gp.Decision as JSON (sent as the connector would, feedback printed).
     A file the SNE would refuse is refused before sending (exit code 2)."""
     cfg = sne_config({"url": url, "guichet": guichet, "certs": certs})
-    data = Path(file).read_bytes()
+    try:
+        data = Path(file).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {type(exc).__name__}") from exc
     if file.endswith(".json") or data.lstrip()[:1] == b"{":
         click.echo(json.dumps(asyncio.run(_send_json(cfg, data, file)), ensure_ascii=False, indent=2))
         return
@@ -175,7 +178,7 @@ async def _send_json(cfg: Any, data: bytes, file: str) -> Any:
 
     try:
         document = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RejectedMessage("not JSON", [Problem(Path(file).name, type(exc).__name__)]) from exc
     schema, record = record_from_json(document)
     with tempfile.TemporaryDirectory(prefix="gp-sne-send-") as tmp:

@@ -225,7 +225,7 @@ def _check(case: Case, router: Router) -> list[str]:
 def load_cases(path: Path) -> list[Case]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read cases {path}: {type(exc).__name__}") from exc
     try:
         return CaseFile.model_validate(raw).cases

@@ -147,7 +147,7 @@ def _pydantic_problems(exc: ValidationError, where: str) -> list[Problem]:
 def _read_yaml(path: Path, problems: list[Problem]) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
         problems.append(Problem(str(path), f"unreadable: {type(exc).__name__}"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

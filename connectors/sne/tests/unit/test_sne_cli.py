@@ -70,3 +70,13 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     with pytest.raises(ConfigError) as info:
         sne_config({})
     assert {p.path for p in info.value.problems} == {"url", "rate_limit_per_second"}
+
+
+def test_send_of_json_nested_too_deep_is_rejected_not_a_traceback(simulator: Any, tmp_path: Path) -> None:
+    from gateway.cli import main  # noqa: PLC0415
+
+    path = tmp_path / "deep.json"
+    path.write_bytes(b'{"numUnique": ' + b"[" * 100_000)
+    with pytest.raises(SystemExit) as info:
+        main(["sne", "send", str(path), *_args(simulator)])
+    assert info.value.code == 2
