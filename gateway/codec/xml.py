@@ -51,17 +51,29 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
     docinfo = root.getroottree().docinfo
     if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
         raise RejectedMessage("DTD refused", [Problem("$", "DOCTYPE/DTD not allowed")])
-    for el in root.iter():
-        if isinstance(el, etree._Entity):
-            raise RejectedMessage("entities refused", [Problem("$", "entity references not allowed")])
+    for _ in root.iter(etree.Entity):  # entity references only, filtered in C
+        raise RejectedMessage("entities refused", [Problem("$", "entity references not allowed")])
     return root
+
+
+_LOCALNAMES: dict[str, str] = {}  # tag -> local name (bounded: tags come from untrusted input)
+_LOCALNAMES_MAX = 4096
+
+
+def _local(tag: str) -> str:
+    name = _LOCALNAMES.get(tag)
+    if name is None:
+        name = tag.rsplit("}", 1)[-1]
+        if len(_LOCALNAMES) < _LOCALNAMES_MAX:
+            _LOCALNAMES[tag] = name
+    return name
 
 
 def localname(el: etree._Element) -> str:
     tag = el.tag
     if not isinstance(tag, str):
         return ""
-    return tag.rsplit("}", 1)[-1]
+    return _local(tag)
 
 
 def element_to_tree(el: etree._Element, depth: int = 0) -> Any:
@@ -71,27 +83,40 @@ def element_to_tree(el: etree._Element, depth: int = 0) -> Any:
     - a leaf with a `code` attribute -> the code (a string);
     - another leaf -> its stripped text ("" when empty);
     - an element with children -> dict by local name (a repeated name -> list).
+
+    Comments, processing instructions and entities are not children (only elements are).
     """
+    tag = el.tag
+    return _convert(el, _local(tag) if isinstance(tag, str) else "", depth)
+
+
+def _convert(el: etree._Element, name: str, depth: int) -> Any:
+    # hot path of the sne-xml normaliser: local names are cached per tag, and the `code` attribute
+    # is read without building the attrib proxy
     if depth > MAX_DEPTH:
         raise RejectedMessage("XML too deep", [Problem("$", "too deeply nested")])
-    children = [c for c in el if isinstance(c.tag, str)]
-    name = localname(el)
+    # len() is cheap and most elements are leaves; comments, PIs and entities (tag not a str) are
+    # counted by len() but are not children
+    children = [c for c in el if c.tag.__class__ is str] if len(el) else ()
+    depth += 1
     if name.startswith("liste"):
-        return [element_to_tree(c, depth + 1) for c in children]
+        return [_convert(c, _local(c.tag), depth) for c in children]
     if not children:
-        if "code" in el.attrib:
-            return str(el.attrib["code"])
-        return (el.text or "").strip()
+        code = el.get("code")
+        if code is not None:
+            return str(code)
+        text = el.text
+        return text.strip() if text else ""
     out: dict[str, Any] = {}
     for c in children:
-        key = localname(c)
-        value = element_to_tree(c, depth + 1)
+        key = _local(c.tag)
+        value = _convert(c, key, depth)
         if key in out:
             previous = out[key]
-            if isinstance(previous, list) and key.startswith("liste"):
-                out[key] = previous + value
-            elif isinstance(previous, list) and getattr(previous, "_repeat", False):
+            if type(previous) is _Repeat:
                 previous.append(value)
+            elif isinstance(previous, list) and key.startswith("liste"):
+                out[key] = previous + value
             else:
                 out[key] = _Repeat([previous, value])
         else:

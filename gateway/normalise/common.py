@@ -114,6 +114,16 @@ class Ctx:
         return not self.problems
 
 
+@cache
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _is_mapping(value: Any) -> bool:
+    # most values are plain dicts: skip the (slow) abstract-base-class check for them
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, list):
         return "list"  # also a repeated XML element
@@ -208,7 +218,8 @@ class Node:
         return f"{self.path}{self.sep}{key}" if self.path else key
 
     def raw(self, name: str) -> Any:
-        value = self.data.get(self.key(name))
+        names = self.names
+        value = self.data.get(names.get(name, name) if names else name)
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -229,14 +240,17 @@ class Node:
         if raw is None:
             self._missing(name, required)
             return None
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        if type(raw) is str:
+            value = raw.strip()
+        elif isinstance(raw, bool) or not isinstance(raw, str | int | float):
             self.ctx.add(self.p(name), "not a text value", _type_name(raw))
             return None
-        value = str(raw).strip()
+        else:
+            value = str(raw).strip()
         if len(value) > max_len:
             self.ctx.add(self.p(name), "too large", f"{len(value)} characters")
             return None
-        if pattern is not None and not re.fullmatch(pattern, value):
+        if pattern is not None and not _pattern(pattern).fullmatch(value):
             self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
             return None
         return value
@@ -356,7 +370,7 @@ class Node:
         if raw is None:
             self._missing(name, required)
             return None
-        if not isinstance(raw, Mapping):
+        if not _is_mapping(raw):
             self.ctx.add(self.p(name), "not a structure", _type_name(raw))
             return None
         return Node(self.ctx, raw, self.p(name), sep=self.sep, names=self.names)
@@ -375,7 +389,7 @@ class Node:
     def child_items(self, name: str, item: str) -> list[Node]:
         out = []
         for path, value in self.items(name, item):
-            if isinstance(value, Mapping):
+            if _is_mapping(value):
                 out.append(Node(self.ctx, value, path, sep=self.sep, names=self.names))
             else:
                 self.ctx.add(path, "not a structure", _type_name(value))
@@ -384,7 +398,7 @@ class Node:
     def codes(self, name: str, item: str, enum: str, liste: str) -> list[str]:
         out = []
         for path, element in self.items(name, item):
-            value = element.get("code") if isinstance(element, Mapping) else element  # JSON {"code": "T2"}
+            value = element.get("code") if _is_mapping(element) else element  # JSON {"code": "T2"}
             if value is None or (isinstance(value, str) and not value.strip()):
                 self.ctx.add(path, "missing")
                 continue
@@ -402,10 +416,13 @@ def _code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
 
 
 def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
+    if type(raw) is str:
+        code = raw.strip()
+    elif isinstance(raw, bool) or not isinstance(raw, str | int):
         ctx.add(path, f"not a code of {liste}", _type_name(raw))
         return None
-    code = str(raw).strip()
+    else:
+        code = str(raw).strip()
     by_code, symbols = _code_map(enum)
     symbol = by_code.get(code) or (code if code in symbols else None)
     if symbol is None:
