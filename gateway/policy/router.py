@@ -297,12 +297,20 @@ class Router:
             subject = num_unique if nominative else pseudonym(num_unique, secret)
             out_key = key if nominative else (subject.encode() if subject else None)
             seed = repr((schema, key, record.get("eventId"))).encode()
-            event_id = source_id or hashlib.sha256(seed).hexdigest()
+            source_header: list[tuple[str, bytes]] = []
+            if nominative:
+                event_id = source_id or hashlib.sha256(seed).hexdigest()
+                if source_id is not None:
+                    source_header.append((H_SOURCE_CE_ID, source_id.encode()))
+            else:
+                # The source id (a poller's is the eventId) and an unkeyed hash of the numéro unique
+                # would undo the pseudonymisation: keyed like pseudoId, and no source id header.
+                event_id = pseudonym(repr((source_id, seed)), secret) or ""
             headers = [
                 (H_POLICY_VERSION, self.policy.version.encode()),
                 (H_VIEW_FINGERPRINT, view.fingerprint_hex.encode()),
                 (H_VIEW_SCHEMA, view.name.encode()),
-                *([(H_SOURCE_CE_ID, source_id.encode())] if source_id is not None else []),
+                *source_header,
                 *cloudevent_headers(
                     source=CE_SOURCE,
                     type_=view.name,

@@ -215,3 +215,24 @@ def test_every_possible_view_keeps_the_canonical_type_of_each_kept_field() -> No
             if node.is_leaf and isinstance(t, str):
                 assert f["type"] == t or (t.startswith("fr.gp.") and f["type"] == load_schemas().raw(t))
         assert not (schema_leaf_paths(view.avro) - view.paths - {d.name for d in view.derived})
+
+
+def test_statistique_headers_do_not_lead_back_to_the_record() -> None:
+    """A polled decision's source id is its eventId (a UUIDv5 of the numéro unique): the non-nominative
+    view withholds eventId and numUnique, so no header may carry them or an unkeyed hash of them."""
+    router = Router(POLICY)
+    num = "035260100000000001"
+    state = router.route(DEMANDE, num.encode(), sample_demande(num), None).state
+    decision = sample_decision("RADIATION")
+    event_id = str(decision["eventId"])
+    result = router.route(DECISION, num.encode(), decision, state, [("ce_id", event_id.encode())])
+    stat = result.for_actor(STAT)
+    assert stat is not None and not stat.nominative
+    headers = dict(stat.headers)
+    assert H_SOURCE_CE_ID not in headers
+    assert not [k for k, v in stat.headers if event_id.encode() in v or num.encode() in v]
+    assert headers["ce_id"].endswith(b"/" + stat.view.fingerprint_hex.encode())
+    again = router.route(DECISION, num.encode(), decision, state, [("ce_id", event_id.encode())])
+    assert dict(again.for_actor(STAT).headers)["ce_id"] == headers["ce_id"]  # type: ignore[union-attr]
+    nominative = result.for_actor(BAILLEUR_35)
+    assert nominative is not None and dict(nominative.headers)[H_SOURCE_CE_ID] == event_id.encode()
