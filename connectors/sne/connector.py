@@ -182,7 +182,7 @@ class SneSink:
             outputs.extend(await self._write_one(rec))
         return outputs
 
-    def _meta(self, rec: SinkRecord, request_id: str, type_fichier: str) -> dict[str, Any]:
+    def _meta(self, rec: SinkRecord, request_id: str, type_fichier: str | None) -> dict[str, Any]:
         prov = rec.record.get("provenance") or {}
         assert isinstance(prov, dict)  # noqa: S101 - Avro-decoded record
         return {
@@ -376,19 +376,9 @@ class SneSink:
             }
             for p in problems
         ]
-        meta = {
-            "requestId": f"refused:{rec.topic}:{rec.partition}:{rec.offset}",
-            "eventId": rec.record.get("eventId"),
-            "numUnique": rec.record.get("numUnique"),
-            "origine": prov.get("origine"),
-            "referenceSource": prov.get("referenceSource"),
-            "topic": rec.topic,
-            "partition": rec.partition,
-            "offset": rec.offset,
-        }
         return [
             feedback_output(
-                meta,
+                self._meta(rec, f"refused:{rec.topic}:{rec.partition}:{rec.offset}", None),
                 {
                     "status": "REJECTED" if refused else "ERROR",
                     "anomalies": anomalies,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerRow"]
+__all__ = ["Ledger", "LedgerRow", "open_sqlite"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -59,15 +59,21 @@ class LedgerRow:
     feedback: bytes | None
 
 
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A durable SQLite database shared by threads (WAL, synchronous writes, autocommit), with `schema`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
+
+
 class Ledger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

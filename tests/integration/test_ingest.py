@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from gateway.broker.local import free_port
+from gateway.cli.demo import BAD_PREFIX, SAMPLES
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.model.deadletter import ERR, problems_from_headers
@@ -20,14 +21,6 @@ from gateway.settings import GatewaySettings
 from gateway.testing.kafka import Message, consume_all, produce, start_worker, stop_worker, worker_env
 from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-BAD_PREFIX = {
-    "sne-": "sne-xml",
-    "cdc-": "cdc-json",
-    "cal-": "cal-csv",
-    "siao-": "siao-json",
-    "comed-": "comed-json",
-}
 CE_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "ce_specversion")
 
 

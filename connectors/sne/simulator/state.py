@@ -10,12 +10,13 @@ Duplicates: same nom + prénom (case and accents folded) + dateNaissance as an a
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from connectors.sne.ledger import open_sqlite
 
 __all__ = ["Registry", "StoredDemande", "departement_of", "identity_key"]
 
@@ -82,12 +83,8 @@ def _now() -> str:
 
 class Registry:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:
