@@ -58,6 +58,7 @@ class DemoContext:
     files_emitted: int = 0
     files_rejected: int = 0
     consumed: list[str] = field(default_factory=list)  # topics the worker's agents read
+    ingested: tuple[int, int] = (0, 0)  # canonical records, dead letters once the sources are drained
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -182,6 +183,14 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
         reader.close()
         consumer.close()
     ctx.say(f"every input processed and committed ({len(topics)} topics read by the worker)")
+    # what ingest made of the sources, before later steps (the SNE poller) add records of their own
+    from gateway.testing.kafka import count_records  # noqa: PLC0415
+
+    counts = count_records(ctx.bootstrap, _ingest_topics(ctx.settings))
+    ctx.ingested = (
+        sum(n for t, n in counts.items() if ".canonical." in t),
+        sum(n for t, n in counts.items() if t.endswith(".dlq")),
+    )
 
 
 def _ingest_topics(settings: GatewaySettings) -> list[str]:
@@ -236,12 +245,11 @@ def report(ctx: DemoContext) -> None:
             continue
         what = next((label for part, label in TOPIC_LABELS if part in topic + "$"), "")
         click.echo(f"{topic:{width}} {n:8d}  {what}")
-    dead = sum(n for t, n in counts.items() if t.endswith(".dlq"))
-    canonical = sum(n for t, n in counts.items() if ".canonical." in t)
+    canonical, dead = ctx.ingested
     click.echo("")
     click.echo(
         f"files: {ctx.files_emitted} published, {ctx.files_rejected} rejected by the source; "
-        f"records: {canonical} canonical, {dead} dead-lettered"
+        f"ingest records: {canonical} canonical, {dead} dead-lettered"
     )
     for note in ctx.notes:
         click.echo(note)

@@ -40,8 +40,11 @@ def test_demo_runs_the_samples_and_reports(kafka_bootstrap: str, tmp_path: Path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "already running" in out  # it used the given broker and left it alone
-    match = re.search(r"records: (\d+) canonical, (\d+) dead-lettered", out)
+    match = re.search(r"ingest records: (\d+) canonical, (\d+) dead-lettered", out)
     assert match, out
     assert (int(match.group(1)), int(match.group(2))) == _expected()
     assert f"{prefix}.canonical.demande" in out
     assert "gateway worker stopped" in out
+    # the route and SNE steps ran too: actor views, audit entries, SNE answers
+    assert f"{prefix}.audit.disclosures" in out
+    assert re.search(r"SNE: \d+ accepted", out), out
