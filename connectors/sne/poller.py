@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.codec.avro import encode_single_object, from_sne_code, load_schemas
+from gateway.codec.avro import encode_single_object, from_sne_code, load_schemas, to_jsonable
 from gateway.connectors import SinkOutput
+from gateway.errors import RejectedMessage
+from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import cloudevent_headers
-from gateway.topics import canonical_topic
+from gateway.topics import canonical_topic, dlq_topic
 
 from connectors.sne.answers import DaloItem, RadiationItem
 from connectors.sne.client import SneClient
@@ -159,7 +162,31 @@ class SnePoller:
             if i.num_unique and not self.ledger.sent_accepted(i.num_unique, "RAD")  # not our own echo
         ]
         fresh = self.ledger.unseen([r["eventId"] for r in records])
-        return [self._output(r) for r in records if r["eventId"] in fresh], started
+        outputs = []
+        for r in records:
+            if r["eventId"] not in fresh:
+                continue
+            try:
+                outputs.append(self._output(r))
+            except RejectedMessage as exc:  # e.g. a code the canonical enums do not know yet
+                outputs.append(self._dead_letter(r, exc))
+                log.warning("SNE %s: one item dead-lettered (%d problem(s))", service, len(exc.problems))
+        return outputs, started
+
+    def _dead_letter(self, record: dict[str, Any], error: RejectedMessage) -> SinkOutput:
+        """An item that is not a valid fr.gp.Decision: to the decision topic's dead letters, as JSON,
+        so one bad item neither blocks the poll (and its watermark) nor is lost."""
+        topic = canonical_topic("decision", self.cfg.topic_prefix)
+        headers = dead_letter_headers(
+            error, topic=None, partition=None, offset=None, stage="sne-poll", connector="sne"
+        )
+        value = json.dumps(to_jsonable(record), ensure_ascii=False).encode()
+        return SinkOutput(
+            dlq_topic(topic),
+            str(record["numUnique"]).encode(),
+            value,
+            (("ce_id", str(record["eventId"]).encode()), *headers),
+        )
 
     async def poll_once(self, publish: Publish) -> int:
         """One poll of both services; watermarks move only after publish() returned."""
