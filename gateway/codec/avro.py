@@ -110,14 +110,19 @@ class AvroCodec:
         return buf.getvalue()
 
     def decode(self, body: bytes) -> Record:
+        buf = io.BytesIO(body)
         try:
-            out = fastavro.schemaless_reader(io.BytesIO(body), self.parsed, None)
+            out = fastavro.schemaless_reader(buf, self.parsed, None)
         except Exception as exc:
             raise RejectedMessage(
                 f"cannot decode {self.name}", [Problem(self.name, f"not Avro ({type(exc).__name__})")]
             ) from exc
         if not isinstance(out, dict):
             raise RejectedMessage(f"cannot decode {self.name}", [Problem(self.name, "not a record")])
+        if buf.tell() != len(body):  # a record is exactly its body: extra bytes mean a damaged frame
+            raise RejectedMessage(
+                f"cannot decode {self.name}", [Problem(self.name, "trailing bytes after the record")]
+            )
         return out
 
     def encode_framed(self, record: Mapping[str, Any], *, validate: bool = True) -> bytes:

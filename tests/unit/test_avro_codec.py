@@ -67,6 +67,13 @@ def test_unknown_fingerprint_is_rejected() -> None:
         decode_single_object(b"junk", load_schemas().by_fingerprint())
 
 
+def test_a_frame_with_bytes_after_the_record_is_rejected() -> None:
+    frame = load_schemas().codec("Demande").encode_framed(_minimal_demande())
+    with pytest.raises(RejectedMessage) as info:
+        decode_single_object(frame + b"\x00tail", load_schemas().by_fingerprint())
+    assert [p.reason for p in info.value.problems] == ["trailing bytes after the record"]
+
+
 def test_sne_codes_map_both_ways() -> None:
     assert sne_code("Civilite", "MADAME") == "2"
     assert from_sne_code("Civilite", "2") == "MADAME"
