@@ -8,7 +8,9 @@ level side effects: nothing connects until the worker starts.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from gateway.flows.dlq import DeadLetters, Headers
 from gateway.monitoring.metrics import Metrics
 from gateway.settings import GatewaySettings
 
-__all__ = ["DEFAULT_FLOWS", "FlowContext", "create_app", "flow_context", "flow_topics", "publish"]
+__all__ = [
+    "DEFAULT_FLOWS",
+    "FlowContext",
+    "create_app",
+    "flow_context",
+    "flow_topics",
+    "publish",
+    "publishing_for",
+]
 
 DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route")
 
@@ -104,23 +114,47 @@ class _Outbox:
             await fut
 
 
+# (tp, offset) of the input whose outputs are being published, set by `publishing_for`
+_SOURCE: ContextVar[tuple[Any, int] | None] = ContextVar("gp_publish_source", default=None)
+
+
+@contextmanager
+def publishing_for(event: faust.EventT[Any]) -> Iterator[None]:
+    """Publish the outputs of `event` inside this block (an agent processing events in batches).
+
+    faust's current event is the last event the stream delivered, which is not the one being
+    processed when an agent takes events in batches (`stream.take_events`); exactly-once needs the
+    input each output comes from, so batch agents name it explicitly around its processing.
+    """
+    token = _SOURCE.set((event.message.tp, event.message.offset))
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
+
+
 async def publish(
     app: faust.App, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
 ) -> None:
     """Publish one record from inside an agent, with the app's processing guarantee.
 
     exactly_once: the record is committed atomically with the offset of the input being processed
-    (see _Outbox); at_least_once (or outside an agent): `app.send`, flushed before offsets commit.
+    (see _Outbox): the input named by `publishing_for`, else faust's current event;
+    at_least_once (or outside an agent): `app.send`, flushed before offsets commit.
     The output partition is chosen from the key by the producer's default partitioner (murmur2, as
     the Java client), so one key always lands on one partition.
     """
-    event = faust.current_event() if app.in_transaction else None
-    if event is None:
+    source = _SOURCE.get() if app.in_transaction else None
+    if source is None and app.in_transaction:
+        event = faust.current_event()
+        if event is not None:
+            source = (event.message.tp, event.message.offset)
+    if source is None:
         await app.send(topic, key=key, value=value, headers=list(headers))
         return
     outbox: _Outbox = app.gp_outbox  # type: ignore[attr-defined]  # set by create_app
     outbox.install()
-    outbox.put(event.message.tp, event.message.offset, (topic, key, value, tuple(headers)))
+    outbox.put(source[0], source[1], (topic, key, value, tuple(headers)))
 
 
 def flow_context(app: faust.App, settings: GatewaySettings) -> FlowContext:

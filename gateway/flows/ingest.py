@@ -6,6 +6,11 @@ unique, with CloudEvents binary headers and the schema fingerprint. Every reject
 `<raw topic>.dlq` with its original bytes. The ce_id of an output is derived from the input's
 coordinates (topic, partition, offset, part index) and ce_time from the input's timestamp, so a
 record re-processed after a crash is an exact duplicate that consumers can drop by ce_id.
+
+The agent takes events in batches (`stream.take_events`: up to BATCH events, or what arrived within
+BATCH_WITHIN seconds) to spend less of faust's per-event overhead; faust acks a batch's events only
+once the batch is processed, and each event's outputs are published under `publishing_for(event)`,
+so with exactly-once they are still committed in the transaction of their own input's offset.
 """
 
 from __future__ import annotations
@@ -13,23 +18,32 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
-from gateway.codec.avro import SchemaSet
+from gateway.codec.avro import AvroCodec, SchemaSet
 from gateway.errors import ConfigError, Problem
 from gateway.flows.admin import ingest_topics
-from gateway.flows.app import FlowContext, publish
+from gateway.flows.app import FlowContext, publish, publishing_for
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.topics import FORMATS, canonical_topic, raw_topic
 
-__all__ = ["CE_NAMESPACE", "IngestResult", "Output", "ingest_record", "register"]
+__all__ = [
+    "BATCH",
+    "BATCH_WITHIN",
+    "CE_NAMESPACE",
+    "IngestResult",
+    "Output",
+    "encode_canonical",
+    "ingest_record",
+    "register",
+]
 
 _log = logging.getLogger(__name__)
 FLOW = "ingest"
@@ -37,6 +51,74 @@ STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
 CE_NAMESPACE = uuid.UUID("7d0b1a6e-3f0c-5d8e-9a57-6f7c2b1e4a10")
 _KIND = {DEMANDE: "demande", DECISION: "decision"}
+BATCH = 200  # events per batch at most
+BATCH_WITHIN = 0.02  # seconds a partial batch waits for more events (adds at most this latency)
+
+
+Convert = Callable[[Any], Any]
+
+
+def _union_tuples(schema: Any, named: dict[str, Convert | None]) -> Convert | None:
+    """A copy-maker that writes each optional record (union ["null", record]) as fastavro's
+    (name, record) tuple, so the writer does not validate the record against each branch to pick
+    one (same bytes, ~25 % faster encoding); None where nothing below `schema` needs it."""
+    if isinstance(schema, str):
+        return named.get(schema)  # a named type defined earlier (fastavro inlines the first use)
+    if isinstance(schema, list):
+        records = [b for b in schema if _is_record(b, named)]
+        if len(schema) != 2 or "null" not in schema or len(records) != 1:
+            for branch in schema:
+                _union_tuples(branch, named)  # register named types defined inside
+            return None
+        record = records[0]
+        name = record if isinstance(record, str) else record["name"]
+        inner = _union_tuples(record, named)
+        if inner is None:
+            return lambda v: v if v is None else (name, v)
+        return lambda v: v if v is None else (name, inner(v))
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    if kind == "record":
+        named[schema["name"]] = None  # recursive reference: left to fastavro
+        fields = [(f["name"], _union_tuples(f["type"], named)) for f in schema["fields"]]
+        converts = tuple((n, c) for n, c in fields if c is not None)
+        convert: Convert | None = None
+        if converts:
+
+            def convert(v: Any) -> Any:
+                out = dict(v)
+                for field_name, field_convert in converts:
+                    if field_name in out:
+                        out[field_name] = field_convert(out[field_name])
+                return out
+
+        named[schema["name"]] = convert
+        return convert
+    if kind == "array":
+        items = _union_tuples(schema["items"], named)
+        return None if items is None else (lambda v: [items(x) for x in v])
+    if kind == "map":
+        values = _union_tuples(schema["values"], named)
+        return None if values is None else (lambda v: {k: values(x) for k, x in v.items()})
+    return None
+
+
+def _is_record(branch: Any, named: dict[str, Convert | None]) -> bool:
+    if isinstance(branch, dict):
+        return branch.get("type") == "record"
+    return isinstance(branch, str) and branch in named  # only records are registered in `named`
+
+
+_CONVERTS: dict[str, Convert | None] = {}
+
+
+def encode_canonical(codec: AvroCodec, record: Mapping[str, Any]) -> bytes:
+    """Single-object framed Avro of a record that already fits its schema (checked by normalise)."""
+    if codec.name not in _CONVERTS:
+        _CONVERTS[codec.name] = _union_tuples(codec.parsed, {})
+    convert = _CONVERTS[codec.name]
+    return codec.encode_framed(convert(record) if convert is not None else record, validate=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +181,7 @@ def ingest_record(
         codec = schemas.codec(outcome.schema)
         try:
             # normalise() already checked the record against its schema (Rejection otherwise)
-            value = codec.encode_framed(outcome.record, validate=False)
+            value = encode_canonical(codec, outcome.record)
         except Exception as exc:  # noqa: BLE001 - RejectedMessage or codec failure: dead-letter it
             problems = getattr(exc, "problems", ()) or (
                 Problem("$", f"cannot encode ({type(exc).__name__})"),
@@ -145,38 +227,65 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     source = app.topic(*formats, key_type=bytes, value_type=bytes)
     metrics = ctx.metrics
 
-    async def process(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            started = time.perf_counter()
-            message = event.message
-            fmt = formats.get(message.topic, "unknown")
-            metrics.records_in.labels(flow=FLOW, source=fmt).inc()
-            result = ingest_record(
-                fmt,
-                message.value,
-                source_topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-                schemas=ctx.schemas,
-                dead_letters=ctx.dead_letters,
-                prefix=prefix,
+    processing = metrics.processing.labels(flow=FLOW)
+    labelled: dict[str, tuple[Any, Any]] = {}  # format -> (records_in, dead_lettered) children
+    out_labelled: dict[tuple[str, str], Any] = {}
+
+    def counters(fmt: str) -> tuple[Any, Any]:
+        found = labelled.get(fmt)
+        if found is None:
+            found = labelled[fmt] = (
+                metrics.records_in.labels(flow=FLOW, source=fmt),
+                metrics.dead_lettered.labels(flow=FLOW, source=fmt),
             )
-            for out in result.records:
-                await publish(app, out.topic, out.key, out.value, out.headers)
-                metrics.records_out.labels(flow=FLOW, source=fmt, topic=out.topic).inc()
-            for letter in result.dead:
-                await ctx.dead_letters.send(letter)
-                metrics.dead_lettered.labels(flow=FLOW, source=fmt).inc()
-            if result.dead:
-                _log.info(
-                    "ingest: %d part(s) of %s@%s/%s dead-lettered",
-                    len(result.dead),
-                    message.topic,
-                    message.partition,
-                    message.offset,
+        return found
+
+    async def handle(event: faust.EventT[Any]) -> None:
+        started = time.perf_counter()
+        message = event.message
+        fmt = formats.get(message.topic, "unknown")
+        records_in, dead_lettered = counters(fmt)
+        records_in.inc()
+        result = ingest_record(
+            fmt,
+            message.value,
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+            schemas=ctx.schemas,
+            dead_letters=ctx.dead_letters,
+            prefix=prefix,
+        )
+        for out in result.records:
+            await publish(app, out.topic, out.key, out.value, out.headers)
+            counter = out_labelled.get((fmt, out.topic))
+            if counter is None:
+                counter = out_labelled[(fmt, out.topic)] = metrics.records_out.labels(
+                    flow=FLOW, source=fmt, topic=out.topic
                 )
-            metrics.processing.labels(flow=FLOW).observe(time.perf_counter() - started)
+            counter.inc()
+        for letter in result.dead:
+            await ctx.dead_letters.send(letter)
+            dead_lettered.inc()
+        if result.dead:
+            _log.info(
+                "ingest: %d part(s) of %s@%s/%s dead-lettered",
+                len(result.dead),
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+        processing.observe(time.perf_counter() - started)
+
+    async def process(stream: faust.StreamT[Any]) -> None:
+        # faust acks the events of a batch after the loop body: none is committed before its outputs
+        # are in the outbox (exactly-once) or handed to the producer (at-least-once)
+        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]  # on Stream, not StreamT
+        async for events in batches:
+            for event in events:
+                with publishing_for(event):
+                    await handle(event)
 
     app.agent(source, name="gp.ingest")(process)
