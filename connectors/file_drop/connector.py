@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from gateway.connectors import CheckResult, ConnectorConfig, Emit, Guarantee, RawEvent
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RejectedMessage
 from gateway.topics import FORMATS
 
 from connectors.file_drop.config import FileDropConfig
@@ -125,6 +125,10 @@ class FileDropSource:
         )
         try:
             await emit(event)
+        except RejectedMessage as exc:  # e.g. too large for the broker: retrying would never succeed
+            reasons = "; ".join(f"{p.path}: {p.reason}" for p in exc.problems) or "refused"
+            self._reject(path, rel, f"refused when published: {reasons}")
+            return
         except (GatewayError, OSError, TimeoutError) as exc:
             _log.warning("file-drop: emit of %s failed (%s); will retry", rel, type(exc).__name__)
             return

@@ -1,5 +1,6 @@
 """The core side of a source connector: `emit(RawEvent)` publishes to the raw topic of its format
-and returns once the broker acknowledged it (acks=all, idempotent producer)."""
+and returns once the broker acknowledged it (acks=all, idempotent producer). An event the broker can
+never take (too large) is a RejectedMessage; other Kafka failures are RetriableError."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from gateway.connectors import RawEvent, Source
-from gateway.errors import ConfigError, RetriableError
+from gateway.errors import ConfigError, Problem, RejectedMessage, RetriableError
 from gateway.settings import GatewaySettings
 from gateway.topics import FORMATS, raw_topic
 
@@ -65,6 +66,11 @@ class KafkaEmitter:
         except (TimeoutError, OSError) as exc:
             raise RetriableError(f"emit to {topic} not acknowledged: {type(exc).__name__}") from exc
         except Exception as exc:  # aiokafka errors have no common root with ours
+            if type(exc).__name__ == "MessageSizeTooLargeError":  # retrying can never succeed
+                raise RejectedMessage(
+                    f"emit to {topic} refused: too large for the broker",
+                    [Problem("$", "too large for the broker", f"{len(event.payload)} bytes")],
+                ) from exc
             if type(exc).__module__.startswith("aiokafka"):
                 raise RetriableError(f"emit to {topic} failed: {type(exc).__name__}") from exc
             raise

@@ -125,3 +125,20 @@ def test_the_source_emitter_reports_an_unreachable_broker_as_retriable() -> None
 
     with pytest.raises(RetriableError, match="cannot reach Kafka"):
         asyncio.run(main())
+
+
+def test_the_source_emitter_refuses_an_event_too_large_for_the_broker() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError  # type: ignore[import-untyped]  # noqa: PLC0415
+    from gateway.connectors import RawEvent  # noqa: PLC0415
+    from gateway.errors import RejectedMessage  # noqa: PLC0415
+
+    class _Producer:
+        async def send_and_wait(self, *args: object, **kwargs: object) -> None:
+            raise MessageSizeTooLargeError("The message is 2000000 bytes")
+
+    emitter = KafkaEmitter(GatewaySettings())
+    emitter._producer = _Producer()
+    event = RawEvent(format="sne-xml", payload=b"x" * 10, key=None, origin="a.xml", headers=())
+    with pytest.raises(RejectedMessage) as info:
+        asyncio.run(emitter(event))
+    assert [(p.reason, p.value) for p in info.value.problems] == [("too large for the broker", "10 bytes")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from connectors.file_drop import FileDropConfig, FileDropSource
 from gateway.connectors import RawEvent
-from gateway.errors import RetriableError
+from gateway.errors import Problem, RejectedMessage, RetriableError
 
 
 def _source(tmp_path: Path, **kw: object) -> FileDropSource:
@@ -107,3 +107,18 @@ def test_config_rejects_unknown_formats_all_at_once() -> None:
     with pytest.raises(ValueError, match="unknown format") as info:
         FileDropConfig.model_validate({"folder": "/x", "format": "pdf", "folders": {"a": "doc"}})
     assert len(info.value.errors()) == 2  # type: ignore[attr-defined]
+
+
+def test_a_file_the_broker_refuses_goes_to_rejected_instead_of_being_retried_forever(tmp_path: Path) -> None:
+    path = _drop(tmp_path, "sne-xml/big.xml", b"<a/>")
+
+    async def refusing(event: RawEvent) -> None:
+        raise RejectedMessage("too large", [Problem("$", "too large for the broker", "4 bytes")])
+
+    src = _source(tmp_path)
+    asyncio.run(src.run(refusing))
+    assert not path.exists()
+    assert (tmp_path / "rejected" / "sne-xml" / "big.xml").read_bytes() == b"<a/>"
+    reason = (tmp_path / "rejected" / "sne-xml" / "big.xml.reason.txt").read_text()
+    assert "too large for the broker" in reason
+    assert (src.emitted, src.rejected) == (0, 1)
