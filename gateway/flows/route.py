@@ -118,6 +118,23 @@ class RouteCore:
         self._mtimes = self._current_mtimes()
         self._topics: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._audit_topic = audit_topic(prefix)
+        self._metric_labels: tuple[Router, dict[str, str]] | None = None
+
+    def metric_topic(self, topic: str) -> str:
+        """The `topic` label of a published record: an actor topic is labelled by its actor's role
+        (`<prefix>.actor.[<role>]`), since an actor id may identify a person (a demandeur's holds
+        the numéro unique) and one series per actor would not scale; other topics by name."""
+        labels = self._metric_labels
+        if labels is None or labels[0] is not self.router:
+            by_topic = {
+                actor_topic(a.id, self.prefix): f"{self.prefix}.actor.[{a.role}]"
+                for a in self.router.policy.actors.values()
+            }
+            labels = self._metric_labels = (self.router, by_topic)
+        found = labels[1].get(topic)
+        if found is not None:
+            return found
+        return f"{self.prefix}.actor.[unknown]" if topic.startswith(f"{self.prefix}.actor.") else topic
 
     def _topics_of(self, actors: tuple[str, ...]) -> tuple[str, ...]:
         topics = self._topics.get(actors)
@@ -289,7 +306,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 continue
             for out in outcome:
                 await publish(app, out.topic, out.key, out.value, out.headers)
-                metrics.records_out.labels(flow=FLOW, source=kind, topic=out.topic).inc()
+                metrics.records_out.labels(flow=FLOW, source=kind, topic=core.metric_topic(out.topic)).inc()
             if key and outcome.state is not None:
                 table[key] = outcome.state
             metrics.processing.labels(flow=FLOW).observe(time.perf_counter() - started)

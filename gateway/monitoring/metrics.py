@@ -3,6 +3,8 @@
 Names: gp_records_in_total{flow,source}, gp_records_out_total{flow,source,topic},
 gp_records_dead_lettered_total{flow,source}, gp_processing_seconds{flow} (histogram), and the consumer
 lag per partition named like kafka_exporter: kafka_consumergroup_lag{consumergroup,topic,partition}.
+Label values never hold personal data: the route flow labels actor topics by role
+(`<prefix>.actor.[<role>]`), as an actor id may identify a person (a demandeur's).
 """
 
 from __future__ import annotations

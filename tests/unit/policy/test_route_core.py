@@ -152,3 +152,13 @@ def test_a_source_id_header_that_is_not_utf8_is_routed_not_raised(tmp_path: Path
             headers=[("ce_id", b"\xff\xfe")], state=None,
         )  # fmt: skip
         assert out.dead is None and out.outputs
+
+
+def test_metric_labels_of_actor_topics_name_the_role_never_the_actor(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    out = _process(core, "fr.gp.Demande", sample_demande())
+    labels = {core.metric_topic(o.topic) for o in out.outputs}
+    assert "t.actor.[demandeur]" in labels and "t.actor.[collectivite]" in labels
+    assert audit_topic("t") in labels
+    assert not [label for label in labels if "035260100000000001" in label]  # the demandeur's actor id
+    assert core.metric_topic("t.actor.nobody") == "t.actor.[unknown]"
