@@ -53,8 +53,14 @@ def cli(log_level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    from pydantic import ValidationError  # noqa: PLC0415 - loaded by every command anyway
+
     try:
         return cli.main(args=argv, prog_name="gateway", standalone_mode=False)
+    except ValidationError as exc:  # GATEWAY_* settings: field and reason, never the value given
+        lines = [f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        click.echo("\n".join([f"configuration error: invalid {exc.title}", *lines]), err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

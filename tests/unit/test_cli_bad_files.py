@@ -71,3 +71,12 @@ def test_a_connector_config_file_that_cannot_be_read_exits_2(tmp_path: Path, con
 
 def test_a_set_option_that_is_not_yaml_exits_2() -> None:
     assert _exit_code(["connectors", "check", "file-drop", "--set", "incoming=[1, 2"]) == 2
+
+
+def test_an_invalid_setting_is_a_configuration_error_without_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_PARTITIONS", "not-a-number-xyz")
+    assert _exit_code(["dlq", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "partitions" in err and "not-a-number-xyz" not in err
