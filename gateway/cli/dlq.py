@@ -103,7 +103,7 @@ def show(topic: str, partition: int | None, offset: int | None, limit: int, payl
         if n >= limit:
             click.echo(f"... (--limit {limit})")
             break
-        headers = [(k, v) for k, v in (r.headers or [])]
+        headers = [(k, v or b"") for k, v in (r.headers or [])]  # Kafka header values may be null
         click.echo(f"{r.topic} partition {r.partition} offset {r.offset} ({len(r.value or b'')} bytes)")
         for k, v in headers:
             if k.startswith(ERR) or k in ("gp.errors.attempts", "gp.errors.time", "gp.errors.locator"):

@@ -39,3 +39,20 @@ def test_problem_fields_of_the_wrong_type_are_not_passed_on() -> None:
 
 def test_original_topic_of_a_damaged_topic_header_falls_back_on_the_dlq_name() -> None:
     assert original_topic("gp.raw.sne-xml.dlq", [(ERR + "topic", b"\xff\xfe")]) == "gp.raw.sne-xml"
+
+
+def test_dlq_show_prints_null_or_damaged_headers_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+    from gateway.cli import dlq as dlq_cli  # noqa: PLC0415
+
+    record = SimpleNamespace(
+        topic="gp.raw.sne-xml.dlq", partition=0, offset=4, value=b"<a>secret</a>",
+        headers=[(ERR + "stage", None), (ERR + "topic", b"\xff"), ("gp.errors.problems", b"{}")],
+    )  # fmt: skip
+    monkeypatch.setattr(dlq_cli, "_records", lambda *args: iter([record]))
+    result = CliRunner().invoke(dlq_cli.dlq, ["show", "gp.raw.sne-xml.dlq"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "offset 4" in result.output and "stage: \n" in result.output
+    assert "secret" not in result.output  # the payload only with --payload
