@@ -279,7 +279,11 @@ def _reaped(pid: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like StorageTool random-uuid)."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like StorageTool random-uuid).
+    Like Kafka's Uuid.randomUuid, never one starting with "-": StorageTool would read it as an option."""
     import base64  # noqa: PLC0415
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

@@ -142,3 +142,13 @@ def test_the_source_emitter_refuses_an_event_too_large_for_the_broker() -> None:
     with pytest.raises(RejectedMessage) as info:
         asyncio.run(emitter(event))
     assert [(p.reason, p.value) for p in info.value.problems] == [("too large for the broker", "10 bytes")]
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid  # noqa: PLC0415
+
+    from gateway.broker import local  # noqa: PLC0415
+
+    ids = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(local.uuid, "uuid4", lambda: next(ids))
+    assert local._cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
