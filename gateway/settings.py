@@ -41,6 +41,10 @@ class GatewaySettings(BaseSettings):
     partitions: int = Field(6, ge=1, description="Partitions of the topics the gateway creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of the topics it creates.")
     log_level: str = Field("INFO", description="Log level.")
+    pseudonymisation_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
+    )
     sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
 
     def masked_dump(self) -> dict[str, Any]:

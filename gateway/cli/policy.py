@@ -29,11 +29,12 @@ _ACTORS_OPT = click.option(
 
 
 def _load(policy_path: Path | None, actors_path: Path | None) -> Policy:
-    if policy_path is None:
-        from gateway.settings import GatewaySettings  # noqa: PLC0415 - env read only when needed
+    from gateway.settings import GatewaySettings  # noqa: PLC0415 - env read only when needed
 
-        policy_path = GatewaySettings().policy_file
-    return load_policy(policy_path, actors_path)
+    settings = GatewaySettings()
+    return load_policy(
+        policy_path or settings.policy_file, actors_path, secret=settings.pseudonymisation_secret
+    )
 
 
 @click.group("policy")

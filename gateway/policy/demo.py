@@ -23,7 +23,7 @@ __all__ = ["route_report_topics", "step_route", "view_rows"]
 def _policy(settings: GatewaySettings) -> Any:
     from gateway.policy.model import load_policy  # noqa: PLC0415
 
-    return load_policy(settings.policy_file)
+    return load_policy(settings.policy_file, secret=settings.pseudonymisation_secret)
 
 
 def route_report_topics(settings: GatewaySettings) -> list[str]:

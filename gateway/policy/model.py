@@ -270,8 +270,14 @@ def _semantic_problems(
     return leaf_classes, problems
 
 
-def load_policy(path: Path | None = None, actors_path: Path | None = None) -> Policy:
-    """Load, validate and compile a policy; ConfigError listing every problem when it is wrong."""
+def load_policy(
+    path: Path | None = None, actors_path: Path | None = None, *, secret: SecretStr | None = None
+) -> Policy:
+    """Load, validate and compile a policy; ConfigError listing every problem when it is wrong.
+
+    `secret` (GATEWAY_PSEUDONYMISATION_SECRET) replaces the file's pseudonymisation secret, so that
+    production keys stay out of policy files kept in version control.
+    """
     path = path or DEFAULT_POLICY_FILE
     problems: list[Problem] = []
     raw_policy = _read_yaml(path, problems)
@@ -296,6 +302,8 @@ def load_policy(path: Path | None = None, actors_path: Path | None = None) -> Po
                 problems += _pydantic_problems(exc, actors_path.name)
     if pf is None:
         raise ConfigError(f"policy {path} refused", problems)
+    if secret is not None and secret.get_secret_value():
+        pf = pf.model_copy(update={"pseudonymisation_secret": secret})
     leaf_classes, semantic = _semantic_problems(pf, actors)
     problems += semantic
     if problems:
@@ -313,11 +321,14 @@ def load_policy(path: Path | None = None, actors_path: Path | None = None) -> Po
 class PolicyStore:
     """The running policy. `reload()` swaps in a new one only when it is valid as a whole."""
 
-    def __init__(self, path: Path | None = None, actors_path: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, actors_path: Path | None = None, *, secret: SecretStr | None = None
+    ) -> None:
         self.path = path
         self.actors_path = actors_path
+        self.secret = secret
         self._lock = threading.Lock()
-        self._policy = load_policy(path, actors_path)
+        self._policy = load_policy(path, actors_path, secret=secret)
         self.last_error: ConfigError | None = None
 
     @property
@@ -327,7 +338,7 @@ class PolicyStore:
     def reload(self) -> Policy:
         """Load the files again; on error keep the running policy and raise the ConfigError."""
         try:
-            new = load_policy(self.path, self.actors_path)
+            new = load_policy(self.path, self.actors_path, secret=self.secret)
         except ConfigError as exc:
             self.last_error = exc
             raise
