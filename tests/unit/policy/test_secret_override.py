@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr
-
 from gateway.policy.model import PolicyStore, load_policy
 from gateway.settings import GatewaySettings
+from pydantic import SecretStr
 
 
 def test_secret_from_settings_overrides_the_policy_file() -> None:
