@@ -23,11 +23,18 @@ class _Outbox:
 
 def _app(in_transaction: bool) -> Any:
     sent: list[str] = []
+    made: list[str] = []
 
-    async def send(topic: str, **kwargs: Any) -> None:
-        sent.append(topic)
+    def topic(name: str) -> Any:
+        made.append(name)
+        return SimpleNamespace(name=name)
 
-    return SimpleNamespace(in_transaction=in_transaction, gp_outbox=_Outbox(), send=send, sent=sent)
+    async def send(channel: Any, **kwargs: Any) -> None:
+        sent.append(channel.name)
+
+    return SimpleNamespace(
+        in_transaction=in_transaction, gp_outbox=_Outbox(), send=send, topic=topic, sent=sent, made=made
+    )
 
 
 def _event(partition: int, offset: int) -> Any:
@@ -80,3 +87,15 @@ def test_at_least_once_sends_straight_away() -> None:
     asyncio.run(run())
     assert app.sent == ["out"]
     assert app.gp_outbox.put_calls == []
+
+
+def test_plain_sends_reuse_one_topic_object_per_name() -> None:
+    app = _app(in_transaction=False)
+
+    async def run() -> None:
+        for name in ("a", "b", "a", "a", "b"):
+            await publish(app, name, b"k", b"v")
+
+    asyncio.run(run())
+    assert app.sent == ["a", "b", "a", "a", "b"]
+    assert app.made == ["a", "b"]
