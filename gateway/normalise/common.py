@@ -426,6 +426,18 @@ def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | N
     by_code, symbols = _code_map(enum)
     symbol = by_code.get(code) or (code if code in symbols else None)
     if symbol is None:
-        shown = code if len(code) <= 12 else code[:12] + "…"
-        ctx.add(path, f"unknown code '{shown}' for {liste}", shown)
+        shown = shown_code(code)
+        ctx.add(path, f"unknown code {shown} for {liste}", shown)
     return symbol
+
+
+_CODE_LIKE = re.compile(r"[A-Z0-9_]{1,4}|[A-Z0-9_]*[0-9_][A-Z0-9_]*")
+
+
+def shown_code(value: str) -> str:
+    """How an unknown code may appear in a problem: quoted when it looks like a code (short, or with a
+    digit or underscore, upper case), else only its length, since a shifted column can put a name,
+    an amount or free text where a code was expected and problems end up in logs and DLQ headers."""
+    if len(value) <= 12 and _CODE_LIKE.fullmatch(value):
+        return f"'{value}'"
+    return f"({len(value)} characters, not shown)"

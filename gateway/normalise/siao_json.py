@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.errors import Problem
 from gateway.model.canonical import DECISION, CanonicalRecord
-from gateway.normalise.common import Ctx, Node, event_id, provenance, unique
+from gateway.normalise.common import Ctx, Node, event_id, provenance, shown_code, unique
 from gateway.normalise.events import ORG_RE, build_decision
 from gateway.normalise.jsondocs import read_json_parts
 from gateway.normalise.outcome import Outcome, Rejection
@@ -56,11 +56,9 @@ def _siao_event(ctx: Ctx, n: Node, received_at: datetime) -> dict[str, Any] | No
     saisie = n.text("saisiePar", pattern=ORG_RE)
     date_saisie = n.timestamp("dateSaisie") or received_at
     if kind is not None and kind not in SIAO_EVENTS:
-        ctx.add(
-            n.p("typeEvenement"),
-            f"unknown code '{kind[:20]}' for a SIAO event ({' or '.join(SIAO_EVENTS)})",
-            kind[:20],
-        )
+        shown = shown_code(kind)
+        kinds = " or ".join(SIAO_EVENTS)
+        ctx.add(n.p("typeEvenement"), f"unknown code {shown} for a SIAO event ({kinds})", shown)
         return None
     if kind is None or siao is None or when is None:
         return None
