@@ -178,6 +178,9 @@ def ingest_record(
             reject(outcome.problems, outcome.locator, outcome.fragment)
             continue
         kind = _KIND.get(outcome.schema)
+        if kind is None:
+            reject([Problem("$", "no canonical topic for schema", outcome.schema)], f"$[{index}]", None)
+            continue
         codec = schemas.codec(outcome.schema)
         try:
             # normalise() already checked the record against its schema (Rejection otherwise)
@@ -187,9 +190,6 @@ def ingest_record(
                 Problem("$", f"cannot encode ({type(exc).__name__})"),
             )
             reject(problems, f"$[{index}]", None)
-            continue
-        if kind is None:
-            reject([Problem("$", "no canonical topic for schema", outcome.schema)], f"$[{index}]", None)
             continue
         ce_id = uuid.uuid5(CE_NAMESPACE, f"{source_topic}/{partition}/{offset}/{index}")
         headers = cloudevent_headers(
