@@ -71,14 +71,20 @@ class DeadLetters:
 
 
 def original_topic(dlq: str, headers: Sequence[tuple[str, bytes]]) -> str:
-    """The topic a dead letter came from: its `__connect.errors.topic` header, else the name minus .dlq."""
+    """The topic a dead letter is replayed to: the dead-letter topic's name minus `.dlq`.
+
+    The `__connect.errors.topic` header is only a fallback for a topic not named `<topic>.dlq`: a
+    header (which anyone able to write to the DLQ can set) must not redirect a replay elsewhere.
+    """
+    if dlq.endswith(DLQ_SUFFIX):
+        return dlq[: -len(DLQ_SUFFIX)]
     for k, v in headers:
         if k == ERR + "topic" and v:
             try:
                 return v.decode()
             except UnicodeDecodeError:
-                break  # a damaged header: fall back on the dead-letter topic's name
-    return dlq[: -len(DLQ_SUFFIX)] if dlq.endswith(DLQ_SUFFIX) else dlq
+                break  # a damaged header: replay to the topic itself
+    return dlq
 
 
 def replay_headers(headers: Sequence[tuple[str, bytes]], dlq: str, offset: int) -> Headers:

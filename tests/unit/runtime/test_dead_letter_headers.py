@@ -56,3 +56,9 @@ def test_dlq_show_prints_null_or_damaged_headers_without_a_traceback(monkeypatch
     assert result.exit_code == 0
     assert "offset 4" in result.output and "stage: \n" in result.output
     assert "secret" not in result.output  # the payload only with --payload
+
+
+def test_a_topic_header_cannot_redirect_a_replay() -> None:
+    forged = [(ERR + "topic", b"gp.actor.200000001")]
+    assert original_topic("gp.raw.sne-xml.dlq", forged) == "gp.raw.sne-xml"
+    assert original_topic("legacy-dead-letters", forged) == "gp.actor.200000001"  # no .dlq name: header
