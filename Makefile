@@ -20,8 +20,8 @@ kafka: venv  ## fetch Apache Kafka from Maven Central into the cache (once)
 	$(VENV)/bin/gateway broker install
 
 lint: venv  ## ruff lint and format check
-	$(VENV)/bin/ruff check gateway connectors tests bench
-	$(VENV)/bin/ruff format --check gateway connectors tests bench
+	$(VENV)/bin/ruff check gateway connectors tests bench conftest.py
+	$(VENV)/bin/ruff format --check gateway connectors tests bench conftest.py
 
 format: venv  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix gateway connectors tests bench
