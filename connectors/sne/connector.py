@@ -243,7 +243,7 @@ class SneSink:
         return rid, type_fichier, to_bytes(root), meta
 
     async def _with_application(self, root: etree._Element, num_unique: str) -> etree._Element:
-        """A decision's RAD / REN file completed with the application as the SNE knows it
+        """A decision's RAD file completed with the application as the SNE knows it
         (`demandeLogement`): the SNE's mandatory fields apply to every file."""
         exchange = await self._call("demandeLogement", scalar=num_unique)
         answer = exchange.answer
@@ -269,7 +269,7 @@ class SneSink:
             return [self._stored_output(row)]
         if row is None:
             num = meta.get("numUnique")
-            if rec.schema.endswith("Decision") and type_fichier in ("RAD", "REN") and num:
+            if rec.schema.endswith("Decision") and type_fichier == "RAD" and num:
                 root = await self._with_application(root, str(num))
             self._refuse_if_invalid(root, rec)
             self.ledger.enqueue(rid, "numUnique", type_fichier, to_bytes(root), meta)

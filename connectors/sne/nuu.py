@@ -4,7 +4,8 @@ Element names follow schemas/xsd/interfaceNuu.xsd. Which typeFichier a record be
 - Demande without numUnique -> CRE; Demande with statut RADIEE and a radiation -> RAD;
   Demande whose dateDernierRenouvellement is the day of provenance.dateEvenement -> REN; else MOD.
 - Decision RADIATION -> RAD (motif, sous-motif, attribution data); DERADIATION -> RAD with an empty
-  motif code (déradiation); RENOUVELLEMENT -> REN. Other decision types are not SNE facts (None).
+  motif code (déradiation). A Decision RENOUVELLEMENT is not sent (None): the renewal's REN is sent
+  from its Demande, which carries the data updated at renewal. Other decision types are not SNE facts.
 - Records whose provenance.systemeSource is "sne" came from the SNE and are never sent back (None).
 """
 
@@ -256,9 +257,10 @@ def type_fichier_for(schema: str, record: Record) -> str | None:
 
     Each SNE fact is sent once, from the record that carries its data: a radiation from the Decision
     RADIATION / DERADIATION (it holds the attribution data; a Demande with statut RADIEE is only the
-    state after it); a creation, modification or renewal from the Demande, a renewal also from a
-    Decision RENOUVELLEMENT (the SNE acknowledges the same renewal twice). Deletions and reads in a
-    source system (operation SUPPRESSION / LECTURE) and records read from the SNE are not sent.
+    state after it); a creation, modification or renewal from the Demande (any data may change at
+    renewal: the Demande holds them, a Decision RENOUVELLEMENT only the date), so a Decision
+    RENOUVELLEMENT is not sent: one REN per renewal. Deletions and reads in a source system
+    (operation SUPPRESSION / LECTURE) and records read from the SNE are not sent.
     """
     prov = record.get("provenance") or {}
     if prov.get("systemeSource") == "sne" or prov.get("operation") in ("SUPPRESSION", "LECTURE"):
@@ -274,7 +276,7 @@ def type_fichier_for(schema: str, record: Record) -> str | None:
             return "REN"
         return "MOD"
     kind = record.get("typeEvenement")
-    return {"RADIATION": "RAD", "DERADIATION": "RAD", "RENOUVELLEMENT": "REN"}.get(str(kind))
+    return {"RADIATION": "RAD", "DERADIATION": "RAD"}.get(str(kind))
 
 
 def _root(type_fichier: str, now: datetime) -> tuple[etree._Element, etree._Element]:
@@ -323,10 +325,6 @@ def build_interface_nuu(
     _opt(dl, "numUnique", record.get("numUnique"))
     _opt(dl, "numGuichet", guichet)
     kind = record.get("typeEvenement")
-    if kind == "RENOUVELLEMENT":
-        when_ren = (record.get("provenance") or {}).get("dateEvenement")
-        if isinstance(when_ren, datetime):
-            _opt(dl, "dateDernierRenouvellement", when_ren.astimezone(UTC).date())
     if kind in ("RADIATION", "DERADIATION"):
         when = (record.get("provenance") or {}).get("dateEvenement")
         day = when.astimezone(UTC).date() if isinstance(when, datetime) else None

@@ -97,6 +97,8 @@ def test_type_fichier_rules() -> None:
         "radiation": None,
     }
     assert type_fichier_for(DECISION, other) is None
+    renewal = other | {"typeEvenement": "RENOUVELLEMENT"}
+    assert type_fichier_for(DECISION, renewal) is None  # the Demande carries the renewal: one REN
 
 
 def _rad(record: dict[str, Any]) -> tuple[str, Any]:

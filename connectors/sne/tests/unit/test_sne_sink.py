@@ -167,3 +167,22 @@ def test_a_radiation_of_an_unknown_application_is_refused_before_sending(
         ("numUnique", "CTRL_DEM_0020")
     ]
     assert simulator.server.registry.calls() == {"demandeLogement": 1}
+
+
+def test_one_renewal_reaches_the_sne_once_from_its_demande(simulator: Any, tmp_path: Path) -> None:
+    sink = _sink(simulator, tmp_path)
+    [created] = _write(sink, _rec(demande()))
+    num = _fb(created)["numUnique"]
+    renewed = demande(num_unique=num, dateDernierRenouvellement=NOON.date())
+    renewal = decision_radiation(num, event_id="evt-ren-1") | {
+        "typeEvenement": "RENOUVELLEMENT",
+        "radiation": None,
+    }
+    # the same renewal, from its Demande and from its Decision, in either order
+    assert _write(sink, _rec(renewal, offset=2, schema="fr.gp.Decision")) == []
+    [out] = _write(sink, _rec(renewed, offset=3))
+    assert (_fb(out)["status"], _fb(out)["typeFichier"]) == ("ACCEPTED", "REN")
+    assert _write(sink, _rec(renewal, offset=4, schema="fr.gp.Decision")) == []
+    [again] = _write(sink, _rec(renewed, offset=3))  # redelivery: replayed from the ledger
+    assert dict(again.headers)["gp.sne.replayed"] == b"true"
+    assert simulator.server.registry.calls() == {"numUnique": 2}  # CRE + one REN, nothing fetched
