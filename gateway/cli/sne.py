@@ -276,13 +276,30 @@ def _send_all(producer: Any, outputs: Any) -> None:
 @sne.command("run")
 @_common
 @click.option("--no-poll", is_flag=True, help="Do not poll the *DepuisLe services.")
-def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: bool) -> None:
-    """Send canonical demands and decisions to the SNE (ack after answer) and poll it, until Ctrl-C."""
+@click.option(
+    "--max-wait", default=0.0, show_default=True, help="Give up if Kafka does not answer (s, 0 = never)."
+)
+def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: bool, max_wait: float) -> None:
+    """Send canonical demands and decisions to the SNE (ack after answer) and poll it, until Ctrl-C.
+
+    Kafka away at start: one line per try, backoff 1 s ... 30 s (as `gateway run`); --max-wait gives up
+    with exit code 1. Kafka lost while running: the runner retries with the same backoff."""
+    from gateway.cli.run import wait_for_broker  # noqa: PLC0415
+    from gateway.flows.egress import broker_lost  # noqa: PLC0415
     from gateway.settings import GatewaySettings  # noqa: PLC0415
 
     settings = GatewaySettings()
     cfg = sne_config({"url": url, "guichet": guichet, "certs": certs, "topic_prefix": settings.topic_prefix})
-    asyncio.run(run_sne(cfg, settings, poll=not no_poll))
+    try:
+        wait_for_broker(settings.bootstrap_servers, max_wait=max_wait)
+        asyncio.run(run_sne(cfg, settings, poll=not no_poll))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:  # gave up (--max-wait), or the broker left before the runner started
+        if not broker_lost(exc):
+            raise
+        click.echo(f"gateway sne run: {str(exc) or type(exc).__name__}", err=True)
+        raise SystemExit(1) from None
 
 
 async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.Event | None = None) -> None:

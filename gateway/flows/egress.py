@@ -9,6 +9,10 @@ through its ledger). Error dispositions:
 - RejectedMessage: dead letter at once (its `extra_headers`, e.g. the raw SNE answer, are attached);
 - SkipMessage: nothing;
 - any other GatewayError (FatalError, ConfigError): the runner stops without committing.
+Broker lost mid-run (a retriable Kafka error, or RetriableError from topic creation, while polling,
+publishing or committing): the runner does not exit; it logs one line per try, rewinds its consumer
+to the first offset of the uncommitted batch and tries again after 1 s, 2 s, 4 s ... 30 s. The batch
+is then written again (sinks are idempotent) and its outputs published at least once.
 A batch that fails as a whole is retried record by record, so one bad record never holds up others.
 Sinks may offer two optional hooks: `outputs_for_rejection(record, error, attempts)` (e.g. feedback
 for a dead-lettered record) and `tick()` (outputs produced on their own, e.g. a daily batch).
@@ -17,6 +21,7 @@ for a dead-lettered record) and `tick()` (outputs produced on their own, e.g. a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +34,14 @@ from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import Envelope
 from gateway.topics import dlq_topic
 
-__all__ = ["EgressResult", "EgressRunner", "RetryPolicy", "process_envelopes"]
+__all__ = [
+    "BROKER_BACKOFF",
+    "EgressResult",
+    "EgressRunner",
+    "RetryPolicy",
+    "broker_lost",
+    "process_envelopes",
+]
 
 log = logging.getLogger(__name__)
 Headers = tuple[tuple[str, bytes], ...]
@@ -45,6 +57,18 @@ class RetryPolicy:
         if retry_after is not None:
             return min(self.max_delay, max(0.0, retry_after))
         return float(min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1))))
+
+
+BROKER_BACKOFF = RetryPolicy(attempts=0, base_delay=1.0, max_delay=30.0)  # 1 s, 2 s ... 30 s, no limit
+
+
+def broker_lost(exc: BaseException) -> bool:
+    """True for the errors of a broker that is away (worth retrying), not of a record or a bug."""
+    from kafka.errors import BrokerNotAvailableError, CommitFailedError, KafkaError  # noqa: PLC0415
+
+    if isinstance(exc, (RetriableError, BrokerNotAvailableError, CommitFailedError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 
 @dataclass
@@ -175,6 +199,8 @@ class EgressRunner:
         poll_timeout_ms: int = 500,
         partitions: int = 1,
         replication: int = 1,
+        producer_options: dict[str, Any] | None = None,
+        commit_timeout_ms: int = 60_000,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
@@ -190,8 +216,13 @@ class EgressRunner:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        self.producer: Any = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        self.producer: Any = KafkaProducer(
+            bootstrap_servers=bootstrap, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
+        )
+        self.commit_timeout_ms = commit_timeout_ms
         self.processed = 0
+        self.broker_failures = 0  # tries that failed because the broker was away (monitoring, tests)
+        self._uncommitted: dict[Any, int] = {}  # TopicPartition -> first offset of the current batch
         self._bootstrap = bootstrap
         self._layout = (partitions, replication)
         self._known: set[str] = set()
@@ -211,9 +242,9 @@ class EgressRunner:
         futures = [
             self.producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
         ]
-        self.producer.flush()
+        self.producer.flush(timeout=self.commit_timeout_ms / 1000)
         for f in futures:
-            f.get(timeout=60)
+            f.get(timeout=self.commit_timeout_ms / 1000)
 
     async def run_once(self) -> int:
         """Poll one batch, write it, publish, commit. Returns the number of records polled."""
@@ -233,6 +264,13 @@ class EgressRunner:
             for records in polled.values()
             for m in records
         ]
+        from kafka import TopicPartition  # noqa: PLC0415
+
+        for env in envelopes:
+            tp = TopicPartition(env.topic, env.partition)
+            first = self._uncommitted.get(tp)
+            if first is None or (env.offset is not None and env.offset < first):
+                self._uncommitted[tp] = int(env.offset or 0)
         tick = getattr(self.sink, "tick", None)
         ticked: Sequence[SinkOutput] = await tick() if tick is not None else []
         if ticked:
@@ -241,14 +279,42 @@ class EgressRunner:
             return 0
         result = await process_envelopes(self.sink, envelopes, retry=self.retry)
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
-        await asyncio.to_thread(self.consumer.commit)
+        await asyncio.to_thread(self.consumer.commit, timeout_ms=self.commit_timeout_ms)
+        self._uncommitted.clear()
         self.processed += len(envelopes)
         return len(envelopes)
 
+    def _rewind(self) -> None:
+        """Back to the first offset of the batch that was not committed: it is polled again."""
+        for tp, offset in self._uncommitted.items():
+            with contextlib.suppress(Exception):  # partition no longer assigned: its new owner resumes
+                self.consumer.seek(tp, offset)
+        self._uncommitted.clear()
+
     async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`; a broker away is waited for with backoff (one log line per try), never fatal."""
+        failures = 0
         try:
             while not stop.is_set():
-                await self.run_once()
+                try:
+                    await self.run_once()
+                except Exception as exc:
+                    if not broker_lost(exc):
+                        raise
+                    failures += 1
+                    self.broker_failures += 1
+                    delay = BROKER_BACKOFF.delay(failures)
+                    log.warning(
+                        "Kafka is not reachable at %s (%s); retrying in %.0fs",
+                        self._bootstrap,
+                        type(exc).__name__,
+                        delay,
+                    )
+                    self._rewind()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                else:
+                    failures = 0
         finally:
             await self.sink.flush()
             self.close()

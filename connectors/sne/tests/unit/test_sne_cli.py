@@ -80,3 +80,19 @@ def test_send_of_json_nested_too_deep_is_rejected_not_a_traceback(simulator: Any
     with pytest.raises(SystemExit) as info:
         main(["sne", "send", str(path), *_args(simulator)])
     assert info.value.code == 2
+
+
+def test_run_waits_for_kafka_then_gives_up_cleanly(sne_certs: Path, tmp_path: Path) -> None:
+    """No broker: one clear line per try with a growing delay, then exit 1 at --max-wait, no traceback."""
+    from gateway.broker import free_port  # noqa: PLC0415
+
+    bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = {"GATEWAY_BOOTSTRAP_SERVERS": bootstrap, "GATEWAY_STATE_DIR": str(tmp_path)}
+    args = ["run", "--certs", str(sne_certs), "--guichet", "G3501", "--no-poll", "--max-wait", "2"]
+    result = CliRunner().invoke(sne, args, env=env)
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.exception
+    lines = result.stderr.splitlines()
+    tries = [line for line in lines if line.startswith(f"Kafka is not reachable at {bootstrap}; retrying in")]
+    assert [t.split("retrying in ")[1].split()[0] for t in tries] == ["1s", "2s"]
+    assert lines[-1].startswith(f"gateway sne run: no Kafka broker answers at {bootstrap}")
+    assert "Traceback" not in result.output

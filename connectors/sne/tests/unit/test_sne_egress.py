@@ -103,3 +103,20 @@ def test_backoff_is_exponential_and_bounded() -> None:
     policy = RetryPolicy(attempts=10, base_delay=0.5, max_delay=4.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert policy.delay(1, retry_after=2.5) == 2.5
+
+
+def test_broker_away_is_told_from_record_and_program_errors() -> None:
+    from gateway.errors import FatalError  # noqa: PLC0415
+    from gateway.flows.egress import BROKER_BACKOFF, broker_lost  # noqa: PLC0415
+    from kafka.errors import (  # noqa: PLC0415
+        CommitFailedError,
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        MessageSizeTooLargeError,
+    )
+
+    for away in (KafkaTimeoutError(), KafkaConnectionError(), CommitFailedError(), RetriableError("admin")):
+        assert broker_lost(away), away
+    for other in (MessageSizeTooLargeError(), FatalError("bug"), ValueError("x"), RejectedMessage("bad", [])):
+        assert not broker_lost(other), other
+    assert [BROKER_BACKOFF.delay(n) for n in (1, 2, 3, 5, 6, 9)] == [1, 2, 4, 16, 30, 30]
