@@ -222,6 +222,7 @@ class EgressRunner:
         self.commit_timeout_ms = commit_timeout_ms
         self.processed = 0
         self.broker_failures = 0  # tries that failed because the broker was away (monitoring, tests)
+        self._ticked: list[SinkOutput] = []  # outputs of tick() not yet acknowledged by the broker
         self._uncommitted: dict[Any, int] = {}  # TopicPartition -> first offset of the current batch
         self._bootstrap = bootstrap
         self._layout = (partitions, replication)
@@ -273,8 +274,10 @@ class EgressRunner:
                 self._uncommitted[tp] = int(env.offset or 0)
         tick = getattr(self.sink, "tick", None)
         ticked: Sequence[SinkOutput] = await tick() if tick is not None else []
-        if ticked:
-            await asyncio.to_thread(self._publish, ticked)
+        self._ticked.extend(ticked)  # kept until published: a tick does not return them twice
+        if self._ticked:
+            await asyncio.to_thread(self._publish, self._ticked)
+            self._ticked = []
         if not envelopes:
             return 0
         result = await process_envelopes(self.sink, envelopes, retry=self.retry)
