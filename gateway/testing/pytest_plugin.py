@@ -14,10 +14,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-__all__ = ["kafka_bootstrap", "unique_topic"]
+if TYPE_CHECKING:
+    from gateway.broker import LocalBroker
+
+__all__ = ["kafka_bootstrap", "own_broker", "unique_topic"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,3 +73,24 @@ def kafka_bootstrap() -> Iterator[str]:
 def unique_topic() -> str:
     """A topic name no other test uses (uuid based)."""
     return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A private local broker the test may stop and restart (outage tests); skipped when
+    KAFKA_BOOTSTRAP_SERVERS names a shared cluster."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("needs a local broker it may stop; KAFKA_BOOTSTRAP_SERVERS names a shared one")
+    from gateway.broker import LocalBroker, install_kafka  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    broker = LocalBroker(
+        install_kafka(settings.state_dir, settings.kafka_version), tmp_path / "k", watch_parent=True
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(tmp_path / "k", ignore_errors=True)

@@ -3,39 +3,19 @@ resumes; nothing acknowledged is lost or duplicated. Uses its own broker (the se
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from gateway.broker import LocalBroker, free_port, install_kafka
+from gateway.broker import LocalBroker, free_port
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, worker_env
 from gateway.topics import canonical_topic, raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("needs a local broker it may stop; KAFKA_BOOTSTRAP_SERVERS names a shared one")
-    settings = GatewaySettings()
-    broker = LocalBroker(
-        install_kafka(settings.state_dir, settings.kafka_version), tmp_path / "k", watch_parent=True
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(tmp_path / "k", ignore_errors=True)
 
 
 def _health(port: int) -> int:

@@ -6,43 +6,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from connectors.sne.simulator.certs import ensure_certs
 from connectors.sne.testing import SimulatorProcess, demande
-from gateway.broker import LocalBroker, install_kafka
+from gateway.broker import LocalBroker
 from gateway.codec.avro import decode_single_object, encode_single_object, load_schemas
-from gateway.settings import GatewaySettings
 from gateway.testing.kafka import consume_all, create_topics, produce
 from gateway.topics import canonical_topic, dlq_topic, feedback_topic
 
 SCHEMAS = load_schemas()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("needs a local broker it may stop; KAFKA_BOOTSTRAP_SERVERS names a shared one")
-    settings = GatewaySettings()
-    broker = LocalBroker(
-        install_kafka(settings.state_dir, settings.kafka_version), tmp_path / "k", watch_parent=True
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(tmp_path / "k", ignore_errors=True)
 
 
 def _until(predicate: Callable[[], bool], limit: float = 120.0) -> None:
