@@ -94,6 +94,13 @@ def _radiation(n: Node) -> dict[str, Any]:
     }
 
 
+def _visite(n: Node) -> dict[str, Any]:
+    return {
+        "dateVisite": n.timestamp("dateVisite", required=True),
+        "logement": _logement(n, "logement", required=True),
+    }
+
+
 def _decision_cal(n: Node) -> dict[str, Any]:
     raw = n.raw("decision")
     if isinstance(raw, str) and raw.strip().lower() in CAL_DECISION_LETTERS:
@@ -166,20 +173,8 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
             "logement": _logement(n, "logement"),
         },
     ),
-    "VISITE_PROPOSEE": (
-        "visite",
-        lambda n: {
-            "dateVisite": n.timestamp("dateVisite", required=True),
-            "logement": _logement(n, "logement", required=True),
-        },
-    ),
-    "VISITE_EFFECTUEE": (
-        "visite",
-        lambda n: {
-            "dateVisite": n.timestamp("dateVisite", required=True),
-            "logement": _logement(n, "logement", required=True),
-        },
-    ),
+    "VISITE_PROPOSEE": ("visite", _visite),
+    "VISITE_EFFECTUEE": ("visite", _visite),
     "DECISION_CAL": ("decisionCal", _decision_cal),
     "REFUS_DEMANDEUR": (
         "refus",

@@ -122,28 +122,16 @@ def _decisions(
     day = rad.date("dateRadiation", required=True)
     if day is not None:
         prov["dateEvenement"] = midnight(day)
-    if isinstance(motif_raw, str) and not motif_raw.strip():  # empty code = déradiation
-        eid = event_id(SOURCE, guichet, num, "DERADIATION", day)
-        return [
-            build_decision(
-                ctx,
-                event_id=eid,
-                num_unique=num,
-                type_evenement="DERADIATION",
-                provenance=prov,
-                data=None,
-                data_path=rad.path,
-            )
-        ]
-    eid = event_id(SOURCE, guichet, num, "RADIATION", day)
+    deradiation = isinstance(motif_raw, str) and not motif_raw.strip()  # empty code = déradiation
+    kind = "DERADIATION" if deradiation else "RADIATION"
     return [
         build_decision(
             ctx,
-            event_id=eid,
+            event_id=event_id(SOURCE, guichet, num, kind, day),
             num_unique=num,
-            type_evenement="RADIATION",
+            type_evenement=kind,
             provenance=prov,
-            data=rad,
+            data=None if deradiation else rad,
             data_path=rad.path,
         )
     ]
