@@ -13,7 +13,7 @@ import io
 import json
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -24,6 +24,8 @@ import fastavro
 import fastavro.schema
 import fastavro.validation
 
+from gateway.codec.avro_check import schema_problems
+from gateway.codec.avro_write import Writer, compile_writer
 from gateway.errors import ConfigError, Problem, RejectedMessage
 
 __all__ = [
@@ -45,6 +47,7 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 
 Record = dict[str, Any]
+_NO_FAST_WRITER: Writer = bytes  # marks a schema the fast writer does not compile (never called)
 
 
 def _fingerprint(parsed: Any) -> bytes:
@@ -61,6 +64,8 @@ class AvroCodec:
     name: str
     parsed: Any
     fingerprint: bytes  # 8 bytes, little-endian, as written in single-object frames
+    # the schema compiled by avro_write on first use of encode_checked (not part of the value)
+    _writer: Writer | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_schema(cls, schema: Any, name: str | None = None) -> AvroCodec:
@@ -108,6 +113,55 @@ class AvroCodec:
                 f"record does not match {self.name}", [Problem(self.name, type(exc).__name__)]
             ) from exc
         return buf.getvalue()
+
+    def encode_checked(self, record: Mapping[str, Any]) -> bytes:
+        """Avro binary body (no framing), checked while it is written: ~3x cheaper than `encode`.
+
+        Same bytes as ``encode(record)`` for every record fastavro's validator accepts, and refuses
+        exactly the records it refuses, with RejectedMessage whose problems name field paths
+        (``demandeur.revenuFiscal.montantMoins1``, ``personnesACharge[1].sexe``) and a reason, the
+        value's type name at most. Records the fast writer does not take as they are (or a schema
+        it does not compile) go the reference way: fastavro validates, then writes."""
+        writer = self._fast_writer()
+        if writer is not None:
+            try:
+                return writer(record)
+            except Exception:  # noqa: BLE001, S110 - FastPathMiss or a surprise: fastavro decides below
+                pass
+        return self._encode_reference(record)
+
+    def encode_framed_checked(self, record: Mapping[str, Any]) -> bytes:
+        """`encode_checked` in a single-object frame (what `encode_framed` writes, checked the same)."""
+        return SINGLE_OBJECT_MAGIC + self.fingerprint + self.encode_checked(record)
+
+    def path_problems(self, record: Any) -> list[Problem]:
+        """Every leaf of `record` that does not fit the schema, by field path (empty when it fits)."""
+        try:
+            return schema_problems(self.parsed, record, self.name)
+        except Exception as exc:  # noqa: BLE001 - odd objects in the record; never leak their value
+            return [Problem(self.name, f"cannot check: {type(exc).__name__}")]
+
+    def _fast_writer(self) -> Writer | None:
+        writer = self._writer
+        if writer is None:
+            try:
+                writer = compile_writer(self.parsed)
+            except Exception:  # noqa: BLE001 - Unsupported, or a schema shape it does not expect
+                writer = _NO_FAST_WRITER
+            object.__setattr__(self, "_writer", writer)  # frozen: a cache, not part of the value
+        return None if writer is _NO_FAST_WRITER else writer
+
+    def _encode_reference(self, record: Mapping[str, Any]) -> bytes:
+        try:
+            fits = bool(fastavro.validation.validate(record, self.parsed, raise_errors=False))
+        except Exception:  # noqa: BLE001 - fastavro raises on some values (e.g. too many decimal digits)
+            fits = False
+        if not fits:
+            problems = self.path_problems(record) or self.problems(record)
+            if not problems:
+                problems = [Problem(self.name, "does not match the schema")]
+            raise RejectedMessage(f"record does not match {self.name}", problems)
+        return self.encode(record, validate=False)
 
     def decode(self, body: bytes) -> Record:
         buf = io.BytesIO(body)

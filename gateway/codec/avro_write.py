@@ -1,0 +1,371 @@
+"""Fast checked Avro writer: a parsed schema compiled once into plain Python functions.
+
+`compile_writer(parsed)` turns a fastavro-parsed schema into a function ``value -> bytes`` that
+checks each value while it writes it and produces the same bytes as ``fastavro.schemaless_writer``.
+It is deliberately *stricter* than fastavro's validator: it takes only the plain Python types the
+normalisers produce (``dict`` records, ``list`` arrays, ``str``, ``int``, ``bool``, ``float``,
+``bytes``, ``Decimal``, ``date``, aware ``datetime``...). Anything else (a value that does not fit,
+a ``Mapping`` that is not a dict, a naive datetime, a union in tuple notation, a decimal written with
+an exponent...) raises `FastPathMiss` (or, rarely, another exception) and the caller goes the
+reference way: fastavro's validator decides, fastavro's writer writes. So the fast path never
+accepts a record fastavro would refuse, and never writes other bytes than fastavro for the records
+it takes (both are checked by tests/unit/codec/).
+
+Schemas with a construct it does not compile (unions other than [null, T] / [T, null], fixed-decimal,
+a logical type it does not know fastavro to convert) raise `Unsupported`: the codec then always
+goes the reference way. Recursive records are fine (one function per named record).
+
+Generated code only ever holds identifiers it made up (``_v3``, ``_r2``...) and `repr` literals of
+field names; every schema value it needs (defaults, enum tables, limits) is passed as a constant.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+__all__ = ["FastPathMiss", "Unsupported", "Writer", "compile_writer", "zigzag"]
+
+Writer = Callable[[Any], bytes]
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAYS_SHIFT = date(1970, 1, 1).toordinal()
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+# logical types fastavro converts before writing ("<type>-<logicalType>"); others are ignored by it
+FASTAVRO_LOGICAL = frozenset(
+    {
+        "long-timestamp-millis",
+        "long-local-timestamp-millis",
+        "long-timestamp-micros",
+        "long-local-timestamp-micros",
+        "int-date",
+        "bytes-decimal",
+        "fixed-decimal",
+        "string-uuid",
+        "int-time-millis",
+        "long-time-micros",
+    }
+)
+
+
+class Unsupported(Exception):
+    """The schema uses a construct the fast writer does not compile (use fastavro)."""
+
+
+class FastPathMiss(Exception):
+    """This value is not one the fast path takes: let fastavro validate and write it."""
+
+
+def _zigzag_uncached(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL = [_zigzag_uncached(n) for n in range(-64, 64)]
+_CACHE = {n: _zigzag_uncached(n) for n in range(-64, 1024)}  # + what recurs: days, years, lengths
+_CACHE_MAX = 1 << 16
+
+
+def zigzag(n: int) -> bytes:
+    """Avro int/long: zig-zag then variable-length (n: an int within the long range)."""
+    b = _CACHE.get(n)
+    if b is None:
+        b = _zigzag_uncached(n)
+        if len(_CACHE) < _CACHE_MAX:
+            _CACHE[n] = b
+    return b
+
+
+def _decimal(v: Decimal, limit: int, scale: int, powers: tuple[int, ...]) -> bytes:
+    """Length-prefixed two's complement of the unscaled value, as fastavro's prepare_bytes_decimal.
+
+    Plain notation only: ``str(v)`` then has exactly -exponent digits after the point (an exponent,
+    NaN or infinity make ``int`` raise ValueError: the caller goes the reference way)."""
+    whole, _, frac = str(v).partition(".")
+    places = len(frac)
+    if places > scale:  # fastavro: exponent + scale < 0
+        raise FastPathMiss
+    coef = int(whole + frac)
+    if not -limit < coef < limit:  # fastavro: more digits than the precision
+        raise FastPathMiss
+    unscaled = coef * powers[scale - places]
+    body = unscaled.to_bytes((unscaled.bit_length() + 8) >> 3, "big", signed=True)
+    return _SMALL[len(body) + 64] + body if len(body) < 64 else zigzag(len(body)) + body
+
+
+def _time_millis(v: time) -> int:
+    return int(v.hour * 3_600_000 + v.minute * 60_000 + v.second * 1000 + int(v.microsecond / 1000))
+
+
+def _time_micros(v: time) -> int:
+    return int(v.hour * 3_600_000_000 + v.minute * 60_000_000 + v.second * 1_000_000 + v.microsecond)
+
+
+class _Compiler:
+    def __init__(self, named: dict[str, Any]) -> None:
+        self.named = named
+        self.consts: dict[str, Any] = {}
+        self.record_fns: dict[str, str] = {}
+        self.sources: list[str] = []
+        self.serial = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial}"
+
+    def const(self, value: Any) -> str:
+        name = self.fresh("_k")
+        self.consts[name] = value
+        return name
+
+    def resolve(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema not in PRIMITIVES:
+            if schema not in self.named:
+                raise Unsupported(f"unknown named type {schema}")
+            return self.named[schema]
+        return schema
+
+    def emit(self, schema: Any, v: str, out: list[str], ind: str) -> None:
+        """Lines that check the value in local `v` and append its encoding to bytearray `o`."""
+        schema = self.resolve(schema)
+        if isinstance(schema, list):
+            self.emit_union(schema, v, out, ind)
+        elif isinstance(schema, str):
+            self.emit_primitive(schema, v, out, ind)
+        elif isinstance(schema, dict):
+            kind = schema.get("type")
+            if not isinstance(kind, str):
+                raise Unsupported("nested type definition")
+            logical = schema.get("logicalType")
+            key = f"{kind}-{logical}"
+            if logical and key in FASTAVRO_LOGICAL:
+                self.emit_logical(key, schema, v, out, ind)
+            elif kind in PRIMITIVES:
+                self.emit_primitive(kind, v, out, ind)
+            elif kind in ("record", "error"):
+                out.append(f"{ind}{self.record_fn(schema)}({v}, o)")
+            elif kind == "enum":
+                table: dict[str, bytes] = {}
+                for i, symbol in enumerate(schema["symbols"]):
+                    table.setdefault(symbol, zigzag(i))
+                t = self.const(table)
+                x = self.fresh("_x")
+                out += [f"{ind}{x} = {t}.get({v})", f"{ind}if {x} is None: raise _Miss", f"{ind}o += {x}"]
+            elif kind == "fixed":
+                size = int(schema["size"])
+                out += [
+                    f"{ind}if type({v}) is not bytes or len({v}) != {size}: raise _Miss",
+                    f"{ind}o += {v}",
+                ]
+            elif kind == "array":
+                item = self.fresh("_v")
+                out += [
+                    f"{ind}if type({v}) is not list: raise _Miss",
+                    f"{ind}if {v}:",
+                    f"{ind}    o += _zz(len({v}))",
+                    f"{ind}    for {item} in {v}:",
+                ]
+                self.emit(schema["items"], item, out, ind + "        ")
+                out.append(f"{ind}o.append(0)")
+            elif kind == "map":
+                key_var, item = self.fresh("_m"), self.fresh("_v")
+                out += [
+                    f"{ind}if type({v}) is not dict: raise _Miss",
+                    f"{ind}if {v}:",
+                    f"{ind}    o += _zz(len({v}))",
+                    f"{ind}    for {key_var}, {item} in {v}.items():",
+                ]
+                self.emit_primitive("string", key_var, out, ind + "        ")
+                self.emit(schema["values"], item, out, ind + "        ")
+                out.append(f"{ind}o.append(0)")
+            else:
+                raise Unsupported(f"type {kind}")
+        else:
+            raise Unsupported("schema of an unexpected shape")
+
+    def emit_primitive(self, kind: str, v: str, out: list[str], ind: str) -> None:
+        if kind == "null":
+            out.append(f"{ind}if {v} is not None: raise _Miss")
+        elif kind == "boolean":
+            out += [
+                f"{ind}if {v} is True: o.append(1)",
+                f"{ind}elif {v} is False: o.append(0)",
+                f"{ind}else: raise _Miss",
+            ]
+        elif kind in ("int", "long"):
+            lo, hi = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
+            out += [
+                f"{ind}if type({v}) is not int or not {lo} <= {v} <= {hi}: raise _Miss",
+                f"{ind}o += _zz({v})",
+            ]
+        elif kind in ("float", "double"):
+            pack = "_pf" if kind == "float" else "_pd"  # struct raises where C would overflow: reference way
+            out += [
+                f"{ind}if type({v}) is not float and type({v}) is not int: raise _Miss",
+                f"{ind}o += {pack}({v})",
+            ]
+        elif kind in ("string", "bytes"):
+            b = self.fresh("_b")
+            n = self.fresh("_n")
+            if kind == "string":
+                out += [f"{ind}if type({v}) is not str: raise _Miss", f"{ind}{b} = {v}.encode()"]
+            else:
+                out += [f"{ind}if type({v}) is not bytes: raise _Miss", f"{ind}{b} = {v}"]
+            out += [
+                f"{ind}{n} = len({b})",
+                f"{ind}if {n} < 64: o.append({n} << 1)",
+                f"{ind}else: o += _zz({n})",
+                f"{ind}o += {b}",
+            ]
+        else:
+            raise Unsupported(f"primitive {kind}")
+
+    def emit_logical(self, key: str, schema: dict[str, Any], v: str, out: list[str], ind: str) -> None:
+        t = self.fresh("_t")
+        if key == "bytes-decimal":
+            precision, scale = schema.get("precision"), schema.get("scale", 0)
+            if type(precision) is not int or type(scale) is not int or precision < 1 or scale < 0:
+                raise Unsupported("decimal without a usable precision / scale")
+            limit = self.const(10**precision)
+            powers = self.const(tuple(10**i for i in range(scale + 1)))
+            out += [
+                f"{ind}if type({v}) is not _Decimal: raise _Miss",
+                f"{ind}o += _dec({v}, {limit}, {scale}, {powers})",
+            ]
+        elif key == "int-date":
+            out += [
+                f"{ind}if type({v}) is _date: {t} = {v}.toordinal() - {_DAYS_SHIFT}",
+                f"{ind}elif type({v}) is int and {INT_MIN} <= {v} <= {INT_MAX}: {t} = {v}",
+                f"{ind}else: raise _Miss",
+                f"{ind}o += _zz({t})",
+            ]
+        elif key.startswith("long-timestamp-") or key.startswith("long-local-timestamp-"):
+            unit, tail = (1000, "// 1000") if key.endswith("millis") else (1_000_000, "")
+            d = self.fresh("_d")
+            if key.startswith("long-timestamp-"):  # naive datetimes go through fastavro (local time)
+                delta = [f"{ind}    if {v}.tzinfo is None: raise _Miss", f"{ind}    {d} = {v} - _EPOCH"]
+            else:
+                delta = [f"{ind}    {d} = {v}.replace(tzinfo=_UTC) - _EPOCH"]
+            out += [f"{ind}if type({v}) is _datetime:", *delta]
+            out += [
+                f"{ind}    {t} = ({d}.days * 86400 + {d}.seconds) * {unit} + {d}.microseconds {tail}",
+                f"{ind}    if not {LONG_MIN} <= {t} <= {LONG_MAX}: raise _Miss",
+                f"{ind}elif type({v}) is int and {LONG_MIN} <= {v} <= {LONG_MAX}: {t} = {v}",
+                f"{ind}else: raise _Miss",
+                f"{ind}o += _zz({t})",
+            ]
+        elif key in ("int-time-millis", "long-time-micros"):
+            lo, hi = (INT_MIN, INT_MAX) if key.startswith("int") else (LONG_MIN, LONG_MAX)
+            conv = "_time_millis" if key == "int-time-millis" else "_time_micros"
+            out += [
+                f"{ind}if type({v}) is _time: {t} = {conv}({v})",
+                f"{ind}elif type({v}) is int: {t} = {v}",
+                f"{ind}else: raise _Miss",
+                f"{ind}if not {lo} <= {t} <= {hi}: raise _Miss",
+                f"{ind}o += _zz({t})",
+            ]
+        elif key == "string-uuid":
+            out += [f"{ind}{t} = str({v}) if type({v}) is _UUID else {v}"]
+            self.emit_primitive("string", t, out, ind)
+        else:
+            raise Unsupported(f"logical type {key}")
+
+    def emit_union(self, schema: list[Any], v: str, out: list[str], ind: str) -> None:
+        if len(schema) != 2 or "null" not in schema:
+            raise Unsupported("union other than [null, T]")
+        null_index = schema.index("null")
+        other = schema[1 - null_index]
+        if isinstance(self.resolve(other), list) or other == "null":
+            raise Unsupported("nested union")
+        out += [
+            f"{ind}if {v} is None: o.append({null_index * 2})",
+            f"{ind}else:",
+            f"{ind}    o.append({(1 - null_index) * 2})",
+        ]
+        self.emit(other, v, out, ind + "    ")
+
+    def record_fn(self, schema: dict[str, Any]) -> str:
+        name = str(schema.get("name", ""))
+        if name and name in self.record_fns:
+            return self.record_fns[name]
+        fn = self.fresh("_r")
+        if name:
+            self.record_fns[name] = fn  # before the fields: a recursive reference calls fn
+        lines = [f"def {fn}(r, o):", "    if type(r) is not dict or '-type' in r: raise _Miss"]
+        for field in schema["fields"]:
+            ftype = field["type"]
+            if "default" in field:
+                default = self.const(field["default"])
+            elif isinstance(ftype, list) and "null" in ftype:
+                default = "None"  # fastavro writes null for a missing optional field
+            else:
+                default = "_MISSING"  # fastavro refuses it: no fast-path type check accepts it
+            v = self.fresh("_v")
+            lines.append(f"    {v} = r.get({field['name']!r}, {default})")
+            self.emit(ftype, v, lines, "    ")
+        self.sources.append("\n".join(lines))
+        return fn
+
+
+def compile_writer(parsed: Any) -> Writer:
+    """Compile a fastavro-parsed schema into ``value -> bytes`` (raises Unsupported)."""
+    named: dict[str, Any] = {}
+    if isinstance(parsed, dict):
+        named.update(parsed.get("__named_schemas") or {})
+    _collect_named(parsed, named)
+    compiler = _Compiler(named)
+    body: list[str] = ["def _top(v):", "    o = bytearray()"]
+    compiler.emit(parsed, "v", body, "    ")
+    body.append("    return bytes(o)")
+    source = "\n\n".join([*compiler.sources, "\n".join(body)]) + "\n"
+    namespace: dict[str, Any] = {
+        "_Miss": FastPathMiss,
+        "_MISSING": object(),
+        "_zz": zigzag,
+        "_dec": _decimal,
+        "_pf": struct.Struct("<f").pack,
+        "_pd": struct.Struct("<d").pack,
+        "_Decimal": Decimal,
+        "_date": date,
+        "_datetime": datetime,
+        "_time": time,
+        "_time_millis": _time_millis,
+        "_time_micros": _time_micros,
+        "_UUID": UUID,
+        "_UTC": UTC,
+        "_EPOCH": _EPOCH,
+        **compiler.consts,
+    }
+    exec(compile(source, "<avro fast writer>", "exec"), namespace)  # noqa: S102 - generated from the schema, see module doc
+    top: Writer = namespace["_top"]
+    return top
+
+
+def _collect_named(schema: Any, named: dict[str, Any]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_named(branch, named)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "error", "enum", "fixed") and isinstance(schema.get("name"), str):
+            named.setdefault(schema["name"], schema)
+        if kind in ("record", "error"):
+            for field in schema.get("fields", ()):
+                _collect_named(field.get("type"), named)
+        elif kind == "array":
+            _collect_named(schema.get("items"), named)
+        elif kind == "map":
+            _collect_named(schema.get("values"), named)
+        elif isinstance(kind, dict | list):
+            _collect_named(kind, named)
