@@ -87,40 +87,67 @@ def element_to_tree(el: etree._Element, depth: int = 0) -> Any:
     Comments, processing instructions and entities are not children (only elements are).
     """
     tag = el.tag
+    # lxml makes one proxy object per element; making them all at once in C (and keeping them
+    # alive while converting) is cheaper than one at a time in the Python loops below
+    alive = list(el.iter())  # noqa: F841
     return _convert(el, _local(tag) if isinstance(tag, str) else "", depth)
 
 
+def _too_deep() -> RejectedMessage:
+    return RejectedMessage("XML too deep", [Problem("$", "too deeply nested")])
+
+
+def _leaf(el: etree._Element) -> str:
+    code = el.get("code")
+    if code is not None:
+        return code
+    text = el.text
+    return text.strip() if text else ""
+
+
 def _convert(el: etree._Element, name: str, depth: int) -> Any:
-    # hot path of the sne-xml normaliser: local names are cached per tag, and the `code` attribute
-    # is read without building the attrib proxy
+    # hot path of the sne-xml normaliser: local names are cached per tag, the `code` attribute is
+    # read without building the attrib proxy, and leaf children (most elements) are converted inline
+    # instead of by a recursive call. Comments, PIs and entities (tag not a str) are counted by
+    # len() but are not children.
     if depth > MAX_DEPTH:
-        raise RejectedMessage("XML too deep", [Problem("$", "too deeply nested")])
-    # len() is cheap and most elements are leaves; comments, PIs and entities (tag not a str) are
-    # counted by len() but are not children
-    children = [c for c in el if c.tag.__class__ is str] if len(el) else ()
+        raise _too_deep()
     depth += 1
-    if name.startswith("liste"):
-        return [_convert(c, _local(c.tag), depth) for c in children]
-    if not children:
-        code = el.get("code")
-        if code is not None:
-            return str(code)
-        text = el.text
-        return text.strip() if text else ""
+    names = _LOCALNAMES
+    if name[:5] == "liste":
+        items: list[Any] = []
+        for c in el:
+            tag = c.tag
+            if tag.__class__ is str:
+                items.append(_convert(c, names.get(tag) or _local(tag), depth))
+        return items
+    if not len(el):
+        return _leaf(el)
     out: dict[str, Any] = {}
-    for c in children:
-        key = _local(c.tag)
-        value = _convert(c, key, depth)
+    for c in el:
+        tag = c.tag
+        if tag.__class__ is not str:
+            continue
+        key = names.get(tag) or _local(tag)
+        if len(c) or key[:5] == "liste" or depth > MAX_DEPTH:
+            value = _convert(c, key, depth)
+        else:
+            value = c.get("code")
+            if value is None:
+                text = c.text
+                value = text.strip() if text else ""
         if key in out:
             previous = out[key]
             if type(previous) is _Repeat:
                 previous.append(value)
-            elif isinstance(previous, list) and key.startswith("liste"):
+            elif key[:5] == "liste":
                 out[key] = previous + value
             else:
                 out[key] = _Repeat([previous, value])
         else:
             out[key] = value
+    if not out:  # only comments, PIs or entities inside: a leaf
+        return _leaf(el)
     return out
 
 

@@ -57,3 +57,26 @@ def test_many_distinct_tags_do_not_grow_the_name_cache_without_bound() -> None:
 def test_entity_references_are_refused_by_parse_xml() -> None:
     with pytest.raises(RejectedMessage):
         parse_xml(b"<a>&undefined;</a>")
+
+
+def test_depth_limit_is_exact_for_leaves_converted_inline() -> None:
+    # the deepest allowed element sits at depth MAX_DEPTH (the root is at 0), leaf or not
+    at_limit = b"<a>" * (MAX_DEPTH + 1) + b"x" + b"</a>" * (MAX_DEPTH + 1)
+    assert element_to_tree(parse_xml(at_limit)) is not None
+    over = b"<a>" * (MAX_DEPTH + 1) + b"<b code='c'/>" + b"</a>" * (MAX_DEPTH + 1)
+    with pytest.raises(RejectedMessage):
+        element_to_tree(parse_xml(over))
+    over_in_list = b"<a>" * MAX_DEPTH + b"<listeX><i/></listeX>" + b"</a>" * MAX_DEPTH
+    with pytest.raises(RejectedMessage):
+        element_to_tree(parse_xml(over_in_list))
+
+
+def test_children_that_are_only_comments_leave_a_leaf_and_liste_merges_keep_order() -> None:
+    root = etree.fromstring(
+        b"<a><b code='K'><!-- c --></b><c> t <?pi?></c><listeL><i>1</i></listeL><d>2</d>"
+        b"<listeL><!-- c --></listeL><listeL><i code='3'/><i>4</i></listeL><d><e>5</e></d></a>"
+    )
+    tree = element_to_tree(root)
+    assert tree == {"b": "K", "c": "t", "listeL": ["1", "3", "4"], "d": ["2", {"e": "5"}]}
+    assert list(tree) == ["b", "c", "listeL", "d"]
+    assert type(tree["listeL"]) is list and getattr(tree["d"], "_repeat", False)
