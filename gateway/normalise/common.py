@@ -114,9 +114,11 @@ class Ctx:
         return not self.problems
 
 
-@cache
 def _pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _PATTERNS[pattern] = re.compile(pattern)  # patterns are constants of the code
+    return compiled
 
 
 def _is_mapping(value: Any) -> bool:
@@ -192,7 +194,15 @@ def _parse_timestamp(raw: Any) -> datetime | str:
 
 
 class Node:
-    """A mapping of a decoded source with its path, and typed accessors that record problems."""
+    """A mapping of a decoded source with its path, and typed accessors that record problems.
+
+    Hot path of every normaliser: the accessors read the mapping directly (no helper calls on the
+    common path), and the path of a child node is only built when it is read (a problem, a child's
+    path), from its parent's path at that time and its key (parents' paths are set before any
+    child is read).
+    """
+
+    __slots__ = ("_parent", "_path", "_spec", "ctx", "data", "names", "sep")
 
     def __init__(
         self,
@@ -205,17 +215,51 @@ class Node:
     ) -> None:
         self.ctx = ctx
         self.data = data
-        self.path = path
+        self._path: str | None = path
+        self._parent: Node | None = None
+        self._spec: Any = None  # key (a child), or (key, item, index) (an element of a list)
         self.sep = sep
         self.names: Mapping[str, str] = names or {}
+
+    @property
+    def path(self) -> str:
+        path = self._path
+        if path is None:
+            parent, spec = self._parent, self._spec
+            assert parent is not None  # noqa: S101 - set with _path None (_sub)
+            path = parent._join(spec) if type(spec) is str else parent._item_path(*spec)
+            self._path = path
+        return path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self._path = value
 
     # -- plumbing -------------------------------------------------------------------------------
     def key(self, name: str) -> str:
         return self.names.get(name, name)
 
+    def _join(self, key: str) -> str:
+        path = self.path
+        return f"{path}{self.sep}{key}" if path else key
+
     def p(self, name: str) -> str:
-        key = self.key(name)
-        return f"{self.path}{self.sep}{key}" if self.path else key
+        return self._join(self.names.get(name, name))
+
+    def _item_path(self, key: str, item: str, i: int) -> str:
+        base = self._join(key)
+        return f"{base}/{item}[{i + 1}]" if self.sep == "/" else f"{base}[{i}]"
+
+    def _sub(self, data: Mapping[str, Any], spec: Any) -> Node:
+        node = _new_node(Node)
+        node.ctx = self.ctx
+        node.data = data
+        node._path = None
+        node._parent = self
+        node._spec = spec
+        node.sep = self.sep
+        node.names = self.names
+        return node
 
     def raw(self, name: str) -> Any:
         names = self.names
@@ -236,27 +280,47 @@ class Node:
     def text(
         self, name: str, *, required: bool | str = False, max_len: int = MAX_TEXT, pattern: str | None = None
     ) -> str | None:
-        raw = self.raw(name)
-        if raw is None:
-            self._missing(name, required)
-            return None
+        names = self.names
+        raw = self.data.get(names.get(name, name) if names else name)
         if type(raw) is str:
             value = raw.strip()
-        elif isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            self.ctx.add(self.p(name), "not a text value", _type_name(raw))
-            return None
-        else:
+            if not value:
+                raw = None
+        elif isinstance(raw, str):
             value = str(raw).strip()
+            if not raw.strip():
+                raw = None
+        elif raw is not None:
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                self.ctx.add(self.p(name), "not a text value", _type_name(raw))
+                return None
+            value = str(raw).strip()
+        if raw is None:
+            if required:
+                self._missing(name, required)
+            return None
         if len(value) > max_len:
             self.ctx.add(self.p(name), "too large", f"{len(value)} characters")
             return None
-        if pattern is not None and not _pattern(pattern).fullmatch(value):
+        if pattern is not None and not (_PATTERNS.get(pattern) or _pattern(pattern)).fullmatch(value):
             self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
             return None
         return value
 
     def code(self, name: str, enum: str, liste: str, *, required: bool | str = False) -> str | None:
         """An enum symbol from an SNE code (or from the symbol itself); unknown codes are problems."""
+        names = self.names
+        raw = self.data.get(names.get(name, name) if names else name)
+        if type(raw) is str:  # fast path: a known code (else lookup_code records the problem)
+            code = raw.strip()
+            if not code:
+                if required:
+                    self._missing(name, required)
+                return None
+            by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
+            symbol = by_code.get(code) or (code if code in symbols else None)
+            if symbol is not None:
+                return symbol
         raw = self.raw(name)
         if raw is None:
             self._missing(name, required)
@@ -266,7 +330,8 @@ class Node:
     def date(self, name: str, *, required: bool | str = False) -> date | None:
         raw = self.raw(name)
         if raw is None:
-            self._missing(name, required)
+            if required:
+                self._missing(name, required)
             return None
         value = _parse_date(raw)
         if isinstance(value, str):
@@ -277,7 +342,8 @@ class Node:
     def timestamp(self, name: str, *, required: bool | str = False) -> datetime | None:
         raw = self.raw(name)
         if raw is None:
-            self._missing(name, required)
+            if required:
+                self._missing(name, required)
             return None
         value = _parse_timestamp(raw)
         if isinstance(value, str):
@@ -290,7 +356,8 @@ class Node:
     ) -> Decimal | None:
         raw = self.raw(name)
         if raw is None:
-            self._missing(name, required)
+            if required:
+                self._missing(name, required)
             return None
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             self.ctx.add(self.p(name), "not a number", _type_name(raw))
@@ -329,7 +396,8 @@ class Node:
     ) -> int | None:
         raw = self.raw(name)
         if raw is None:
-            self._missing(name, required)
+            if required:
+                self._missing(name, required)
             return None
         if isinstance(raw, bool):
             self.ctx.add(self.p(name), "not an integer", "bool")
@@ -352,7 +420,8 @@ class Node:
     def boolean(self, name: str, *, required: bool | str = False) -> bool | None:
         raw = self.raw(name)
         if raw is None:
-            self._missing(name, required)
+            if required:
+                self._missing(name, required)
             return None
         if isinstance(raw, bool):
             return raw
@@ -366,39 +435,59 @@ class Node:
 
     # -- structure ------------------------------------------------------------------------------
     def child(self, name: str, *, required: bool | str = False) -> Node | None:
-        raw = self.raw(name)
-        if raw is None:
-            self._missing(name, required)
+        names = self.names
+        key = names.get(name, name) if names else name
+        raw = self.data.get(key)
+        if type(raw) is dict:  # fast path
+            return self._sub(raw, key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if required:
+                self._missing(name, required)
             return None
         if not _is_mapping(raw):
             self.ctx.add(self.p(name), "not a structure", _type_name(raw))
             return None
-        return Node(self.ctx, raw, self.p(name), sep=self.sep, names=self.names)
+        return self._sub(raw, key)
+
+    def _values(self, name: str) -> tuple[str, list[Any]]:
+        """(key, elements) of a list (`liste*` element or JSON array); no elements when absent."""
+        names = self.names
+        key = names.get(name, name) if names else name
+        raw = self.data.get(key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return key, []
+        return key, raw if isinstance(raw, list) else [raw]
 
     def items(self, name: str, item: str) -> list[tuple[str, Any]]:
         """Elements of a list (`liste*` element or JSON array) with their paths."""
-        raw = self.raw(name)
-        if raw is None:
-            return []
-        values = raw if isinstance(raw, list) else [raw]
-        base = self.p(name)
-        if self.sep == "/":
-            return [(f"{base}/{item}[{i + 1}]", v) for i, v in enumerate(values)]
-        return [(f"{base}[{i}]", v) for i, v in enumerate(values)]
+        key, values = self._values(name)
+        return [(self._item_path(key, item, i), v) for i, v in enumerate(values)]
 
     def child_items(self, name: str, item: str) -> list[Node]:
         out = []
-        for path, value in self.items(name, item):
-            if _is_mapping(value):
-                out.append(Node(self.ctx, value, path, sep=self.sep, names=self.names))
+        key, values = self._values(name)
+        for i, value in enumerate(values):
+            if type(value) is dict or _is_mapping(value):
+                out.append(self._sub(value, (key, item, i)))
             else:
-                self.ctx.add(path, "not a structure", _type_name(value))
+                self.ctx.add(self._item_path(key, item, i), "not a structure", _type_name(value))
         return out
 
     def codes(self, name: str, item: str, enum: str, liste: str) -> list[str]:
-        out = []
-        for path, element in self.items(name, item):
+        out: list[str] = []
+        key, elements = self._values(name)
+        if not elements:
+            return out
+        by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
+        for i, element in enumerate(elements):
             value = element.get("code") if _is_mapping(element) else element  # JSON {"code": "T2"}
+            if type(value) is str:  # fast path: a known code
+                symbol = by_code.get(value.strip()) or (value.strip() if value.strip() in symbols else None)
+                if symbol is not None:
+                    if symbol not in out:
+                        out.append(symbol)
+                    continue
+            path = self._item_path(key, item, i)
             if value is None or (isinstance(value, str) and not value.strip()):
                 self.ctx.add(path, "missing")
                 continue
@@ -408,11 +497,18 @@ class Node:
         return out
 
 
+_new_node = object.__new__
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+_CODE_MAPS: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
+
+
 @cache
 def _code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
     """SNE code -> symbol, and the symbols, of an enum of the canonical schemas (built once)."""
     symbol_to_code = load_schemas().sne_codes(enum)
-    return {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
+    maps = {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
+    _CODE_MAPS[enum] = maps
+    return maps
 
 
 def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:
