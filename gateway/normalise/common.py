@@ -30,6 +30,8 @@ __all__ = [
     "Ctx",
     "Node",
     "event_id",
+    "known_code",
+    "lookup_code",
     "midnight",
     "provenance",
     "short_digest",
@@ -46,6 +48,9 @@ _EPOCH = date(1970, 1, 1)
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
 _FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+# fast paths (ASCII digits only; anything else takes the general rules)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_PLAIN_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
 MIN_YEAR, MAX_YEAR = 1880, 2200
 
 
@@ -227,7 +232,7 @@ class Node:
         if path is None:
             parent, spec = self._parent, self._spec
             assert parent is not None  # noqa: S101 - set with _path None (_sub)
-            path = parent._join(spec) if type(spec) is str else parent._item_path(*spec)
+            path = parent._join(spec) if type(spec) is str else parent.item_path(*spec)
             self._path = path
         return path
 
@@ -246,7 +251,7 @@ class Node:
     def p(self, name: str) -> str:
         return self._join(self.names.get(name, name))
 
-    def _item_path(self, key: str, item: str, i: int) -> str:
+    def item_path(self, key: str, item: str, i: int) -> str:
         base = self._join(key)
         return f"{base}/{item}[{i + 1}]" if self.sep == "/" else f"{base}[{i}]"
 
@@ -328,6 +333,17 @@ class Node:
         return lookup_code(self.ctx, self.p(name), raw, enum, liste)
 
     def date(self, name: str, *, required: bool | str = False) -> date | None:
+        names = self.names
+        raw = self.data.get(names.get(name, name) if names else name)
+        if type(raw) is str and _ISO_DAY.fullmatch(raw):  # fast path: plain yyyy-mm-dd
+            try:  # the same rules as _parse_date: a real day, MIN_YEAR..MAX_YEAR
+                day = date.fromisoformat(raw)
+            except ValueError:
+                day = None
+            if day is not None and MIN_YEAR <= day.year <= MAX_YEAR:
+                return day
+            self.ctx.add(self.p(name), "impossible date", "str")
+            return None
         raw = self.raw(name)
         if raw is None:
             if required:
@@ -354,6 +370,16 @@ class Node:
     def number(
         self, name: str, *, required: bool | str = False, negative: str = "negative number"
     ) -> Decimal | None:
+        names = self.names
+        raw = self.data.get(names.get(name, name) if names else name)
+        if type(raw) is str:  # fast path: plain digits, as the general rules below would read them
+            text = raw.strip()
+            if _PLAIN_NUMBER.fullmatch(text):
+                value = Decimal(text.replace(",", "."))
+                if value >= MAX_AMOUNT:
+                    self.ctx.add(self.p(name), "too large")
+                    return None
+                return value
         raw = self.raw(name)
         if raw is None:
             if required:
@@ -449,7 +475,7 @@ class Node:
             return None
         return self._sub(raw, key)
 
-    def _values(self, name: str) -> tuple[str, list[Any]]:
+    def elements(self, name: str) -> tuple[str, list[Any]]:
         """(key, elements) of a list (`liste*` element or JSON array); no elements when absent."""
         names = self.names
         key = names.get(name, name) if names else name
@@ -460,22 +486,22 @@ class Node:
 
     def items(self, name: str, item: str) -> list[tuple[str, Any]]:
         """Elements of a list (`liste*` element or JSON array) with their paths."""
-        key, values = self._values(name)
-        return [(self._item_path(key, item, i), v) for i, v in enumerate(values)]
+        key, values = self.elements(name)
+        return [(self.item_path(key, item, i), v) for i, v in enumerate(values)]
 
     def child_items(self, name: str, item: str) -> list[Node]:
         out = []
-        key, values = self._values(name)
+        key, values = self.elements(name)
         for i, value in enumerate(values):
             if type(value) is dict or _is_mapping(value):
                 out.append(self._sub(value, (key, item, i)))
             else:
-                self.ctx.add(self._item_path(key, item, i), "not a structure", _type_name(value))
+                self.ctx.add(self.item_path(key, item, i), "not a structure", _type_name(value))
         return out
 
     def codes(self, name: str, item: str, enum: str, liste: str) -> list[str]:
         out: list[str] = []
-        key, elements = self._values(name)
+        key, elements = self.elements(name)
         if not elements:
             return out
         by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
@@ -487,7 +513,7 @@ class Node:
                     if symbol not in out:
                         out.append(symbol)
                     continue
-            path = self._item_path(key, item, i)
+            path = self.item_path(key, item, i)
             if value is None or (isinstance(value, str) and not value.strip()):
                 self.ctx.add(path, "missing")
                 continue
@@ -509,6 +535,15 @@ def _code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
     maps = {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
     _CODE_MAPS[enum] = maps
     return maps
+
+
+def known_code(raw: Any, enum: str) -> str | None:
+    """The symbol of a known code given as text (what lookup_code returns for it), else None."""
+    if type(raw) is not str:
+        return None
+    code = raw.strip()
+    by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
+    return by_code.get(code) or (code if code in symbols else None)
 
 
 def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:

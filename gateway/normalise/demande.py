@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
-from gateway.normalise.common import Node, lookup_code
+from gateway.normalise.common import Node, known_code, lookup_code
 
 __all__ = [
     "HEALTH_RESOURCES",
@@ -39,6 +39,7 @@ DALO_TYPOLOGIES = frozenset(
 )
 MP = "demandeLogement"  # path prefix of the mandatory rules
 LR = f"{MP}/logementRecherche"
+_COMMUNE = re.compile(r"\d{5}")
 
 
 def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
@@ -125,7 +126,9 @@ def _ressources(n: Node, person: dict[str, Any]) -> None:
             if montant is not None:
                 person["ressourcesSante"].append({"code": code.strip(), "montant": montant})
             continue
-        symbol = lookup_code(d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue")
+        symbol = known_code(code, "CodeRessourceRecue") or lookup_code(
+            d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue"
+        )
         if symbol is not None and montant is not None:
             person["ressourcesRecues"].append({"code": symbol, "montant": montant})
     for d in n.child_items("listeRessourceVersee", "detailRessource"):
@@ -209,25 +212,31 @@ def _handicap(n: Node) -> dict[str, Any]:
 
 
 def _motifs(n: Node, out: dict[str, Any]) -> None:
-    for path, element in n.items("listeMotifDemande", "motifDemande"):
+    key, elements = n.elements("listeMotifDemande")
+    for i, element in enumerate(elements):
         raw = element.get("code") if isinstance(element, Mapping) else element
         code = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
         if code == "06":
             out["violencesFamiliales"] = True
         elif code in ("07", "08"):
-            symbol = lookup_code(n.ctx, path, code, "MotifSante", "ListeMotifDemande")
+            symbol = known_code(code, "MotifSante") or lookup_code(
+                n.ctx, n.item_path(key, "motifDemande", i), code, "MotifSante", "ListeMotifDemande"
+            )
             if symbol and symbol not in out["motifsSante"]:
                 out["motifsSante"].append(symbol)
         elif code is None:
-            n.ctx.add(path, "missing")
+            n.ctx.add(n.item_path(key, "motifDemande", i), "missing")
         else:
-            symbol = lookup_code(n.ctx, path, code, "MotifDemande", "ListeMotifDemande")
+            symbol = known_code(code, "MotifDemande") or lookup_code(
+                n.ctx, n.item_path(key, "motifDemande", i), code, "MotifDemande", "ListeMotifDemande"
+            )
             if symbol and symbol not in out["motifs"]:
                 out["motifs"].append(symbol)
     # a set, in code-list order: the same application gives the same record whatever the source order
     for field, enum in (("motifs", "MotifDemande"), ("motifsSante", "MotifSante")):
-        order = load_schemas().enum_symbols(enum)
-        out[field].sort(key=order.index)
+        if len(out[field]) > 1:  # (0 or 1 symbol: already in order)
+            order = load_schemas().enum_symbols(enum)
+            out[field].sort(key=order.index)
 
 
 def map_radiation(n: Node) -> dict[str, Any] | None:
@@ -359,20 +368,23 @@ def _logement_recherche(n: Node) -> dict[str, Any]:
         n.ctx.add(n.p("logementRecherche/listeLocalisationSouhaite"), "missing: at least one commune")
         return {"demandeElargie": False, "typesLogement": [], "communes": []}
     types = lr.codes("listeTypeLogement", "typeLogement", "TypeLogement", "ListeTypeLogement")
-    if not lr.items("listeTypeLogement", "typeLogement"):
+    if not lr.elements("listeTypeLogement")[1]:
         lr.ctx.add(lr.p("listeTypeLogement"), "missing: at least one typeLogement")
     communes: list[str] = []
-    for path, value in lr.items("listeLocalisationSouhaite", "localisationSouhaite"):
+    key, elements = lr.elements("listeLocalisationSouhaite")
+    for i, value in enumerate(elements):
         commune = value.get("commune") if isinstance(value, Mapping) else value
         if isinstance(commune, Mapping):
             commune = commune.get("code")
         if commune is None or commune == "":
+            path = lr.item_path(key, "localisationSouhaite", i)
             lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "missing")
-        elif not (isinstance(commune, str) and re.fullmatch(r"\d{5}", commune.strip())):
+        elif not (isinstance(commune, str) and _COMMUNE.fullmatch(commune.strip())):
+            path = lr.item_path(key, "localisationSouhaite", i)
             lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "not a numeric INSEE code")
         elif commune.strip() not in communes:
             communes.append(commune.strip())
-    if not lr.items("listeLocalisationSouhaite", "localisationSouhaite"):
+    if not elements:
         lr.ctx.add(lr.p("listeLocalisationSouhaite"), "missing: at least one commune")
     return {
         "demandeElargie": bool(lr.boolean("demandeElargie", required=True)),
