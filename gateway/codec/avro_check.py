@@ -108,7 +108,7 @@ class _Checker:
                 return
             for i, (key, item) in enumerate(value.items()):  # keys may be personal: positions only
                 if not isinstance(key, str):
-                    out.append(Problem(f"{where}{{#{i}}}", "map key is not a string", _type_name(key)))
+                    out.append(Problem(where, "map key is not a string", _type_name(key)))
                 self.check(schema["values"], item, f"{where}{{#{i}}}", out)
         else:
             out.append(Problem(where, f"unknown type {kind}"))

@@ -90,13 +90,16 @@ def zigzag(n: int) -> bytes:
 def _decimal(v: Decimal, limit: int, scale: int, powers: tuple[int, ...]) -> bytes:
     """Length-prefixed two's complement of the unscaled value, as fastavro's prepare_bytes_decimal.
 
-    Plain notation only: ``str(v)`` then has exactly -exponent digits after the point (an exponent,
-    NaN or infinity make ``int`` raise ValueError: the caller goes the reference way)."""
+    Plain notation only: ``str(v)`` then has exactly -exponent digits after the point (exponent
+    notation, NaN or infinity: FastPathMiss, the caller goes the reference way)."""
     whole, _, frac = str(v).partition(".")
     places = len(frac)
     if places > scale:  # fastavro: exponent + scale < 0
         raise FastPathMiss
-    coef = int(whole + frac)
+    try:
+        coef = int(whole + frac)
+    except ValueError:  # exponent notation, NaN, infinity
+        raise FastPathMiss from None
     if not -limit < coef < limit:  # fastavro: more digits than the precision
         raise FastPathMiss
     unscaled = coef * powers[scale - places]
