@@ -90,7 +90,7 @@ def element_to_tree(el: etree._Element, depth: int = 0) -> Any:
     # lxml makes one proxy object per element; making them all at once in C (and keeping them
     # alive while converting) is cheaper than one at a time in the Python loops below
     alive = list(el.iter())  # noqa: F841
-    return _convert(el, _local(tag) if isinstance(tag, str) else "", depth)
+    return _convert(el, isinstance(tag, str) and _local(tag).startswith("liste"), depth)
 
 
 def _too_deep() -> RejectedMessage:
@@ -105,7 +105,18 @@ def _leaf(el: etree._Element) -> str:
     return text.strip() if text else ""
 
 
-def _convert(el: etree._Element, name: str, depth: int) -> Any:
+_TAGS: dict[str, tuple[str, bool]] = {}  # tag -> (local name, is a `liste*` name); bounded too
+
+
+def _tag_info(tag: str) -> tuple[str, bool]:
+    name = _local(tag)
+    info = (name, name.startswith("liste"))
+    if len(_TAGS) < _LOCALNAMES_MAX:
+        _TAGS[tag] = info
+    return info
+
+
+def _convert(el: etree._Element, liste: bool, depth: int) -> Any:
     # hot path of the sne-xml normaliser: local names are cached per tag, the `code` attribute is
     # read without building the attrib proxy, and leaf children (most elements) are converted inline
     # instead of by a recursive call. Comments, PIs and entities (tag not a str) are counted by
@@ -113,13 +124,17 @@ def _convert(el: etree._Element, name: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise _too_deep()
     depth += 1
-    names = _LOCALNAMES
-    if name[:5] == "liste":
+    tags = _TAGS
+    if liste:
         items: list[Any] = []
         for c in el:
             tag = c.tag
             if tag.__class__ is str:
-                items.append(_convert(c, names.get(tag) or _local(tag), depth))
+                try:
+                    child_liste = tags[tag][1]
+                except KeyError:
+                    child_liste = _tag_info(tag)[1]
+                items.append(_convert(c, child_liste, depth))
         return items
     if not len(el):
         return _leaf(el)
@@ -128,9 +143,12 @@ def _convert(el: etree._Element, name: str, depth: int) -> Any:
         tag = c.tag
         if tag.__class__ is not str:
             continue
-        key = names.get(tag) or _local(tag)
-        if len(c) or key[:5] == "liste" or depth > MAX_DEPTH:
-            value = _convert(c, key, depth)
+        try:
+            key, child_liste = tags[tag]
+        except KeyError:
+            key, child_liste = _tag_info(tag)
+        if child_liste or len(c) or depth > MAX_DEPTH:
+            value = _convert(c, child_liste, depth)
         else:
             value = c.get("code")
             if value is None:
@@ -140,7 +158,7 @@ def _convert(el: etree._Element, name: str, depth: int) -> Any:
             previous = out[key]
             if type(previous) is _Repeat:
                 previous.append(value)
-            elif key[:5] == "liste":
+            elif child_liste:
                 out[key] = previous + value
             else:
                 out[key] = _Repeat([previous, value])

@@ -127,8 +127,9 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _is_mapping(value: Any) -> bool:
-    # most values are plain dicts: skip the (slow) abstract-base-class check for them
-    return type(value) is dict or isinstance(value, Mapping)
+    # most values are plain dicts or strings: skip the (slow) abstract-base-class check for them
+    kind = type(value)
+    return kind is dict or (kind is not str and isinstance(value, Mapping))
 
 
 def _type_name(value: Any) -> str:

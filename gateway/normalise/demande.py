@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
-from gateway.normalise.common import Node, known_code, lookup_code
+from gateway.normalise.common import Node, _is_mapping, known_code, lookup_code
 
 __all__ = [
     "HEALTH_RESOURCES",
@@ -214,7 +214,7 @@ def _handicap(n: Node) -> dict[str, Any]:
 def _motifs(n: Node, out: dict[str, Any]) -> None:
     key, elements = n.elements("listeMotifDemande")
     for i, element in enumerate(elements):
-        raw = element.get("code") if isinstance(element, Mapping) else element
+        raw = element.get("code") if _is_mapping(element) else element
         code = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
         if code == "06":
             out["violencesFamiliales"] = True
@@ -373,7 +373,7 @@ def _logement_recherche(n: Node) -> dict[str, Any]:
     communes: list[str] = []
     key, elements = lr.elements("listeLocalisationSouhaite")
     for i, value in enumerate(elements):
-        commune = value.get("commune") if isinstance(value, Mapping) else value
+        commune = value.get("commune") if _is_mapping(value) else value
         if isinstance(commune, Mapping):
             commune = commune.get("code")
         if commune is None or commune == "":

@@ -52,6 +52,7 @@ def test_many_distinct_tags_do_not_grow_the_name_cache_without_bound() -> None:
     tree = element_to_tree(parse_xml(b"<a>" + body + b"</a>"))
     assert len(tree) == xml._LOCALNAMES_MAX + 100
     assert len(xml._LOCALNAMES) <= xml._LOCALNAMES_MAX
+    assert len(getattr(xml, "_TAGS", ())) <= xml._LOCALNAMES_MAX
 
 
 def test_entity_references_are_refused_by_parse_xml() -> None:
