@@ -13,14 +13,26 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
+from gateway.normalise.values import (
+    CODE_MAPS,
+    MAX_YEAR,
+    MIN_YEAR,
+    PARIS,
+    code_map,
+    known_code,
+    lookup_code,
+    midnight,
+    parse_date,
+    parse_timestamp,
+    shown_code,
+    to_millis,
+    type_name,
+)
 
 __all__ = [
     "EVENT_NAMESPACE",
@@ -35,23 +47,19 @@ __all__ = [
     "midnight",
     "provenance",
     "short_digest",
+    "shown_code",
     "to_millis",
     "unique",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_TEXT = 500  # characters in one free-text field
 MAX_AMOUNT = Decimal("1000000000")  # euros; fits decimal(12, 2)
 CENT = Decimal("0.01")
 EVENT_NAMESPACE = uuid.UUID("6f1e0c2a-7d0b-5c1e-9a43-2b8f0e5d6a11")  # gp-gateway decisions
-_EPOCH = date(1970, 1, 1)
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
-_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
 # fast paths (ASCII digits only; anything else takes the general rules)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _PLAIN_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
-MIN_YEAR, MAX_YEAR = 1880, 2200
 
 
 def unique(problems: Iterable[Problem]) -> list[Problem]:
@@ -72,16 +80,6 @@ def short_digest(data: bytes) -> str:
 def event_id(source: str, *parts: object) -> str:
     """Deterministic decision id: the same source event always yields the same id (idempotency)."""
     return str(uuid.uuid5(EVENT_NAMESPACE, "|".join([source, *(str(p) for p in parts)])))
-
-
-def midnight(day: date) -> datetime:
-    """Start of a French calendar day, in UTC."""
-    return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
-
-
-def to_millis(value: datetime) -> datetime:
-    """Avro timestamp-millis precision, so a record equals its decoded copy."""
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def provenance(
@@ -130,73 +128,6 @@ def _is_mapping(value: Any) -> bool:
     # most values are plain dicts or strings: skip the (slow) abstract-base-class check for them
     kind = type(value)
     return kind is dict or (kind is not str and isinstance(value, Mapping))
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"  # also a repeated XML element
-    return type(value).__name__
-
-
-def _parse_date(raw: Any) -> date | str:
-    """A date from ISO text (xs:date, optional offset), dd/mm/yyyy text or Debezium days; else a reason."""
-    if isinstance(raw, bool):
-        return "not a date"
-    if isinstance(raw, int):  # io.debezium.time.Date: days since the epoch
-        if abs(raw) > 200_000:
-            return "impossible date"
-        return _EPOCH + timedelta(days=raw)
-    if not isinstance(raw, str):
-        return "not a date"
-    text = raw.strip()
-    if "T" in text:  # an xs:dateTime where a date is expected: keep the calendar day
-        text = text.split("T", 1)[0]
-    m = _DATE_RE.match(text)
-    if m:
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    else:
-        m = _FR_DATE_RE.match(text)
-        if not m:
-            return "not a date"
-        d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    if not MIN_YEAR <= y <= MAX_YEAR:
-        return "impossible date"
-    try:
-        return date(y, mo, d)
-    except ValueError:
-        return "impossible date"
-
-
-def _parse_timestamp(raw: Any) -> datetime | str:
-    """An aware UTC datetime from ISO text (naive = Europe/Paris) or epoch ms / µs (Debezium)."""
-    if isinstance(raw, bool):
-        return "not a date-time"
-    if isinstance(raw, int):
-        seconds = raw / 1_000_000 if abs(raw) > 10**14 else raw / 1000
-        try:
-            value = datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return "impossible date"
-        if not MIN_YEAR <= value.year <= MAX_YEAR:
-            return "impossible date"
-        return to_millis(value)
-    if not isinstance(raw, str):
-        return "not a date-time"
-    text = raw.strip()
-    if _DATE_RE.match(text) or _FR_DATE_RE.match(text):
-        day = _parse_date(text)
-        return midnight(day) if isinstance(day, date) else day
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return "impossible date" if re.match(r"^\d{4}-\d{2}-\d{2}T", text) else "not a date-time"
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        return "impossible date"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=PARIS)
-    return to_millis(value.astimezone(UTC))
 
 
 class Node:
@@ -298,7 +229,7 @@ class Node:
                 raw = None
         elif raw is not None:
             if isinstance(raw, bool) or not isinstance(raw, int | float):
-                self.ctx.add(self.p(name), "not a text value", _type_name(raw))
+                self.ctx.add(self.p(name), "not a text value", type_name(raw))
                 return None
             value = str(raw).strip()
         if raw is None:
@@ -323,7 +254,7 @@ class Node:
                 if required:
                     self._missing(name, required)
                 return None
-            by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
+            by_code, symbols = CODE_MAPS.get(enum) or code_map(enum)
             symbol = by_code.get(code) or (code if code in symbols else None)
             if symbol is not None:
                 return symbol
@@ -337,7 +268,7 @@ class Node:
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
         if type(raw) is str and _ISO_DAY.fullmatch(raw):  # fast path: plain yyyy-mm-dd
-            try:  # the same rules as _parse_date: a real day, MIN_YEAR..MAX_YEAR
+            try:  # the same rules as parse_date: a real day, MIN_YEAR..MAX_YEAR
                 day = date.fromisoformat(raw)
             except ValueError:
                 day = None
@@ -350,9 +281,9 @@ class Node:
             if required:
                 self._missing(name, required)
             return None
-        value = _parse_date(raw)
+        value = parse_date(raw)
         if isinstance(value, str):
-            self.ctx.add(self.p(name), value, _type_name(raw))
+            self.ctx.add(self.p(name), value, type_name(raw))
             return None
         return value
 
@@ -362,9 +293,9 @@ class Node:
             if required:
                 self._missing(name, required)
             return None
-        value = _parse_timestamp(raw)
+        value = parse_timestamp(raw)
         if isinstance(value, str):
-            self.ctx.add(self.p(name), value, _type_name(raw))
+            self.ctx.add(self.p(name), value, type_name(raw))
             return None
         return value
 
@@ -387,16 +318,16 @@ class Node:
                 self._missing(name, required)
             return None
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            self.ctx.add(self.p(name), "not a number", type_name(raw))
             return None
         text = str(raw).strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
         if not isinstance(raw, float) and not _NUMBER_RE.match(text):
-            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            self.ctx.add(self.p(name), "not a number", type_name(raw))
             return None
         try:
             value = Decimal(text.replace(",", "."))
         except InvalidOperation:
-            self.ctx.add(self.p(name), "not a number", _type_name(raw))
+            self.ctx.add(self.p(name), "not a number", type_name(raw))
             return None
         if not value.is_finite():
             self.ctx.add(self.p(name), "not a number", "non-finite")
@@ -434,7 +365,7 @@ class Node:
         except ValueError:
             value = None
         if value is None:
-            self.ctx.add(self.p(name), "not an integer", _type_name(raw))
+            self.ctx.add(self.p(name), "not an integer", type_name(raw))
             return None
         if value < minimum:
             self.ctx.add(self.p(name), "negative number" if value < 0 else f"must be at least {minimum}")
@@ -457,7 +388,7 @@ class Node:
             return True
         if text in ("false", "0", "non", "n", "faux"):
             return False
-        self.ctx.add(self.p(name), "not a boolean (true/false)", _type_name(raw))
+        self.ctx.add(self.p(name), "not a boolean (true/false)", type_name(raw))
         return None
 
     # -- structure ------------------------------------------------------------------------------
@@ -472,7 +403,7 @@ class Node:
                 self._missing(name, required)
             return None
         if not _is_mapping(raw):
-            self.ctx.add(self.p(name), "not a structure", _type_name(raw))
+            self.ctx.add(self.p(name), "not a structure", type_name(raw))
             return None
         return self._sub(raw, key)
 
@@ -497,7 +428,7 @@ class Node:
             if type(value) is dict or _is_mapping(value):
                 out.append(self._sub(value, (key, item, i)))
             else:
-                self.ctx.add(self.item_path(key, item, i), "not a structure", _type_name(value))
+                self.ctx.add(self.item_path(key, item, i), "not a structure", type_name(value))
         return out
 
     def codes(self, name: str, item: str, enum: str, liste: str) -> list[str]:
@@ -505,7 +436,7 @@ class Node:
         key, elements = self.elements(name)
         if not elements:
             return out
-        by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
+        by_code, symbols = CODE_MAPS.get(enum) or code_map(enum)
         for i, element in enumerate(elements):
             value = element.get("code") if _is_mapping(element) else element  # JSON {"code": "T2"}
             if type(value) is str:  # fast path: a known code
@@ -526,50 +457,3 @@ class Node:
 
 _new_node = object.__new__
 _PATTERNS: dict[str, re.Pattern[str]] = {}
-_CODE_MAPS: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
-
-
-@cache
-def _code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
-    """SNE code -> symbol, and the symbols, of an enum of the canonical schemas (built once)."""
-    symbol_to_code = load_schemas().sne_codes(enum)
-    maps = {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
-    _CODE_MAPS[enum] = maps
-    return maps
-
-
-def known_code(raw: Any, enum: str) -> str | None:
-    """The symbol of a known code given as text (what lookup_code returns for it), else None."""
-    if type(raw) is not str:
-        return None
-    code = raw.strip()
-    by_code, symbols = _CODE_MAPS.get(enum) or _code_map(enum)
-    return by_code.get(code) or (code if code in symbols else None)
-
-
-def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | None:
-    if type(raw) is str:
-        code = raw.strip()
-    elif isinstance(raw, bool) or not isinstance(raw, str | int):
-        ctx.add(path, f"not a code of {liste}", _type_name(raw))
-        return None
-    else:
-        code = str(raw).strip()
-    by_code, symbols = _code_map(enum)
-    symbol = by_code.get(code) or (code if code in symbols else None)
-    if symbol is None:
-        shown = shown_code(code)
-        ctx.add(path, f"unknown code {shown} for {liste}", shown)
-    return symbol
-
-
-_CODE_LIKE = re.compile(r"[A-Z0-9_]{1,4}|[A-Z0-9_]*[0-9_][A-Z0-9_]*")
-
-
-def shown_code(value: str) -> str:
-    """How an unknown code may appear in a problem: quoted when it looks like a code (short, or with a
-    digit or underscore, upper case), else only its length, since a shifted column can put a name,
-    an amount or free text where a code was expected and problems end up in logs and DLQ headers."""
-    if len(value) <= 12 and _CODE_LIKE.fullmatch(value):
-        return f"'{value}'"
-    return f"({len(value)} characters, not shown)"
