@@ -87,24 +87,30 @@ def zigzag(n: int) -> bytes:
     return b
 
 
-def _decimal(v: Decimal, limit: int, scale: int, powers: tuple[int, ...]) -> bytes:
-    """Length-prefixed two's complement of the unscaled value, as fastavro's prepare_bytes_decimal.
+def _decimal(o: bytearray, v: Decimal, limit: int, scale: int, powers: tuple[int, ...]) -> None:
+    """Append the length-prefixed two's complement of the unscaled value (fastavro's
+    prepare_bytes_decimal, then bytes).
 
     Plain notation only: ``str(v)`` then has exactly -exponent digits after the point (exponent
     notation, NaN or infinity: FastPathMiss, the caller goes the reference way)."""
-    whole, _, frac = str(v).partition(".")
-    places = len(frac)
+    text = str(v)
+    point = text.find(".")
+    places = 0 if point < 0 else len(text) - point - 1
     if places > scale:  # fastavro: exponent + scale < 0
         raise FastPathMiss
     try:
-        coef = int(whole + frac)
+        coef = int(text.replace(".", "", 1) if places else text)
     except ValueError:  # exponent notation, NaN, infinity
         raise FastPathMiss from None
     if not -limit < coef < limit:  # fastavro: more digits than the precision
         raise FastPathMiss
     unscaled = coef * powers[scale - places]
-    body = unscaled.to_bytes((unscaled.bit_length() + 8) >> 3, "big", signed=True)
-    return _SMALL[len(body) + 64] + body if len(body) < 64 else zigzag(len(body)) + body
+    size = (unscaled.bit_length() + 8) >> 3
+    if size < 64:
+        o.append(size << 1)
+    else:
+        o += zigzag(size)
+    o += unscaled.to_bytes(size, "big", signed=True)
 
 
 def _time_millis(v: time) -> int:
@@ -209,8 +215,10 @@ class _Compiler:
         elif kind in ("int", "long"):
             lo, hi = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
             out += [
-                f"{ind}if type({v}) is not int or not {lo} <= {v} <= {hi}: raise _Miss",
-                f"{ind}o += _zz({v})",
+                f"{ind}if type({v}) is not int: raise _Miss",
+                f"{ind}if 0 <= {v} < 64: o.append({v} << 1)",
+                f"{ind}elif {lo} <= {v} <= {hi}: o += _zz({v})",
+                f"{ind}else: raise _Miss",
             ]
         elif kind in ("float", "double"):
             pack = "_pf" if kind == "float" else "_pd"  # struct raises where C would overflow: reference way
@@ -244,7 +252,7 @@ class _Compiler:
             powers = self.const(tuple(10**i for i in range(scale + 1)))
             out += [
                 f"{ind}if type({v}) is not _Decimal: raise _Miss",
-                f"{ind}o += _dec({v}, {limit}, {scale}, {powers})",
+                f"{ind}_dec(o, {v}, {limit}, {scale}, {powers})",
             ]
         elif key == "int-date":
             out += [
