@@ -127,7 +127,7 @@ def _convert(el: etree._Element, liste: bool, depth: int) -> Any:
     tags = _TAGS
     if liste:
         items: list[Any] = []
-        for c in el:
+        for c in el[:]:  # type: ignore[index]  # (a slice is made in C: cheaper than iterating)
             tag = c.tag
             if tag.__class__ is str:
                 try:
@@ -139,7 +139,7 @@ def _convert(el: etree._Element, liste: bool, depth: int) -> Any:
     if not len(el):
         return _leaf(el)
     out: dict[str, Any] = {}
-    for c in el:
+    for c in el[:]:  # type: ignore[index]
         tag = c.tag
         if tag.__class__ is not str:
             continue
