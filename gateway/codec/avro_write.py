@@ -73,18 +73,29 @@ def _zigzag_uncached(n: int) -> bytes:
 
 
 _SMALL = [_zigzag_uncached(n) for n in range(-64, 64)]
-_CACHE = {n: _zigzag_uncached(n) for n in range(-64, 1024)}  # + what recurs: days, years, lengths
-_CACHE_MAX = 1 << 16
+_BYTE = [bytes((i,)) for i in range(256)]
+_LOW7 = [bytes((i | 0x80,)) for i in range(128)]  # a low 7-bit group with its continuation bit
+_LOW14 = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14)]  # two such groups
 
 
 def zigzag(n: int) -> bytes:
-    """Avro int/long: zig-zag then variable-length (n: an int within the long range)."""
-    b = _CACHE.get(n)
-    if b is None:
-        b = _zigzag_uncached(n)
-        if len(_CACHE) < _CACHE_MAX:
-            _CACHE[n] = b
-    return b
+    """Avro int/long: zig-zag then variable-length (n: an int within the long range).
+
+    Tables of byte groups, not a cache of values seen (those are dates of birth, amounts...)."""
+    if -64 <= n < 64:
+        return _SMALL[n + 64]
+    z = (n << 1) ^ (n >> 63)
+    if z < 0x4000:  # two bytes: lengths, years, small amounts
+        return _LOW7[z & 0x7F] + _BYTE[z >> 7]
+    if z < 0x200000:  # three bytes: dates (days since 1970 within ±2870 years)
+        return _LOW14[z & 0x3FFF] + _BYTE[z >> 14]
+    out = b""  # timestamps: 14 bits at a time
+    while z >= 0x4000:
+        out += _LOW14[z & 0x3FFF]
+        z >>= 14
+    if z >= 0x80:
+        return out + _LOW7[z & 0x7F] + _BYTE[z >> 7]
+    return out + _BYTE[z]
 
 
 def _decimal(o: bytearray, v: Decimal, limit: int, scale: int, powers: tuple[int, ...]) -> None:
@@ -165,12 +176,7 @@ class _Compiler:
             elif kind in ("record", "error"):
                 out.append(f"{ind}{self.record_fn(schema)}({v}, o)")
             elif kind == "enum":
-                table: dict[str, bytes] = {}
-                for i, symbol in enumerate(schema["symbols"]):
-                    table.setdefault(symbol, zigzag(i))
-                t = self.const(table)
-                x = self.fresh("_x")
-                out += [f"{ind}{x} = {t}.get({v})", f"{ind}if {x} is None: raise _Miss", f"{ind}o += {x}"]
+                self.emit_enum(schema, b"", v, out, ind)
             elif kind == "fixed":
                 size = int(schema["size"])
                 out += [
@@ -178,21 +184,25 @@ class _Compiler:
                     f"{ind}o += {v}",
                 ]
             elif kind == "array":
-                item = self.fresh("_v")
+                item, n = self.fresh("_v"), self.fresh("_n")
                 out += [
                     f"{ind}if type({v}) is not list: raise _Miss",
-                    f"{ind}if {v}:",
-                    f"{ind}    o += _zz(len({v}))",
+                    f"{ind}{n} = len({v})",
+                    f"{ind}if {n}:",
+                    f"{ind}    if {n} < 64: o.append({n} << 1)",
+                    f"{ind}    else: o += _zz({n})",
                     f"{ind}    for {item} in {v}:",
                 ]
                 self.emit(schema["items"], item, out, ind + "        ")
                 out.append(f"{ind}o.append(0)")
             elif kind == "map":
-                key_var, item = self.fresh("_m"), self.fresh("_v")
+                key_var, item, n = self.fresh("_m"), self.fresh("_v"), self.fresh("_n")
                 out += [
                     f"{ind}if type({v}) is not dict: raise _Miss",
-                    f"{ind}if {v}:",
-                    f"{ind}    o += _zz(len({v}))",
+                    f"{ind}{n} = len({v})",
+                    f"{ind}if {n}:",
+                    f"{ind}    if {n} < 64: o.append({n} << 1)",
+                    f"{ind}    else: o += _zz({n})",
                     f"{ind}    for {key_var}, {item} in {v}.items():",
                 ]
                 self.emit_primitive("string", key_var, out, ind + "        ")
@@ -202,6 +212,15 @@ class _Compiler:
                 raise Unsupported(f"type {kind}")
         else:
             raise Unsupported("schema of an unexpected shape")
+
+    def emit_enum(self, schema: dict[str, Any], prefix: bytes, v: str, out: list[str], ind: str) -> None:
+        """The symbol's index (after `prefix`, a union branch index) looked up in one table."""
+        table: dict[str, bytes] = {}
+        for i, symbol in enumerate(schema["symbols"]):
+            table.setdefault(symbol, prefix + zigzag(i))
+        t = self.const(table)
+        x = self.fresh("_x")
+        out += [f"{ind}{x} = {t}.get({v})", f"{ind}if {x} is None: raise _Miss", f"{ind}o += {x}"]
 
     def emit_primitive(self, kind: str, v: str, out: list[str], ind: str) -> None:
         if kind == "null":
@@ -299,11 +318,12 @@ class _Compiler:
         other = schema[1 - null_index]
         if isinstance(self.resolve(other), list) or other == "null":
             raise Unsupported("nested union")
-        out += [
-            f"{ind}if {v} is None: o.append({null_index * 2})",
-            f"{ind}else:",
-            f"{ind}    o.append({(1 - null_index) * 2})",
-        ]
+        out += [f"{ind}if {v} is None: o.append({null_index * 2})", f"{ind}else:"]
+        resolved = self.resolve(other)
+        if isinstance(resolved, dict) and resolved.get("type") == "enum":
+            self.emit_enum(resolved, zigzag(1 - null_index), v, out, ind + "    ")
+            return
+        out.append(f"{ind}    o.append({(1 - null_index) * 2})")
         self.emit(other, v, out, ind + "    ")
 
     def record_fn(self, schema: dict[str, Any]) -> str:
@@ -317,7 +337,7 @@ class _Compiler:
         for field in schema["fields"]:
             ftype = field["type"]
             if "default" in field:
-                default = self.const(field["default"])
+                default = "None" if field["default"] is None else self.const(field["default"])
             elif isinstance(ftype, list) and "null" in ftype:
                 default = "None"  # fastavro writes null for a missing optional field
             else:
