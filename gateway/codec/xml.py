@@ -87,9 +87,6 @@ def element_to_tree(el: etree._Element, depth: int = 0) -> Any:
     Comments, processing instructions and entities are not children (only elements are).
     """
     tag = el.tag
-    # lxml makes one proxy object per element; making them all at once in C (and keeping them
-    # alive while converting) is cheaper than one at a time in the Python loops below
-    alive = list(el.iter())  # noqa: F841
     return _convert(el, isinstance(tag, str) and _local(tag).startswith("liste"), depth)
 
 
