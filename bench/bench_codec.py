@@ -89,7 +89,7 @@ def _sample_records() -> list[tuple[str, dict[str, Any]]]:
 def _report(title: str, codec: AvroCodec, record: dict[str, Any], number: int, rounds: int) -> None:
     size = len(codec.encode(record, validate=False))
     assert codec.encode_checked(record) == codec.encode(record, validate=False)  # a sanity guard, not a test
-    print(f"\n{title} ({size} bytes of Avro body), µs per record: best [median]")
+    print(f"\n{title} ({size} bytes of Avro body), CPU µs per record: best [median]")
     results = {}
     for label, fn in _rows(codec, record):
         fn()  # warm-up (compiles the fast writer once)

@@ -4,6 +4,11 @@ Framing on Kafka (documented in the README):
 - Avro single-object encoding (default): ``C3 01`` + 8-byte little-endian CRC-64-AVRO fingerprint of
   the writer schema's parsing canonical form + the Avro binary body.
 - Confluent wire format when a schema registry is configured: ``00`` + 4-byte big-endian schema id.
+
+Encoding: `AvroCodec.encode` validates with fastavro then writes with it. `encode_checked` (and
+`encode_framed_checked`) give the same bytes and refuse the same records ~3x cheaper: the schema is
+compiled once into a writer that checks as it writes (avro_write), fastavro deciding whatever that
+writer does not take; refusals name field paths (avro_check).
 """
 
 from __future__ import annotations

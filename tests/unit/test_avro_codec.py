@@ -84,3 +84,14 @@ def test_sne_codes_map_both_ways() -> None:
 
 def test_to_jsonable() -> None:
     assert to_jsonable({"a": [date(2026, 1, 2), Decimal("1.50")]}) == {"a": ["2026-01-02", "1.50"]}
+
+
+def test_encode_checked_gives_encodes_bytes_and_names_the_path_of_what_does_not_fit() -> None:
+    codec = load_schemas().codec("Demande")
+    rec = _minimal_demande()
+    assert codec.encode_checked(rec) == codec.encode(rec)
+    assert codec.encode_framed_checked(rec) == codec.encode_framed(rec)
+    rec["logementRecherche"]["demandeElargie"] = "oui"
+    with pytest.raises(RejectedMessage) as info:
+        codec.encode_checked(rec)
+    assert [(p.path, p.value) for p in info.value.problems] == [("logementRecherche.demandeElargie", "str")]
