@@ -131,7 +131,14 @@ def _convert(el: etree._Element, liste: bool, depth: int) -> Any:
                     child_liste = tags[tag][1]
                 except KeyError:
                     child_liste = _tag_info(tag)[1]
-                items.append(_convert(c, child_liste, depth))
+                if child_liste or len(c) or depth > MAX_DEPTH:
+                    items.append(_convert(c, child_liste, depth))
+                else:
+                    value = c.get("code")
+                    if value is None:
+                        text = c.text
+                        value = text.strip() if text else ""
+                    items.append(value)
         return items
     if not len(el):
         return _leaf(el)
