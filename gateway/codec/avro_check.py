@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from fastavro._logical_writers import LOGICAL_WRITERS
+from fastavro.logical_writers import LOGICAL_WRITERS
 
 from gateway.codec.avro_write import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, PRIMITIVES
 from gateway.errors import Problem

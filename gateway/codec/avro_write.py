@@ -28,7 +28,20 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-__all__ = ["FastPathMiss", "Unsupported", "Writer", "compile_writer", "zigzag"]
+from fastavro.logical_writers import LOGICAL_WRITERS
+
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "LONG_MAX",
+    "LONG_MIN",
+    "PRIMITIVES",
+    "FastPathMiss",
+    "Unsupported",
+    "Writer",
+    "compile_writer",
+    "zigzag",
+]
 
 Writer = Callable[[Any], bytes]
 
@@ -37,21 +50,9 @@ LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAYS_SHIFT = date(1970, 1, 1).toordinal()
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-# logical types fastavro converts before writing ("<type>-<logicalType>"); others are ignored by it
-FASTAVRO_LOGICAL = frozenset(
-    {
-        "long-timestamp-millis",
-        "long-local-timestamp-millis",
-        "long-timestamp-micros",
-        "long-local-timestamp-micros",
-        "int-date",
-        "bytes-decimal",
-        "fixed-decimal",
-        "string-uuid",
-        "int-time-millis",
-        "long-time-micros",
-    }
-)
+# logical types fastavro converts before writing ("<type>-<logicalType>"; it ignores the others):
+# one of them that emit_logical does not know makes the schema Unsupported
+FASTAVRO_LOGICAL = frozenset(LOGICAL_WRITERS)
 
 
 class Unsupported(Exception):
