@@ -1,13 +1,15 @@
 """Ingest benchmark on a real Kafka broker (prints figures; asserts nothing).
 
-1. baselines: raw consume -> produce with aiokafka (faust's client), same message sizes, same topic
-   layout: records/s between the first and last output record. The plain baseline (the issue's
-   measure: idempotent producer, offsets committed after each fetched batch) and a transactional one
-   (the same loop with each fetched batch's outputs and offsets in one Kafka transaction, read
-   committed: the client-side cost of the exactly-once guarantee the flow runs with);
-2. the ingest flow (a `gateway run --flows ingest` worker) on the same inputs, for each processing
-   guarantee: records/s the same way, and the ratio flow / plain baseline (goal >= 0.5); exactly-once
-   rows also print the ratio to the transactional baseline, labelled as such;
+1. baselines: raw consume -> produce with kafka-python (the ingest runner's client), same message
+   sizes, same topic layout, same client settings: records/s between the first and last output
+   record. The plain baseline (the issue's measure: idempotent producer, offsets committed after
+   each polled batch), a transactional one (each polled batch's outputs and offsets in one Kafka
+   transaction: the client-side cost of exactly-once), and aiokafka's plain loop for reference
+   (faust's client, used by the route flow);
+2. the ingest flow (a `gateway run --flows ingest` worker) on the same inputs: exactly-once and
+   at-least-once in one worker, exactly-once with one normalising process (GATEWAY_INGEST_PROCESSES=1),
+   and two workers; records/s the same way and the ratio to the plain baseline (goal >= 0.5);
+   exactly-once rows also print the ratio to the transactional baseline, labelled as such;
 3. end-to-end latency at a fixed offered load: input produced at a fixed rate while the worker runs;
    latency = time a read_committed consumer receives the canonical record - time the input was sent.
 
@@ -22,8 +24,6 @@ import asyncio
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +38,7 @@ from gateway.settings import GatewaySettings
 from gateway.testing.kafka import start_worker, stop_worker, worker_env
 from gateway.topics import canonical_topic, raw_topic
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 PARTITIONS = 3
@@ -134,12 +135,57 @@ async def passthrough_transactional(bootstrap: str, src: str, dst: str, n: int) 
         await consumer.stop()
 
 
-def bench_baseline(bootstrap: str, payload: bytes, n: int, *, transactional: bool = False) -> float:
+def passthrough_kafka_python(bootstrap: str, src: str, dst: str, n: int, *, transactional: bool) -> None:
+    """The ingest runner's loop without its core: kafka-python consumer -> producer, same settings
+    (read_committed, idempotent acks=all producer, 500 records per poll); transactional: each polled
+    batch's outputs and offsets in one transaction (KIP-447 group metadata), else flush + commit."""
+    group = f"bench-kp-{uuid.uuid4().hex[:6]}"
+    consumer = KafkaConsumer(
+        src, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+        enable_auto_commit=False, isolation_level="read_committed", max_poll_records=500,
+    )  # fmt: skip
+    options: dict[str, Any] = {"transactional_id": group} if transactional else {}
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        batch_size=256 * 1024, **options,
+    )  # fmt: skip
+    if transactional:
+        producer.init_transactions()
+    done = 0
+    try:
+        while done < n:
+            batch = consumer.poll(timeout_ms=200, max_records=500)
+            if not batch:
+                continue
+            if transactional:
+                producer.begin_transaction()
+            for records in batch.values():
+                for r in records:
+                    producer.send(dst, r.value, key=r.key, headers=list(r.headers))
+                    done += 1
+            offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items() if rs}
+            if transactional:
+                producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+                producer.commit_transaction()
+            else:
+                producer.flush()
+                consumer.commit(offsets)
+    finally:
+        producer.close()
+        consumer.close()
+
+
+def bench_baseline(
+    bootstrap: str, payload: bytes, n: int, *, client: str, transactional: bool = False
+) -> float:
     src, dst = f"bench.base.in.{uuid.uuid4().hex[:6]}", f"bench.base.out.{uuid.uuid4().hex[:6]}"
     ensure_topics(bootstrap, [TopicSpec(src, PARTITIONS, 1), TopicSpec(dst, PARTITIONS, 1)])
     produce_n(bootstrap, src, payload, n)
-    loop = passthrough_transactional if transactional else passthrough
-    asyncio.run(loop(bootstrap, src, dst, n))
+    if client == "kafka-python":
+        passthrough_kafka_python(bootstrap, src, dst, n, transactional=transactional)
+    else:
+        loop = passthrough_transactional if transactional else passthrough
+        asyncio.run(loop(bootstrap, src, dst, n))
     return output_rate(bootstrap, dst, n)
 
 
@@ -158,39 +204,6 @@ def _flow_setup(bootstrap: str, tmp: Path, guarantee: str) -> tuple[str, dict[st
     return prefix, env
 
 
-def runtime_worker() -> None:
-    """A worker of the gateway runtime (create_app, publish, outbox) whose agent only copies the raw
-    record to the canonical topic, taking events in batches as the ingest agent does: the runtime's
-    cost without the normaliser's."""
-    from faust.worker import Worker  # noqa: PLC0415
-    from gateway.flows.app import create_app, publish, publishing_for  # noqa: PLC0415
-    from gateway.flows.ingest import BATCH, BATCH_WITHIN  # noqa: PLC0415
-
-    settings = GatewaySettings()
-    app = create_app(settings, [])
-    source = app.topic(raw_topic("sne-xml", settings.topic_prefix), key_type=bytes, value_type=bytes)
-    out = canonical_topic("demande", settings.topic_prefix)
-
-    async def copy(stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
-            for event in events:
-                with publishing_for(event):
-                    await publish(app, out, event.message.key, event.message.value)
-
-    app.agent(source, name="bench.copy")(copy)
-    Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
-    Worker(
-        app, loglevel="warning", quiet=True, redirect_stdouts=False, override_logging=False
-    ).execute_from_commandline()
-
-
-def _start_runtime_worker(env: dict[str, str], log: Path) -> Any:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, __file__, "--runtime-worker"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
 def bench_flow(
     bootstrap: str,
     payload: bytes,
@@ -199,13 +212,19 @@ def bench_flow(
     guarantee: str,
     tmp: Path,
     workers: int = 1,
-    copy_only: bool = False,
+    processes: int = 0,
 ) -> float:
     prefix, env = _flow_setup(bootstrap, tmp, guarantee)
     procs = []
     for i in range(workers):  # same group: the partitions are shared between the workers
-        wenv, log = {**env, "GATEWAY_WEB_PORT": str(free_port())}, tmp / f"w{i}.log"
-        procs.append(_start_runtime_worker(wenv, log) if copy_only else start_worker(wenv, log_path=str(log)))
+        wenv = {
+            **env,
+            "GATEWAY_WEB_PORT": str(free_port()),
+            "GATEWAY_INSTANCE_ID": f"bench-{i}",
+            "GATEWAY_INGEST_PROCESSES": str(processes),
+        }
+        log = tmp / f"w{i}.log"
+        procs.append(start_worker(wenv, log_path=str(log)))
     try:
         # start the clock only once every worker holds its partitions: wait for a warm-up record
         produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, 1)
@@ -306,11 +325,7 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="offered load for the latency run (records/s)"
     )
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--runtime-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.runtime_worker:
-        runtime_worker()
-        return
     payload = SAMPLE.read_bytes()
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-"))
     broker = None
@@ -326,14 +341,14 @@ def main() -> None:
             f"broker {bootstrap}; {args.records} records of {len(payload)} bytes SNE XML, {PARTITIONS} parts"
         )
         print(f"pure ingest_record, no Kafka (CPU ceiling) : {pure_rate(payload):8.0f} records/s")
-        base = bench_baseline(bootstrap, payload, args.records)
-        plain = "baseline aiokafka consume->produce"
-        print(f"{plain:38}: {base:8.0f} records/s   (plain: the issue's baseline)")
-        base_tx = bench_baseline(bootstrap, payload, args.records, transactional=True)
+        base = bench_baseline(bootstrap, payload, args.records, client="kafka-python")
         print(
-            f"{'baseline aiokafka, transactional':38}: {base_tx:8.0f} records/s"
-            f"   (exactly-once: batch outputs + offsets per transaction)"
+            f"{'baseline kafka-python consume->produce':40}: {base:8.0f} records/s   (the issue's baseline)"
         )
+        base_tx = bench_baseline(bootstrap, payload, args.records, client="kafka-python", transactional=True)
+        print(f"{'baseline kafka-python, transactional':40}: {base_tx:8.0f} records/s")
+        aio = bench_baseline(bootstrap, payload, args.records, client="aiokafka")
+        print(f"{'aiokafka consume->produce (faust client)':40}: {aio:8.0f} records/s   (reference)")
 
         def ratios(rate: float, guarantee: str) -> str:
             out = f"ratio {rate / base:.2f}"
@@ -341,14 +356,19 @@ def main() -> None:
                 out += f"   (to transactional baseline {rate / base_tx:.2f})"
             return out
 
-        for guarantee in ("exactly_once", "at_least_once"):
-            rate = bench_flow(bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, copy_only=True)
-            label = f"runtime, copy agent ({guarantee})"
-            print(f"{label:38}: {rate:8.0f} records/s   {ratios(rate, guarantee)}")
-        for guarantee, workers in (("exactly_once", 1), ("at_least_once", 1), ("exactly_once", 2)):
-            rate = bench_flow(bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers)
-            label = f"ingest flow ({guarantee}, {workers} worker{'s' if workers > 1 else ''})"
-            print(f"{label:38}: {rate:8.0f} records/s   {ratios(rate, guarantee)}")
+        runs = (
+            ("exactly_once", 1, 0),
+            ("at_least_once", 1, 0),
+            ("exactly_once", 1, 1),
+            ("exactly_once", 2, 0),
+        )
+        for guarantee, workers, processes in runs:
+            rate = bench_flow(
+                bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers,
+                processes=processes,
+            )  # fmt: skip
+            label = f"ingest ({guarantee}, {workers}w, {processes}p)"
+            print(f"{label:40}: {rate:8.0f} records/s   {ratios(rate, guarantee)}")
         for guarantee in ("exactly_once", "at_least_once"):
             lat = bench_latency(
                 bootstrap, payload, rate=args.rate, seconds=args.seconds, guarantee=guarantee, tmp=tmp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,15 @@ class GatewaySettings(BaseSettings):
     kafka_version: str = Field("3.9.1", description="Apache Kafka version fetched from Maven Central.")
     web_port: int = Field(6066, description="Port of /health, /metrics and /status.")
     web_host: str = Field("127.0.0.1", description="Bind address of the web server.")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="This worker among the running workers of one app_id: stable across restarts, unique"
+        " among running workers (e.g. the pod name). Names its transactional id. Default: host name.",
+    )
+    ingest_processes: int = Field(
+        0, ge=0, le=64, description="Processes normalising ingest batches (0: the worker's own thread)."
+    )
     partitions: int = Field(6, ge=1, description="Partitions of the topics the gateway creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of the topics it creates.")
     log_level: str = Field("INFO", description="Log level.")

@@ -23,6 +23,7 @@ __all__ = [
     "canonical_topic",
     "dlq_topic",
     "feedback_topic",
+    "ingest_group",
     "raw_topic",
 ]
 
@@ -58,3 +59,8 @@ def audit_topic(prefix: str = "gp") -> str:
 
 def feedback_topic(organisation: str, prefix: str = "gp") -> str:
     return f"{prefix}.feedback.{_safe(organisation)}"
+
+
+def ingest_group(app_id: str) -> str:
+    """Consumer group of the ingest loop on the raw topics (the faust flows use `app_id` itself)."""
+    return f"{app_id}.ingest"

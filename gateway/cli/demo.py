@@ -33,7 +33,7 @@ from gateway.broker.local import free_port
 from gateway.errors import GatewayError
 from gateway.policy.demo import route_report_topics, step_route
 from gateway.settings import GatewaySettings
-from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
+from gateway.topics import FORMATS, canonical_topic, dlq_topic, ingest_group, raw_topic
 
 __all__ = ["FLOWS", "REPORT_TOPICS", "STEPS", "TOPIC_LABELS", "DemoContext", "DemoStep", "demo"]
 
@@ -85,7 +85,9 @@ def step_topics(ctx: DemoContext) -> None:
     from gateway.flows.app import create_app, flow_topics  # noqa: PLC0415
 
     app = create_app(ctx.settings, ctx.flows)
-    ctx.consumed = sorted({t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())})
+    consumed = {t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())}
+    runner = getattr(app, "gp_ingest_runner", None)  # the ingest loop is not a faust agent
+    ctx.consumed = sorted(consumed | set(runner.formats if runner is not None else ()))
     created = ensure_topics(ctx.bootstrap, flow_topics(app))
     ctx.say(f"{len(created)} topics created (prefix {ctx.settings.topic_prefix!r})")
 
@@ -162,24 +164,33 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
     reader = KafkaConsumer(
         bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
     )
-    # a consumer of the worker's group that never subscribes: it only reads the committed offsets
-    group = KafkaConsumer(
-        bootstrap_servers=ctx.bootstrap, group_id=ctx.settings.app_id, enable_auto_commit=False
-    )
+    # consumers of the worker's groups that never subscribe: they only read the committed offsets
+    # (the ingest loop has its own group for the raw topics, the faust flows the app's)
+    raw = {raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS}
+    groups = {
+        name: KafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=name, enable_auto_commit=False)
+        for name in (ctx.settings.app_id, ingest_group(ctx.settings.app_id))
+    }
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        by_group: dict[str, list[Any]] = {}
+        for t in topics:
+            name = ingest_group(ctx.settings.app_id) if t in raw else ctx.settings.app_id
+            by_group.setdefault(name, []).extend(
+                TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())
+            )
         deadline = time.monotonic() + timeout_s
         while True:
             if ctx.worker is not None and ctx.worker.poll() is not None:
                 raise GatewayError(f"the gateway worker exited ({ctx.worker.returncode}); see its log")
-            left = _left(consumer, reader, group, tps)
+            left = sum(_left(consumer, reader, groups[name], tps) for name, tps in by_group.items())
             if left == 0:
                 break
             if time.monotonic() > deadline:
                 raise GatewayError(f"the worker still has {left} records to process after {timeout_s:.0f}s")
             time.sleep(0.5)
     finally:
-        group.close()
+        for group in groups.values():
+            group.close()
         reader.close()
         consumer.close()
     ctx.say(f"every input processed and committed ({len(topics)} topics read by the worker)")

@@ -7,16 +7,16 @@ unique, with CloudEvents binary headers and the schema fingerprint. Every reject
 coordinates (topic, partition, offset, part index) and ce_time from the input's timestamp, so a
 record re-processed after a crash is an exact duplicate that consumers can drop by ce_id.
 
-The agent takes events in batches (`stream.take_events`: up to BATCH events, or what arrived within
-BATCH_WITHIN seconds) to spend less of faust's per-event overhead; faust acks a batch's events only
-once the batch is processed, and each event's outputs are published under `publishing_for(event)`,
-so with exactly-once they are still committed in the transaction of their own input's offset.
+`ingest_record` is the pure core; the loop that feeds it (consumer group `<app_id>.ingest`, one Kafka
+transaction per polled batch with exactly-once) is `gateway.flows.ingest_runner`, run in a thread of
+the worker by `register`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,19 +24,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import mode
 
 from gateway.codec.avro import AvroCodec, SchemaSet
 from gateway.errors import ConfigError, Problem
 from gateway.flows.admin import ingest_topics
-from gateway.flows.app import FlowContext, publish, publishing_for
+from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
-from gateway.topics import FORMATS, canonical_topic, raw_topic
+from gateway.topics import FORMATS, canonical_topic, ingest_group, raw_topic
 
 __all__ = [
-    "BATCH",
-    "BATCH_WITHIN",
     "CE_NAMESPACE",
     "IngestResult",
     "Output",
@@ -51,8 +50,6 @@ STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
 CE_NAMESPACE = uuid.UUID("7d0b1a6e-3f0c-5d8e-9a57-6f7c2b1e4a10")
 _KIND = {DEMANDE: "demande", DECISION: "decision"}
-BATCH = 200  # events per batch at most
-BATCH_WITHIN = 0.02  # seconds a partial batch waits for more events (adds at most this latency)
 
 
 Convert = Callable[[Any], Any]
@@ -214,78 +211,56 @@ def ingest_record(
 
 
 def register(app: faust.App, ctx: FlowContext) -> None:
-    """Declare the ingest topics and the agent reading every raw topic."""
+    """Declare the ingest topics and run the ingest runner (gateway.flows.ingest_runner) in a thread
+    of the worker, started and stopped with the faust app."""
     settings = ctx.settings
     if settings.schema_registry_url:
         raise ConfigError(
             "GATEWAY_SCHEMA_REGISTRY_URL is set but the Confluent wire format (registry registration) "
             "is not implemented yet: unset it to use Avro single-object framing"
         )
+    from gateway.flows.ingest_runner import IngestRunner  # noqa: PLC0415 - avoids an import cycle
+
     prefix = settings.topic_prefix
-    formats = {raw_topic(fmt, prefix): fmt for fmt in FORMATS}
     ctx.topics.extend(ingest_topics(settings))
-    source = app.topic(*formats, key_type=bytes, value_type=bytes)
-    metrics = ctx.metrics
+    group = ingest_group(settings.app_id)
+    runner = IngestRunner(
+        bootstrap=settings.bootstrap_servers,
+        formats={raw_topic(fmt, prefix): fmt for fmt in FORMATS},
+        group_id=group,
+        prefix=prefix,
+        metrics=ctx.metrics,
+        exactly_once=settings.processing_guarantee == "exactly_once",
+        transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
+        processes=settings.ingest_processes,
+    )
+    ctx.metrics.add_lag_source(runner.lag, group)
+    app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests
 
-    processing = metrics.processing.labels(flow=FLOW)
-    labelled: dict[str, tuple[Any, Any]] = {}  # format -> (records_in, dead_lettered) children
-    out_labelled: dict[tuple[str, str], Any] = {}
+    @app.service
+    class IngestService(mode.Service):
+        """Runs the ingest loop in a thread; a fatal error of the loop stops the worker."""
 
-    def counters(fmt: str) -> tuple[Any, Any]:
-        found = labelled.get(fmt)
-        if found is None:
-            found = labelled[fmt] = (
-                metrics.records_in.labels(flow=FLOW, source=fmt),
-                metrics.dead_lettered.labels(flow=FLOW, source=fmt),
-            )
-        return found
+        def __post_init__(self) -> None:
+            self._stop = threading.Event()
+            self._thread: threading.Thread | None = None
 
-    async def handle(event: faust.EventT[Any]) -> None:
-        started = time.perf_counter()
-        message = event.message
-        fmt = formats.get(message.topic, "unknown")
-        records_in, dead_lettered = counters(fmt)
-        records_in.inc()
-        result = ingest_record(
-            fmt,
-            message.value,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-            schemas=ctx.schemas,
-            dead_letters=ctx.dead_letters,
-            prefix=prefix,
-        )
-        for out in result.records:
-            await publish(app, out.topic, out.key, out.value, out.headers)
-            counter = out_labelled.get((fmt, out.topic))
-            if counter is None:
-                counter = out_labelled[(fmt, out.topic)] = metrics.records_out.labels(
-                    flow=FLOW, source=fmt, topic=out.topic
-                )
-            counter.inc()
-        for letter in result.dead:
-            await ctx.dead_letters.send(letter)
-            dead_lettered.inc()
-        if result.dead:
-            _log.info(
-                "ingest: %d part(s) of %s@%s/%s dead-lettered",
-                len(result.dead),
-                message.topic,
-                message.partition,
-                message.offset,
-            )
-        processing.observe(time.perf_counter() - started)
+        async def on_start(self) -> None:
+            loop = asyncio.get_running_loop()
 
-    async def process(stream: faust.StreamT[Any]) -> None:
-        # faust acks the events of a batch after the loop body: none is committed before its outputs
-        # are in the outbox (exactly-once) or handed to the producer (at-least-once)
-        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]  # on Stream, not StreamT
-        async for events in batches:
-            for event in events:
-                with publishing_for(event):
-                    await handle(event)
+            def main() -> None:
+                try:
+                    runner.run(self._stop)
+                except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
+                    _log.error("ingest runner stopped: %s", exc)
+                    asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
 
-    app.agent(source, name="gp.ingest")(process)
+            self._thread = threading.Thread(target=main, name="gp-ingest", daemon=True)
+            self._thread.start()
+
+        async def on_stop(self) -> None:
+            self._stop.set()
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join, 60)
+
+    _ = IngestService

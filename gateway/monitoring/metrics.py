@@ -27,6 +27,7 @@ class _LagCollector(Collector):
     def __init__(self, group: str, source: LagSource | None) -> None:
         self.group = group
         self.source = source
+        self.others: list[tuple[str, LagSource]] = []  # other consumer groups of the process
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
@@ -34,13 +35,14 @@ class _LagCollector(Collector):
             "Consumer lag per partition (records not yet committed), as kafka_exporter names it.",
             labels=["consumergroup", "topic", "partition"],
         )
-        if self.source is not None:
+        sources = [(self.group, self.source)] if self.source is not None else []
+        for group, source in [*sources, *self.others]:
             try:
-                lags = dict(self.source())
+                lags = dict(source())
             except Exception:  # noqa: BLE001 - a scrape must not fail because the consumer is rebalancing
                 lags = {}
             for (topic, partition), lag in sorted(lags.items()):
-                family.add_metric([self.group, topic, str(partition)], float(max(lag, 0)))
+                family.add_metric([group, topic, str(partition)], float(max(lag, 0)))
         yield family
 
 
@@ -78,6 +80,10 @@ class Metrics:
         self._lag.source = source
         if consumer_group:
             self._lag.group = consumer_group
+
+    def add_lag_source(self, source: LagSource, consumer_group: str) -> None:
+        """The lag of another consumer group of this process (e.g. the ingest runner's)."""
+        self._lag.others.append((consumer_group, source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

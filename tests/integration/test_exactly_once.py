@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from gateway.broker.local import free_port
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.ingest import CE_NAMESPACE
@@ -20,9 +21,13 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-
 N = 600
 
 
-def test_sigkill_mid_stream_then_restart_gives_exactly_n(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 1], ids=["in-thread", "process-pool"])
+def test_sigkill_mid_stream_then_restart_gives_exactly_n(
+    kafka_bootstrap: str, tmp_path: Path, processes: int
+) -> None:
     prefix = f"eos{uuid.uuid4().hex[:8]}"
     env = worker_env(kafka_bootstrap, prefix=prefix, state_dir=str(tmp_path), web_port=free_port())
+    env["GATEWAY_INGEST_PROCESSES"] = str(processes)
     settings = GatewaySettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=3, state_dir=tmp_path
     )

@@ -3,6 +3,7 @@ keys and headers; malformed samples dead-lettered with their original bytes; /he
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 import uuid
@@ -116,6 +117,7 @@ def test_malformed_samples_are_dead_lettered_with_original_bytes(running: Runnin
 
 
 def test_health_and_metrics(running: Running) -> None:
+    running.all(canonical_topic("demande", running.prefix), 1)  # something went through (-k runs it alone)
     base = f"http://127.0.0.1:{running.web_port}"
     with urllib.request.urlopen(base + "/health", timeout=10) as r:  # noqa: S310 - loopback
         assert r.status == 204
@@ -125,4 +127,7 @@ def test_health_and_metrics(running: Running) -> None:
     assert "gp_records_out_total" in text
     assert "gp_records_dead_lettered_total" in text
     assert "gp_processing_seconds_bucket" in text
-    assert f'kafka_consumergroup_lag{{consumergroup="{running.prefix}-app"' in text
+    # the ingest loop's own consumer group, per raw partition it holds
+    group, topic = re.escape(f"{running.prefix}-app.ingest"), re.escape(f"{running.prefix}.raw.")
+    lag = rf'kafka_consumergroup_lag{{consumergroup="{group}",partition="\d+",topic="{topic}'
+    assert re.search(lag, text), "no lag of the ingest consumer group"

@@ -64,6 +64,19 @@ def test_metrics_render_prometheus_text_with_kafka_exporter_lag() -> None:
     assert 'kafka_consumergroup_lag{consumergroup="grp",partition="1",topic="gp.raw.sne-xml"} 0.0' in text
 
 
+def test_lag_of_several_consumer_groups_of_one_process() -> None:
+    m = Metrics(consumer_group="app")
+    m.set_lag_source(lambda: {("gp.canonical.demande", 0): 2})
+    m.add_lag_source(lambda: {("gp.raw.sne-xml", 1): 5}, "app.ingest")
+    text = m.render().decode()
+    assert (
+        'kafka_consumergroup_lag{consumergroup="app",partition="0",topic="gp.canonical.demande"} 2.0' in text
+    )
+    assert (
+        'kafka_consumergroup_lag{consumergroup="app.ingest",partition="1",topic="gp.raw.sne-xml"} 5.0' in text
+    )
+
+
 def test_a_failing_lag_source_does_not_break_a_scrape() -> None:
     m = Metrics()
 
@@ -75,14 +88,21 @@ def test_a_failing_lag_source_does_not_break_a_scrape() -> None:
 
 
 def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) -> None:
-    app = create_app(GatewaySettings(topic_prefix="u", state_dir=tmp_path), ["ingest"])
-    assert "gp.ingest" in {a.name for a in app.agents.values()}
+    settings = GatewaySettings(topic_prefix="u", app_id="a", instance_id="i-1", state_dir=tmp_path)
+    app = create_app(settings, ["ingest"])
+    runner = app.gp_ingest_runner  # type: ignore[attr-defined]  # the ingest loop, run as an app service
+    assert runner.group_id == "a.ingest"
+    assert runner.transactional_id == "a.ingest.i-1"
+    assert set(runner.formats) == {f"u.raw.{fmt}" for fmt in FORMATS}
+    assert runner.exactly_once
+    assert len(app._extra_services) == 1  # the thread is started and stopped with the app
     names = {s.name for s in flow_topics(app)}
     assert "u.canonical.demande" in names
     assert "u.raw.sne-xml.dlq" in names
     assert app.conf.processing_guarantee.value == "exactly_once"
     alo = create_app(GatewaySettings(state_dir=tmp_path, processing_guarantee="at_least_once"), ["ingest"])
     assert alo.conf.processing_guarantee.value == "at_least_once"
+    assert not alo.gp_ingest_runner.exactly_once  # type: ignore[attr-defined]
 
 
 def test_create_app_refuses_unknown_flows_and_unimplemented_registry(tmp_path: Path) -> None:

@@ -1,0 +1,427 @@
+"""The ingest runner: raw topics -> `ingest_record` -> canonical topics and dead letters.
+
+A plain consume-transform-produce loop on kafka-python (the stack's plain client), run in a thread
+of the gateway worker, instead of a faust agent: measured in bench/bench_ingest.py, faust's agent
+machinery alone (an agent that only copies records) reached about half of the raw client's rate,
+which left no room for the normaliser; this loop costs about what the raw client costs.
+
+Delivery guarantee:
+- exactly_once: one transactional producer per worker (transactional.id
+  `<app_id>.ingest.<instance_id>`, stable across restarts so a restarted worker aborts its
+  predecessor's open transaction at once); each polled batch's outputs, dead letters and input
+  offsets are committed in one Kafka transaction, with the consumer's group metadata (KIP-447: the
+  broker refuses the offsets of a worker that lost its partitions in a rebalance). Downstream
+  consumers read with isolation_level=read_committed.
+- at_least_once: idempotent producer; a batch's offsets are committed once every output of it was
+  acknowledged. A crash may re-deliver a batch; outputs carry a deterministic `ce_id`.
+Either way, a failed batch (broker lost, rebalance during the batch) is aborted and re-read from its
+first offset after a backoff (1 s, 2 s ... 30 s, one log line per try); the loop never exits for a
+broker outage. Another worker with the same transactional.id (fenced) stops the runner with a
+message naming GATEWAY_INSTANCE_ID.
+
+CPU: normalising is pure Python and holds the GIL. With `processes` = N > 0 (GATEWAY_INGEST_PROCESSES)
+each polled batch is cut into contiguous chunks: N spawned processes normalise all but the first,
+which the loop's thread normalises meanwhile, and each chunk's outputs are sent as soon as it is
+done, in input order (so N = 1 already uses two cores). 0 normalises in the loop's thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.codec.avro import load_schemas
+from gateway.errors import FatalError, Problem
+from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.flows.egress import BROKER_BACKOFF, broker_lost
+from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, ingest_record
+from gateway.monitoring.metrics import Metrics
+
+__all__ = ["IngestRunner", "RawRecord", "normalise_chunk"]
+
+log = logging.getLogger(__name__)
+
+MIN_CHUNK = 16  # records per task at least (amortises the inter-process round trip)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """What the pure core needs of a consumed record (picklable, for worker processes)."""
+
+    fmt: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
+
+
+_DEAD_LETTERS = DeadLetters()  # build() only: pure, no producer
+
+
+def normalise_chunk(records: Sequence[RawRecord], prefix: str) -> list[IngestResult]:
+    """The pure core over a chunk (runs in the loop's thread or in a worker process)."""
+    schemas = load_schemas()
+    return [
+        ingest_record(
+            r.fmt,
+            r.value,
+            source_topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            timestamp_ms=r.timestamp_ms,
+            schemas=schemas,
+            dead_letters=_DEAD_LETTERS,
+            prefix=prefix,
+        )
+        for r in records
+    ]
+
+
+def _warm_up(parent: int) -> None:
+    """Initializer of a normalising process: load once, and exit when the worker is gone (a SIGKILLed
+    worker cannot shut its pool down)."""
+    load_schemas()
+    from gateway.normalise import normalise  # noqa: F401, PLC0415 - import the normalisers once
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gp-parent-watch", daemon=True).start()
+
+
+class IngestRunner:
+    """Consumer group `group_id` on the raw topics (`formats`: topic -> format name)."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        formats: Mapping[str, str],
+        group_id: str,
+        prefix: str,
+        metrics: Metrics,
+        exactly_once: bool = True,
+        transactional_id: str | None = None,
+        processes: int = 0,
+        max_records: int = 500,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.formats = dict(formats)
+        self.group_id = group_id
+        self.prefix = prefix
+        self.metrics = metrics
+        self.exactly_once = exactly_once
+        self.transactional_id = transactional_id or f"{group_id}.tx"
+        self.processes = processes
+        self.max_records = max_records
+        self.client_options = dict(client_options or {})
+        self.processed = 0
+        self.broker_failures = 0
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._pool: Executor | None = None
+        self._committed: dict[tuple[str, int], int] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._processing = metrics.processing.labels(flow=FLOW)
+
+    # -- clients -------------------------------------------------------------------------------
+    def _open_consumer(self) -> None:
+        from kafka import KafkaConsumer  # noqa: PLC0415 - only the running worker needs a client
+
+        self._consumer = KafkaConsumer(
+            *self.formats,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.max_records,
+            **self.client_options,
+        )
+
+    def _open_producer(self) -> None:
+        from kafka import KafkaProducer  # noqa: PLC0415
+
+        options: dict[str, Any] = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 5,
+            "batch_size": 256 * 1024,
+            **self.client_options,
+        }
+        if self.exactly_once:
+            options["transactional_id"] = self.transactional_id
+            options["transaction_timeout_ms"] = 60_000
+        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, **options)
+        if self.exactly_once:
+            self._producer.init_transactions()
+
+    def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=5)
+            except Exception:
+                log.debug("ingest: producer close failed", exc_info=True)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed per assigned partition (for kafka_consumergroup_lag). Called from
+        the web server's thread: reads the consumer's cached state only (no request to the broker)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for tp in list(consumer.assignment()):
+            high = consumer.highwater(tp)
+            done = self._committed.get((tp.topic, tp.partition))
+            if high is not None and done is not None:
+                out[(tp.topic, tp.partition)] = int(high) - int(done)
+        return out
+
+    # -- one batch ----------------------------------------------------------------------------
+    def _raw(self, polled: Mapping[Any, Sequence[Any]]) -> list[RawRecord]:
+        return [
+            RawRecord(
+                self.formats.get(m.topic, "unknown"),
+                m.topic,
+                m.partition,
+                m.offset,
+                m.key,
+                m.value,
+                m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
+            )
+            for records in polled.values()
+            for m in records
+        ]
+
+    def _normalise(self, records: list[RawRecord]) -> Iterator[tuple[list[RawRecord], list[IngestResult]]]:
+        """(records, results) chunk by chunk, in input order. With a pool, the batch is cut into
+        contiguous chunks: the pool's processes take all but the first, which this thread normalises
+        meanwhile (so `processes` = 1 already normalises on two cores)."""
+        pool = self._pool
+        if pool is None or len(records) < 2 * MIN_CHUNK:
+            yield records, normalise_chunk(records, self.prefix)
+            return
+        workers = self.processes + 1
+        size = max(MIN_CHUNK, -(-len(records) // (workers * 2)))  # ~2 chunks per worker: balance
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        futures = [pool.submit(normalise_chunk, chunk, self.prefix) for chunk in chunks[1:]]
+        try:
+            yield chunks[0], normalise_chunk(chunks[0], self.prefix)
+            for chunk, future in zip(chunks[1:], futures, strict=True):
+                yield chunk, future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _count(self, records: list[RawRecord], results: list[IngestResult], elapsed: float) -> None:
+        m = self.metrics
+        per_record = elapsed / max(1, len(records))
+        for record, result in zip(records, results, strict=True):
+            self._counter(m.records_in, record.fmt, "").inc()
+            for out in result.records:
+                self._counter(m.records_out, record.fmt, out.topic).inc()
+            if result.dead:
+                self._counter(m.dead_lettered, record.fmt, "").inc(len(result.dead))
+            self._processing.observe(per_record)
+
+    def _counter(self, family: Any, fmt: str, topic: str) -> Any:
+        key = (f"{id(family)}/{fmt}", topic)
+        child = self._counters.get(key)
+        if child is None:
+            labels = {"flow": FLOW, "source": fmt}
+            if topic:
+                labels["topic"] = topic
+            child = self._counters[key] = family.labels(**labels)
+        return child
+
+    def process_batch(self, polled: Mapping[Any, Sequence[Any]]) -> int:
+        """Normalise a polled batch, publish its outputs and commit its offsets (one transaction
+        with exactly-once). Raises on any Kafka error, the batch then being neither committed nor
+        half-visible to read_committed consumers."""
+        from kafka.structs import OffsetAndMetadata  # noqa: PLC0415
+
+        records = self._raw(polled)
+        if not records:
+            return 0
+        for tp, batch in polled.items():  # lag is known from the first record read of a partition
+            if batch:
+                self._committed.setdefault((tp.topic, tp.partition), batch[0].offset)
+        started = time.perf_counter()
+        producer = self._producer
+        if self.exactly_once:
+            producer.begin_transaction()
+        futures: list[Any] = []
+        done: list[tuple[list[RawRecord], list[IngestResult]]] = []
+        dead_logged = 0
+        for chunk, results in self._normalise(records):  # sends overlap the next chunks' normalising
+            done.append((chunk, results))
+            for record, result in zip(chunk, results, strict=True):
+                outputs: list[Output | DeadLetter] = [*result.records, *result.dead]
+                futures.extend(_send(producer, out, record) for out in outputs)
+                if result.dead and dead_logged < 20:  # coordinates only, never the payload
+                    dead_logged += 1
+                    log.info(
+                        "ingest: %d part(s) of %s@%s/%s dead-lettered",
+                        len(result.dead),
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                    )
+        offsets = {
+            tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items() if batch
+        }
+        if self.exactly_once:
+            producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
+            producer.commit_transaction()
+        else:
+            producer.flush()
+            for future in futures:
+                future.get(timeout=60)
+            self._consumer.commit(offsets)
+        for tp, offset in offsets.items():
+            self._committed[(tp.topic, tp.partition)] = offset.offset
+        elapsed = time.perf_counter() - started
+        for chunk, results in done:
+            self._count(chunk, results, elapsed * len(chunk) / len(records))
+        self.processed += len(records)
+        return len(records)
+
+    def _rewind(self, polled: Mapping[Any, Sequence[Any]]) -> None:
+        """Back to the first offset of a batch that was not committed: it is polled again."""
+        assigned = set(self._consumer.assignment()) if self._consumer is not None else set()
+        for tp, batch in polled.items():
+            if batch and tp in assigned:
+                try:
+                    self._consumer.seek(tp, batch[0].offset)
+                except Exception:
+                    log.debug("ingest: cannot rewind %s", tp, exc_info=True)
+
+    def _abort(self) -> None:
+        if not self.exactly_once or self._producer is None:
+            return
+        try:
+            self._producer.abort_transaction()
+        except Exception:
+            log.debug("ingest: abort failed, producer replaced", exc_info=True)
+            self._close_producer()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Until `stop` is set. Broker outages are waited for; a fenced producer is fatal."""
+        from kafka.errors import ProducerFencedError  # noqa: PLC0415
+
+        failures = 0
+        try:
+            while not stop.is_set():
+                polled: Mapping[Any, Sequence[Any]] = {}
+                try:
+                    if self.processes > 0 and self._pool is None:
+                        self._pool = _new_pool(self.processes)
+                    if self._consumer is None:
+                        self._open_consumer()
+                    if self._producer is None:
+                        self._open_producer()
+                        if on_ready is not None:
+                            on_ready()
+                            on_ready = None
+                    polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
+                    self.process_batch(polled)
+                    failures = 0
+                except ProducerFencedError as exc:
+                    raise FatalError(
+                        f"ingest: transactional id {self.transactional_id!r} is used by another worker;"
+                        " give each worker of one app its own GATEWAY_INSTANCE_ID"
+                    ) from exc
+                except BrokenProcessPool:  # a normalising process died (OOM killer...): new pool
+                    log.warning("ingest: a normalising process died; batch re-read with a new pool")
+                    self._abort()
+                    self._rewind(polled)
+                    self._shutdown_pool()
+                except Exception as exc:
+                    if not _retriable(exc):
+                        raise
+                    failures += 1
+                    self.broker_failures += 1
+                    self._abort()
+                    self._rewind(polled)
+                    delay = BROKER_BACKOFF.delay(failures)
+                    log.warning(
+                        "ingest: batch not committed (%s); retrying in %.0fs", type(exc).__name__, delay
+                    )
+                    stop.wait(delay)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._close_producer()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close()
+            except Exception:
+                log.debug("ingest: consumer close failed", exc_info=True)
+        self._shutdown_pool()
+
+    def _shutdown_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _new_pool(processes: int) -> ProcessPoolExecutor:
+    """Spawned (not forked) processes: the worker has threads (kafka clients, faust) a fork would copy
+    mid-lock."""
+    return ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_warm_up,
+        initargs=(os.getpid(),),
+    )
+
+
+def _send(producer: Any, out: Output | DeadLetter, source: RawRecord) -> Any:
+    """producer.send; a record over the producer's size limit becomes a dead letter instead (the
+    canonical record of an input, or the original bytes of a dead letter, can exceed max.request.size):
+    the dead letter then names the input's coordinates and omits the value, which stays in the raw topic."""
+    from kafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+
+    try:
+        return producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+    except MessageSizeTooLargeError:
+        where = f"{source.topic}@{source.partition}/{source.offset}"
+        log.warning("ingest: an output of %s is too large for the producer", where)
+        letter = _DEAD_LETTERS.build(
+            source_topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            key=source.key,
+            original=b"",
+            problems=[Problem("$", f"output for {out.topic} too large; the input stays at {where}")],
+            message="output too large",
+            stage=STAGE,
+        )
+        return producer.send(letter.topic, letter.value, key=letter.key, headers=list(letter.headers))
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Broker away, rebalance during the batch, transaction aborted by the coordinator: re-read."""
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    if broker_lost(exc):
+        return True
+    return isinstance(exc, KafkaError)  # any other client error: abort, re-read the batch, back off
