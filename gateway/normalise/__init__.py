@@ -58,8 +58,14 @@ def _normaliser(fmt: str) -> Normaliser:
     return function
 
 
-def normalise(fmt: str, data: bytes, *, received_at: datetime | None = None) -> list[Outcome]:
-    """Normalise `data` of format `fmt` (one of FORMATS). Never raises except ConfigError for `fmt`."""
+def normalise(
+    fmt: str, data: bytes, *, received_at: datetime | None = None, check: bool = True
+) -> list[Outcome]:
+    """Normalise `data` of format `fmt` (one of FORMATS). Never raises except ConfigError for `fmt`.
+
+    check=False skips the safety net that validates each record against its schema: for a caller
+    that encodes with `AvroCodec.encode_checked`, which refuses exactly the same records (the ingest
+    flow), so the record is checked once, not twice."""
     normaliser = _normaliser(fmt)
     when = received_at or datetime.now(UTC)
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -74,7 +80,7 @@ def normalise(fmt: str, data: bytes, *, received_at: datetime | None = None) -> 
     except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes as an exception
         _log.warning("normaliser %s failed on an input: %s (internal error)", fmt, type(exc).__name__)
         return [Rejection((Problem("$", INTERNAL_ERROR, type(exc).__name__),), "$")]
-    return [_checked(o) for o in outcomes]
+    return [_checked(o) for o in outcomes] if check else outcomes
 
 
 def _checked(outcome: Outcome) -> Outcome:

@@ -363,7 +363,7 @@ class Router:
                 "sourceEventId": source_id,
                 "time": now,
             }
-            body = self._audit_codec.encode({"actor": "", **entry}, validate=False)
+            body = self._audit_codec.encode_checked({"actor": "", **entry})
             prefix = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
             heads = self._audit_heads
             out.append(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import AvroCodec, encode_single_object, load_schemas
+from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.errors import Problem, RejectedMessage
 from gateway.policy.derive import DERIVATIONS, Derivation
 from gateway.policy.fields import Node, schema_tree, short_name
@@ -138,7 +138,7 @@ class View:
     def encode(self, record: Mapping[str, Any], secret: bytes) -> bytes:
         """Project and encode as an Avro single-object frame of the view schema."""
         try:
-            return encode_single_object(self.codec, self.project(record, secret), validate=False)
+            return self.codec.encode_framed_checked(self.project(record, secret))
         except RejectedMessage:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.dlq import DeadLetters
 from gateway.flows.ingest import CE_NAMESPACE, IngestResult, ingest_record
-from gateway.model.deadletter import ERR
+from gateway.model.canonical import CanonicalRecord
+from gateway.model.deadletter import ERR, problems_from_headers
 from gateway.normalise import Rejection, normalise
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -101,3 +106,29 @@ def test_no_payload_value_in_dead_letter_headers() -> None:
     secret = b"<demande><nom>DUPONT-SECRET</nom>"
     [letter] = _run("sne-xml", secret).dead
     assert all(b"DUPONT-SECRET" not in v for _, v in letter.headers)
+
+
+def test_a_record_a_normaliser_got_wrong_is_dead_lettered_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ingest path skips normalise()'s schema check: the checked encoder is the safety net."""
+    from gateway.normalise import sne_xml  # noqa: PLC0415
+
+    real = sne_xml.normalise_sne_xml
+
+    def buggy(data: bytes, received_at: datetime) -> list[Any]:
+        outcomes = real(data, received_at)
+        record = copy.deepcopy(outcomes[0].record)
+        record["demandeur"]["civilite"] = "PAS-UN-SYMBOLE"  # a normaliser bug, not bad input
+        return [CanonicalRecord.of(outcomes[0].schema, record)]
+
+    monkeypatch.setattr(sne_xml, "normalise_sne_xml", buggy)
+    [checked] = normalise("sne-xml", SNE.read_bytes())
+    assert isinstance(checked, Rejection)  # the library call still checks
+    result = _run("sne-xml", SNE.read_bytes())
+    assert result.records == []
+    [letter] = result.dead
+    assert letter.value == SNE.read_bytes()
+    problems = problems_from_headers(letter.headers)
+    assert [p.path for p in problems] == ["demandeur.civilite"]
+    assert "PAS-UN-SYMBOLE" not in repr(letter.headers)
