@@ -314,6 +314,17 @@ def pure_rate(payload: bytes, n: int = 500) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _runs(spec: str) -> list[tuple[str, int, int]]:
+    """ "eos,alo,eos-2p,eos-2w" -> (guarantee, workers, processes) per run."""
+    out = []
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        mode, _, extra = item.partition("-")
+        guarantee = {"eos": "exactly_once", "alo": "at_least_once"}[mode]
+        n = int(extra[:-1]) if extra else 0
+        out.append((guarantee, n if extra.endswith("w") else 1, n if extra.endswith("p") else 0))
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
@@ -325,6 +336,12 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="offered load for the latency run (records/s)"
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--flows",
+        default="eos,alo,eos-1p,eos-2w",
+        help="ingest runs: eos / alo (1 worker), eos-Np (N normalising processes), eos-Nw (N workers)",
+    )
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     args = parser.parse_args()
     payload = SAMPLE.read_bytes()
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-"))
@@ -356,20 +373,14 @@ def main() -> None:
                 out += f"   (to transactional baseline {rate / base_tx:.2f})"
             return out
 
-        runs = (
-            ("exactly_once", 1, 0),
-            ("at_least_once", 1, 0),
-            ("exactly_once", 1, 1),
-            ("exactly_once", 2, 0),
-        )
-        for guarantee, workers, processes in runs:
+        for guarantee, workers, processes in _runs(args.flows):
             rate = bench_flow(
                 bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers,
                 processes=processes,
             )  # fmt: skip
             label = f"ingest ({guarantee}, {workers}w, {processes}p)"
             print(f"{label:40}: {rate:8.0f} records/s   {ratios(rate, guarantee)}")
-        for guarantee in ("exactly_once", "at_least_once"):
+        for guarantee in () if args.no_latency else ("exactly_once", "at_least_once"):
             lat = bench_latency(
                 bootstrap, payload, rate=args.rate, seconds=args.seconds, guarantee=guarantee, tmp=tmp
             )

@@ -103,8 +103,9 @@ def _decimal(o: bytearray, v: Decimal, limit: int, scale: int, powers: tuple[int
     """Append the length-prefixed two's complement of the unscaled value (fastavro's
     prepare_bytes_decimal, then bytes).
 
-    Plain notation only: ``str(v)`` then has exactly -exponent digits after the point (exponent
-    notation, NaN or infinity: FastPathMiss, the caller goes the reference way)."""
+    Plain notation (``str(v)`` has exactly -exponent digits after the point) is read from the
+    text; exponent notation (e.g. ``0E-2``, which is how fastavro decodes a zero amount) from
+    ``as_tuple()``; NaN or infinity: FastPathMiss, the caller goes the reference way."""
     text = str(v)
     point = text.find(".")
     places = 0 if point < 0 else len(text) - point - 1
@@ -113,7 +114,7 @@ def _decimal(o: bytearray, v: Decimal, limit: int, scale: int, powers: tuple[int
     try:
         coef = int(text.replace(".", "", 1) if places else text)
     except ValueError:  # exponent notation, NaN, infinity
-        raise FastPathMiss from None
+        coef, places = _exponent_form(v, scale)
     if not -limit < coef < limit:  # fastavro: more digits than the precision
         raise FastPathMiss
     unscaled = coef * powers[scale - places]
@@ -123,6 +124,21 @@ def _decimal(o: bytearray, v: Decimal, limit: int, scale: int, powers: tuple[int
     else:
         o += zigzag(size)
     o += unscaled.to_bytes(size, "big", signed=True)
+
+
+def _exponent_form(v: Decimal, scale: int) -> tuple[int, int]:
+    """(signed coefficient, places after the point) of a finite Decimal in exponent notation."""
+    if not v.is_finite():
+        raise FastPathMiss
+    sign, digits, exponent = v.as_tuple()
+    places = -int(exponent)
+    if places > scale:  # fastavro: exponent + scale < 0
+        raise FastPathMiss
+    coef = int("".join(map(str, digits)))
+    if places < 0:  # e.g. 1E+3: whole units
+        coef *= 10**-places
+        places = 0
+    return (-coef if sign else coef), places
 
 
 def _time_millis(v: time) -> int:

@@ -216,9 +216,11 @@ class IngestRunner:
         if pool is None or len(records) < 2 * MIN_CHUNK:
             yield records, normalise_chunk(records, self.prefix)
             return
-        workers = self.processes + 1
-        size = max(MIN_CHUNK, -(-len(records) // (workers * 2)))  # ~2 chunks per worker: balance
-        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        # the thread's share first (it also sends the outputs), then two chunks per process (balance)
+        own = max(MIN_CHUNK, len(records) // (self.processes + 1))
+        rest = records[own:]
+        size = max(MIN_CHUNK, -(-len(rest) // (2 * self.processes)))
+        chunks = [records[:own], *(rest[i : i + size] for i in range(0, len(rest), size))]
         futures = [pool.submit(normalise_chunk, chunk, self.prefix) for chunk in chunks[1:]]
         try:
             yield chunks[0], normalise_chunk(chunks[0], self.prefix)

@@ -25,9 +25,8 @@ __all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_le
 VIEW_NAMESPACE = "fr.gp.view"
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
-# Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record,
-# 2 = array of records, 3 = optional record (written as fastavro's (name, record) union tuple, so the
-# writer does not validate the record against each branch to choose one).
+# Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record (optional
+# or not: the checked writer picks a ["null", record] branch from the value), 2 = array of records.
 Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
@@ -92,19 +91,17 @@ def _build(
             inner = {"type": "record", "name": name, "fields": sub_fields}
         decl["type"] = _wrap(node, inner)
         fields.append(decl)
-        kind = 2 if node.array else 3 if node.optional else 1
+        kind = 2 if node.array else 1
         plan.append((node.name, kind, sub_plan, name))
     return fields, tuple(plan)
 
 
 def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, kind, sub, record_name in plan:
+    for name, kind, sub, _record_name in plan:
         value = record.get(name)
         if kind == 0 or value is None:
             out[name] = value
-        elif kind == 3:
-            out[name] = (record_name, _project(value, sub))
         elif kind == 1:
             out[name] = _project(value, sub)
         else:
