@@ -27,7 +27,8 @@ from typing import Any
 import fastavro
 from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.model.canonical import CanonicalRecord
-from gateway.normalise import FORMATS, normalise
+from gateway.normalise import normalise
+from gateway.testing.samples import canonical_samples
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEMANDE_SAMPLE = SAMPLES / "sne-xml" / "demande-cre-famille-rennes.xml"
@@ -76,16 +77,6 @@ def _rows(codec: AvroCodec, record: dict[str, Any]) -> list[tuple[str, Callable[
     return rows
 
 
-def _sample_records() -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for fmt in FORMATS:
-        for path in sorted((SAMPLES / fmt).glob("*")):
-            for outcome in normalise(fmt, path.read_bytes()):
-                if isinstance(outcome, CanonicalRecord):
-                    out.append((outcome.schema, outcome.record))
-    return out
-
-
 def _report(title: str, codec: AvroCodec, record: dict[str, Any], number: int, rounds: int) -> None:
     size = len(codec.encode(record, validate=False))
     assert codec.encode_checked(record) == codec.encode(record, validate=False)  # a sanity guard, not a test
@@ -110,7 +101,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     schemas = load_schemas()
-    records = _sample_records()
+    records = canonical_samples()
     demande = next(
         o.record for o in normalise("sne-xml", DEMANDE_SAMPLE.read_bytes()) if isinstance(o, CanonicalRecord)
     )

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from gateway.model.canonical import CanonicalRecord
-from gateway.normalise import FORMATS, normalise
+from gateway.testing.samples import canonical_samples
 
 __all__ = ["SAMPLES", "SYNTHETIC", "fastavro_accepts", "fastavro_bytes", "minimal_demande", "sample_records"]
 
@@ -30,14 +29,7 @@ def fastavro_accepts(parsed: Any, record: Any) -> bool:
         return False
 
 
-def sample_records() -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for fmt in FORMATS:
-        for path in sorted((SAMPLES / fmt).glob("*")):
-            for outcome in normalise(fmt, path.read_bytes()):
-                if isinstance(outcome, CanonicalRecord):
-                    out.append((outcome.schema, outcome.record))
-    return out
+sample_records = canonical_samples  # every canonical record of samples/
 
 
 def minimal_demande() -> dict[str, Any]:
