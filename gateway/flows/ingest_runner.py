@@ -49,6 +49,8 @@ __all__ = ["IngestRunner", "RawRecord", "normalise_chunk"]
 
 log = logging.getLogger(__name__)
 
+SESSION_TIMEOUT_MS = 15_000
+TRANSACTION_TIMEOUT_MS = 15_000
 MIN_CHUNK = 16  # records per task at least (amortises the inter-process round trip)
 
 
@@ -150,6 +152,9 @@ class IngestRunner:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.max_records,
+            # a worker that died gives its partitions up after 15 s (as the faust flows' session)
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=3000,
             **self.client_options,
         )
 
@@ -165,7 +170,9 @@ class IngestRunner:
         }
         if self.exactly_once:
             options["transactional_id"] = self.transactional_id
-            options["transaction_timeout_ms"] = 60_000
+            # the open transaction of a worker that died (and is not restarted with its instance id)
+            # is aborted by the broker after this; a batch takes well under a second
+            options["transaction_timeout_ms"] = TRANSACTION_TIMEOUT_MS
         self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, **options)
         if self.exactly_once:
             self._producer.init_transactions()
