@@ -45,11 +45,20 @@ class LazyGroup(click.Group):
         return command
 
 
+QUIET_LOGGERS = ("kafka", "aiokafka")
+
+
 @click.group(cls=LazyGroup)
 @click.option("--log-level", default="WARNING", show_default=True, help="Python log level.")
 def cli(log_level: str) -> None:
     """gp-gateway: share social-housing applications between the actors of the gestion partagée."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # the Kafka clients log whole records (keys, values, headers) at DEBUG: payloads hold health and
+    # income data, so their loggers never go below INFO, whatever --log-level says
+    for name in QUIET_LOGGERS:
+        client_log = logging.getLogger(name)
+        if client_log.getEffectiveLevel() < logging.INFO:
+            client_log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> Any:

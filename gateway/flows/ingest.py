@@ -26,7 +26,7 @@ import faust
 import mode
 
 from gateway.codec.avro import SchemaSet
-from gateway.errors import ConfigError, Problem
+from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+STOP_WAIT_S = 8.0  # within the 10 s a container runtime gives between SIGTERM and SIGKILL
 FLOW = "ingest"
 STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
@@ -183,7 +184,11 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 try:
                     runner.run(self._stop)
                 except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
-                    _log.error("ingest runner stopped: %s", exc)
+                    # our own errors' messages are safe to log; another exception's may quote data
+                    _log.error(
+                        "ingest runner stopped: %s",
+                        exc if isinstance(exc, GatewayError) else type(exc).__name__,
+                    )
                     asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
 
             self._thread = threading.Thread(target=main, name="gp-ingest", daemon=True)
@@ -192,6 +197,10 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         async def on_stop(self) -> None:
             self._stop.set()
             if self._thread is not None:
-                await asyncio.to_thread(self._thread.join, 60)
+                # a batch waiting for an unreachable broker cannot be interrupted: it is not committed,
+                # so it is re-read by the next owner of its partitions
+                await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
+                if self._thread.is_alive():
+                    _log.warning("ingest: the loop is still waiting for Kafka; its batch is not committed")
 
     _ = IngestService

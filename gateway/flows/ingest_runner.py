@@ -41,8 +41,9 @@ from typing import Any
 from gateway.codec.avro import load_schemas
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
-from gateway.flows.egress import BROKER_BACKOFF, broker_lost
+from gateway.flows.egress import BROKER_BACKOFF
 from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, ingest_record
+from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
 from gateway.monitoring.metrics import Metrics
 
 __all__ = ["IngestRunner", "RawRecord", "normalise_chunk"]
@@ -138,6 +139,10 @@ class IngestRunner:
         self._pool: Executor | None = None
         self._committed: dict[tuple[str, int], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
+        self._in_txn = False
+        self._txn_started = 0.0
+        self._pool_deaths: tuple[Any, int] = (None, 0)  # (first offsets of the batch, deaths on it)
+        self._inline_once = False  # normalise the next batch in this thread (pool died on it twice)
         self._processing = metrics.processing.labels(flow=FLOW)
 
     # -- clients -------------------------------------------------------------------------------
@@ -166,6 +171,7 @@ class IngestRunner:
             "enable_idempotence": True,
             "linger_ms": 5,
             "batch_size": 256 * 1024,
+            "max_block_ms": 10_000,  # metadata / init waits: a stop request is seen within ~10 s
             **self.client_options,
         }
         if self.exactly_once:
@@ -219,7 +225,8 @@ class IngestRunner:
         """(records, results) chunk by chunk, in input order. With a pool, the batch is cut into
         contiguous chunks: the pool's processes take all but the first, which this thread normalises
         meanwhile (so `processes` = 1 already normalises on two cores)."""
-        pool = self._pool
+        pool = None if self._inline_once else self._pool
+        self._inline_once = False
         if pool is None or len(records) < 2 * MIN_CHUNK:
             yield records, normalise_chunk(records, self.prefix)
             return
@@ -237,16 +244,18 @@ class IngestRunner:
             for future in futures:
                 future.cancel()
 
-    def _count(self, records: list[RawRecord], results: list[IngestResult], elapsed: float) -> None:
+    def _count(self, records: list[RawRecord], sent: list[tuple[str, str, bool]], elapsed: float) -> None:
+        """Metrics of a committed batch: records in, and what was sent (fmt, topic, dead letter?)."""
         m = self.metrics
         per_record = elapsed / max(1, len(records))
-        for record, result in zip(records, results, strict=True):
+        for record in records:
             self._counter(m.records_in, record.fmt, "").inc()
-            for out in result.records:
-                self._counter(m.records_out, record.fmt, out.topic).inc()
-            if result.dead:
-                self._counter(m.dead_lettered, record.fmt, "").inc(len(result.dead))
             self._processing.observe(per_record)
+        for fmt, topic, dead in sent:
+            if dead:
+                self._counter(m.dead_lettered, fmt, "").inc()
+            else:
+                self._counter(m.records_out, fmt, topic).inc()
 
     def _counter(self, family: Any, fmt: str, topic: str) -> Any:
         key = (f"{id(family)}/{fmt}", topic)
@@ -261,12 +270,13 @@ class IngestRunner:
     def process_batch(self, polled: Mapping[Any, Sequence[Any]]) -> int:
         """Normalise a polled batch, publish its outputs and commit its offsets (one transaction
         with exactly-once). Raises on any Kafka error, the batch then being neither committed nor
-        half-visible to read_committed consumers."""
+        half-visible to read_committed consumers. Call it right after the poll that returned it."""
         from kafka.structs import OffsetAndMetadata  # noqa: PLC0415
 
         records = self._raw(polled)
         if not records:
             return 0
+        membership = self._consumer.group_metadata()  # the generation that polled this batch
         for tp, batch in polled.items():  # lag is known from the first record read of a partition
             if batch:
                 self._committed.setdefault((tp.topic, tp.partition), batch[0].offset)
@@ -274,14 +284,17 @@ class IngestRunner:
         producer = self._producer
         if self.exactly_once:
             producer.begin_transaction()
+            self._in_txn, self._txn_started = True, time.monotonic()
         futures: list[Any] = []
-        done: list[tuple[list[RawRecord], list[IngestResult]]] = []
+        sent: list[tuple[str, str, bool]] = []
         dead_logged = 0
         for chunk, results in self._normalise(records):  # sends overlap the next chunks' normalising
-            done.append((chunk, results))
             for record, result in zip(chunk, results, strict=True):
                 outputs: list[Output | DeadLetter] = [*result.records, *result.dead]
-                futures.extend(_send(producer, out, record) for out in outputs)
+                for out in outputs:
+                    future, topic, dead = _send(producer, out, record)
+                    futures.append(future)
+                    sent.append((record.fmt, topic, dead))
                 if result.dead and dead_logged < 20:  # coordinates only, never the payload
                     dead_logged += 1
                     log.info(
@@ -295,8 +308,13 @@ class IngestRunner:
             tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items() if batch
         }
         if self.exactly_once:
-            producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
+            same_membership(membership, self._consumer.group_metadata())
+            producer.send_offsets_to_transaction(offsets, membership)
+            producer.flush()  # every send is final: one that failed must not be committed without
+            for future in futures:
+                future.get(timeout=0)
             producer.commit_transaction()
+            self._in_txn = False
         else:
             producer.flush()
             for future in futures:
@@ -304,9 +322,7 @@ class IngestRunner:
             self._consumer.commit(offsets)
         for tp, offset in offsets.items():
             self._committed[(tp.topic, tp.partition)] = offset.offset
-        elapsed = time.perf_counter() - started
-        for chunk, results in done:
-            self._count(chunk, results, elapsed * len(chunk) / len(records))
+        self._count(records, sent, time.perf_counter() - started)
         self.processed += len(records)
         return len(records)
 
@@ -321,7 +337,8 @@ class IngestRunner:
                     log.debug("ingest: cannot rewind %s", tp, exc_info=True)
 
     def _abort(self) -> None:
-        if not self.exactly_once or self._producer is None:
+        in_txn, self._in_txn = self._in_txn, False
+        if not self.exactly_once or self._producer is None or not in_txn:
             return
         try:
             self._producer.abort_transaction()
@@ -331,9 +348,8 @@ class IngestRunner:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
-        """Until `stop` is set. Broker outages are waited for; a fenced producer is fatal."""
-        from kafka.errors import ProducerFencedError  # noqa: PLC0415
-
+        """Until `stop` is set. Broker outages are waited for; a fenced producer (another worker with
+        this transactional id) and errors that a retry cannot cure (authorisation...) are fatal."""
         failures = 0
         try:
             while not stop.is_set():
@@ -349,32 +365,66 @@ class IngestRunner:
                             on_ready()
                             on_ready = None
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
+                    self._forget_revoked()
                     self.process_batch(polled)
                     failures = 0
-                except ProducerFencedError as exc:
-                    raise FatalError(
-                        f"ingest: transactional id {self.transactional_id!r} is used by another worker;"
-                        " give each worker of one app its own GATEWAY_INSTANCE_ID"
-                    ) from exc
                 except BrokenProcessPool:  # a normalising process died (OOM killer...): new pool
-                    log.warning("ingest: a normalising process died; batch re-read with a new pool")
+                    failures += 1
+                    self._pool_died(polled)
                     self._abort()
                     self._rewind(polled)
                     self._shutdown_pool()
-                except Exception as exc:
-                    if not _retriable(exc):
-                        raise
+                    stop.wait(BROKER_BACKOFF.delay(failures))
+                except Exception as exc:  # noqa: BLE001 - classified by _recover (raises when fatal)
                     failures += 1
-                    self.broker_failures += 1
-                    self._abort()
-                    self._rewind(polled)
-                    delay = BROKER_BACKOFF.delay(failures)
-                    log.warning(
-                        "ingest: batch not committed (%s); retrying in %.0fs", type(exc).__name__, delay
-                    )
-                    stop.wait(delay)
+                    self._recover(exc, polled, failures)
+                    stop.wait(BROKER_BACKOFF.delay(failures))
         finally:
             self.close()
+
+    def _recover(self, exc: Exception, polled: Mapping[Any, Sequence[Any]], failures: int) -> None:
+        """After a failed batch: abort, rewind, and say why; raise FatalError when retrying is futile."""
+        from kafka.errors import KafkaError  # noqa: PLC0415
+
+        open_for = time.monotonic() - self._txn_started if self._in_txn else 0.0
+        is_fenced = fenced(exc, self._producer)
+        if is_fenced and open_for < 0.8 * TRANSACTION_TIMEOUT_MS / 1000:
+            raise FatalError(
+                f"ingest: transactional id {self.transactional_id!r} is used by another worker;"
+                " give each worker of one app its own GATEWAY_INSTANCE_ID"
+            ) from exc
+        if not is_fenced and not retriable(exc, self._producer):
+            if not isinstance(exc, KafkaError):
+                raise exc  # a bug, not a Kafka error: its message may quote data, never wrap it
+            raise FatalError(
+                f"ingest: Kafka refused the batch, retrying cannot help: {describe(exc)}"
+            ) from exc
+        self.broker_failures += 1
+        if is_fenced:  # the broker aborted a transaction that outlived its timeout (an outage): new epoch
+            self._in_txn = False
+            self._close_producer()
+        self._abort()
+        self._rewind(polled)
+        log.warning(
+            "ingest: batch not committed (%s); retrying in %.0fs",
+            describe(exc),
+            BROKER_BACKOFF.delay(failures),
+        )
+
+    def _pool_died(self, polled: Mapping[Any, Sequence[Any]]) -> None:
+        """A batch that killed the pool twice is normalised in this thread once (no endless respawn)."""
+        first = tuple(sorted((tp.topic, tp.partition, b[0].offset) for tp, b in polled.items() if b))
+        same, deaths = self._pool_deaths
+        deaths = deaths + 1 if same == first else 1
+        self._pool_deaths = (first, deaths)
+        self._inline_once = deaths >= 2
+        log.warning("ingest: a normalising process died (%d time(s) on this batch); batch re-read", deaths)
+
+    def _forget_revoked(self) -> None:
+        """Lag bookkeeping only for the partitions held (a partition back later starts afresh)."""
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for key in [k for k in self._committed if k not in assigned]:
+            self._committed.pop(key, None)
 
     def close(self) -> None:
         self._close_producer()
@@ -403,14 +453,15 @@ def _new_pool(processes: int) -> ProcessPoolExecutor:
     )
 
 
-def _send(producer: Any, out: Output | DeadLetter, source: RawRecord) -> Any:
+def _send(producer: Any, out: Output | DeadLetter, source: RawRecord) -> tuple[Any, str, bool]:
     """producer.send; a record over the producer's size limit becomes a dead letter instead (the
     canonical record of an input, or the original bytes of a dead letter, can exceed max.request.size):
     the dead letter then names the input's coordinates and omits the value, which stays in the raw topic."""
     from kafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
 
     try:
-        return producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+        future = producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+        return future, out.topic, isinstance(out, DeadLetter)
     except MessageSizeTooLargeError:
         where = f"{source.topic}@{source.partition}/{source.offset}"
         log.warning("ingest: an output of %s is too large for the producer", where)
@@ -424,13 +475,5 @@ def _send(producer: Any, out: Output | DeadLetter, source: RawRecord) -> Any:
             message="output too large",
             stage=STAGE,
         )
-        return producer.send(letter.topic, letter.value, key=letter.key, headers=list(letter.headers))
-
-
-def _retriable(exc: BaseException) -> bool:
-    """Broker away, rebalance during the batch, transaction aborted by the coordinator: re-read."""
-    from kafka.errors import KafkaError  # noqa: PLC0415
-
-    if broker_lost(exc):
-        return True
-    return isinstance(exc, KafkaError)  # any other client error: abort, re-read the batch, back off
+        future = producer.send(letter.topic, letter.value, key=letter.key, headers=list(letter.headers))
+        return future, letter.topic, True
