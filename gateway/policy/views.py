@@ -25,8 +25,10 @@ __all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_le
 VIEW_NAMESPACE = "fr.gp.view"
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
-# Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record (optional
-# or not: the checked writer picks a ["null", record] branch from the value), 2 = array of records.
+# Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record, 2 = array of
+# records, 3 = optional record (projected as 1: the checked writer picks the ["null", record] branch
+# from the value). Nested view records are named after a hash of their plan, so the plan's encoding
+# is part of every view's name and fingerprint: changing it renames the views for their recipients.
 Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
@@ -91,7 +93,7 @@ def _build(
             inner = {"type": "record", "name": name, "fields": sub_fields}
         decl["type"] = _wrap(node, inner)
         fields.append(decl)
-        kind = 2 if node.array else 1
+        kind = 2 if node.array else 3 if node.optional else 1
         plan.append((node.name, kind, sub_plan, name))
     return fields, tuple(plan)
 
@@ -102,7 +104,7 @@ def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
         value = record.get(name)
         if kind == 0 or value is None:
             out[name] = value
-        elif kind == 1:
+        elif kind != 2:
             out[name] = _project(value, sub)
         else:
             out[name] = [_project(v, sub) for v in value]

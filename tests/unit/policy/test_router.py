@@ -258,3 +258,27 @@ def test_every_view_of_the_demo_records_is_written_by_the_fast_checked_writer() 
             assert body == delivery.view.codec.encode(projected)
             seen += 1
     assert seen >= 5
+
+
+def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() -> None:
+    """Recipients decode by writer-schema fingerprint: an internal change (how views are projected or
+    encoded) must not rename them. These are the demo policy's views of the samples; update the list
+    only for a change of policy or canonical schemas, and say so to the recipients."""
+    router = Router(POLICY)
+    samples = [(DEMANDE, sample_demande())]
+    samples += [(DECISION, sample_decision(k)) for k in ("DESIGNATION", "DECISION_CAL", "RADIATION")]
+    got = {
+        (d.view.name, d.view.fingerprint_hex)
+        for schema, record in samples
+        for d in router.route(schema, b"k", record, None).deliveries
+    }
+    assert got == {
+        ("fr.gp.view.Decision_5a38f8b8", "2add7a96bd526e54"),
+        ("fr.gp.view.Decision_c6a390b1", "7ae9fd884c56917f"),
+        ("fr.gp.view.Decision_cd8c73e0", "526882cb921f14c7"),
+        ("fr.gp.view.Demande_19c0b63f", "a8ff92f4b4ab1163"),
+        ("fr.gp.view.Demande_460eb86e", "ee23ada03fbb4cee"),
+        ("fr.gp.view.Demande_6edc94b9", "aaaaf9c4156910fd"),
+        ("fr.gp.view.Demande_6f854708", "ab73dbe5f6bc3d0d"),
+        ("fr.gp.view.Demande_7bd29902", "69ebc5f3f0cd2e63"),
+    }
