@@ -32,7 +32,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -133,12 +133,11 @@ class IngestRunner:
         self.max_records = max_records
         self.client_options = dict(client_options or {})
         self.processed = 0
-        self.broker_failures = 0
         self._consumer: Any = None
         self._producer: Any = None
         self._pool: Executor | None = None
         self._committed: dict[tuple[str, int], int] = {}
-        self._counters: dict[tuple[str, str], Any] = {}
+        self._counters: dict[tuple[int, str, str], Any] = {}
         self._in_txn = False
         self._txn_started = 0.0
         self._pool_deaths: tuple[Any, int] = (None, 0)  # (first offsets of the batch, deaths on it)
@@ -258,7 +257,7 @@ class IngestRunner:
                 self._counter(m.records_out, fmt, topic).inc()
 
     def _counter(self, family: Any, fmt: str, topic: str) -> Any:
-        key = (f"{id(family)}/{fmt}", topic)
+        key = (id(family), fmt, topic)
         child = self._counters.get(key)
         if child is None:
             labels = {"flow": FLOW, "source": fmt}
@@ -307,18 +306,15 @@ class IngestRunner:
         offsets = {
             tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items() if batch
         }
+        producer.flush()  # every send is final: a failed one raises here, before any commit
+        for future in futures:
+            future.get(timeout=0)
         if self.exactly_once:
             same_membership(membership, self._consumer.group_metadata())
             producer.send_offsets_to_transaction(offsets, membership)
-            producer.flush()  # every send is final: one that failed must not be committed without
-            for future in futures:
-                future.get(timeout=0)
             producer.commit_transaction()
             self._in_txn = False
         else:
-            producer.flush()
-            for future in futures:
-                future.get(timeout=60)
             self._consumer.commit(offsets)
         for tp, offset in offsets.items():
             self._committed[(tp.topic, tp.partition)] = offset.offset
@@ -347,7 +343,7 @@ class IngestRunner:
             self._close_producer()
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Until `stop` is set. Broker outages are waited for; a fenced producer (another worker with
         this transactional id) and errors that a retry cannot cure (authorisation...) are fatal."""
         failures = 0
@@ -361,9 +357,6 @@ class IngestRunner:
                         self._open_consumer()
                     if self._producer is None:
                         self._open_producer()
-                        if on_ready is not None:
-                            on_ready()
-                            on_ready = None
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)
@@ -399,7 +392,6 @@ class IngestRunner:
             raise FatalError(
                 f"ingest: Kafka refused the batch, retrying cannot help: {describe(exc)}"
             ) from exc
-        self.broker_failures += 1
         if is_fenced:  # the broker aborted a transaction that outlived its timeout (an outage): new epoch
             self._in_txn = False
             self._close_producer()

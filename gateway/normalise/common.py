@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.errors import Problem
 from gateway.normalise.values import (
@@ -33,6 +33,8 @@ from gateway.normalise.values import (
     to_millis,
     type_name,
 )
+
+T = TypeVar("T")
 
 __all__ = [
     "EVENT_NAMESPACE",
@@ -276,24 +278,19 @@ class Node:
                 return day
             self.ctx.add(self.p(name), "impossible date", "str")
             return None
-        raw = self.raw(name)
-        if raw is None:
-            if required:
-                self._missing(name, required)
-            return None
-        value = parse_date(raw)
-        if isinstance(value, str):
-            self.ctx.add(self.p(name), value, type_name(raw))
-            return None
-        return value
+        return self._parsed(name, required, parse_date)
 
     def timestamp(self, name: str, *, required: bool | str = False) -> datetime | None:
+        return self._parsed(name, required, parse_timestamp)
+
+    def _parsed(self, name: str, required: bool | str, parse: Callable[[Any], T | str]) -> T | None:
+        """`parse` applied to a present value; its message (a str) becomes a problem at the path."""
         raw = self.raw(name)
         if raw is None:
             if required:
                 self._missing(name, required)
             return None
-        value = parse_timestamp(raw)
+        value = parse(raw)
         if isinstance(value, str):
             self.ctx.add(self.p(name), value, type_name(raw))
             return None

@@ -121,7 +121,7 @@ def test_a_batch_is_sent_and_committed_in_one_transaction_with_the_polling_gener
     producer, consumer = Producer(), Consumer()
     runner = _runner(producer, consumer)
     assert runner.process_batch(POLLED) == 2
-    assert producer.calls == ["begin", "send", "send", "offsets", "flush", "commit"]
+    assert producer.calls == ["begin", "send", "send", "flush", "offsets", "commit"]
     assert runner.lag() == {(TOPIC, 0): 0}
     text = runner.metrics.render().decode()
     assert 'gp_records_in_total{flow="ingest",source="sne-xml"} 2.0' in text
