@@ -20,6 +20,7 @@ from kafka.errors import TopicAlreadyExistsError
 __all__ = [
     "Message",
     "admin",
+    "client_kwargs",
     "consume_all",
     "count_records",
     "create_topics",
@@ -48,6 +49,12 @@ class Message:
             if k == name:
                 return v
         return None
+
+
+def client_kwargs(bootstrap: str) -> dict[str, Any]:
+    """kafka-python keyword arguments to reach the test broker `bootstrap` (the `kafka_bootstrap`
+    fixture's value), security included: tests build any client of their own with these."""
+    return {"bootstrap_servers": bootstrap}
 
 
 def admin(bootstrap: str) -> Any:
