@@ -25,6 +25,7 @@ __all__ = [
     "feedback_topic",
     "ingest_group",
     "raw_topic",
+    "source_raw_topic",
 ]
 
 FORMATS = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
@@ -38,6 +39,12 @@ def _safe(part: str) -> str:
 
 def raw_topic(fmt: str, prefix: str = "gp") -> str:
     return f"{prefix}.raw.{_safe(fmt)}"
+
+
+def source_raw_topic(fmt: str, source: str, prefix: str = "gp") -> str:
+    """The raw topic of one source for one format: only that source's principal may write to it, so
+    the ingest knows who sent each input (`<prefix>.raw.<format>.<source id>`)."""
+    return f"{prefix}.raw.{_safe(fmt)}.{_safe(source)}"
 
 
 def dlq_topic(topic: str) -> str:

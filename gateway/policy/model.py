@@ -36,6 +36,8 @@ __all__ = [
     "ProtectedHouseholds",
     "Role",
     "ScopeKind",
+    "Source",
+    "TrustedRelation",
     "load_policy",
 ]
 
@@ -132,8 +134,48 @@ class Actor(_Strict):
         return self
 
 
+_SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class Source(_Strict):
+    """A producer of raw events (an ERP, an SPTA, the SIAO's tool, a commission secretariat): a Kafka
+    principal that writes only `<prefix>.raw.<format>.<id>` for the formats it declares, and may enter
+    events (`saisie`) only for the organisations it speaks for."""
+
+    id: str = Field(description="Principal name and raw-topic suffix: lower-case letters, digits, '-'.")
+    name: str = ""
+    formats: list[str] = Field(description="Input formats it sends (gateway.topics.FORMATS).")
+    speaks_for: list[str] = Field(description="Actor ids it may enter events for (saisie).")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Source:
+        from gateway.topics import FORMATS  # noqa: PLC0415 - topics is a leaf module
+
+        problems = []
+        if not _SOURCE_ID.match(self.id):
+            problems.append("id must be 2-40 lower-case letters, digits or '-'")
+        problems += [f"format {f!r} is unknown" for f in self.formats if f not in FORMATS]
+        if not self.formats:
+            problems.append("a source declares at least one format")
+        if not self.speaks_for:
+            problems.append("a source speaks for at least one actor")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class TrustedRelation(_Strict):
+    """`entering` (the organisation that enters an event) may name `named` (a commission, a SIAO, a
+    réservataire…) and so give it scope, although their territories do not overlap."""
+
+    entering: str
+    named: str
+
+
 class ActorsFile(_Strict):
     actors: list[Actor]
+    sources: list[Source] = Field(default_factory=list)
+    trusted: list[TrustedRelation] = Field(default_factory=list)
 
 
 def _pydantic_problems(exc: ValidationError, where: str) -> list[Problem]:
@@ -165,6 +207,8 @@ class Policy:
     leaf_classes: Mapping[str, Mapping[str, str]]  # schema -> leaf path -> class
     version: str
     source: str = ""
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    trusted: frozenset[tuple[str, str]] = frozenset()  # (entering, named)
     _cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -291,13 +335,16 @@ def load_policy(
         rel = pf.actors_file if pf is not None else None
         actors_path = (path.parent / rel) if rel else None
     actors: list[Actor] = []
+    sources: list[Source] = []
+    trusted: list[TrustedRelation] = []
     raw_actors_bytes = b""
     if actors_path is not None:
         raw_actors = _read_yaml(actors_path, problems)
         raw_actors_bytes = actors_path.read_bytes() if raw_actors is not None else b""
         if raw_actors is not None:
             try:
-                actors = ActorsFile.model_validate(raw_actors).actors
+                parsed = ActorsFile.model_validate(raw_actors)
+                actors, sources, trusted = parsed.actors, parsed.sources, parsed.trusted
             except ValidationError as exc:
                 problems += _pydantic_problems(exc, actors_path.name)
     if pf is None:
@@ -306,6 +353,7 @@ def load_policy(
         pf = pf.model_copy(update={"pseudonymisation_secret": secret})
     leaf_classes, semantic = _semantic_problems(pf, actors)
     problems += semantic
+    problems += _source_problems(actors, sources, trusted)
     if problems:
         raise ConfigError(f"policy {path} refused ({len(problems)} problems)", problems)
     digest = hashlib.sha256(path.read_bytes() + b"\0" + raw_actors_bytes).hexdigest()[:12]
@@ -315,7 +363,32 @@ def load_policy(
         leaf_classes=leaf_classes,
         version=f"{pf.version}+{digest}",
         source=str(path),
+        sources={s.id: s for s in sources},
+        trusted=frozenset((t.entering, t.named) for t in trusted),
     )
+
+
+def _source_problems(
+    actors: list[Actor], sources: list[Source], trusted: list[TrustedRelation]
+) -> list[Problem]:
+    known = {a.id for a in actors}
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, src in enumerate(sources):
+        where = f"sources[{i}]({src.id})"
+        if src.id in seen or src.id in known:
+            problems.append(Problem(where, "duplicate id (sources and actors share one namespace)"))
+        seen.add(src.id)
+        problems += [
+            Problem(where, f"speaks for unknown actor {a!r}") for a in src.speaks_for if a not in known
+        ]
+    for i, rel in enumerate(trusted):
+        problems += [
+            Problem(f"trusted[{i}]", f"unknown actor {a!r}")
+            for a in (rel.entering, rel.named)
+            if a not in known
+        ]
+    return problems
 
 
 class PolicyStore:
