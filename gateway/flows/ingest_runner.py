@@ -42,7 +42,7 @@ from gateway.codec.avro import load_schemas
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.flows.egress import BROKER_BACKOFF
-from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, ingest_record
+from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
 from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
 from gateway.monitoring.metrics import Metrics
 
@@ -66,6 +66,8 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None
+    source: str | None = None  # the source whose raw topic it was read from
+    may_enter: frozenset[str] | None = None  # the provenance.saisie codes that source may enter
 
 
 _DEAD_LETTERS = DeadLetters()  # build() only: pure, no producer
@@ -86,6 +88,8 @@ def normalise_chunk(records: Sequence[RawRecord], prefix: str) -> list[IngestRes
             schemas=schemas,
             dead_letters=_DEAD_LETTERS,
             prefix=prefix,
+            source=r.source,
+            may_enter=r.may_enter,
         )
         for r in records
     ]
@@ -106,7 +110,9 @@ def _warm_up(parent: int) -> None:
 
 
 class IngestRunner:
-    """Consumer group `group_id` on the raw topics (`formats`: topic -> format name)."""
+    """Consumer group `group_id` on the raw topics (`formats`: topic -> format name; `sources`: topic
+    -> its source, whose records' `saisie` is checked; a topic without one is read unchecked, for
+    benchmarks and tools only: the worker reads the declared sources' topics)."""
 
     def __init__(
         self,
@@ -121,9 +127,11 @@ class IngestRunner:
         processes: int = 0,
         max_records: int = 500,
         client_options: Mapping[str, Any] | None = None,
+        sources: Mapping[str, RawTopic] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.formats = dict(formats)
+        self.sources = dict(sources or {})
         self.group_id = group_id
         self.prefix = prefix
         self.metrics = metrics
@@ -206,19 +214,26 @@ class IngestRunner:
 
     # -- one batch ----------------------------------------------------------------------------
     def _raw(self, polled: Mapping[Any, Sequence[Any]]) -> list[RawRecord]:
-        return [
-            RawRecord(
-                self.formats.get(m.topic, "unknown"),
-                m.topic,
-                m.partition,
-                m.offset,
-                m.key,
-                m.value,
-                m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
-            )
-            for records in polled.values()
-            for m in records
-        ]
+        out = []
+        for tp, records in polled.items():
+            src = self.sources.get(tp.topic)
+            source, may_enter = (src.source, src.may_enter) if src is not None else (None, None)
+            fmt = self.formats.get(tp.topic, "unknown")
+            out += [
+                RawRecord(
+                    fmt,
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value,
+                    m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
+                    source,
+                    may_enter,
+                )
+                for m in records
+            ]
+        return out
 
     def _normalise(self, records: list[RawRecord]) -> Iterator[tuple[list[RawRecord], list[IngestResult]]]:
         """(records, results) chunk by chunk, in input order. With a pool, the batch is cut into
