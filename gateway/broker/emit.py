@@ -1,7 +1,8 @@
 """The core side of a source connector: `emit(RawEvent)` publishes to the raw topic of its source for
 its format (`<prefix>.raw.<format>.<source>`, the source being the connector's `source` setting,
-declared in the actors file with the formats it sends) and returns once the broker acknowledged it (acks=all, idempotent producer). An event the broker can
-never take (too large) is a RejectedMessage; other Kafka failures are RetriableError."""
+declared in the actors file with the formats it sends) and returns once the broker acknowledged it
+(acks=all, idempotent producer). An event the broker can never take (too large), or of a format its
+source does not declare, is a RejectedMessage; other Kafka failures are RetriableError."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 from gateway.connectors import RawEvent, Source
 from gateway.errors import ConfigError, Problem, RejectedMessage, RetriableError
-from gateway.settings import GatewaySettings
 from gateway.formats import FORMATS
+from gateway.settings import GatewaySettings
 from gateway.topics import source_raw_topic
 
 __all__ = ["KafkaEmitter", "run_source", "source_id_of"]

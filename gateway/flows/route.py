@@ -204,9 +204,7 @@ class RouteCore:
             item["src"] = src  # the named-party rule needs who entered it when it is routed again
         return replace(state, pending=(*state.pending, json.dumps(item)))
 
-    def _read_pending(
-        self, raw: str
-    ) -> tuple[AvroCodec, dict[str, Any], list[tuple[str, bytes]], list[Any]]:
+    def _read_pending(self, raw: str) -> tuple[AvroCodec, dict[str, Any], list[tuple[str, bytes]], list[Any]]:
         """(codec, record, its headers (ce_id, gp.source), actors already served) of a kept decision;
         raises when damaged."""
         item = json.loads(raw)

@@ -295,13 +295,7 @@ class Router:
         now: datetime | None = None,
     ) -> RouteResult:
         schema = schema if "." in schema else f"fr.gp.{schema}"
-        source = next((v.decode(errors="replace") for k, v in source_headers if k == H_SOURCE), None)
-        entry = Entry(source, (record.get("provenance") or {}).get("saisie"))
-        admit = self.parties.admit(entry)
-        new_state = update_state(
-            state, schema, record, admit, self.parties.speakers(entry), self.parties.resolve
-        )
-        chunks = self.index.in_scope(schema, record, new_state, admit)
+        new_state, chunks = self._scope(schema, record, state, source_headers)
         # Conditions depend on the actor only through these ids: every other actor of a role gets
         # the role's view, computed once per event.
         special = {*new_state.designataires, *new_state.labellers, *new_state.violence_labellers}
@@ -382,6 +376,22 @@ class Router:
                     key=key,
                 )
         return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
+
+    def _scope(
+        self,
+        schema: str,
+        record: Mapping[str, Any],
+        state: ScopeState | None,
+        source_headers: Sequence[tuple[str, bytes]],
+    ) -> tuple[ScopeState, list[tuple[str, str, tuple[str, ...]]]]:
+        """The new state and the actors in scope, under the named-party rule for who entered it."""
+        source = next((v.decode(errors="replace") for k, v in source_headers if k == H_SOURCE), None)
+        entry = Entry(source, (record.get("provenance") or {}).get("saisie"))
+        admit = self.parties.admit(entry)
+        new_state = update_state(
+            state, schema, record, admit, speakers=self.parties.speakers(entry), resolve=self.parties.resolve
+        )
+        return new_state, self.index.in_scope(schema, record, new_state, admit)
 
     def _masked(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         """The record for a non-nominative view: a provenance `origine` / `saisie` that does not name

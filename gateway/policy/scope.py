@@ -161,8 +161,8 @@ def dwelling_key(logement: Mapping[str, Any] | None) -> str | None:
 def _orientation(state: ScopeState, orientation: Mapping[str, Any]) -> ScopeState:
     """The latest orientation (by its date; the later routed one on a tie) sets where the household
     is in hébergement *currently*: one in another département, or with enHebergement false, ends it."""
-    when = orientation.get("dateOrientation")
-    when_s = when.isoformat() if hasattr(when, "isoformat") else str(when or "")
+    when: Any = orientation.get("dateOrientation")
+    when_s = str(when.isoformat() if hasattr(when, "isoformat") else when or "")
     if state.orientation_date and when_s < state.orientation_date[0]:
         return state  # an older orientation routed late does not say where the household is now
     dept = orientation.get("departement")
@@ -175,6 +175,7 @@ def update_state(
     schema: str,
     record: Mapping[str, Any],
     admit: Admit | None = None,
+    *,
     speakers: Iterable[str] = (),
     resolve: Callable[[str], str] | None = None,
 ) -> ScopeState:
@@ -219,7 +220,8 @@ def update_state(
 
 def _link(state: ScopeState, kind: str, org: str) -> ScopeState:
     name = _FIELDS[kind]
-    state = replace(state, **{name: _add(getattr(state, name), org)})
+    linked: tuple[str, ...] = _add(getattr(state, name), org)
+    state = replace(state, **{name: linked})  # type: ignore[arg-type]  # a tuple field, by name
     if kind == "violence_label":
         state = replace(state, violence_label=True)
     return state
@@ -250,9 +252,7 @@ def _logements(record: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield rad["attribution"]["logement"]
 
 
-def causers(
-    schema: str, record: Mapping[str, Any], resolve: Callable[[str], str] | None = None
-) -> set[str]:
+def causers(schema: str, record: Mapping[str, Any], resolve: Callable[[str], str] | None = None) -> set[str]:
     """Organisations that caused this event (they see it when the named-party rule admits them)."""
     out = {str((record.get("provenance") or {}).get("origine") or "")}
     if schema == DECISION:

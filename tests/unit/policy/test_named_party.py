@@ -11,7 +11,7 @@ import pytest
 from gateway.codec.avro import decode_single_object
 from gateway.policy import Router, ScopeState, load_policy
 from gateway.policy.model import Actor, Source
-from gateway.policy.router import MASKED, H_SOURCE, RouteResult
+from gateway.policy.router import H_SOURCE, MASKED, RouteResult
 from gateway.policy.samples import sample_decision, sample_demande
 from gateway.policy.scope import Entry, NamedParties
 from gateway.policy.views import schema_leaf_paths
@@ -42,7 +42,11 @@ def _decision(kind: str, *, saisie: str, origine: str | None = None, **sub: Any)
 def _inscription_cal(*, saisie: str, commission: str) -> dict[str, Any]:
     record = _decision("PIECES_DEMANDEES", saisie=saisie)
     record["typeEvenement"] = "INSCRIPTION_CAL"
-    record["inscriptionCal"] = {"dateCommission": date(2026, 3, 1), "commission": commission, "logement": None}
+    record["inscriptionCal"] = {
+        "dateCommission": date(2026, 3, 1),
+        "commission": commission,
+        "logement": None,
+    }
     return record
 
 
@@ -237,18 +241,26 @@ def test_cal_events_on_a_dwelling_another_reservataire_designated_are_not_its_ow
     app = App()
     app.route(DECISION, _decision("DESIGNATION", saisie=ALS, logement=_logement("RPLS-ALS")))
     app.route(DECISION, _decision("DESIGNATION", saisie=DDETS, logement=_logement("RPLS-PREF")))
-    theirs = app.route(DECISION, _decision("DECISION_CAL", saisie=RENNES_HABITAT, logement=_logement("RPLS-PREF")))
+    theirs = app.route(
+        DECISION, _decision("DECISION_CAL", saisie=RENNES_HABITAT, logement=_logement("RPLS-PREF"))
+    )
     assert not any(p.startswith("decisionCal") for p in _paths(theirs, ALS))
-    mine = app.route(DECISION, _decision("DECISION_CAL", saisie=RENNES_HABITAT, logement=_logement("RPLS-ALS")))
+    mine = app.route(
+        DECISION, _decision("DECISION_CAL", saisie=RENNES_HABITAT, logement=_logement("RPLS-ALS"))
+    )
     assert "decisionCal.rang" in _paths(mine, ALS)
 
 
 def test_an_unadmitted_designation_gives_the_reservataire_no_traitement() -> None:
     # a Rennes landlord naming a réservataire whose reservations are elsewhere: recorded, not granted
-    far = Actor(id="999000001", role="reservataire", name="Far", contingent="COLACT", reservations={"13055": 5})
+    far = Actor(
+        id="999000001", role="reservataire", name="Far", contingent="COLACT", reservations={"13055": 5}
+    )
     policy = dataclasses.replace(POLICY, actors={**POLICY.actors, far.id: far})
     app = App(Router(policy))
-    app.route(DECISION, _decision("DESIGNATION", saisie=RENNES_HABITAT, origine=RENNES_HABITAT, designataire=far.id))
+    app.route(
+        DECISION, _decision("DESIGNATION", saisie=RENNES_HABITAT, origine=RENNES_HABITAT, designataire=far.id)
+    )
     assert app.state is not None and far.id not in app.state.designataires
     assert f"designataire|{far.id}" in app.state.unconfirmed
 

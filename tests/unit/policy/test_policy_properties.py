@@ -77,7 +77,9 @@ def _in_territory(actor_id: str, demande: dict[str, Any]) -> bool:
     kind = POLICY.roles[actor.role].scope
     wanted = demande["logementRecherche"]["communes"]
     elargie = demande["logementRecherche"]["demandeElargie"]
-    if (_org(demande["provenance"]["origine"]) == actor_id and _admitted(actor_id, demande)) or kind == "everything":
+    if (
+        _org(demande["provenance"]["origine"]) == actor_id and _admitted(actor_id, demande)
+    ) or kind == "everything":
         return True
     if kind == "own_application":
         return demande["numUnique"] == actor.numUnique

@@ -17,8 +17,8 @@ from gateway.flows.app import create_app, flow_topics
 from gateway.flows.dlq import DeadLetters, original_topic, replay_headers
 from gateway.model.deadletter import ERR
 from gateway.monitoring.metrics import Metrics
-from gateway.settings import GatewaySettings
 from gateway.policy.model import load_policy
+from gateway.settings import GatewaySettings
 
 
 def test_ingest_topics_declare_partitions_replication_and_cleanup() -> None:
