@@ -77,6 +77,11 @@ def step_sources(ctx: Any) -> None:
         asyncio.run(run_source(connector, ctx.settings))
         emitted, rejected = emitted + connector.emitted, rejected + connector.rejected
     ctx.files_emitted, ctx.files_rejected = emitted, rejected
+    if SPOOF[1] in folders:
+        ctx.notes.append(
+            f"provenance: {SPOOF[0]} dropped by source {SPOOF[1]}, which does not speak for the"
+            f" organisation that entered it: dead-lettered to <prefix>.raw.cdc-json.{SPOOF[1]}.dlq"
+        )
     ctx.say(
         f"file-drop: {emitted} files published, {rejected} rejected, by {len(folders)} sources"
         f" (folders {ctx.workdir / 'drop'}/<source>)"

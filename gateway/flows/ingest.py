@@ -24,7 +24,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,12 +33,13 @@ import mode
 
 from gateway.codec.avro import SchemaSet
 from gateway.errors import ConfigError, GatewayError, Problem
-from gateway.flows.admin import ingest_topics
+from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import Policy, PolicyStore
+from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, ingest_group, source_raw_topic
 
 __all__ = [
@@ -187,6 +188,21 @@ def ingest_record(
     return result
 
 
+def _declared_sources(
+    store: PolicyStore, settings: GatewaySettings, current: Mapping[str, RawTopic]
+) -> dict[str, RawTopic] | None:
+    """The raw topics the actors file declares now, their topics created (None: refused or unreachable,
+    the running ones are kept)."""
+    try:
+        topics = raw_topics(store.reload(), settings.topic_prefix)
+        if set(topics) - set(current):
+            ensure_topics(settings.bootstrap_servers, ingest_topics(settings, topics))
+    except GatewayError as exc:  # ConfigError (refused policy) or RetriableError (broker)
+        _log.error("ingest: sources not reloaded, the running ones are kept: %s", exc)
+        return None
+    return topics
+
+
 def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the ingest topics and run the ingest runner (gateway.flows.ingest_runner) in a thread
     of the worker, started and stopped with the faust app."""
@@ -199,8 +215,8 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     from gateway.flows.ingest_runner import IngestRunner  # noqa: PLC0415 - avoids an import cycle
 
     prefix = settings.topic_prefix
-    policy = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret).policy
-    sources = raw_topics(policy, prefix)
+    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret)
+    sources = raw_topics(store.policy, prefix)
     if not sources:
         raise ConfigError("the actors file declares no source (`sources:`): the ingest would read nothing")
     ctx.topics.extend(ingest_topics(settings, sources))
@@ -209,6 +225,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         bootstrap=settings.bootstrap_servers,
         formats={t.topic: t.fmt for t in sources.values()},
         sources=sources,
+        refresh=lambda: _declared_sources(store, settings, runner.sources),
         group_id=group,
         prefix=prefix,
         metrics=ctx.metrics,

@@ -32,7 +32,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -128,10 +128,16 @@ class IngestRunner:
         max_records: int = 500,
         client_options: Mapping[str, Any] | None = None,
         sources: Mapping[str, RawTopic] | None = None,
+        refresh: Callable[[], Mapping[str, RawTopic] | None] | None = None,
+        refresh_interval_s: float = 30.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.formats = dict(formats)
         self.sources = dict(sources or {})
+        # the declared sources again (None: unchanged or unreadable), checked between batches
+        self.refresh = refresh
+        self.refresh_interval_s = refresh_interval_s
+        self._next_refresh = time.monotonic() + refresh_interval_s
         self.group_id = group_id
         self.prefix = prefix
         self.metrics = metrics
@@ -372,6 +378,7 @@ class IngestRunner:
                         self._open_consumer()
                     if self._producer is None:
                         self._open_producer()
+                    self._maybe_refresh()
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)
@@ -417,6 +424,22 @@ class IngestRunner:
             describe(exc),
             BROKER_BACKOFF.delay(failures),
         )
+
+    def _maybe_refresh(self) -> None:
+        """Between batches: take the sources the actors file declares now (a source added, removed, or
+        speaking for other organisations), re-subscribing when the set of raw topics changed."""
+        if self.refresh is None or time.monotonic() < self._next_refresh:
+            return
+        self._next_refresh = time.monotonic() + self.refresh_interval_s
+        new = self.refresh()
+        if new is None or dict(new) == self.sources:
+            return
+        formats = {t: src.fmt for t, src in new.items()}
+        resubscribe = set(formats) != set(self.formats)
+        self.sources, self.formats = dict(new), formats
+        if resubscribe and self._consumer is not None:
+            self._consumer.subscribe(list(formats))  # a rebalance; records left stay in their topics
+        log.info("ingest: sources reloaded, %d raw topics read", len(formats))
 
     def _pool_died(self, polled: Mapping[Any, Sequence[Any]]) -> None:
         """A batch that killed the pool twice is normalised in this thread once (no endless respawn)."""

@@ -78,3 +78,44 @@ def test_every_raw_topic_has_a_format_with_a_normaliser() -> None:
     raw = {s.name for s in ingest_topics(settings) if ".raw." in s.name and not s.name.endswith(".dlq")}
     assert raw == set(topics)
     assert {t.fmt for t in topics.values()} == set(FORMATS)  # the demo's sources send every format
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.subscribed: list[list[str]] = []
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.subscribed.append(sorted(topics))
+
+
+def test_the_loop_takes_the_sources_declared_now_between_batches() -> None:
+    from gateway.flows.ingest import RawTopic  # noqa: PLC0415
+    from gateway.flows.ingest_runner import IngestRunner  # noqa: PLC0415
+    from gateway.monitoring.metrics import Metrics  # noqa: PLC0415
+
+    old = raw_topics(POLICY, "gp")
+    new_topic = source_raw_topic("cdc-json", "new-erp")
+    added = {
+        **old,
+        new_topic: RawTopic(new_topic, "cdc-json", "new-erp", frozenset({"new-erp", "200000001"})),
+    }
+    answers: list[dict[str, RawTopic] | None] = [None, dict(old), added]
+    runner = IngestRunner(
+        bootstrap="127.0.0.1:1",
+        formats={t.topic: t.fmt for t in old.values()},
+        sources=old,
+        group_id="g",
+        prefix="gp",
+        metrics=Metrics(),
+        refresh=lambda: answers.pop(0),
+        refresh_interval_s=0,
+    )
+    consumer = _Consumer()
+    runner._consumer = consumer
+    runner._maybe_refresh()  # refused or unreachable: the running sources are kept
+    runner._maybe_refresh()  # unchanged
+    assert consumer.subscribed == [] and runner.sources == old
+    runner._maybe_refresh()  # a source added: its topic is read, its records checked against it
+    assert consumer.subscribed == [sorted([*old, new_topic])]
+    assert runner.sources[new_topic].may_enter == frozenset({"new-erp", "200000001"})
+    assert runner.formats[new_topic] == "cdc-json"
