@@ -201,7 +201,8 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
         except RejectedMessage:
             skipped += 1
             continue
-        records.append((codec.name, r.key, record))
+        source = [(k, v) for k, v in (r.headers or []) if k == "gp.source" and v]  # who entered it
+        records.append((codec.name, r.key, record, source))
     stats = dry_run(Router(before), Router(after), records)
     changed = {
         a: s
