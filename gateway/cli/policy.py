@@ -48,7 +48,10 @@ def policy() -> None:
 def check(policy_path: Path | None, actors_path: Path | None) -> None:
     """Validate a policy and its actors (every problem listed; exit 2 when refused)."""
     loaded = _load(policy_path, actors_path)
-    click.echo(f"policy {loaded.version}: {len(loaded.actors)} actors, {len(loaded.roles)} roles, OK")
+    click.echo(
+        f"policy {loaded.version}: {len(loaded.actors)} actors, {len(loaded.roles)} roles,"
+        f" {len(loaded.sources)} sources, {len(loaded.trusted)} trusted relations, OK"
+    )
 
 
 @policy.command("explain")
