@@ -39,6 +39,7 @@ from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import Policy, PolicyStore
+from gateway.policy.router import H_SOURCE  # the authenticated source of a canonical record
 from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, ingest_group, source_raw_topic
 
@@ -60,7 +61,6 @@ STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
 CE_NAMESPACE = uuid.UUID("7d0b1a6e-3f0c-5d8e-9a57-6f7c2b1e4a10")
 _KIND = {DEMANDE: "demande", DECISION: "decision"}
-H_SOURCE = "gp.source"  # the authenticated source of a canonical record (set by the ingest only)
 NOT_SPOKEN_FOR = "entered (saisie) for an organisation the source does not speak for"
 
 
