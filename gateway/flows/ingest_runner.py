@@ -134,8 +134,7 @@ class IngestRunner:
         self.bootstrap = bootstrap
         self.formats = dict(formats)
         self.sources = dict(sources or {})
-        # the declared sources again (None: unchanged or unreadable), checked between batches
-        self.refresh = refresh
+        self.refresh = refresh  # the declared sources again (None: keep them), called between batches
         self.refresh_interval_s = refresh_interval_s
         self._next_refresh = time.monotonic() + refresh_interval_s
         self.group_id = group_id
@@ -222,22 +221,12 @@ class IngestRunner:
     def _raw(self, polled: Mapping[Any, Sequence[Any]]) -> list[RawRecord]:
         out = []
         for tp, records in polled.items():
-            src = self.sources.get(tp.topic)
-            source, may_enter = (src.source, src.may_enter) if src is not None else (None, None)
-            fmt = self.formats.get(tp.topic, "unknown")
+            fmt, src = self.formats.get(tp.topic, "unknown"), self.sources.get(tp.topic)
+            who = (src.source, src.may_enter) if src is not None else (None, None)
+            ts = [m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None for m in records]
             out += [
-                RawRecord(
-                    fmt,
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.key,
-                    m.value,
-                    m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
-                    source,
-                    may_enter,
-                )
-                for m in records
+                RawRecord(fmt, m.topic, m.partition, m.offset, m.key, m.value, t, *who)
+                for m, t in zip(records, ts, strict=True)
             ]
         return out
 
