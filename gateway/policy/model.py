@@ -155,12 +155,12 @@ class Source(_Strict):
 
     id: str = Field(description="Principal name and raw-topic suffix: lower-case letters, digits, '-'.")
     name: str = ""
-    formats: list[str] = Field(description="Input formats it sends (gateway.topics.FORMATS).")
+    formats: list[str] = Field(description="Input formats it sends (gateway.formats.FORMATS).")
     speaks_for: list[str] = Field(description="Actor ids it may enter events for (saisie).")
 
     @model_validator(mode="after")
     def _shape(self) -> Source:
-        from gateway.topics import FORMATS  # noqa: PLC0415 - topics is a leaf module
+        from gateway.formats import FORMATS  # noqa: PLC0415 - the registry of input formats (a leaf)
 
         problems = []
         if not _SOURCE_ID.match(self.id):
