@@ -201,7 +201,9 @@ def update_state(
         return state
     new = state
     orientation = record.get("orientation")
-    if orientation:
+    siao = orientation.get("siao") if orientation else None
+    if orientation and (admit is None or (siao and admit(resolve(siao) if resolve else siao))):
+        # an orientation is its SIAO's act: one the rule does not admit says nothing of hébergement
         new = _orientation(new, orientation)
     for kind, code in named_links(record):
         org = resolve(code) if resolve is not None else code

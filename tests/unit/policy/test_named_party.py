@@ -286,3 +286,12 @@ def test_statistique_gets_no_applicant_id_as_origine() -> None:
     assert bailleur is not None
     _, out = decode_single_object(bailleur.value, {codec.fingerprint: codec})
     assert out["provenance"]["origine"] == RENNES_HABITAT  # an organisation's code is not personal
+
+
+def test_an_orientation_whose_siao_is_not_admitted_says_nothing_of_hebergement() -> None:
+    app = App()
+    # Nantes Logement's ERP (44) enters an orientation naming SIAO 35 and hébergement in 35
+    spoof = _orientation(SIAO_35, "35")
+    spoof["provenance"]["saisie"] = NANTES_LOGEMENT
+    app.route(DECISION, spoof)
+    assert SIAO_35 not in app.demand_again().recipients
