@@ -16,6 +16,7 @@ import fastavro.validation
 
 from gateway.codec.avro import load_schemas
 from gateway.errors import ConfigError, Problem
+from gateway.formats import FORMATS, INPUT_FORMATS
 from gateway.model.canonical import CanonicalRecord
 from gateway.normalise.demande import check_sne_mandatory
 from gateway.normalise.outcome import Outcome, Rejection
@@ -30,7 +31,6 @@ __all__ = [
     "normalise",
 ]
 
-FORMATS: tuple[str, ...] = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 INTERNAL_ERROR = "cannot be normalised (internal error)"
@@ -39,14 +39,8 @@ _log = logging.getLogger(__name__)
 Normaliser = Callable[[bytes, datetime], list[Outcome]]
 
 
-# format -> "module:function" (imported on first use)
-_NORMALISERS = {
-    "sne-xml": "gateway.normalise.sne_xml:normalise_sne_xml",
-    "cdc-json": "gateway.normalise.cdc_json:normalise_cdc_json",
-    "siao-json": "gateway.normalise.siao_json:normalise_siao_json",
-    "cal-csv": "gateway.normalise.cal_csv:normalise_cal_csv",
-    "comed-json": "gateway.normalise.comed_json:normalise_comed_json",
-}
+# format -> "module:function" (imported on first use), from the one registry of formats
+_NORMALISERS = {f.name: f.normaliser for f in INPUT_FORMATS}
 
 
 def _normaliser(fmt: str) -> Normaliser:
