@@ -17,12 +17,16 @@ import fastavro.validation
 from gateway.codec.avro import load_schemas
 from gateway.errors import ConfigError, Problem
 from gateway.model.canonical import CanonicalRecord
+from gateway.normalise.common import reset_today, set_today, unique
 from gateway.normalise.demande import check_sne_mandatory
-from gateway.normalise.outcome import Outcome, Rejection
+from gateway.normalise.limits import GARBAGE_MIN_PARTS, GARBAGE_RATIO, MAX_BYTES, MAX_INPUT_BYTES
+from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
+from gateway.normalise.values import PARIS
 
 __all__ = [
     "FORMATS",
     "INTERNAL_ERROR",
+    "MAX_BYTES",
     "MAX_INPUT_BYTES",
     "Outcome",
     "Rejection",
@@ -31,9 +35,7 @@ __all__ = [
 ]
 
 FORMATS: tuple[str, ...] = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
-MAX_INPUT_BYTES = 16 * 1024 * 1024
-
-INTERNAL_ERROR = "cannot be normalised (internal error)"
+GARBAGE_SHOWN = 10  # distinct problems kept in the one rejection of a mostly unreadable input
 _log = logging.getLogger(__name__)
 
 Normaliser = Callable[[bytes, datetime], list[Outcome]]
@@ -71,8 +73,11 @@ def normalise(
     if not isinstance(data, bytes | bytearray | memoryview):
         return [Rejection((Problem("$", "not bytes", type(data).__name__),), "$")]
     data = bytes(data)
-    if len(data) > MAX_INPUT_BYTES:
-        return [Rejection((Problem("$", "too large", f"{len(data)} bytes"),), "$")]
+    limit = MAX_BYTES.get(fmt, MAX_INPUT_BYTES)
+    if len(data) > limit:
+        value = f"{len(data)} bytes, limit {limit} for {fmt}"
+        return [Rejection((Problem("$", "too large", value),), "$")]
+    token = set_today(when.astimezone(PARIS).date())
     try:
         outcomes = normaliser(data, when)
     except RecursionError:
@@ -80,7 +85,22 @@ def normalise(
     except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes as an exception
         _log.warning("normaliser %s failed on an input: %s (internal error)", fmt, type(exc).__name__)
         return [Rejection((Problem("$", INTERNAL_ERROR, type(exc).__name__),), "$")]
+    finally:
+        reset_today(token)
+    outcomes = mostly_unreadable(outcomes)
     return [_checked(o) for o in outcomes] if check else outcomes
+
+
+def mostly_unreadable(outcomes: list[Outcome]) -> list[Outcome]:
+    """One rejection for a multi-record input that is mostly unreadable (a wrong format, a binary
+    file): at least GARBAGE_MIN_PARTS rejected parts, more than GARBAGE_RATIO of its parts. Its good
+    parts are not sent on either (they are suspect); the whole input is the dead letter."""
+    bad = [o for o in outcomes if isinstance(o, Rejection)]
+    if len(bad) < GARBAGE_MIN_PARTS or len(bad) <= GARBAGE_RATIO * len(outcomes):
+        return outcomes
+    summary = Problem("$", f"mostly unreadable: {len(bad)} of {len(outcomes)} parts rejected")
+    shown = unique(Problem(p.path, p.reason, p.value) for r in bad for p in r.problems)[:GARBAGE_SHOWN]
+    return [Rejection((summary, *shown), "$")]
 
 
 def _checked(outcome: Outcome) -> Outcome:

@@ -13,7 +13,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from contextvars import ContextVar, Token
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from gateway.normalise.values import (
     PARIS,
     code_map,
     known_code,
+    length,
     lookup_code,
     midnight,
     parse_date,
@@ -37,17 +39,23 @@ from gateway.normalise.values import (
 T = TypeVar("T")
 
 __all__ = [
+    "CONTROL_CHARACTER",
     "EVENT_NAMESPACE",
+    "FORMULA_START",
     "MAX_AMOUNT",
     "MAX_TEXT",
     "PARIS",
     "Ctx",
     "Node",
     "event_id",
+    "has_control",
     "known_code",
+    "length",
     "lookup_code",
     "midnight",
+    "neutralise_formula",
     "provenance",
+    "set_today",
     "short_digest",
     "shown_code",
     "to_millis",
@@ -58,7 +66,15 @@ MAX_TEXT = 500  # characters in one free-text field
 MAX_AMOUNT = Decimal("1000000000")  # euros; fits decimal(12, 2)
 CENT = Decimal("0.01")
 EVENT_NAMESPACE = uuid.UUID("6f1e0c2a-7d0b-5c1e-9a43-2b8f0e5d6a11")  # gp-gateway decisions
-_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$", re.ASCII)  # ASCII digits only (not Arabic-Indic...)
+# characters refused in any text: C0/C1 controls, DEL, surrogates, non-characters (they stop XML
+# builders and terminals); line breaks and tabs are allowed only where a text may span lines
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+CONTROL_CHARACTER = "control character not allowed"
+# a text a spreadsheet would run as a formula (CSV/formula injection, OWASP): neutralised by a
+# leading apostrophe, which spreadsheets show as text; codes and patterned values never start so
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # fast paths (ASCII digits only; anything else takes the general rules)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _PLAIN_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
@@ -105,11 +121,34 @@ def provenance(
     }
 
 
+def has_control(value: str, *, multiline: bool = False) -> bool:
+    return (_CONTROL if multiline else _CONTROL_ONE_LINE).search(value) is not None
+
+
+def neutralise_formula(value: str) -> str:
+    """`value`, with a leading apostrophe when a spreadsheet would read it as a formula."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+_TODAY: ContextVar[date | None] = ContextVar("gp_normalise_today", default=None)
+
+
+def set_today(day: date) -> Token[date | None]:
+    """The day of reception of the input being normalised (set by `gateway.normalise.normalise`):
+    dates of past facts (birth, creation of the application) after it are refused."""
+    return _TODAY.set(day)
+
+
+def reset_today(token: Token[date | None]) -> None:
+    _TODAY.reset(token)
+
+
 class Ctx:
     """Collects the problems of one input (or of one part of it)."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.today: date | None = _TODAY.get()
 
     def add(self, path: str, reason: str, value: str | None = None) -> None:
         self.problems.append(Problem(path, reason, value))
@@ -122,7 +161,8 @@ class Ctx:
 def _pattern(pattern: str) -> re.Pattern[str]:
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
-        compiled = _PATTERNS[pattern] = re.compile(pattern)  # patterns are constants of the code
+        # patterns are constants of the code; \d means an ASCII digit (not Arabic-Indic...)
+        compiled = _PATTERNS[pattern] = re.compile(pattern, re.ASCII)
     return compiled
 
 
@@ -217,8 +257,17 @@ class Node:
 
     # -- scalars --------------------------------------------------------------------------------
     def text(
-        self, name: str, *, required: bool | str = False, max_len: int = MAX_TEXT, pattern: str | None = None
+        self,
+        name: str,
+        *,
+        required: bool | str = False,
+        max_len: int = MAX_TEXT,
+        pattern: str | None = None,
+        multiline: bool = False,
     ) -> str | None:
+        """A text; refused when too long, not matching `pattern`, or holding a control character
+        (line breaks and tabs too, unless `multiline`). A free text (no pattern) a spreadsheet would
+        run as a formula comes back neutralised (see `neutralise_formula`)."""
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
         if type(raw) is str:
@@ -241,10 +290,15 @@ class Node:
         if len(value) > max_len:
             self.ctx.add(self.p(name), "too large", f"{len(value)} characters")
             return None
-        if pattern is not None and not (_PATTERNS.get(pattern) or _pattern(pattern)).fullmatch(value):
-            self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
+        if pattern is not None:
+            if not (_PATTERNS.get(pattern) or _pattern(pattern)).fullmatch(value):
+                self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
+                return None
+            return value
+        if (_CONTROL if multiline else _CONTROL_ONE_LINE).search(value) is not None:
+            self.ctx.add(self.p(name), CONTROL_CHARACTER)
             return None
-        return value
+        return "'" + value if value.startswith(FORMULA_START) else value
 
     def code(self, name: str, enum: str, liste: str, *, required: bool | str = False) -> str | None:
         """An enum symbol from an SNE code (or from the symbol itself); unknown codes are problems."""
@@ -266,7 +320,9 @@ class Node:
             return None
         return lookup_code(self.ctx, self.p(name), raw, enum, liste)
 
-    def date(self, name: str, *, required: bool | str = False) -> date | None:
+    def date(self, name: str, *, required: bool | str = False, past: bool = False) -> date | None:
+        """A date; `past`: the date of a past fact (a birth, the creation of the application), refused
+        when after the day the input was received (one day of tolerance for time zones)."""
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
         if type(raw) is str and _ISO_DAY.fullmatch(raw):  # fast path: plain yyyy-mm-dd
@@ -274,11 +330,17 @@ class Node:
                 day = date.fromisoformat(raw)
             except ValueError:
                 day = None
-            if day is not None and MIN_YEAR <= day.year <= MAX_YEAR:
-                return day
-            self.ctx.add(self.p(name), "impossible date", "str")
-            return None
-        return self._parsed(name, required, parse_date)
+            if day is None or not MIN_YEAR <= day.year <= MAX_YEAR:
+                self.ctx.add(self.p(name), "impossible date", "str")
+                return None
+        else:
+            day = self._parsed(name, required, parse_date)
+        if past and day is not None:
+            today = self.ctx.today or datetime.now(PARIS).date()
+            if day > today + timedelta(days=1):
+                self.ctx.add(self.p(name), "date in the future", "date")
+                return None
+        return day
 
     def timestamp(self, name: str, *, required: bool | str = False) -> datetime | None:
         return self._parsed(name, required, parse_timestamp)
@@ -329,7 +391,7 @@ class Node:
         if not value.is_finite():
             self.ctx.add(self.p(name), "not a number", "non-finite")
             return None
-        if value < 0:
+        if value < 0 or value.is_signed():  # -0.00 too: a sign that means nothing is a bad value
             self.ctx.add(self.p(name), negative)
             return None
         if value >= MAX_AMOUNT:
@@ -358,7 +420,8 @@ class Node:
             self.ctx.add(self.p(name), "not an integer", "bool")
             return None
         try:
-            value = int(str(raw).strip()) if isinstance(raw, str | int) else None
+            text = str(raw).strip()
+            value = int(text) if isinstance(raw, str | int) and text.isascii() else None
         except ValueError:
             value = None
         if value is None:

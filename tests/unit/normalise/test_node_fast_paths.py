@@ -15,7 +15,7 @@ from gateway.normalise.values import parse_date, type_name
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$", re.ASCII)  # ASCII digits only (issue 10)
 SETTINGS = settings(max_examples=400, deadline=None)
 
 # text close to what the fast paths accept: digits (ASCII and not), separators, spaces, signs
@@ -53,7 +53,7 @@ def oracle_number(raw: Any) -> tuple[Decimal | None, list[Problem]]:
         return None, [Problem("p/x", "not a number", type_name(raw))]
     if not value.is_finite():
         return None, [Problem("p/x", "not a number", "non-finite")]
-    if value < 0:
+    if value < 0 or value.is_signed():  # -0 too (issue 10)
         return None, [Problem("p/x", "negative number")]
     if value >= MAX_AMOUNT:
         return None, [Problem("p/x", "too large")]

@@ -1,0 +1,20 @@
+"""Bounds on what one input may cost: its size per format, and when a mostly unreadable
+multi-record input becomes one rejection instead of one per part (see docs/normalise.md)."""
+
+from __future__ import annotations
+
+__all__ = ["GARBAGE_MIN_PARTS", "GARBAGE_RATIO", "MAX_BYTES", "MAX_INPUT_BYTES"]
+
+MAX_INPUT_BYTES = 16 * 1024 * 1024  # the largest input of any format (the raw topics' max.message.bytes)
+MIB = 1024 * 1024
+MAX_BYTES: dict[str, int] = {
+    "sne-xml": 5 * MIB,  # one application (the hardened XML parser's own limit)
+    "cdc-json": 16 * MIB,  # a Debezium batch
+    "siao-json": 8 * MIB,
+    "comed-json": 8 * MIB,
+    "cal-csv": 4 * MIB,  # one CAL's decisions: a few hundred lines, ~100 bytes each
+}
+# A multi-record input with at least GARBAGE_MIN_PARTS rejected parts, which are more than
+# GARBAGE_RATIO of its parts, is one rejection (with the count) instead of one per part.
+GARBAGE_MIN_PARTS = 50
+GARBAGE_RATIO = 0.5
