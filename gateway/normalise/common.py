@@ -77,6 +77,7 @@ CONTROL_CHARACTER = "control character not allowed"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # fast paths (ASCII digits only; anything else takes the general rules)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_FR_DAY = re.compile(r"\d{2}/\d{2}/\d{4}", re.ASCII)
 _PLAIN_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
 
 
@@ -325,9 +326,13 @@ class Node:
         when after the day the input was received (one day of tolerance for time zones)."""
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
-        if type(raw) is str and _ISO_DAY.fullmatch(raw):  # fast path: plain yyyy-mm-dd
-            try:  # the same rules as parse_date: a real day, MIN_YEAR..MAX_YEAR
-                day = date.fromisoformat(raw)
+        if type(raw) is str and (_ISO_DAY.fullmatch(raw) or _FR_DAY.fullmatch(raw)):
+            try:  # fast path, the same rules as parse_date: a real day, MIN_YEAR..MAX_YEAR
+                day = (
+                    date.fromisoformat(raw)
+                    if raw[2] != "/"
+                    else date(int(raw[6:10]), int(raw[3:5]), int(raw[0:2]))
+                )
             except ValueError:
                 day = None
             if day is None or not MIN_YEAR <= day.year <= MAX_YEAR:

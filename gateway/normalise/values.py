@@ -35,8 +35,8 @@ __all__ = [
 
 PARIS = ZoneInfo("Europe/Paris")
 _EPOCH = date(1970, 1, 1)
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
-_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$", re.ASCII)
+_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$", re.ASCII)
 MIN_YEAR, MAX_YEAR = 1880, 2200
 CODE_MAPS: dict[str, tuple[dict[str, str], frozenset[str]]] = {}  # enum -> code_map(enum), filled once
 

@@ -107,7 +107,9 @@ def test_known_edge_cases() -> None:
         ("2023-02-29", None),  # impossible date
         ("1879-12-31", None),  # impossible date (year)
         ("2201-01-01", None),
-        ("\u0662\u0660\u0662\u0664-01-01", date(2024, 1, 1)),  # Arabic-Indic digits: general path
+        ("\u0662\u0660\u0662\u0664-01-01", None),  # Arabic-Indic digits: refused (issue 10)
+        ("29/02/2024", date(2024, 2, 29)),  # the dd/mm/yyyy fast path
+        ("30/02/2024", None),
         ("2024-01-01Z", date(2024, 1, 1)),
     ]:
         ctx, n = _node(text)
