@@ -77,7 +77,9 @@ def normalise(
     if len(data) > limit:
         value = f"{len(data)} bytes, limit {limit} for {fmt}"
         return [Rejection((Problem("$", "too large", value),), "$")]
-    token = set_today(when.astimezone(PARIS).date())
+    # dates of past facts may not be after today: the later of the reception day and the clock's
+    # (a record's Kafka timestamp can be old, or 0: it must not make a real birth date "future")
+    token = set_today(max(when.astimezone(PARIS).date(), datetime.now(PARIS).date()))
     try:
         outcomes = normaliser(data, when)
     except RecursionError:

@@ -308,3 +308,9 @@ def test_an_unknown_table_or_op_is_not_quoted() -> None:
     assert [(p.path, p.reason, p.value) for p in rej.problems] == [
         ("op", "unknown Debezium op (c, u, r or d)", "1 character")
     ]
+
+
+def test_an_old_reception_time_does_not_make_a_real_birth_date_future() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)  # a Kafka timestamp of 0, or a very old record
+    data = json.dumps(cdc_demande(with_demandeur(dateNaissance="1990-02-14"))).encode()
+    assert records(normalise("cdc-json", data, received_at=epoch))
