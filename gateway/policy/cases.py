@@ -18,6 +18,14 @@ cases:
       fields: {typeEvenement: DESIGNATION}
 ```
 Failures name the case, the path and what was expected; actual values are never printed.
+
+Meaning of the expectations (issue 10): paths are field paths of the canonical schema or of the
+view schema, `[]` and list indexes optional (`cotitulaires.mel` = `cotitulaires[].mel`); a path that
+names no field, or an unknown class, is an error (a case that checks nothing), not a pass.
+`present` = disclosed in this record (a value, not null); `absent` = not disclosed in this record:
+the path is missing from the view, or its value is null (withheld) or an empty list; an `absent`
+on a field the input itself holds no value in is reported as checking nothing.
+`classes_include` / `classes_exclude` = the classes of the leaves that hold a value in this record.
 """
 
 from __future__ import annotations
