@@ -17,10 +17,11 @@ import fastavro.validation
 from gateway.codec.avro import load_schemas
 from gateway.errors import ConfigError, Problem
 from gateway.model.canonical import CanonicalRecord
-from gateway.normalise.common import reset_today, set_today, unique
+from gateway.normalise.common import unique
 from gateway.normalise.demande import check_sne_mandatory
 from gateway.normalise.limits import GARBAGE_MIN_PARTS, GARBAGE_RATIO, MAX_BYTES, MAX_INPUT_BYTES
 from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
+from gateway.normalise.textrules import reset_today, set_today
 from gateway.normalise.values import PARIS
 
 __all__ = [

@@ -13,12 +13,20 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar, Token
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from gateway.errors import Problem
+from gateway.normalise.textrules import (
+    CONTROL_CHARACTER,
+    CONTROL_MULTILINE,
+    CONTROL_ONE_LINE,
+    FORMULA_START,
+    current_today,
+    has_control,
+    neutralise_formula,
+)
 from gateway.normalise.values import (
     CODE_MAPS,
     MAX_YEAR,
@@ -55,7 +63,6 @@ __all__ = [
     "midnight",
     "neutralise_formula",
     "provenance",
-    "set_today",
     "short_digest",
     "shown_code",
     "to_millis",
@@ -67,14 +74,6 @@ MAX_AMOUNT = Decimal("1000000000")  # euros; fits decimal(12, 2)
 CENT = Decimal("0.01")
 EVENT_NAMESPACE = uuid.UUID("6f1e0c2a-7d0b-5c1e-9a43-2b8f0e5d6a11")  # gp-gateway decisions
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$", re.ASCII)  # ASCII digits only (not Arabic-Indic...)
-# characters refused in any text: C0/C1 controls, DEL, surrogates, non-characters (they stop XML
-# builders and terminals); line breaks and tabs are allowed only where a text may span lines
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_CONTROL_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-CONTROL_CHARACTER = "control character not allowed"
-# a text a spreadsheet would run as a formula (CSV/formula injection, OWASP): neutralised by a
-# leading apostrophe, which spreadsheets show as text; codes and patterned values never start so
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # fast paths (ASCII digits only; anything else takes the general rules)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _FR_DAY = re.compile(r"\d{2}/\d{2}/\d{4}", re.ASCII)
@@ -122,34 +121,12 @@ def provenance(
     }
 
 
-def has_control(value: str, *, multiline: bool = False) -> bool:
-    return (_CONTROL if multiline else _CONTROL_ONE_LINE).search(value) is not None
-
-
-def neutralise_formula(value: str) -> str:
-    """`value`, with a leading apostrophe when a spreadsheet would read it as a formula."""
-    return "'" + value if value.startswith(FORMULA_START) else value
-
-
-_TODAY: ContextVar[date | None] = ContextVar("gp_normalise_today", default=None)
-
-
-def set_today(day: date) -> Token[date | None]:
-    """The day of reception of the input being normalised (set by `gateway.normalise.normalise`):
-    dates of past facts (birth, creation of the application) after it are refused."""
-    return _TODAY.set(day)
-
-
-def reset_today(token: Token[date | None]) -> None:
-    _TODAY.reset(token)
-
-
 class Ctx:
     """Collects the problems of one input (or of one part of it)."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
-        self.today: date | None = _TODAY.get()
+        self.today: date | None = current_today()
 
     def add(self, path: str, reason: str, value: str | None = None) -> None:
         self.problems.append(Problem(path, reason, value))
@@ -296,7 +273,7 @@ class Node:
                 self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
                 return None
             return value
-        if (_CONTROL if multiline else _CONTROL_ONE_LINE).search(value) is not None:
+        if (CONTROL_MULTILINE if multiline else CONTROL_ONE_LINE).search(value) is not None:
             self.ctx.add(self.p(name), CONTROL_CHARACTER)
             return None
         return "'" + value if value.startswith(FORMULA_START) else value
