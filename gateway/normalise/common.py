@@ -3,8 +3,8 @@
 A `Node` wraps one mapping of a decoded source (an XML element turned into a dict, a JSON object,
 a CSV row) with its path in the source's vocabulary. Every accessor returns the converted value
 or None and records a `Problem` (path, reason, safe value) instead of raising, so a normaliser
-collects EVERY problem of an input before it decides. Problem values are codes or type names,
-never personal data.
+collects EVERY problem of an input before it decides. Problem values are type names, lengths,
+expected patterns or codes of the list checked, never the offending value (docs/normalise.md).
 """
 
 from __future__ import annotations
