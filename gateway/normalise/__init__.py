@@ -19,7 +19,13 @@ from gateway.errors import ConfigError, Problem
 from gateway.model.canonical import CanonicalRecord
 from gateway.normalise.common import unique
 from gateway.normalise.demande import check_sne_mandatory
-from gateway.normalise.limits import GARBAGE_MIN_PARTS, GARBAGE_RATIO, MAX_BYTES, MAX_INPUT_BYTES
+from gateway.normalise.limits import (
+    GARBAGE_MIN_PARTS,
+    GARBAGE_RATIO,
+    MAX_BYTES,
+    MAX_INPUT_BYTES,
+    MAX_PROBLEMS,
+)
 from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
 from gateway.normalise.textrules import reset_today, set_today
 from gateway.normalise.values import PARIS
@@ -90,8 +96,16 @@ def normalise(
         return [Rejection((Problem("$", INTERNAL_ERROR, type(exc).__name__),), "$")]
     finally:
         reset_today(token)
-    outcomes = mostly_unreadable(outcomes)
+    outcomes = [_capped(o) for o in mostly_unreadable(outcomes)]
     return [_checked(o) for o in outcomes] if check else outcomes
+
+
+def _capped(outcome: Outcome) -> Outcome:
+    """A rejection lists at most MAX_PROBLEMS problems, then how many more there were."""
+    if not isinstance(outcome, Rejection) or len(outcome.problems) <= MAX_PROBLEMS:
+        return outcome
+    more = Problem("$", f"{len(outcome.problems) - MAX_PROBLEMS} more problems not listed")
+    return Rejection((*outcome.problems[:MAX_PROBLEMS], more), outcome.locator, outcome.fragment)
 
 
 def mostly_unreadable(outcomes: list[Outcome]) -> list[Outcome]:

@@ -3,7 +3,7 @@ multi-record input becomes one rejection instead of one per part (see docs/norma
 
 from __future__ import annotations
 
-__all__ = ["GARBAGE_MIN_PARTS", "GARBAGE_RATIO", "MAX_BYTES", "MAX_INPUT_BYTES"]
+__all__ = ["GARBAGE_MIN_PARTS", "GARBAGE_RATIO", "MAX_BYTES", "MAX_INPUT_BYTES", "MAX_PROBLEMS"]
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # the largest input of any format (the raw topics' max.message.bytes)
 MIB = 1024 * 1024
@@ -18,3 +18,5 @@ MAX_BYTES: dict[str, int] = {
 # GARBAGE_RATIO of its parts, is one rejection (with the count) instead of one per part.
 GARBAGE_MIN_PARTS = 50
 GARBAGE_RATIO = 0.5
+# Problems listed per rejected part (the rest counted): they travel in dead-letter headers.
+MAX_PROBLEMS = 100

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from gateway.normalise import MAX_INPUT_BYTES, Rejection, cdc_json, normalise
-from gateway.normalise.limits import GARBAGE_MIN_PARTS, MAX_BYTES
+from gateway.normalise.limits import GARBAGE_MIN_PARTS, MAX_BYTES, MAX_PROBLEMS
 
 from .helpers import DEMANDE, records, rejections, round_trip
 
@@ -314,3 +314,12 @@ def test_an_old_reception_time_does_not_make_a_real_birth_date_future() -> None:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)  # a Kafka timestamp of 0, or a very old record
     data = json.dumps(cdc_demande(with_demandeur(dateNaissance="1990-02-14"))).encode()
     assert records(normalise("cdc-json", data, received_at=epoch))
+
+
+def test_a_part_with_thousands_of_problems_keeps_the_first_ones_and_a_count() -> None:
+    doc = copy.deepcopy(DEMANDE)
+    doc["logementRecherche"]["listeTypeLogement"] = ["ZZ"] * 5000
+    [rej] = rejections(cdc(cdc_demande(doc)))
+    assert len(rej.problems) == MAX_PROBLEMS + 1
+    last = rej.problems[-1]
+    assert (last.path, last.reason) == ("$", f"{5000 - MAX_PROBLEMS} more problems not listed")
