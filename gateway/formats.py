@@ -21,7 +21,10 @@ class InputFormat:
     extensions: tuple[str, ...]  # file suffixes of this format (an ambiguous one is not a default)
     short: str  # the prefix of sample file names (samples/bad/<short>-...)
     description: str
+    max_bytes: int  # larger inputs are rejected before parsing ("too large")
 
+
+MIB = 1024 * 1024
 
 INPUT_FORMATS: tuple[InputFormat, ...] = (
     InputFormat(
@@ -31,6 +34,7 @@ INPUT_FORMATS: tuple[InputFormat, ...] = (
         (".xml",),
         "sne",
         "SNE interfaceNuu XML export of one application",
+        5 * MIB,  # one application (the hardened XML parser's own limit)
     ),
     InputFormat(
         "cdc-json",
@@ -39,6 +43,7 @@ INPUT_FORMATS: tuple[InputFormat, ...] = (
         (".json", ".jsonl"),
         "cdc",
         "Debezium change events of a landlord ERP's tables",
+        16 * MIB,  # a Debezium batch
     ),
     InputFormat(
         "siao-json",
@@ -47,6 +52,7 @@ INPUT_FORMATS: tuple[InputFormat, ...] = (
         (".json", ".jsonl"),
         "siao",
         "SIAO orientations and priority labels",
+        8 * MIB,
     ),
     InputFormat(
         "cal-csv",
@@ -55,6 +61,7 @@ INPUT_FORMATS: tuple[InputFormat, ...] = (
         (".csv",),
         "cal",
         "CAL (attribution commission) decisions, one per line",
+        4 * MIB,  # one CAL's decisions: a few hundred lines, ~100 bytes each
     ),
     InputFormat(
         "comed-json",
@@ -63,6 +70,7 @@ INPUT_FORMATS: tuple[InputFormat, ...] = (
         (".json",),
         "comed",
         "COMED (DALO mediation commission) decisions",
+        8 * MIB,
     ),
 )
 

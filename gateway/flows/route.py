@@ -280,7 +280,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the actor and audit topics, the scope table, the routing agent and the reload timer."""
     settings = ctx.settings
     prefix = settings.topic_prefix
-    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret)
+    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret, check_key=True)
     core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
     ctx.topics.extend(route_topics(settings, store.policy))
     sources = {canonical_topic("demande", prefix): "demande", canonical_topic("decision", prefix): "decision"}

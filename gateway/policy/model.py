@@ -436,13 +436,23 @@ class PolicyStore:
     """The running policy. `reload()` swaps in a new one only when it is valid as a whole."""
 
     def __init__(
-        self, path: Path | None = None, actors_path: Path | None = None, *, secret: SecretStr | None = None
+        self,
+        path: Path | None = None,
+        actors_path: Path | None = None,
+        *,
+        secret: SecretStr | None = None,
+        check_key: bool = False,
     ) -> None:
+        """`check_key` (the running worker): a weak pseudonymisation key is refused outside the
+        bundled demo policy, and tolerated with a warning in it (gateway.policy.secret)."""
         self.path = path
         self.actors_path = actors_path
         self.secret = secret
+        self.check_key = check_key
         self._lock = threading.Lock()
         self._policy = load_policy(path, actors_path, secret=secret)
+        if check_key:
+            _check_key(self._policy)
         self.last_error: ConfigError | None = None
 
     @property
@@ -453,6 +463,8 @@ class PolicyStore:
         """Load the files again; on error keep the running policy and raise the ConfigError."""
         try:
             new = load_policy(self.path, self.actors_path, secret=self.secret)
+            if self.check_key:
+                _check_key(new)
         except ConfigError as exc:
             self.last_error = exc
             raise
@@ -460,3 +472,11 @@ class PolicyStore:
             self._policy = new
             self.last_error = None
         return new
+
+
+def _check_key(policy: Policy) -> None:
+    """The running policy's pseudonymisation key (gateway.policy.secret): refused when weak outside
+    the bundled demo policy, tolerated with a warning in it."""
+    from gateway.policy.secret import check_pseudonymisation_key  # noqa: PLC0415
+
+    check_pseudonymisation_key(policy.source, policy.secret, DEFAULT_POLICY_FILE)

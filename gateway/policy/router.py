@@ -435,6 +435,7 @@ class Router:
                 "viewFingerprint": view.fingerprint_hex,
                 "sourceEventId": source_id,
                 "time": now,
+                "reference": key.decode("utf-8", "replace") if key else None,
             }
             body = self._audit_codec.encode_checked({"actor": "", **entry})
             prefix = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
