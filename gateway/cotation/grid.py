@@ -49,6 +49,7 @@ class GridFile(BaseModel):
     id: str | None = None
     epci: str | None = None
     version: str | int | None = None
+    communes: list[str] | None = Field(None, description="INSEE codes of the EPCI: only applications wanting one are scored.")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Grid:
     criteria: tuple[Criterion, ...]
     calcul: tuple[str, ...]  # derived values the grid uses
     label_kinds: tuple[str, ...] = field(default=())
+    communes: frozenset[str] = frozenset()
 
 
 def _node(path: str) -> tuple[Node | None, str]:
@@ -287,6 +289,7 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C
         criteria=tuple(criteria),
         calcul=tuple(sorted(calcul)),
         label_kinds=tuple(sorted(kinds)),
+        communes=frozenset(gf.communes or ()),
     )
 
 

@@ -1,0 +1,124 @@
+"""`gateway cotation score|check`: the cotation grid engine, offline.
+
+`score` prints one JSON line per application the grid covers: `{"key", "total", "criteria":
+[{"id", "points", "reason"}…]}`; reasons name fields, never values. Problems go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.errors import ConfigError, Problem
+
+__all__ = ["cotation", "read_inputs"]
+
+
+def read_inputs(specs: Sequence[str]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], int]:
+    """FORMAT:FILE arguments normalised in the order given: (numéro unique -> latest Demande,
+    decisions in order, rejected inputs). Rejection problems go to stderr (never personal data)."""
+    from gateway.normalise import FORMATS, MAX_INPUT_BYTES, Rejection, normalise  # noqa: PLC0415
+
+    problems = []
+    parsed = []
+    for spec in specs:
+        fmt, sep, name = spec.partition(":")
+        if not sep or fmt not in FORMATS:
+            problems.append(Problem(spec, f"expected FORMAT:FILE with FORMAT one of {', '.join(FORMATS)}"))
+        elif not Path(name).is_file():
+            problems.append(Problem(spec, "no such file"))
+        else:
+            parsed.append((fmt, Path(name)))
+    if problems:
+        raise ConfigError("bad input arguments", problems)
+    demandes: dict[str, dict[str, Any]] = {}
+    decisions: list[dict[str, Any]] = []
+    rejected = 0
+    for fmt, path in parsed:
+        for outcome in normalise(fmt, path.read_bytes()[: MAX_INPUT_BYTES + 1]):
+            if isinstance(outcome, Rejection):
+                rejected += 1
+                for p in outcome.problems:
+                    line = {"file": path.name, "locator": outcome.locator, **p.as_dict()}
+                    click.echo(json.dumps(line, ensure_ascii=False), err=True)
+            elif outcome.schema == "fr.gp.Demande":
+                key = outcome.record.get("numUnique")
+                if key:
+                    demandes.pop(key, None)
+                    demandes[key] = outcome.record
+            elif outcome.schema == "fr.gp.Decision":
+                decisions.append(outcome.record)
+    return demandes, decisions, rejected
+
+
+def _policy(policy_path: Path | None) -> Any:
+    from gateway.policy.model import load_policy  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415 - env read only when needed
+
+    settings = GatewaySettings()
+    return load_policy(policy_path or settings.policy_file, secret=settings.pseudonymisation_secret)
+
+
+_GRID = click.option(
+    "--grid", "grid_path", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Cotation grid (YAML)."
+)
+_POLICY = click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Policy file that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
+)
+
+
+@click.group("cotation")
+def cotation() -> None:
+    """Cotation grids (loi ELAN): check a grid, score applications offline."""
+
+
+@cotation.command("check")
+@_GRID
+@_POLICY
+def check(grid_path: Path, policy_path: Path | None) -> None:
+    """Load a grid: every problem listed (exit 2), else its criteria and the class of each."""
+    from gateway.cotation.grid import load_grid  # noqa: PLC0415
+
+    grid = load_grid(grid_path, _policy(policy_path))
+    click.echo(f"grid {grid.id} {grid.version or ''}: {len(grid.criteria)} criteria, OK")
+    for c in grid.criteria:
+        click.echo(f"  {c.id:24s} {c.group:16s} {c.label}")
+
+
+@cotation.command("score")
+@_GRID
+@_POLICY
+@click.option("--now", "now_s", default=None, help="Evaluation date YYYY-MM-DD (default: today, UTC).")
+@click.argument("inputs", nargs=-1, required=True)
+def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: tuple[str, ...]) -> None:
+    """Score the applications of FORMAT:FILE inputs (normalised in the order given)."""
+    from gateway.cotation.batch import score_all  # noqa: PLC0415
+    from gateway.cotation.grid import load_grid  # noqa: PLC0415
+
+    try:
+        now = date.fromisoformat(now_s) if now_s else datetime.now(UTC).date()
+    except ValueError:
+        raise ConfigError("bad --now", [Problem("--now", "expected a date YYYY-MM-DD")]) from None
+    grid = load_grid(grid_path, _policy(policy_path))
+    demandes, decisions, rejected = read_inputs(inputs)
+    for rec in score_all(grid, demandes, decisions, now):
+        criteria = [
+            {"id": c["id"], "points": c["points"], "reason": c["raison"]}
+            for group in rec["criteres"].values()
+            for c in group
+        ]
+        order = {c.id: i for i, c in enumerate(grid.criteria)}
+        criteria.sort(key=lambda c: order[c["id"]])
+        click.echo(json.dumps({"key": rec["numUnique"], "total": rec["total"], "criteria": criteria}, ensure_ascii=False))
+    if rejected:
+        sys.exit(2)
