@@ -31,6 +31,7 @@ __all__ = [
     "compile_expr",
     "reads",
     "to_cel",
+    "to_cel_fields",
 ]
 
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
@@ -91,13 +92,10 @@ class CompiledExpr:
     program: Any
     result: str  # "bool", "number", "dyn", "other"
 
-    def evaluate(self, activation: Any) -> tuple[bool, Any]:
-        """(ok, value): a runtime error gives (False, None); its text is never kept (it may quote data)."""
-        value = self.program.eval(activation)
-        kind = value.type()
-        if kind == cel.Type.ERROR:
-            return False, None
-        return True, value.value()
+    def evaluate(self, activation: Any) -> Any:
+        """The value; a runtime error comes back as a str (its text may quote data: never show it).
+        Callers check the type they expect (bool, number), which is enough: a str is never one."""
+        return self.program.eval(activation).value()
 
 
 def _kind(t: Any) -> str:
@@ -123,19 +121,29 @@ def activation(roots: tuple[str, ...], data: Mapping[str, Any]) -> Any:
     return env_for(roots).Activation(dict(data))
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def to_cel(value: Any) -> Any:
     """Plain canonical data (fastavro's Python values) as CEL-native values."""
+    if isinstance(value, _SCALARS):
+        return value
     if isinstance(value, dict):
-        return {k: to_cel(v) for k, v in value.items()}
+        return {k: v if isinstance(v, _SCALARS) else to_cel(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_cel(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
+        return [v if isinstance(v, _SCALARS) else to_cel(v) for v in value]
+    if isinstance(value, date):  # datetime included
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def to_cel_fields(record: Any, fields: frozenset[str] | None) -> dict[str, Any]:
+    """`to_cel` of the top-level `fields` of a record only (None: all of them)."""
+    if fields is None:
+        return to_cel(record)  # type: ignore[no-any-return]
+    return {k: to_cel(record.get(k)) for k in fields}
 
 
 # ---------------------------------------------------------------------------- paths an expression reads

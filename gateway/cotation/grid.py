@@ -72,6 +72,7 @@ class Grid:
     calcul: tuple[str, ...]  # derived values the grid uses
     label_kinds: tuple[str, ...] = field(default=())
     communes: frozenset[str] = frozenset()
+    demande_fields: frozenset[str] | None = None  # top-level fields of demande the grid reads
 
 
 def _node(path: str) -> tuple[Node | None, str]:
@@ -232,6 +233,7 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C
     criteria: list[Criterion] = []
     calcul: set[str] = set()
     kinds: set[str] = set()
+    top: set[str] = set()
     for i, c in enumerate(gf.criteria):
         where = f"criteria[{i}]({c.id})"
         if c.id in seen:
@@ -254,6 +256,7 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C
             if root == "calcul" and not probs:
                 calcul.add(r.path.split(".")[1].split("[")[0])
             if root == "demande" and not probs:
+                top.add(dpaths[0].split(".")[0].split("[")[0])
                 classes |= _demande_classes(policy, dpaths[0], r.presence)
                 paths += dpaths
             elif root == "calcul" and not probs:
@@ -290,6 +293,7 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C
         calcul=tuple(sorted(calcul)),
         label_kinds=tuple(sorted(kinds)),
         communes=frozenset(gf.communes or ()),
+        demande_fields=frozenset(top),
     )
 
 

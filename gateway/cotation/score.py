@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.codec.avro import load_schemas
 from gateway.cotation.bindings import CALCUL, LABEL_KINDS, ROOTS
-from gateway.cotation.expr import activation, to_cel
+from gateway.cotation.expr import activation, to_cel, to_cel_fields
 from gateway.cotation.grid import GROUPS_RECORD, Criterion, Grid
 from gateway.cotation.household import months_between
 
@@ -68,7 +68,7 @@ def score(
 ) -> Scored:
     calcul = {name: CALCUL[name][2](demande, now) for name in grid.calcul}
     data = {
-        "demande": to_cel(demande),
+        "demande": to_cel_fields(demande, grid.demande_fields),
         "calcul": to_cel(calcul),
         "labels": to_cel({k: list((labels or {}).get(k, ())) for k in LABEL_KINDS}),
         "signaux": to_cel(dict(signaux or {})),
@@ -78,21 +78,18 @@ def score(
     results = []
     total = 0.0
     for c in grid.criteria:
-        met: Any = True
         if c.condition is not None:
-            ok, met = c.condition.evaluate(act)
-            if not ok or not isinstance(met, bool):
-                results.append((c, 0.0, _unreadable(c, data), None))
+            met = c.condition.evaluate(act)
+            if met is not True:
+                if met is False:
+                    results.append((c, 0.0, "condition not met", False))
+                else:  # a runtime error (a null or missing value): never its text
+                    results.append((c, 0.0, _unreadable(c, data), None))
                 continue
-        if not met:
-            missing = _missing_paths(c, data)
-            results.append((c, 0.0, "condition not met" + (f" (missing: {missing})" if missing else ""), False))
-            continue
         if isinstance(c.points, float):
             pts: float | None = c.points
         else:
-            ok, value = c.points.evaluate(act)
-            pts = _number(value) if ok else None
+            pts = _number(c.points.evaluate(act))
         if pts is None:
             results.append((c, 0.0, _unreadable(c, data), None))
             continue
