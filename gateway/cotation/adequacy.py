@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.cotation.household import consumption_units, household_size, monthly_resources
 from gateway.errors import ConfigError, Problem
@@ -56,12 +56,13 @@ class AdequacyRules(BaseModel):
     taux_effort_max: float = Field(gt=0, le=1, description="Maximum rent burden, e.g. 0.33.")
     reste_a_vivre_min_par_uc: float = Field(ge=0, description="Minimum € per month per consumption unit.")
 
-    @model_validator(mode="after")
-    def _types(self) -> AdequacyRules:
-        bad = sorted(set(self.typologies) - set(ROOMS))
+    @field_validator("typologies")
+    @classmethod
+    def _types(cls, v: dict[str, Band]) -> dict[str, Band]:
+        bad = sorted(set(v) - set(ROOMS))
         if bad:
             raise ValueError(f"unknown dwelling types {bad} (RPLS types: {', '.join(ROOMS)})")
-        return self
+        return v
 
 
 def parse_rules(raw: Any, name: str = "rules") -> AdequacyRules:
