@@ -101,7 +101,8 @@ def scoring(rounds: int) -> None:
     policy = load_policy()
     start = time.process_time()
     grid = load_grid(GRID, policy)
-    print(f"grid {GRID.name}: {len(grid.criteria)} criteria checked and compiled in {(time.process_time() - start) * 1e3:.0f} ms CPU")
+    load_ms = (time.process_time() - start) * 1e3
+    print(f"grid {GRID.name}: {len(grid.criteria)} criteria checked and compiled in {load_ms:.0f} ms CPU")
     demandes = _demandes()
 
     def run_score() -> None:
@@ -113,7 +114,9 @@ def scoring(rounds: int) -> None:
             to_record(grid, score(grid, d, NOW), NOW)
 
     per = _cpu(run_score, rounds) / len(demandes) * 1e6
-    print(f"  score (60 criteria), per application   {per:8.1f} µs CPU   (goal <= 200; {len(demandes)} sample applications)")
+    print(
+        f"  score (60 criteria), per application   {per:8.1f} µs CPU   (goal <= 200; {len(demandes)} samples)"
+    )
     per_rec = _cpu(run_record, rounds) / len(demandes) * 1e6
     print(f"  score + fr.gp.Cotation record          {per_rec:8.1f} µs CPU")
     print(f"  2.7 M applications re-scored           {per_rec * 2.7e6 / 1e6 / 60:8.1f} min CPU on one core")

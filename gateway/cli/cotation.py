@@ -66,14 +66,18 @@ def _policy(policy_path: Path | None) -> Any:
 
 
 _GRID = click.option(
-    "--grid", "grid_path", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Cotation grid (YAML)."
+    "--grid",
+    "grid_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Cotation grid (YAML).",
 )
 _POLICY = click.option(
     "--policy",
     "policy_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Policy file that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
+    help="Policy that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
 )
 
 
@@ -119,6 +123,10 @@ def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: 
         ]
         order = {c.id: i for i, c in enumerate(grid.criteria)}
         criteria.sort(key=lambda c: order[c["id"]])
-        click.echo(json.dumps({"key": rec["numUnique"], "total": rec["total"], "criteria": criteria}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"key": rec["numUnique"], "total": rec["total"], "criteria": criteria}, ensure_ascii=False
+            )
+        )
     if rejected:
         sys.exit(2)

@@ -52,7 +52,9 @@ class AdequacyRules(BaseModel):
     version: str = "1"
     territoire: str | None = None
     personnes_par_piece: Band = Field(description="Persons per room of the dwelling type.")
-    typologies: dict[str, Band] = Field(default_factory=dict, description="Persons per dwelling type (overrides).")
+    typologies: dict[str, Band] = Field(
+        default_factory=dict, description="Persons per dwelling type (overrides)."
+    )
     taux_effort_max: float = Field(gt=0, le=1, description="Maximum rent burden, e.g. 0.33.")
     reste_a_vivre_min_par_uc: float = Field(ge=0, description="Minimum € per month per consumption unit.")
 
@@ -113,13 +115,22 @@ def _size_rule(rules: AdequacyRules, demande: Mapping[str, Any], kind: str | Non
     threshold = f"{lo:g}-{hi:g} {unit} for {kind}" if unit else "dwelling type unknown"
     if size is None or not unit:
         missing = "household (no applicant)" if size is None else "logement.typeLogement"
-        return Verdict("taille_typologie", "INCONNU", None if size is None else float(size), None, threshold, f"unknown: {missing}")
+        return Verdict(
+            "taille_typologie",
+            "INCONNU",
+            None if size is None else float(size),
+            None,
+            threshold,
+            f"unknown: {missing}",
+        )
     ok = lo <= size <= hi
     why = f"{size} persons {'within' if ok else 'outside'} {lo:g}-{hi:g} for {kind}"
     return Verdict("taille_typologie", "PASSE" if ok else "ECHEC", float(size), None, threshold, why)
 
 
-def _cost(logement: Mapping[str, Any], charges: Any, aide: Any) -> tuple[float | None, float | None, list[str]]:
+def _cost(
+    logement: Mapping[str, Any], charges: Any, aide: Any
+) -> tuple[float | None, float | None, list[str]]:
     """(lower, upper) bounds of the monthly cost rent + charges − allowance, and what is missing.
     Charges and allowance are never negative: without the allowance the cost is at most rent +
     charges; without the charges it is at least rent − allowance."""
@@ -159,28 +170,86 @@ def assess(
         verdicts.append(Verdict("taux_effort", "INCONNU", None, None, f"<= {te_max:g}", why))
     elif lower is not None and lower == upper:
         te = round(lower / resources, 4)
-        verdicts.append(Verdict("taux_effort", "PASSE" if te <= te_max else "ECHEC", te, None, f"<= {te_max:g}", f"{te:.4f} of resources"))
+        verdicts.append(
+            Verdict(
+                "taux_effort",
+                "PASSE" if te <= te_max else "ECHEC",
+                te,
+                None,
+                f"<= {te_max:g}",
+                f"{te:.4f} of resources",
+            )
+        )
     elif upper is not None and upper / resources <= te_max:
         te = round(upper / resources, 4)
-        verdicts.append(Verdict("taux_effort", "PASSE", te, "max", f"<= {te_max:g}", f"at most {te:.4f} whatever the missing {gaps}"))
+        verdicts.append(
+            Verdict(
+                "taux_effort",
+                "PASSE",
+                te,
+                "max",
+                f"<= {te_max:g}",
+                f"at most {te:.4f} whatever the missing {gaps}",
+            )
+        )
     elif lower is not None and lower / resources > te_max:
         te = round(lower / resources, 4)
-        verdicts.append(Verdict("taux_effort", "ECHEC", te, "min", f"<= {te_max:g}", f"at least {te:.4f} whatever the missing {gaps}"))
+        verdicts.append(
+            Verdict(
+                "taux_effort",
+                "ECHEC",
+                te,
+                "min",
+                f"<= {te_max:g}",
+                f"at least {te:.4f} whatever the missing {gaps}",
+            )
+        )
     else:
         verdicts.append(Verdict("taux_effort", "INCONNU", None, None, f"<= {te_max:g}", f"unknown: {gaps}"))
     rav_threshold = f">= {rav_min:g} per UC"
     if resources is None or units is None or (lower is None and upper is None):
-        why = "unknown: " + ", ".join(([] if resources is not None else ["ressources"]) + ([] if units else ["dates de naissance du ménage"]) + missing)
+        why = "unknown: " + ", ".join(
+            ([] if resources is not None else ["ressources"])
+            + ([] if units else ["dates de naissance du ménage"])
+            + missing
+        )
         verdicts.append(Verdict("reste_a_vivre", "INCONNU", None, None, rav_threshold, why))
     elif lower is not None and lower == upper:
         rav = round((resources - lower) / units, 2)
-        verdicts.append(Verdict("reste_a_vivre", "PASSE" if rav >= rav_min else "ECHEC", rav, None, rav_threshold, f"{rav:.2f} per UC per month"))
+        verdicts.append(
+            Verdict(
+                "reste_a_vivre",
+                "PASSE" if rav >= rav_min else "ECHEC",
+                rav,
+                None,
+                rav_threshold,
+                f"{rav:.2f} per UC per month",
+            )
+        )
     elif upper is not None and (resources - upper) / units >= rav_min:
         rav = round((resources - upper) / units, 2)
-        verdicts.append(Verdict("reste_a_vivre", "PASSE", rav, "min", rav_threshold, f"at least {rav:.2f} per UC whatever the missing {gaps}"))
+        verdicts.append(
+            Verdict(
+                "reste_a_vivre",
+                "PASSE",
+                rav,
+                "min",
+                rav_threshold,
+                f"at least {rav:.2f} per UC whatever the missing {gaps}",
+            )
+        )
     elif lower is not None and (resources - lower) / units < rav_min:
         rav = round((resources - lower) / units, 2)
-        verdicts.append(Verdict("reste_a_vivre", "ECHEC", rav, "max", rav_threshold, f"at most {rav:.2f} per UC whatever the missing {gaps}"))
+        verdicts.append(
+            Verdict(
+                "reste_a_vivre",
+                "ECHEC",
+                rav,
+                "max",
+                rav_threshold,
+                f"at most {rav:.2f} per UC whatever the missing {gaps}",
+            )
+        )
     else:
         verdicts.append(Verdict("reste_a_vivre", "INCONNU", None, None, rav_threshold, f"unknown: {gaps}"))
     results = {v.result for v in verdicts}
@@ -204,7 +273,14 @@ def to_record(
         "dateCalcul": now,
         "resultat": overall,
         "details": [
-            {"id": v.id, "resultat": v.result, "valeur": v.value, "borne": v.bound, "seuil": v.threshold, "explication": v.why}
+            {
+                "id": v.id,
+                "resultat": v.result,
+                "valeur": v.value,
+                "borne": v.bound,
+                "seuil": v.threshold,
+                "explication": v.why,
+            }
             for v in verdicts
         ],
         "provenance": {

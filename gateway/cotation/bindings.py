@@ -68,7 +68,11 @@ def _surface_par_personne(d: Mapping[str, Any], _now: date) -> Any:
 
 
 _MEMBERS = ("demandeur", "cotitulaires", "personnesACharge", "personnesEnGarde", "personnesANaitre.nombre")
-_BIRTHS = ("cotitulaires[].dateNaissance", "personnesACharge[].dateNaissance", "personnesEnGarde[].dateNaissance")
+_BIRTHS = (
+    "cotitulaires[].dateNaissance",
+    "personnesACharge[].dateNaissance",
+    "personnesEnGarde[].dateNaissance",
+)
 _RESOURCES = tuple(
     f"{who}.{kind}"
     for who in ("demandeur", "cotitulaires[]")

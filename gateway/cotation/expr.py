@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -56,8 +56,18 @@ def _days(a: str, b: str) -> int:
 
 # name -> (doc, overload id, return type, parameter types, implementation)
 FUNCTIONS: dict[str, tuple[str, Any, list[Any], Any]] = {
-    "mois_entre": ("whole months from date a to date b", cel.Type.INT, [cel.Type.STRING, cel.Type.STRING], _months),
-    "annees_entre": ("whole years from date a to date b", cel.Type.INT, [cel.Type.STRING, cel.Type.STRING], _years),
+    "mois_entre": (
+        "whole months from date a to date b",
+        cel.Type.INT,
+        [cel.Type.STRING, cel.Type.STRING],
+        _months,
+    ),
+    "annees_entre": (
+        "whole years from date a to date b",
+        cel.Type.INT,
+        [cel.Type.STRING, cel.Type.STRING],
+        _years,
+    ),
     "jours_entre": ("days from date a to date b", cel.Type.INT, [cel.Type.STRING, cel.Type.STRING], _days),
 }
 
@@ -189,7 +199,7 @@ def _closing(toks: list[tuple[str, str]], i: int) -> int:
     return len(toks)
 
 
-def reads(source: str, roots: frozenset[str]) -> list[Read]:  # noqa: C901, PLR0912 - one small scanner
+def reads(source: str, roots: frozenset[str]) -> list[Read]:
     """Every select chain from a root variable (macro variables followed), as paths."""
     toks = _tokens(source)
     out: list[Read] = []
@@ -216,7 +226,12 @@ def reads(source: str, roots: frozenset[str]) -> list[Read]:  # noqa: C901, PLR0
                 if j + 2 < len(toks) and toks[j + 2][1] == "(":  # a method call ends the chain
                     if name == "size":
                         presence = True
-                    elif name in MACROS and j + 4 < len(toks) and toks[j + 3][0] == "id" and toks[j + 4][1] == ",":
+                    elif (
+                        name in MACROS
+                        and j + 4 < len(toks)
+                        and toks[j + 3][0] == "id"
+                        and toks[j + 4][1] == ","
+                    ):
                         presence = True
                         bound.append((toks[j + 3][1], path + "[]", _closing(toks, j + 2)))
                         declarations.add(j + 3)

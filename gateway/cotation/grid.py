@@ -49,7 +49,9 @@ class GridFile(BaseModel):
     id: str | None = None
     epci: str | None = None
     version: str | int | None = None
-    communes: list[str] | None = Field(None, description="INSEE codes of the EPCI: only applications wanting one are scored.")
+    communes: list[str] | None = Field(
+        None, description="INSEE codes of the EPCI: only applications wanting one are scored."
+    )
 
 
 @dataclass(frozen=True)
@@ -136,14 +138,18 @@ def _read_problems(read: Read, where: str) -> tuple[list[Problem], list[str]]:
         if not name:
             return [Problem(where, "select a derived value: calcul.<name>")], []
         if name not in CALCUL:
-            return [Problem(where, f"unknown derived value calcul.{name} (known: {', '.join(sorted(CALCUL))})")], []
+            return [
+                Problem(where, f"unknown derived value calcul.{name} (known: {', '.join(sorted(CALCUL))})")
+            ], []
         return [], list(CALCUL[name][1])
     if root == "labels":
         kind = rest.split(".")[0].split("[")[0]
         if kind and kind not in LABEL_KINDS:
             return [Problem(where, f"unknown label kind labels.{kind} (known: {', '.join(LABEL_KINDS)})")], []
         sub = rest.split("[].", 1)[1] if "[]." in rest else ""
-        if sub and sub.split(".")[0] not in {f["name"] for f in load_schemas().raw("fr.gp.LabelPrioritaire")["fields"]}:
+        if sub and sub.split(".")[0] not in {
+            f["name"] for f in load_schemas().raw("fr.gp.LabelPrioritaire")["fields"]
+        }:
             return [Problem(where, f"no field {sub.split('.')[0]!r} in a label")], []
     return [], []
 
@@ -218,71 +224,90 @@ def _precheck(all_reads: list[Read]) -> tuple[tuple[str, ...], ...]:
     return tuple(sorted(out))
 
 
-def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C901, PLR0912
+@dataclass
+class _Uses:
+    """What the criteria of a grid read, gathered while checking them."""
+
+    calcul: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
+    top: set[str] = field(default_factory=set)
+
+
+def _analyse(
+    rs: list[Read], policy: Policy, where: str, uses: _Uses, problems: list[Problem]
+) -> tuple[set[str], list[str]]:
+    """(classes read, fr.gp.Demande paths read) of a criterion's reads; problems appended."""
+    paths: list[str] = []
+    classes: set[str] = set()
+    for r in rs:
+        probs, dpaths = _read_problems(r, f"{where}: {r.path}")
+        problems += probs
+        root = r.path.split(".")[0]
+        if probs:
+            continue
+        if root == "demande":
+            uses.top.add(dpaths[0].split(".")[0].split("[")[0])
+            classes |= _demande_classes(policy, dpaths[0], r.presence)
+        elif root == "calcul":
+            uses.calcul.add(r.path.split(".")[1].split("[")[0])
+            for p in dpaths:
+                classes |= _demande_classes(policy, p, presence=True)
+        elif root == "labels":
+            kind = r.path.split(".")[1].split("[")[0] if "." in r.path else ""
+            uses.kinds |= {kind} if kind else set(LABEL_KINDS)
+            classes |= {LABEL_KINDS[k][1] for k in ([kind] if kind else LABEL_KINDS)}
+        elif root == "signaux":
+            classes.add(SIGNAUX_CLASS)
+        paths += dpaths
+    return classes, paths
+
+
+def _criterion(
+    c: CriterionFile, where: str, policy: Policy, uses: _Uses, problems: list[Problem]
+) -> Criterion | None:
+    before = len(problems)
+    cond = _compile(c.condition, f"{where}.condition", "bool", problems)
+    pts = (
+        float(c.points)
+        if not isinstance(c.points, str)
+        else _compile(c.points, f"{where}.points", "number", problems)
+    )
+    rs = [r for src in (c.condition, c.points) if isinstance(src, str) for r in reads(src, frozenset(ROOTS))]
+    classes, paths = _analyse(rs, policy, where, uses, problems)
+    if "unclassified" in classes:
+        problems.append(Problem(where, "reads a field the policy does not classify (fail closed)"))
+    if len(problems) > before or pts is None:
+        return None
+    groups = [f["name"] for f in load_schemas().raw(GROUPS_RECORD)["fields"]]
+    group = _group(policy, classes, paths, groups)
+    if group is None:
+        reason = f"reads classes {sorted(classes)} that no single class covers for every role: split it"
+        problems.append(Problem(where, reason))
+        return None
+    return Criterion(c.id, c.label, cond, pts, group, _precheck(rs), tuple(dict.fromkeys(r.path for r in rs)))
+
+
+def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:
     """Check and compile a grid (already parsed YAML); ConfigError listing every problem."""
     try:
         gf = GridFile.model_validate(raw)
     except ValidationError as exc:
-        problems = [
+        refused = [
             Problem(".".join(str(p) for p in e["loc"]) or name, e["msg"], e["type"]) for e in exc.errors()
         ]
-        raise ConfigError(f"cotation grid {name} refused ({len(problems)} problems)", problems) from None
-    groups = [f["name"] for f in load_schemas().raw(GROUPS_RECORD)["fields"]]
+        raise ConfigError(f"cotation grid {name} refused ({len(refused)} problems)", refused) from None
     problems: list[Problem] = []
     seen: set[str] = set()
     criteria: list[Criterion] = []
-    calcul: set[str] = set()
-    kinds: set[str] = set()
-    top: set[str] = set()
+    uses = _Uses()
     for i, c in enumerate(gf.criteria):
         where = f"criteria[{i}]({c.id})"
         if c.id in seen:
             problems.append(Problem(where, "duplicate criterion id"))
         seen.add(c.id)
-        cond = _compile(c.condition, f"{where}.condition", "bool", problems)
-        pts: CompiledExpr | float | None
-        pts = float(c.points) if not isinstance(c.points, str) else _compile(c.points, f"{where}.points", "number", problems)
-        rs: list[Read] = []
-        for part, src in (("condition", c.condition), ("points", c.points)):
-            if isinstance(src, str):
-                rs += reads(src, frozenset(ROOTS))
-        paths: list[str] = []
-        classes: set[str] = set()
-        before = len(problems)
-        for r in rs:
-            probs, dpaths = _read_problems(r, f"{where}: {r.path}")
-            problems += probs
-            root = r.path.split(".")[0]
-            if root == "calcul" and not probs:
-                calcul.add(r.path.split(".")[1].split("[")[0])
-            if root == "demande" and not probs:
-                top.add(dpaths[0].split(".")[0].split("[")[0])
-                classes |= _demande_classes(policy, dpaths[0], r.presence)
-                paths += dpaths
-            elif root == "calcul" and not probs:
-                for p in dpaths:
-                    classes |= _demande_classes(policy, p, presence=True)
-                paths += dpaths
-            elif root == "labels":
-                kind = r.path.split(".")[1].split("[")[0] if "." in r.path else ""
-                kinds |= {kind} if kind else set(LABEL_KINDS)
-                classes |= {LABEL_KINDS[kind][1]} if kind in LABEL_KINDS else {v[1] for v in LABEL_KINDS.values()}
-            elif root == "signaux":
-                classes.add(SIGNAUX_CLASS)
-        if "unclassified" in classes:
-            problems.append(Problem(where, "reads a field the policy does not classify (fail closed)"))
-            continue
-        group = _group(policy, classes, paths, groups) if len(problems) == before else None
-        if group is None and len(problems) == before:
-            problems.append(
-                Problem(where, f"reads classes {sorted(classes)} that no single class covers for every role: split it")
-            )
-        if pts is None and isinstance(c.points, str) or group is None:
-            continue
-        assert pts is not None
-        criteria.append(
-            Criterion(c.id, c.label, cond, pts, group, _precheck(rs), tuple(dict.fromkeys(r.path for r in rs)))
-        )
+        criterion = _criterion(c, where, policy, uses, problems)
+        if criterion is not None:
+            criteria.append(criterion)
     if problems:
         raise ConfigError(f"cotation grid {name} refused ({len(problems)} problems)", problems)
     return Grid(
@@ -290,10 +315,10 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:  # noqa: C
         version=None if gf.version is None else str(gf.version),
         epci=gf.epci,
         criteria=tuple(criteria),
-        calcul=tuple(sorted(calcul)),
-        label_kinds=tuple(sorted(kinds)),
+        calcul=tuple(sorted(uses.calcul)),
+        label_kinds=tuple(sorted(uses.kinds)),
         communes=frozenset(gf.communes or ()),
-        demande_fields=frozenset(top),
+        demande_fields=frozenset(uses.top),
     )
 
 
@@ -301,11 +326,15 @@ def load_grid(path: Path, policy: Policy) -> Grid:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cotation grid {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]) from None
+        raise ConfigError(
+            f"cotation grid {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"cotation grid {path} refused", [Problem(where, "not valid YAML")]) from None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"cotation grid {path} refused", [Problem(str(path), "a grid is a mapping with `criteria:`")])
+        raise ConfigError(
+            f"cotation grid {path} refused", [Problem(str(path), "a grid is a mapping with `criteria:`")]
+        )
     return parse_grid(raw, policy, path.stem)

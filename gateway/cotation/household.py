@@ -66,7 +66,11 @@ def consumption_units(demande: Mapping[str, Any], when: date) -> float | None:
     if demande.get("demandeur") is None:
         return None
     units = 1.0
-    others = [*_list(demande, "cotitulaires"), *_list(demande, "personnesACharge"), *_list(demande, "personnesEnGarde")]
+    others = [
+        *_list(demande, "cotitulaires"),
+        *_list(demande, "personnesACharge"),
+        *_list(demande, "personnesEnGarde"),
+    ]
     for person in others:
         age = age_at(person.get("dateNaissance"), when)
         if age is None:

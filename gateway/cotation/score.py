@@ -63,7 +63,7 @@ def score(
     grid: Grid,
     demande: Mapping[str, Any],
     now: date,
-    labels: Mapping[str, list[Mapping[str, Any]]] | None = None,
+    labels: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     signaux: Mapping[str, Any] | None = None,
 ) -> Scored:
     calcul = {name: CALCUL[name][2](demande, now) for name in grid.calcul}
@@ -75,7 +75,7 @@ def score(
         "now": now.isoformat(),
     }
     act = activation(ROOTS, data)
-    results = []
+    results: list[tuple[Criterion, float, str, bool | None]] = []
     total = 0.0
     for c in grid.criteria:
         if c.condition is not None:
@@ -149,7 +149,9 @@ def to_record(
         f["name"]: [] for f in load_schemas().raw(GROUPS_RECORD)["fields"]
     }
     for c, pts, reason, met in scored.criteria:
-        groups[c.group].append({"id": c.id, "libelle": c.label, "points": pts, "raison": reason, "rempli": met})
+        groups[c.group].append(
+            {"id": c.id, "libelle": c.label, "points": pts, "raison": reason, "rempli": met}
+        )
     stamp = datetime(now.year, now.month, now.day, tzinfo=UTC)
     who = grid.epci or "gateway"
     return {

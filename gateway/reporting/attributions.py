@@ -32,10 +32,10 @@ from gateway.reporting.config import ReportingConfig
 
 __all__ = ["COLUMNS", "Fact", "Row", "facts", "rows", "to_csv"]
 
-COLUMNS = (
-    "annee;territoire;acteur;role;obligation;attributions;dalo;prioritaires;part_dalo;part_prioritaires;"
-    "hors_qpv;premier_quartile_hors_qpv;part_premier_quartile"
-).split(";")
+COLUMNS = [
+    "annee", "territoire", "acteur", "role", "obligation", "attributions", "dalo", "prioritaires",
+    "part_dalo", "part_prioritaires", "hors_qpv", "premier_quartile_hors_qpv", "part_premier_quartile",
+]  # fmt: skip
 RESERVATAIRES = ("COLACT", "COLTER", "AUTRES")
 DALO_25 = "dalo_25"
 QUARTILE_25 = "premier_quartile_hors_qpv_25"
@@ -59,7 +59,11 @@ def _labelled(decisions: Iterable[Mapping[str, Any]], when: date) -> bool:
     for d in decisions:
         for name in ("label", "labelSante", "labelViolences"):
             label = d.get(name)
-            if label and label["dateLabel"] <= when and (label.get("dateFin") is None or label["dateFin"] >= when):
+            if (
+                label
+                and label["dateLabel"] <= when
+                and (label.get("dateFin") is None or label["dateFin"] >= when)
+            ):
                 return True
     return False
 
@@ -84,18 +88,40 @@ def facts(
         rad = d.get("radiation") or {}
         att = rad.get("attribution")
         if rad.get("motif") == "RADATT" and att:
-            raw.append((d["numUnique"], att["logement"], att["dateSignatureBail"], att["siren"], att["contingent"], att.get("daloPrioritaireUrgent")))
+            raw.append(
+                (
+                    d["numUnique"],
+                    att["logement"],
+                    att["dateSignatureBail"],
+                    att["siren"],
+                    att["contingent"],
+                    att.get("daloPrioritaireUrgent"),
+                )
+            )
             radiated.add(d["numUnique"])
     for d in ordered:
         bail = d.get("bail")
         if bail and d["numUnique"] not in radiated:
             logement = bail["logement"]
             designation = next(
-                (x["designation"] for x in reversed(per_app[d["numUnique"]]) if x.get("designation") and _same_dwelling(x["designation"]["logement"], logement)),
+                (
+                    x["designation"]
+                    for x in reversed(per_app[d["numUnique"]])
+                    if x.get("designation") and _same_dwelling(x["designation"]["logement"], logement)
+                ),
                 None,
             )
             contingent = designation["contingent"] if designation else "AUCUN"
-            raw.append((d["numUnique"], logement, bail["dateSignature"], logement.get("sirenBailleur") or "", contingent, None))
+            raw.append(
+                (
+                    d["numUnique"],
+                    logement,
+                    bail["dateSignature"],
+                    logement.get("sirenBailleur") or "",
+                    contingent,
+                    None,
+                )
+            )
     out: list[Fact] = []
     seen: set[tuple[str, str, date]] = set()
     for num, logement, lease, siren, contingent, dalo_flag in raw:
@@ -107,11 +133,19 @@ def facts(
         statut = (demande.get("dalo") or {}).get("statut")
         dalo = bool(dalo_flag) if dalo_flag is not None else statut in ("ACTIF", "ACTREL")
         commune = logement.get("commune")
-        territory = config.territory_of(commune) or (commune[:3] if commune and commune.startswith("97") else (commune or "")[:2]) or "inconnu"
+        territory = (
+            config.territory_of(commune)
+            or (commune[:3] if commune and commune.startswith("97") else (commune or "")[:2])
+            or "inconnu"
+        )
         terr = config.territories.get(territory)
         ruc = resources_per_uc(demande, lease) if demande else None
         designation = next(
-            (x["designation"] for x in reversed(per_app.get(num, [])) if x.get("designation") and _same_dwelling(x["designation"]["logement"], logement)),
+            (
+                x["designation"]
+                for x in reversed(per_app.get(num, []))
+                if x.get("designation") and _same_dwelling(x["designation"]["logement"], logement)
+            ),
             None,
         )
         out.append(

@@ -72,13 +72,18 @@ def parse_territories(raw: Any, name: str = "territories") -> dict[str, Territor
     try:
         tf = TerritoriesFile.model_validate(raw)
     except ValidationError as exc:
-        problems = [Problem(f"{name}:" + ".".join(str(p) for p in e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+        problems = [
+            Problem(f"{name}:" + ".".join(str(p) for p in e["loc"]), e["msg"], e["type"])
+            for e in exc.errors()
+        ]
         raise ConfigError(f"territories {name} refused ({len(problems)} problems)", problems) from None
     seen: dict[str, str] = {}
     for tid, terr in tf.territoires.items():
         for c in terr.communes:
             if c in seen:
-                problems.append(Problem(f"{name}:territoires.{tid}.communes", f"commune {c} also in {seen[c]}"))
+                problems.append(
+                    Problem(f"{name}:territoires.{tid}.communes", f"commune {c} also in {seen[c]}")
+                )
             seen[c] = tid
     if problems:
         raise ConfigError(f"territories {name} refused ({len(problems)} problems)", problems)
@@ -89,7 +94,9 @@ def load_territories(path: Path) -> dict[str, Territory]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"territories {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]) from None
+        raise ConfigError(
+            f"territories {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]
+        ) from None
     return parse_territories(raw, path.name)
 
 
@@ -98,7 +105,9 @@ def parse_qpv(text: str, name: str = "qpv") -> frozenset[str]:
     problems: list[Problem] = []
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";")
     if reader.fieldnames is None or "rpls" not in [f.strip() for f in reader.fieldnames]:
-        raise ConfigError(f"QPV file {name} refused", [Problem(f"{name}:1", "header must have a `rpls` column")])
+        raise ConfigError(
+            f"QPV file {name} refused", [Problem(f"{name}:1", "header must have a `rpls` column")]
+        )
     out: set[str] = set()
     for i, row in enumerate(reader, start=2):
         rpls = (row.get("rpls") or "").strip()
@@ -116,5 +125,7 @@ def load_qpv(path: Path) -> frozenset[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"QPV file {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]) from None
+        raise ConfigError(
+            f"QPV file {path} refused", [Problem(str(path), f"unreadable: {type(exc).__name__}")]
+        ) from None
     return parse_qpv(text, path.name)

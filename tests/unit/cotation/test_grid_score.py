@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from gateway.codec.avro import load_schemas
 from gateway.cotation.batch import score_all
 from gateway.cotation.grid import load_grid, parse_grid
@@ -28,13 +27,25 @@ id: test
 epci: "244400404"
 version: 3
 criteria:
-  - {id: anciennete, label: 2 points par mois, condition: true, points: "double(calcul.anciennete_mois) * 2.0"}
-  - {id: dalo, label: DALO, condition: 'demande.dalo != null && demande.dalo.statut == "ACTIF"', points: 300}
-  - {id: label, label: Labellisé sans logement, when: 'labels.priorite.exists(l, l.categorie == "SANS_LOGEMENT")', points: 150}
+  - id: anciennete
+    label: 2 points par mois
+    condition: true
+    points: "double(calcul.anciennete_mois) * 2.0"
+  - id: dalo
+    label: DALO
+    condition: 'demande.dalo != null && demande.dalo.statut == "ACTIF"'
+    points: 300
+  - id: label
+    label: Labellisé sans logement
+    when: 'labels.priorite.exists(l, l.categorie == "SANS_LOGEMENT")'
+    points: 150
   - {id: violences, label: Violences, condition: demande.violencesFamiliales, points: 200}
-  - {id: handicap, label: Handicap, condition: 'demande.motifsSante.exists(m, m == "HANDICAP")', points: 100}
+  - id: handicap
+    label: Handicap
+    condition: 'demande.motifsSante.exists(m, m == "HANDICAP")'
+    points: 100
   - {id: suroccupation, label: Sur-occupation, condition: calcul.personnes_par_piece > 2.0, points: 80}
-  - {id: local, label: Commune de l'EPCI, condition: '"44109" in demande.logementRecherche.communes', points: 20}
+  - {id: local, label: EPCI, condition: '"44109" in demande.logementRecherche.communes', points: 20}
   - {id: quartile, label: Premier quartile, condition: calcul.ressources_par_uc < 10000.0, points: 50}
 """
 )
@@ -52,7 +63,10 @@ def _household(**changes: Any) -> dict[str, Any]:
 def _h1() -> dict[str, Any]:
     """Created 2024-01-15 (25 whole months on 2026-03-01), DALO actif, 5 occupants in a T2, wants
     44109, 1200 €/month alone with children of 7 and 10: 14400 / 1.6 UC = 9000 €/UC/year."""
-    d = _household(dateCreationDemande=date(2024, 1, 15), dalo={"statut": "ACTIF", "dateDecision": None, "typologie": None})
+    d = _household(
+        dateCreationDemande=date(2024, 1, 15),
+        dalo={"statut": "ACTIF", "dateDecision": None, "typologie": None},
+    )
     d["demandeur"]["ressourcesRecues"] = [{"code": "SAL", "montant": Decimal("1200.00")}]
     d["personnesACharge"] = [
         {"nom": "X", "prenom": "A", "dateNaissance": date(2018, 6, 1), "sexe": None, "lienParente": None},
@@ -83,7 +97,9 @@ def _points(scored: Any) -> dict[str, tuple[float, str]]:
 
 def test_hand_computed_totals_on_varied_households() -> None:
     grid = parse_grid(GRID, POLICY)
-    label = sample_decision("LABEL_PRIORITAIRE", "044260100000000001", categorie="SANS_LOGEMENT", dateLabel=date(2026, 1, 1))
+    label = sample_decision(
+        "LABEL_PRIORITAIRE", "044260100000000001", categorie="SANS_LOGEMENT", dateLabel=date(2026, 1, 1)
+    )
     s1 = score(grid, _h1(), NOW, active_labels([label], NOW))
     assert _points(s1) == {
         "anciennete": (50.0, "condition met"),
@@ -108,16 +124,25 @@ def test_expired_label_and_caduc_dalo_score_nothing() -> None:
     grid = parse_grid(GRID, POLICY)
     d = _h1()
     d["dalo"] = {"statut": "CADUC", "dateDecision": None, "typologie": None}
-    expired = sample_decision("LABEL_PRIORITAIRE", categorie="SANS_LOGEMENT", dateLabel=date(2025, 1, 1), dateFin=date(2026, 2, 28))
+    expired = sample_decision(
+        "LABEL_PRIORITAIRE", categorie="SANS_LOGEMENT", dateLabel=date(2025, 1, 1), dateFin=date(2026, 2, 28)
+    )
     p = _points(score(grid, d, NOW, active_labels([expired], NOW)))
     assert p["dalo"][0] == 0.0 and p["label"][0] == 0.0
 
 
 def test_null_field_inside_an_expression_scores_zero_with_its_path() -> None:
-    grid = parse_grid({"criteria": [{"id": "s", "label": "s", "condition": "demande.logementActuel.surface < 9.0", "points": 5}]}, POLICY)
+    grid = parse_grid(
+        {
+            "criteria": [
+                {"id": "s", "label": "s", "condition": "demande.logementActuel.surface < 9.0", "points": 5}
+            ]
+        },
+        POLICY,
+    )
     d = _h1()
     d["logementActuel"] = dict(d["logementActuel"], surface=None)
-    (c, pts, why, met), = score(grid, d, NOW).criteria
+    ((_, pts, why, met),) = score(grid, d, NOW).criteria
     assert (pts, why, met) == (0.0, "missing: logementActuel.surface", None)
 
 
@@ -147,17 +172,24 @@ def test_record_is_valid_and_a_reservataire_sees_no_violence_or_health_points() 
     assert not any(p.startswith(("criteres.violences", "criteres.sante_handicap")) for p in paths)
     bailleur = next(a for a in POLICY.actors.values() if a.role == "bailleur" and "35" in a.departements)
     full = result.for_actor(bailleur.id)
-    assert full is not None and any(p.startswith("criteres.violences") for p in schema_leaf_paths(full.view.avro))
+    assert full is not None and any(
+        p.startswith("criteres.violences") for p in schema_leaf_paths(full.view.avro)
+    )
 
 
 def test_position_and_indicative_wait_among_similar_applications() -> None:
     grid = parse_grid(GRID, POLICY)
     a, b = _h1(), _household(numUnique="044260100000000009", dateCreationDemande=date(2025, 3, 1))
-    attributed = _household(numUnique="044260100000000007", dateCreationDemande=date(2024, 1, 1), statut="RADIEE")
+    attributed = _household(
+        numUnique="044260100000000007", dateCreationDemande=date(2024, 1, 1), statut="RADIEE"
+    )
     lease = sample_decision("RADIATION", "044260100000000007")
     lease["radiation"]["attribution"]["dateSignatureBail"] = date(2025, 7, 1)
     lease["radiation"]["attribution"]["logement"]["typeLogement"] = "T3"
-    records = {r["numUnique"]: r for r in score_all(grid, {d["numUnique"]: d for d in (a, b, attributed)}, [lease], NOW)}
+    records = {
+        r["numUnique"]: r
+        for r in score_all(grid, {d["numUnique"]: d for d in (a, b, attributed)}, [lease], NOW)
+    }
     assert set(records) == {a["numUnique"], b["numUnique"]}  # the radiated application is not scored
     assert (records[a["numUnique"]]["rang"], records[a["numUnique"]]["demandesSimilaires"]) == (1, 2)
     assert records[b["numUnique"]]["rang"] == 2
@@ -221,7 +253,6 @@ def test_score_command_prints_one_json_line_per_application() -> None:
     import json  # noqa: PLC0415
 
     from click.testing import CliRunner  # noqa: PLC0415
-
     from gateway.cli import cli  # noqa: PLC0415
 
     args = ["cotation", "score", "--grid", "gateway/data/cotation/grille-exemple.yaml", "--now", "2026-06-01",
@@ -232,6 +263,8 @@ def test_score_command_prints_one_json_line_per_application() -> None:
     assert set(line) == {"key", "total", "criteria"} and line["key"] == "044260100000000001"
     assert [c["id"] for c in line["criteria"]][:3] == ["anciennete", "dalo", "label_prioritaire"]
     assert line["total"] == sum(c["points"] for c in line["criteria"])
-    bad = CliRunner().invoke(cli, ["cotation", "score", "--grid", "gateway/data/cotation/grille-exemple.yaml", "xml:nope"])
+    bad = CliRunner().invoke(
+        cli, ["cotation", "score", "--grid", "gateway/data/cotation/grille-exemple.yaml", "xml:nope"]
+    )
     assert isinstance(bad.exception, ConfigError)
     assert "FORMAT:FILE" in bad.exception.problems[0].reason

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from gateway.codec.avro import load_schemas
 from gateway.cotation.adequacy import assess, parse_rules, to_record
 from gateway.cotation.household import consumption_units, household_size, months_between, resources_per_uc
@@ -32,9 +31,19 @@ def _person(born: date) -> dict[str, Any]:
 
 def _demande(children: int = 1, income: str | None = "1500", *, adults: int = 1) -> dict[str, Any]:
     lines = [] if income is None else [{"code": "SAL", "montant": Decimal(income)}]
-    co = {"dateNaissance": date(1985, 1, 1), "ressourcesRecues": [], "ressourcesSante": [], "ressourcesVersees": []}
+    co = {
+        "dateNaissance": date(1985, 1, 1),
+        "ressourcesRecues": [],
+        "ressourcesSante": [],
+        "ressourcesVersees": [],
+    }
     return {
-        "demandeur": {"dateNaissance": date(1990, 1, 1), "ressourcesRecues": lines, "ressourcesSante": [], "ressourcesVersees": []},
+        "demandeur": {
+            "dateNaissance": date(1990, 1, 1),
+            "ressourcesRecues": lines,
+            "ressourcesSante": [],
+            "ressourcesVersees": [],
+        },
         "cotitulaires": [co] * (adults - 1),
         "personnesACharge": [_person(date(2020, 1, 1))] * children,
         "personnesEnGarde": [],
@@ -76,22 +85,57 @@ def test_consumption_units_and_resources_per_uc_as_the_sne() -> None:
     ],
 )
 def test_adequacy_boundaries(kind: str | None, persons: int, result: str) -> None:
-    _, verdicts = assess(RULES, _demande(children=persons - 1), {"typeLogement": kind, "loyer": Decimal("300")}, NOW, charges=0, aide=0)
+    _, verdicts = assess(
+        RULES,
+        _demande(children=persons - 1),
+        {"typeLogement": kind, "loyer": Decimal("300")},
+        NOW,
+        charges=0,
+        aide=0,
+    )
     assert verdicts[0].id == "taille_typologie" and verdicts[0].result == result
 
 
 def test_solvency_exact_and_at_the_thresholds() -> None:
     # 1500 €/month, rent 400 + charges 100 - allowance 50 = 450: 0.30 exactly passes.
-    overall, v = assess(RULES, _demande(children=1), {"typeLogement": "T2", "loyer": Decimal("400")}, NOW, charges=100, aide=50)
+    overall, v = assess(
+        RULES,
+        _demande(children=1),
+        {"typeLogement": "T2", "loyer": Decimal("400")},
+        NOW,
+        charges=100,
+        aide=50,
+    )
     assert (v[1].result, v[1].value) == ("PASSE", 0.3)
     assert (v[2].result, v[2].value) == ("PASSE", round(1050 / 1.3, 2))  # 807.69 per UC
     assert overall == "PASSE"
-    _, v = assess(RULES, _demande(children=1), {"typeLogement": "T2", "loyer": Decimal("401")}, NOW, charges=100, aide=50)
+    _, v = assess(
+        RULES,
+        _demande(children=1),
+        {"typeLogement": "T2", "loyer": Decimal("401")},
+        NOW,
+        charges=100,
+        aide=50,
+    )
     assert v[1].result == "ECHEC"
     # reste à vivre: 600 €/month, cost 80: (600 - 80) / 1.3 = 400 exactly passes; 1 € less fails
-    _, v = assess(RULES, _demande(children=1, income="600"), {"typeLogement": "T2", "loyer": Decimal("100")}, NOW, charges=0, aide=20)
+    _, v = assess(
+        RULES,
+        _demande(children=1, income="600"),
+        {"typeLogement": "T2", "loyer": Decimal("100")},
+        NOW,
+        charges=0,
+        aide=20,
+    )
     assert (v[2].result, v[2].value) == ("PASSE", 400.0)
-    _, v = assess(RULES, _demande(children=1, income="599"), {"typeLogement": "T2", "loyer": Decimal("100")}, NOW, charges=0, aide=20)
+    _, v = assess(
+        RULES,
+        _demande(children=1, income="599"),
+        {"typeLogement": "T2", "loyer": Decimal("100")},
+        NOW,
+        charges=0,
+        aide=20,
+    )
     assert v[2].result == "ECHEC"
 
 
@@ -104,7 +148,9 @@ def test_solvency_with_missing_allowance_is_bounded_or_unknown_never_zero() -> N
     overall, v = assess(RULES, _demande(), {"typeLogement": "T2", "loyer": Decimal("500")}, NOW, charges=50)
     assert (v[1].result, v[1].value) == ("INCONNU", None) and overall == "INCONNU"
     # no resources declared: unknown, not a division by zero nor a failure
-    _, v = assess(RULES, _demande(income=None), {"typeLogement": "T2", "loyer": Decimal("350")}, NOW, charges=50, aide=0)
+    _, v = assess(
+        RULES, _demande(income=None), {"typeLogement": "T2", "loyer": Decimal("350")}, NOW, charges=50, aide=0
+    )
     assert v[1].result == v[2].result == "INCONNU" and "ressources" in v[1].why
     # charges missing but allowance given: at least (600 - 50) / 1500 = 0.3667: fails whatever the charges
     _, v = assess(RULES, _demande(), {"typeLogement": "T2", "loyer": Decimal("600")}, NOW, aide=50)
@@ -131,4 +177,10 @@ def test_bad_rules_are_refused_with_every_problem() -> None:
             }
         )
     paths = {p.path.split(".")[0] for p in err.value.problems}
-    assert {"personnes_par_piece", "typologies", "taux_effort_max", "reste_a_vivre_min_par_uc", "surprise"} <= paths
+    assert {
+        "personnes_par_piece",
+        "typologies",
+        "taux_effort_max",
+        "reste_a_vivre_min_par_uc",
+        "surprise",
+    } <= paths

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from gateway.cli import cli
 from gateway.errors import ConfigError
 from gateway.policy.samples import sample_decision
@@ -25,7 +24,12 @@ def _demande(num: str, monthly: str | None, *, dalo: str | None = None, children
     lines = [] if monthly is None else [{"code": "SAL", "montant": Decimal(monthly)}]
     return {
         "numUnique": num,
-        "demandeur": {"dateNaissance": date(1990, 1, 1), "ressourcesRecues": lines, "ressourcesSante": [], "ressourcesVersees": []},
+        "demandeur": {
+            "dateNaissance": date(1990, 1, 1),
+            "ressourcesRecues": lines,
+            "ressourcesSante": [],
+            "ressourcesVersees": [],
+        },
         "cotitulaires": [],
         "personnesACharge": [{"dateNaissance": date(2021, 1, 1)}] * children,
         "personnesEnGarde": [],
@@ -34,10 +38,14 @@ def _demande(num: str, monthly: str | None, *, dalo: str | None = None, children
     }
 
 
-def _radiation(num: str, rpls: str, contingent: str, siren: str, *, dalo: bool | None, year: int = 2026, event: str = "") -> dict[str, Any]:
+def _radiation(
+    num: str, rpls: str, contingent: str, siren: str, *, dalo: bool | None, year: int = 2026, event: str = ""
+) -> dict[str, Any]:
     d = sample_decision("RADIATION", num, event_id=event or f"rad-{num}")
     att = d["radiation"]["attribution"]
-    att.update(siren=siren, contingent=contingent, daloPrioritaireUrgent=dalo, dateSignatureBail=date(year, 5, 2))
+    att.update(
+        siren=siren, contingent=contingent, daloPrioritaireUrgent=dalo, dateSignatureBail=date(year, 5, 2)
+    )
     att["logement"] = dict(att["logement"], rpls=rpls, commune="44109", sirenBailleur=siren)
     return d
 
@@ -60,7 +68,9 @@ def _year() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     label = sample_decision("LABEL_PRIORITAIRE", "B", dateLabel=date(2026, 1, 1))
     bail = sample_decision("BAIL_SIGNE", "D")
     bail["bail"]["dateSignature"] = date(2026, 9, 1)
-    bail["bail"]["logement"] = dict(bail["bail"]["logement"], rpls="NQPV000003", commune="44162", sirenBailleur="200000002")
+    bail["bail"]["logement"] = dict(
+        bail["bail"]["logement"], rpls="NQPV000003", commune="44162", sirenBailleur="200000002"
+    )
     decisions = [
         _designation("A", "NQPV000001"),
         _radiation("A", "NQPV000001", "COLACT", "200000002", dalo=True),
@@ -77,13 +87,16 @@ def _year() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return demandes, decisions
 
 
-EXPECTED = """annee;territoire;acteur;role;obligation;attributions;dalo;prioritaires;part_dalo;part_prioritaires;hors_qpv;premier_quartile_hors_qpv;part_premier_quartile
+EXPECTED = (
+    ";".join(COLUMNS)
+    + """
 2026;244400404;200000002;bailleur;premier_quartile_hors_qpv_25;4;2;3;0.5000;0.7500;3;2;0.6667
 2026;244400404;200000003;bailleur;dalo_25;1;0;0;0.0000;0.0000;1;0;0.0000
 2026;244400404;200000003;bailleur;premier_quartile_hors_qpv_25;1;0;0;0.0000;0.0000;1;0;0.0000
 2026;244400404;244400404;epci;premier_quartile_hors_qpv_25;5;2;3;0.4000;0.6000;4;2;0.5000
 2026;244400404;824541148;reservataire;dalo_25;3;2;3;0.6667;1.0000;2;2;1.0000
 """
+)
 
 
 def test_hand_made_year_of_attributions() -> None:
@@ -97,12 +110,24 @@ def test_hand_made_year_of_attributions() -> None:
 def test_bad_territories_and_qpv_files_list_every_problem() -> None:
     with pytest.raises(ConfigError) as err:
         parse_territories(
-            {"territoires": {"A": {"communes": ["4410"], "premier_quartile": 0}, "B": {"communes": ["44109"], "premier_quartile": 1, "x": 1}}}
+            {
+                "territoires": {
+                    "A": {"communes": ["4410"], "premier_quartile": 0},
+                    "B": {"communes": ["44109"], "premier_quartile": 1, "x": 1},
+                }
+            }
         )
     reasons = " ".join(p.path for p in err.value.problems)
     assert "A.communes" in reasons and "A.premier_quartile" in reasons and "B.x" in reasons
     with pytest.raises(ConfigError) as err:
-        parse_territories({"territoires": {"A": {"communes": ["44109"], "premier_quartile": 1}, "B": {"communes": ["44109"], "premier_quartile": 1}}})
+        parse_territories(
+            {
+                "territoires": {
+                    "A": {"communes": ["44109"], "premier_quartile": 1},
+                    "B": {"communes": ["44109"], "premier_quartile": 1},
+                }
+            }
+        )
     assert "also in A" in err.value.problems[0].reason
     with pytest.raises(ConfigError) as err:
         parse_qpv("rpls;qpv\nQPV0000001;Q\nshort;Q\nQPV0000001;Q\n", "q.csv")
@@ -113,7 +138,14 @@ def test_bad_territories_and_qpv_files_list_every_problem() -> None:
 
 def test_report_command_prints_the_csv_of_the_samples() -> None:
     result = CliRunner().invoke(
-        cli, ["report", "attributions", "--year", "2026", "sne-xml:samples/sne-xml/demande-rad-attribution-rennes.xml"]
+        cli,
+        [
+            "report",
+            "attributions",
+            "--year",
+            "2026",
+            "sne-xml:samples/sne-xml/demande-rad-attribution-rennes.xml",
+        ],
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
