@@ -15,7 +15,7 @@ from typing import Any
 from gateway.cotation.grid import Grid
 from gateway.cotation.score import Scored, active_labels, mean_wait_months, rank, score, to_record
 
-__all__ = ["covers", "dwelling_type", "score_all"]
+__all__ = ["attributions_of", "covers", "dwelling_type", "score_all"]
 
 _RPLS_TO_TYPE = {"T1": "T1", "T2": "T2", "T3": "T3", "T4": "T4", "T5": "T5"}
 
@@ -36,7 +36,7 @@ def covers(grid: Grid, demande: Mapping[str, Any]) -> bool:
     return any(c in grid.communes for c in wanted)
 
 
-def _attributions(
+def attributions_of(
     demandes: Mapping[str, Mapping[str, Any]], decisions: Iterable[Mapping[str, Any]]
 ) -> list[tuple[Any, date, date]]:
     out = []
@@ -72,7 +72,7 @@ def score_all(
     positions = rank(
         (s.key, dwelling_type(d), s.total, d["dateCreationDemande"]) for d, s in scored if dwelling_type(d)
     )
-    attributions = _attributions(demandes, decisions)
+    attributions = attributions_of(demandes, decisions)
     out = []
     for demande, s in scored:
         kind = dwelling_type(demande)
