@@ -130,3 +130,42 @@ def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: 
         )
     if rejected:
         sys.exit(2)
+
+
+def demo_lines(samples: Path, now: date | None = None) -> list[str]:
+    """What `gateway demo` prints of the cotation and the 25 % figures of its sample files (offline,
+    from the same files it drops): the example grid on every sample application (its `communes`
+    filter lifted), and the attribution report of the example territories."""
+    import dataclasses  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    from contextlib import redirect_stderr  # noqa: PLC0415
+
+    from gateway.cotation.batch import score_all  # noqa: PLC0415
+    from gateway.cotation.grid import load_grid  # noqa: PLC0415
+    from gateway.normalise import FORMATS  # noqa: PLC0415
+    from gateway.reporting.attributions import COLUMNS, facts, rows  # noqa: PLC0415
+    from gateway.reporting.config import ReportingConfig, load_qpv, load_territories  # noqa: PLC0415
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    specs = [f"{fmt}:{p}" for fmt in FORMATS for p in sorted((samples / fmt).glob("*")) if p.is_file()]
+    with redirect_stderr(io.StringIO()):
+        demandes, decisions, _ = read_inputs(specs)
+    today = now or datetime.now(UTC).date()
+    grid = load_grid(data / "cotation" / "grille-exemple.yaml", _policy(None))
+    grid = dataclasses.replace(grid, communes=frozenset())
+    out = ["", f"cotation ({grid.id} {grid.version}, {today}) of the sample applications:"]
+    out.append(f"  {'numéro unique':18s} {'total':>7s} {'rang':>6s}  points by criterion")
+    for rec in score_all(grid, demandes, decisions, today):
+        given = [f"{c['id']} {c['points']:g}" for g in rec["criteres"].values() for c in g if c["points"]]
+        rang = f"{rec['rang']}/{rec['demandesSimilaires']}" if rec["rang"] else "-"
+        out.append(f"  {rec['numUnique']:18s} {rec['total']:7.1f} {rang:>6s}  {', '.join(given) or '-'}")
+    config = ReportingConfig(
+        load_territories(data / "reporting" / "territoires-exemple.yaml"),
+        load_qpv(data / "reporting" / "qpv-exemple.csv"),
+    )
+    all_facts = facts(demandes, decisions, config)
+    years = sorted({f.lease.year for f in all_facts})
+    out += ["", "25 % obligations (gateway report attributions) of the sample attributions:"]
+    out.append("  " + ";".join(COLUMNS))
+    out += ["  " + ";".join(r.cells()) for y in years for r in rows(all_facts, y)]
+    return out

@@ -151,3 +151,14 @@ def test_report_command_prints_the_csv_of_the_samples() -> None:
     lines = result.output.splitlines()
     assert lines[0] == ";".join(COLUMNS)
     assert "2026;243500139;243500139;epci;premier_quartile_hors_qpv_25;1;" in result.output
+
+
+def test_demo_prints_the_cotation_and_the_25_percent_figures_of_its_samples() -> None:
+    from gateway.cli.cotation import demo_lines  # noqa: PLC0415
+    from gateway.cli.demo import SAMPLES  # noqa: PLC0415
+
+    lines = demo_lines(SAMPLES, date(2026, 6, 1))
+    text = "\n".join(lines)
+    assert "044260100000000001   644.0" in text  # DALO, violences, sans logement, local, 4 months
+    assert "  " + ";".join(COLUMNS) in lines
+    assert "2026;244400404;824541148;reservataire;dalo_25;1;" in text
