@@ -132,6 +132,50 @@ def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: 
         sys.exit(2)
 
 
+@cotation.command("adequacy")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Rules (YAML).",
+)
+@click.option("--now", "now_s", default=None, help="Evaluation date YYYY-MM-DD (default: today, UTC).")
+@click.argument("inputs", nargs=-1, required=True)
+def adequacy(rules_path: Path, now_s: str | None, inputs: tuple[str, ...]) -> None:
+    """Adequacy and solvency of each designation of FORMAT:FILE inputs: one JSON line each
+    (`{"key", "designation", "resultat", "details"}`), against the application's latest Demande."""
+    from gateway.cotation.adequacy import assess, load_rules  # noqa: PLC0415
+
+    try:
+        now = date.fromisoformat(now_s) if now_s else datetime.now(UTC).date()
+    except ValueError:
+        raise ConfigError("bad --now", [Problem("--now", "expected a date YYYY-MM-DD")]) from None
+    rules = load_rules(rules_path)
+    demandes, decisions, rejected = read_inputs(inputs)
+    for d in decisions:
+        designation = d.get("designation")
+        if not designation:
+            continue
+        demande = demandes.get(d["numUnique"])
+        if demande is None:
+            line: dict[str, Any] = {"key": d["numUnique"], "designation": d["eventId"], "resultat": "INCONNU"}
+            line["details"] = [
+                {"id": "*", "resultat": "INCONNU", "explication": "no Demande of the application"}
+            ]
+        else:
+            overall, verdicts = assess(rules, demande, designation["logement"], now)
+            line = {"key": d["numUnique"], "designation": d["eventId"], "resultat": overall}
+            line["details"] = [
+                {"id": v.id, "resultat": v.result, "valeur": v.value, "borne": v.bound, "seuil": v.threshold,
+                 "explication": v.why}
+                for v in verdicts
+            ]  # fmt: skip
+        click.echo(json.dumps(line, ensure_ascii=False))
+    if rejected:
+        sys.exit(2)
+
+
 def demo_lines(samples: Path, now: date | None = None) -> list[str]:
     """What `gateway demo` prints of the cotation and the 25 % figures of its sample files (offline,
     from the same files it drops): the example grid on every sample application (its `communes`

@@ -17,9 +17,11 @@ from gateway.cotation.household import (
     resources_per_uc,
 )
 
-__all__ = ["CALCUL", "LABEL_KINDS", "ROOTS", "SIGNAUX_CLASS", "Derived"]
+__all__ = ["CALCUL", "LABEL_KINDS", "RESERVED", "ROOTS", "SIGNAUX_CLASS", "Derived"]
 
-ROOTS = ("calcul", "demande", "labels", "now", "signaux")
+ROOTS = ("calcul", "demande", "gp_ok", "labels", "now", "signaux")
+# gp_ok: internal (the scorer's guards of the combined evaluation, see score.py); refused in grids
+RESERVED = "gp_ok"
 
 # labels.<kind>: the active labels of the application, from fr.gp.Decision `label`, `labelSante`,
 # `labelViolences` (each element: the fields of fr.gp.LabelPrioritaire), with the class of that field.

@@ -107,6 +107,10 @@ class CompiledExpr:
         Callers check the type they expect (bool, number), which is enough: a str is never one."""
         return self.program.eval(activation).value()
 
+    def evaluate_plain(self, activation: Any) -> Any:
+        """`evaluate` for list or map results: their items as plain Python values."""
+        return self.program.eval(activation).plain_value()
+
 
 def _kind(t: Any) -> str:
     if t == cel.Type.BOOL:

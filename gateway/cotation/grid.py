@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.codec.avro import load_schemas
-from gateway.cotation.bindings import CALCUL, LABEL_KINDS, ROOTS, SIGNAUX_CLASS
+from gateway.cotation.bindings import CALCUL, LABEL_KINDS, RESERVED, ROOTS, SIGNAUX_CLASS
 from gateway.cotation.expr import CompiledExpr, ExprError, Read, compile_expr, reads
 from gateway.errors import ConfigError, Problem
 from gateway.policy.fields import Node, schema_tree
@@ -75,6 +77,8 @@ class Grid:
     label_kinds: tuple[str, ...] = field(default=())
     communes: frozenset[str] = frozenset()
     demande_fields: frozenset[str] | None = None  # top-level fields of demande the grid reads
+    prechecks: tuple[tuple[str, ...], ...] = ()  # every criterion's paths that must not be null
+    combined: CompiledExpr | None = None  # [gp_ok[i] && condition_i, ...]: one evaluation for all
 
 
 def _node(path: str) -> tuple[Node | None, str]:
@@ -201,6 +205,9 @@ def _group(policy: Policy, read_classes: set[str], paths: list[str], groups: Seq
 def _compile(src: str | bool, where: str, want: str, problems: list[Problem]) -> CompiledExpr | None:
     if isinstance(src, bool):
         return None
+    if re.search(rf"\b{RESERVED}\b", src):
+        problems.append(Problem(where, f"{RESERVED} is a reserved name"))
+        return None
     try:
         expr = compile_expr(src, ROOTS)
     except ExprError as exc:
@@ -287,6 +294,18 @@ def _criterion(
     return Criterion(c.id, c.label, cond, pts, group, _precheck(rs), tuple(dict.fromkeys(r.path for r in rs)))
 
 
+def _combined(criteria: list[Criterion]) -> CompiledExpr | None:
+    """Every condition in one list expression, each guarded by gp_ok[i] (its data is present), so
+    that an application costs one evaluation instead of one per criterion (see score.py)."""
+    parts = [
+        f"gp_ok[{i}] && ({c.condition.source if c.condition else 'true'})" for i, c in enumerate(criteria)
+    ]
+    try:
+        return compile_expr("[" + ", ".join(parts) + "]", ROOTS)
+    except ExprError:
+        return None  # each criterion is then evaluated alone
+
+
 def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:
     """Check and compile a grid (already parsed YAML); ConfigError listing every problem."""
     try:
@@ -311,6 +330,8 @@ def parse_grid(raw: Any, policy: Policy, name: str = "grid") -> Grid:
     if problems:
         raise ConfigError(f"cotation grid {name} refused ({len(problems)} problems)", problems)
     return Grid(
+        prechecks=tuple(sorted({p for c in criteria for p in c.precheck})),
+        combined=_combined(criteria),
         id=gf.id or name,
         version=None if gf.version is None else str(gf.version),
         epci=gf.epci,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -74,18 +75,30 @@ def score(
         "signaux": to_cel(dict(signaux or {})),
         "now": now.isoformat(),
     }
+    # Fast path: one evaluation of every condition, each guarded by "its data is present"; a
+    # criterion whose data is missing, or every criterion when the list fails, is evaluated alone.
+    missing = {p: _missing(data, p) for p in grid.prechecks}
+    oks = [not any(missing[p] for p in c.precheck) for c in grid.criteria]
+    data["gp_ok"] = oks
     act = activation(ROOTS, data)
+    fast = grid.combined.evaluate_plain(act) if grid.combined is not None else None
+    if not isinstance(fast, list):
+        fast = None
     results: list[tuple[Criterion, float, str, bool | None]] = []
     total = 0.0
-    for c in grid.criteria:
-        if c.condition is not None:
+    for i, c in enumerate(grid.criteria):
+        if fast is not None and oks[i]:
+            met = fast[i]
+        elif c.condition is not None:
             met = c.condition.evaluate(act)
-            if met is not True:
-                if met is False:
-                    results.append((c, 0.0, "condition not met", False))
-                else:  # a runtime error (a null or missing value): never its text
-                    results.append((c, 0.0, _unreadable(c, data), None))
-                continue
+        else:
+            met = True
+        if met is not True:
+            if met is False:
+                results.append((c, 0.0, "condition not met", False))
+            else:  # a runtime error (a null or missing value): never its text
+                results.append((c, 0.0, _unreadable(c, data), None))
+            continue
         if isinstance(c.points, float):
             pts: float | None = c.points
         else:
@@ -136,6 +149,11 @@ def mean_wait_months(attributions: Iterable[tuple[Any, date, date]], group: Any,
     return round(sum(waits) / len(waits)) if waits else None
 
 
+@cache
+def _group_names() -> tuple[str, ...]:
+    return tuple(f["name"] for f in load_schemas().raw(GROUPS_RECORD)["fields"])
+
+
 def to_record(
     grid: Grid,
     scored: Scored,
@@ -145,9 +163,7 @@ def to_record(
     position: tuple[int, int] | None = None,
     attente: int | None = None,
 ) -> dict[str, Any]:
-    groups: dict[str, list[dict[str, Any]]] = {
-        f["name"]: [] for f in load_schemas().raw(GROUPS_RECORD)["fields"]
-    }
+    groups: dict[str, list[dict[str, Any]]] = {name: [] for name in _group_names()}
     for c, pts, reason, met in scored.criteria:
         groups[c.group].append(
             {"id": c.id, "libelle": c.label, "points": pts, "raison": reason, "rempli": met}

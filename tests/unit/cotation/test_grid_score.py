@@ -268,3 +268,24 @@ def test_score_command_prints_one_json_line_per_application() -> None:
     )
     assert isinstance(bad.exception, ConfigError)
     assert "FORMAT:FILE" in bad.exception.problems[0].reason
+
+
+def test_the_one_evaluation_fast_path_scores_like_one_evaluation_per_criterion() -> None:
+    import dataclasses  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from gateway.testing.samples import canonical_samples  # noqa: PLC0415
+
+    bench = load_grid(Path(__file__).resolve().parents[3] / "bench" / "data" / "grille-60.yaml", POLICY)
+    assert bench.combined is not None and len(bench.criteria) == 60
+    slow = dataclasses.replace(bench, combined=None)
+    demandes = [r for s, r in canonical_samples() if s == "fr.gp.Demande"] + [_h1(), _h2()]
+    for d in demandes:
+        for when in (NOW, date(2030, 1, 1)):
+            fast_s, slow_s = score(bench, d, when), score(slow, d, when)
+            assert [(c.id, p, w, m) for c, p, w, m in fast_s.criteria] == [
+                (c.id, p, w, m) for c, p, w, m in slow_s.criteria
+            ]
+    with pytest.raises(ConfigError) as err:
+        parse_grid({"criteria": [{"id": "x", "label": "x", "condition": "gp_ok[0]", "points": 1}]}, POLICY)
+    assert "reserved" in err.value.problems[0].reason

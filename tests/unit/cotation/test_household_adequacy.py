@@ -184,3 +184,18 @@ def test_bad_rules_are_refused_with_every_problem() -> None:
         "reste_a_vivre_min_par_uc",
         "surprise",
     } <= paths
+
+
+def test_adequacy_command_prints_one_line_per_designation() -> None:
+    import json  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from gateway.cli import cli  # noqa: PLC0415
+
+    args = ["cotation", "adequacy", "--rules", "gateway/data/cotation/adequation-exemple.yaml",
+            "cdc-json:samples/cdc-json/erp-nantes-evenements.jsonl"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.output.splitlines()]
+    assert lines and all(set(x) == {"key", "designation", "resultat", "details"} for x in lines)
