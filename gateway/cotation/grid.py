@@ -12,12 +12,11 @@ of the class that covers every datum it reads: a role that may see the group may
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import re
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError

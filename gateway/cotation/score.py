@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from gateway.codec.avro import load_schemas

@@ -190,7 +190,6 @@ def test_adequacy_command_prints_one_line_per_designation() -> None:
     import json  # noqa: PLC0415
 
     from click.testing import CliRunner  # noqa: PLC0415
-
     from gateway.cli import cli  # noqa: PLC0415
 
     args = ["cotation", "adequacy", "--rules", "gateway/data/cotation/adequation-exemple.yaml",
