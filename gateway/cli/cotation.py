@@ -93,10 +93,20 @@ def check(grid_path: Path, policy_path: Path | None) -> None:
     """Load a grid: every problem listed (exit 2), else its criteria and the class of each."""
     from gateway.cotation.grid import load_grid  # noqa: PLC0415
 
-    grid = load_grid(grid_path, _policy(policy_path))
+    policy = _policy(policy_path)
+    grid = load_grid(grid_path, policy)
     click.echo(f"grid {grid.id} {grid.version or ''}: {len(grid.criteria)} criteria, OK")
     for c in grid.criteria:
         click.echo(f"  {c.id:24s} {c.group:16s} {c.label}")
+    # What the total reveals (docs/cotation.md): per role, the criteria it cannot see, whose points
+    # are the difference between the total and the points it sees.
+    total_class = policy.leaf_classes.get("fr.gp.Cotation", {}).get("total")
+    for name, role in policy.roles.items():
+        if total_class not in role.grants or role.grants[total_class] is False:
+            continue
+        hidden = [c.id for c in grid.criteria if role.grants.get(c.group) is not True]  # conditional too
+        if hidden:
+            click.echo(f"  role {name}: total − visible points = points of {', '.join(hidden)}")
 
 
 @cotation.command("score")
