@@ -36,9 +36,21 @@ def report() -> None:
     show_default=True,
     help="Dwellings in QPV (CSV `rpls;qpv`).",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write a self-contained HTML page: each actor's share against the 25 % line.",
+)
 @click.argument("inputs", nargs=-1, required=True)
-def attributions(
-    year: int, territory: str | None, territories_path: Path, qpv_path: Path, inputs: tuple[str, ...]
+def attributions(  # noqa: PLR0917 - click passes one argument per option
+    year: int,
+    territory: str | None,
+    territories_path: Path,
+    qpv_path: Path,
+    html_path: Path | None,
+    inputs: tuple[str, ...],
 ) -> None:
     """CSV (`;`) of attributions per obligated actor and obligation, from FORMAT:FILE inputs."""
     from gateway.cli.cotation import read_inputs  # noqa: PLC0415
@@ -47,6 +59,11 @@ def attributions(
 
     config = ReportingConfig(load_territories(territories_path), load_qpv(qpv_path))
     demandes, decisions, rejected = read_inputs(inputs)
-    click.echo(to_csv(rows(facts(demandes, decisions, config), year, territory)), nl=False)
+    report_rows = rows(facts(demandes, decisions, config), year, territory)
+    click.echo(to_csv(report_rows), nl=False)
+    if html_path is not None:
+        from gateway.reporting.html import to_html  # noqa: PLC0415
+
+        html_path.write_text(to_html(report_rows, year), encoding="utf-8")
     if rejected:
         sys.exit(2)

@@ -162,3 +162,14 @@ def test_demo_prints_the_cotation_and_the_25_percent_figures_of_its_samples() ->
     assert "044260100000000001   644.0" in text  # DALO, violences, sans logement, local, 4 months
     assert "  " + ";".join(COLUMNS) in lines
     assert "2026;244400404;824541148;reservataire;dalo_25;1;" in text
+
+
+def test_html_report_draws_each_share_against_the_25_percent_line() -> None:
+    from gateway.reporting.html import to_html  # noqa: PLC0415
+
+    demandes, decisions = _year()
+    page = to_html(rows(facts(demandes, decisions, CONFIG), 2026), 2026)
+    assert "<script" not in page and "http" not in page.replace('lang="fr"', "")  # nothing fetched
+    assert page.count("<svg") == 1 and ">25 %</text>" in page
+    assert "100.0% (3 DALO or prioritaires, 2 DALO / 3)" in page  # the réservataire's share
+    assert page.count('fill="#2e7d32"') == 3 and page.count('fill="#c62828"') == 2  # met / not met
