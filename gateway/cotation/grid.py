@@ -202,8 +202,10 @@ def _group(policy: Policy, read_classes: set[str], paths: list[str], groups: Seq
 
 
 def _compile(src: str | bool, where: str, want: str, problems: list[Problem]) -> CompiledExpr | None:
-    if isinstance(src, bool):
-        return None
+    if src is True:
+        return None  # always met
+    if src is False:
+        src = "false"  # a criterion switched off
     if re.search(rf"\b{RESERVED}\b", src):
         problems.append(Problem(where, f"{RESERVED} is a reserved name"))
         return None

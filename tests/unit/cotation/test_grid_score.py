@@ -131,6 +131,17 @@ def test_expired_label_and_caduc_dalo_score_nothing() -> None:
     assert p["dalo"][0] == 0.0 and p["label"][0] == 0.0
 
 
+def test_boolean_conditions() -> None:
+    raw = {
+        "criteria": [
+            {"id": "on", "label": "on", "condition": True, "points": 3},
+            {"id": "off", "label": "off", "when": False, "points": 5},
+        ]
+    }
+    scored = score(parse_grid(raw, POLICY), _h1(), NOW)
+    assert scored.total == 3.0 and [m for *_, m in scored.criteria] == [True, False]
+
+
 def test_null_field_inside_an_expression_scores_zero_with_its_path() -> None:
     grid = parse_grid(
         {
