@@ -34,7 +34,14 @@ __all__ = [
     "to_cel_fields",
 ]
 
-MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+MACROS = frozenset(
+    {"all", "exists", "exists_one", "map", "filter", "transformList", "transformMap", "transformMapEntry"}
+)
+# identifiers that are not variables (literals, type names)
+_WORDS = frozenset(
+    {"true", "false", "null", "in", "int", "uint", "double", "bool", "string", "bytes", "list", "map", "dyn",
+     "type", "null_type", "timestamp", "duration"}
+)  # fmt: skip
 
 
 def _iso(value: str) -> date:
@@ -218,7 +225,13 @@ def reads(source: str, roots: frozenset[str]) -> list[Read]:
             has_until = _closing(toks, i + 1)
         prev = toks[i - 1][1] if i else ""
         var = next((b for b in reversed(bound) if b[0] == text), None)
-        if kind != "id" or prev == "." or i in declarations or (text not in roots and var is None):
+        if kind != "id" or prev == "." or i in declarations:
+            i += 1
+            continue
+        if text not in roots and var is None:
+            called = i + 1 < len(toks) and toks[i + 1][1] == "("
+            if not called and text not in _WORDS:  # a variable this scanner cannot follow: fail closed
+                out.append(Read(f"?{text}"))
             i += 1
             continue
         path = var[1] if var else text
@@ -237,8 +250,13 @@ def reads(source: str, roots: frozenset[str]) -> list[Read]:
                         and toks[j + 4][1] == ","
                     ):
                         presence = True
-                        bound.append((toks[j + 3][1], path + "[]", _closing(toks, j + 2)))
-                        declarations.add(j + 3)
+                        end = _closing(toks, j + 2)
+                        names = [j + 3]
+                        if j + 6 < len(toks) and toks[j + 5][0] == "id" and toks[j + 6][1] == ",":
+                            names.append(j + 5)  # two-variable form (index, element): both read the element
+                        for k in names:
+                            bound.append((toks[k][1], path + "[]", end))
+                            declarations.add(k)
                     break
                 path = f"{path}.{name}"
                 j += 2

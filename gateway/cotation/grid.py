@@ -103,6 +103,9 @@ def _node(path: str) -> tuple[Node | None, str]:
 
 
 def _is_list_leaf(node: Node) -> bool:
+    """A list of values (enums, strings…), not of records."""
+    if not node.is_leaf:
+        return False
     t = node.field["type"]
     return isinstance(t, dict) and t.get("type") == "array"
 
@@ -129,6 +132,9 @@ def _demande_classes(policy: Policy, path: str, presence: bool) -> set[str]:
 
 def _read_problems(read: Read, where: str) -> tuple[list[Problem], list[str]]:
     """(problems, demande paths) of one read."""
+    if read.path.startswith("?"):
+        reason = f"cannot tell what {read.path[1:]!r} reads (write list macros on a field: x.exists(v, …))"
+        return [Problem(where.split(": ")[0], reason)], []
     root, _, rest = read.path.partition(".")
     rest = rest.removeprefix("[]").lstrip(".") if root != "demande" else rest
     if root == "demande":

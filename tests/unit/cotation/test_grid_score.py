@@ -300,3 +300,25 @@ def test_the_one_evaluation_fast_path_scores_like_one_evaluation_per_criterion()
     with pytest.raises(ConfigError) as err:
         parse_grid({"criteria": [{"id": "x", "label": "x", "condition": "gp_ok[0]", "points": 1}]}, POLICY)
     assert "reserved" in err.value.problems[0].reason
+
+
+def test_paths_read_through_macros_decide_the_class_and_unknown_forms_are_refused() -> None:
+    from gateway.cotation.expr import reads  # noqa: PLC0415
+
+    roots = frozenset({"demande", "calcul", "labels", "signaux", "now"})
+    got = {
+        r.path
+        for r in reads('demande.cotitulaires.exists(c, c.ressourcesRecues.exists(r, r.code == "SAL"))', roots)
+    }
+    assert "demande.cotitulaires[].ressourcesRecues[].code" in got
+    two = reads("demande.cotitulaires.all(i, c, c.revenuFiscal.montantMoins1 > 0.0)", roots)
+    assert "demande.cotitulaires[].revenuFiscal.montantMoins1" in {r.path for r in two}
+    resources = {"id": "r", "label": "r", "points": 1,
+                 "condition": "demande.cotitulaires.exists(c, c.revenuFiscal.montantMoins1 > 10000.0)"}  # fmt: skip
+    (criterion,) = parse_grid({"criteria": [resources]}, POLICY).criteria
+    assert criterion.group == "ressources"  # not identite: the siao may not see it
+    hidden = {"id": "h", "label": "h", "points": 1,
+              "condition": '(demande.motifs + demande.motifs).exists(m, m == "AUTRE")'}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        parse_grid({"criteria": [hidden]}, POLICY)
+    assert "cannot tell what 'm' reads" in err.value.problems[0].reason
