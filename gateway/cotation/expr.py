@@ -170,7 +170,7 @@ def to_cel_fields(record: Any, fields: frozenset[str] | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- paths an expression reads
 
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<str>(?:[rRbB]{0,2})(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'))|(?P<num>\d+(?:\.\d+)?[uU]?)|(?P<id>[A-Za-z_]\w*)|(?P<op>==|!=|<=|>=|&&|\|\||[^\s\w]))"""
+    r"""\s*(?:(?P<str>(?:[rRbB]{0,2})(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'))|(?P<num>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)|(?P<id>[A-Za-z_]\w*)|(?P<op>==|!=|<=|>=|&&|\|\||[^\s\w]))"""
 )
 
 
@@ -190,6 +190,8 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     while pos < len(source):
         m = _TOKEN.match(source, pos)
         if m is None or m.end() == pos:
+            if source[pos:].strip():
+                out.append(("bad", source[pos:]))  # reads() fails closed on it
             break
         kind = m.lastgroup or "op"
         out.append((kind, m.group(kind)))
@@ -210,66 +212,75 @@ def _closing(toks: list[tuple[str, str]], i: int) -> int:
     return len(toks)
 
 
+def _bind_macro(
+    toks: list[tuple[str, str]], j: int, path: str, bound: list[tuple[str, str, int]], declared: set[int]
+) -> None:
+    """`.macro(v, …)` at toks[j] ('.'): bind v (and the second variable of a two-variable form) to
+    the elements of `path` until the macro's closing parenthesis."""
+    end = _closing(toks, j + 2)
+    names = [j + 3]
+    if j + 6 < len(toks) and toks[j + 5][0] == "id" and toks[j + 6][1] == ",":
+        names.append(j + 5)  # two-variable form (index, element): both read the element
+    for k in names:
+        bound.append((toks[k][1], path + "[]", end))
+        declared.add(k)
+
+
+def _chain(
+    toks: list[tuple[str, str]], j: int, path: str, bound: list[tuple[str, str, int]], declared: set[int]
+) -> tuple[str, int, bool]:
+    """Follow `.field`, `["field"]` and `[i]` from toks[j]: (path, index after it, presence only)."""
+    presence = False
+    while j < len(toks):
+        if toks[j][1] == "." and j + 1 < len(toks) and toks[j + 1][0] == "id":
+            name = toks[j + 1][1]
+            if j + 2 < len(toks) and toks[j + 2][1] == "(":  # a method call ends the chain
+                is_macro = j + 4 < len(toks) and toks[j + 3][0] == "id" and toks[j + 4][1] == ","
+                if name == "size":
+                    presence = True
+                elif name in MACROS and is_macro:
+                    presence = True
+                    _bind_macro(toks, j, path, bound, declared)
+                break
+            path = f"{path}.{name}"
+            j += 2
+        elif toks[j][1] == "[":
+            end = _closing(toks, j)
+            inner = toks[j + 1 : end]
+            path = f"{path}.{inner[0][1][1:-1]}" if len(inner) == 1 and inner[0][0] == "str" else f"{path}[]"
+            j = end + 1
+        else:
+            break
+    return path, j, presence
+
+
 def reads(source: str, roots: frozenset[str]) -> list[Read]:
-    """Every select chain from a root variable (macro variables followed), as paths."""
+    """Every select chain from a root variable (macro variables followed), as paths. An identifier
+    that is neither a root, a macro variable, a function nor a literal gives a `?name` read: the
+    caller refuses it (fail closed)."""
     toks = _tokens(source)
     out: list[Read] = []
     bound: list[tuple[str, str, int]] = []  # (variable, path, end index of its scope)
     has_until = -1
-    declarations: set[int] = set()
+    declared: set[int] = set()
     i = 0
     while i < len(toks):
         kind, text = toks[i]
+        if kind == "bad":
+            out.append(Read("?(unreadable expression text)"))
+            break
         bound = [b for b in bound if b[2] > i]
-        if kind == "id" and text == "has" and i + 1 < len(toks) and toks[i + 1][1] == "(":
+        called = i + 1 < len(toks) and toks[i + 1][1] == "("
+        if kind == "id" and text == "has" and called:
             has_until = _closing(toks, i + 1)
         prev = toks[i - 1][1] if i else ""
         var = next((b for b in reversed(bound) if b[0] == text), None)
-        if kind != "id" or prev == "." or i in declarations:
+        if kind != "id" or prev == "." or i in declared or (text not in roots and var is None):
+            if kind == "id" and prev != "." and i not in declared and not called and text not in _WORDS:
+                out.append(Read(f"?{text}"))  # a variable this scanner cannot follow
             i += 1
             continue
-        if text not in roots and var is None:
-            called = i + 1 < len(toks) and toks[i + 1][1] == "("
-            if not called and text not in _WORDS:  # a variable this scanner cannot follow: fail closed
-                out.append(Read(f"?{text}"))
-            i += 1
-            continue
-        path = var[1] if var else text
-        j = i + 1
-        presence = False
-        while j < len(toks):
-            if toks[j][1] == "." and j + 1 < len(toks) and toks[j + 1][0] == "id":
-                name = toks[j + 1][1]
-                if j + 2 < len(toks) and toks[j + 2][1] == "(":  # a method call ends the chain
-                    if name == "size":
-                        presence = True
-                    elif (
-                        name in MACROS
-                        and j + 4 < len(toks)
-                        and toks[j + 3][0] == "id"
-                        and toks[j + 4][1] == ","
-                    ):
-                        presence = True
-                        end = _closing(toks, j + 2)
-                        names = [j + 3]
-                        if j + 6 < len(toks) and toks[j + 5][0] == "id" and toks[j + 6][1] == ",":
-                            names.append(j + 5)  # two-variable form (index, element): both read the element
-                        for k in names:
-                            bound.append((toks[k][1], path + "[]", end))
-                            declarations.add(k)
-                    break
-                path = f"{path}.{name}"
-                j += 2
-            elif toks[j][1] == "[":
-                end = _closing(toks, j)
-                inner = toks[j + 1 : end]
-                if len(inner) == 1 and inner[0][0] == "str":
-                    path = f"{path}.{inner[0][1][1:-1]}"
-                else:
-                    path = f"{path}[]"
-                j = end + 1
-            else:
-                break
+        path, j, presence = _chain(toks, i + 1, var[1] if var else text, bound, declared)
         nxt = [t[1] for t in toks[j : j + 2]]
         if nxt in (["==", "null"], ["!=", "null"]) or (prev in ("==", "!=") and toks[i - 2][1] == "null"):
             presence = True

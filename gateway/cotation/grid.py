@@ -134,7 +134,7 @@ def _read_problems(read: Read, where: str) -> tuple[list[Problem], list[str]]:
     """(problems, demande paths) of one read."""
     if read.path.startswith("?"):
         reason = f"cannot tell what {read.path[1:]!r} reads (write list macros on a field: x.exists(v, …))"
-        return [Problem(where.split(": ")[0], reason)], []
+        return [Problem(where.split(": ", maxsplit=1)[0], reason)], []
     root, _, rest = read.path.partition(".")
     rest = rest.removeprefix("[]").lstrip(".") if root != "demande" else rest
     if root == "demande":

@@ -313,8 +313,8 @@ def test_paths_read_through_macros_decide_the_class_and_unknown_forms_are_refuse
     assert "demande.cotitulaires[].ressourcesRecues[].code" in got
     two = reads("demande.cotitulaires.all(i, c, c.revenuFiscal.montantMoins1 > 0.0)", roots)
     assert "demande.cotitulaires[].revenuFiscal.montantMoins1" in {r.path for r in two}
-    resources = {"id": "r", "label": "r", "points": 1,
-                 "condition": "demande.cotitulaires.exists(c, c.revenuFiscal.montantMoins1 > 10000.0)"}  # fmt: skip
+    cond = "demande.cotitulaires.exists(c, c.revenuFiscal.montantMoins1 > 1e4 && 0x10 > 1)"
+    resources = {"id": "r", "label": "r", "points": 1, "condition": cond}
     (criterion,) = parse_grid({"criteria": [resources]}, POLICY).criteria
     assert criterion.group == "ressources"  # not identite: the siao may not see it
     hidden = {"id": "h", "label": "h", "points": 1,
