@@ -6,6 +6,8 @@
 | {prefix}.raw.{format}.dlq              | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
 | {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.canonical.cotation            | numéro unique| compact        | latest fr.gp.Cotation           |
+| {prefix}.canonical.adequation          | numéro unique| delete         | fr.gp.Adequation at designation |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
@@ -52,7 +54,7 @@ def dlq_topic(topic: str) -> str:
 
 
 def canonical_topic(kind: str, prefix: str = "gp") -> str:
-    """kind: 'demande' or 'decision'."""
+    """kind: 'demande', 'decision', 'cotation' or 'adequation'."""
     return f"{prefix}.canonical.{_safe(kind)}"
 
 
