@@ -114,6 +114,9 @@ class CotationRunner:
         codecs = {fp: c for fp, c in self.schemas.by_fingerprint().items() if c.name in (DEMANDE, DECISION)}
         try:
             topics = [canonical_topic("demande", self.prefix), canonical_topic("decision", self.prefix)]
+            while not stop.is_set() and not all(consumer.partitions_for_topic(t) for t in topics):
+                _log.warning("cotation: waiting for the canonical topics (run the ingest flow once)")
+                stop.wait(5.0)
             parts = [
                 TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
             ]
