@@ -60,6 +60,14 @@ class GatewaySettings(BaseSettings):
     adequacy_rules: Path | None = Field(
         None, description="Adequacy and solvency rules of the `cotation` flow (YAML); none: no assessment."
     )
+    report_territories: Path | None = Field(
+        None,
+        description="Territories and first-quartile thresholds (YAML): the `cotation` flow keeps the"
+        " 25 % report on <prefix>.report.attributions; none: no report.",
+    )
+    report_qpv: Path | None = Field(
+        None, description="Dwellings in QPV (CSV `rpls;qpv`), with report_territories."
+    )
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

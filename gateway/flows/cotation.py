@@ -9,9 +9,14 @@ its state (gateway.cotation.state); then it publishes every cotation once (and a
 seniority grows, labels expire), and the cotation of each application that changes. Records are
 encoded with the checked Avro writer and framed like the ingest flow's, with CloudEvents headers.
 
+With GATEWAY_REPORT_TERRITORIES and GATEWAY_REPORT_QPV it also keeps the 25 % report up to date:
+`fr.gp.LigneAttributions` on `<prefix>.report.attributions` (compacted, key
+`annee;territoire;acteur;role;obligation`), the lines of the years whose attributions changed,
+at most every REPORT_INTERVAL_S.
+
 Delivery: at-least-once. A restart recomputes and republishes; a consumer keeps the latest per key.
 Settings: GATEWAY_COTATION_GRID (required by this flow), GATEWAY_ADEQUACY_RULES (optional: no
-adequacy records without it).
+adequacy records without it), GATEWAY_REPORT_TERRITORIES + GATEWAY_REPORT_QPV (optional report).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -34,8 +40,9 @@ from gateway.flows.admin import DAY_MS, TopicSpec
 from gateway.flows.app import FlowContext
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
+from gateway.reporting.live import ReportState, line_key, line_record
 from gateway.settings import GatewaySettings
-from gateway.topics import canonical_topic
+from gateway.topics import canonical_topic, report_topic
 
 __all__ = ["CotationRunner", "cotation_topics", "encode_output", "register"]
 
@@ -43,16 +50,23 @@ _log = logging.getLogger(__name__)
 FLOW = "cotation"
 CE_NAMESPACE = uuid.UUID("0b7a53c4-6a2e-5f0e-8f0d-3c1a9e2b7d41")
 _KIND = {COTATION: "cotation", ADEQUATION: "adequation"}
+LINE = "fr.gp.LigneAttributions"
+REPORT_INTERVAL_S = 60.0
 
 
 def cotation_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """`<prefix>.canonical.cotation` (compacted: the latest cotation per application) and
     `<prefix>.canonical.adequation` (every assessment)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
-    return [
+    specs = [
         TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", {"segment.ms": str(DAY_MS)}),
         TopicSpec(canonical_topic("adequation", prefix), p, r, "delete", {"retention.ms": "-1"}),
     ]
+    if settings.report_territories is not None:
+        specs.append(
+            TopicSpec(report_topic("attributions", prefix), 1, r, "compact", {"segment.ms": str(DAY_MS)})
+        )
+    return specs
 
 
 def encode_output(
@@ -80,9 +94,17 @@ def encode_output(
 class CotationRunner:
     """The loop: consume, update the state, publish what it says."""
 
-    def __init__(self, settings: GatewaySettings, state: CotationState, schemas: SchemaSet) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        state: CotationState,
+        schemas: SchemaSet,
+        report: ReportState | None = None,
+    ) -> None:
         self.settings = settings
         self.state = state
+        self.report = report
+        self._reported = 0.0
         self.schemas = schemas
         self.prefix = settings.topic_prefix
         self.published = 0
@@ -134,10 +156,35 @@ class CotationRunner:
                     self.state.live = self.caught_up
                 if self.caught_up:
                     self._publish(producer, self.state.daily(now))
+                    self._publish_report(producer)
                 producer.flush()
         finally:
             consumer.close()
             producer.close()
+
+    def _publish_report(self, producer: Any) -> None:
+        if self.report is None or (self._reported and time.monotonic() - self._reported < REPORT_INTERVAL_S):
+            return
+        self._reported = time.monotonic()
+        codec = self.schemas.codec(LINE)
+        topic = report_topic("attributions", self.prefix)
+        for year_rows in self.report.changed().values():
+            for row in year_rows:
+                key = line_key(row)
+                value = codec.encode_framed_checked(line_record(row))
+                headers = cloudevent_headers(
+                    source=f"urn:gp-gateway:{FLOW}",
+                    type_=f"{LINE}.v1",
+                    subject=key,
+                    id_=str(uuid.uuid5(CE_NAMESPACE, f"{LINE}/{key}/{value.hex()}")),
+                    dataschema=f"urn:avro:{LINE}",
+                )
+                headers += [
+                    ("gp.schema.name", LINE.encode()),
+                    ("gp.schema.fingerprint", codec.fingerprint_hex.encode()),
+                ]
+                producer.send(topic, key=key.encode(), value=value, headers=headers)
+                self.published += 1
 
     def _handle(
         self, codecs: dict[bytes, Any], value: bytes | None, now: date
@@ -146,12 +193,11 @@ class CotationRunner:
             codec, record = decode_single_object(value or b"", codecs)
         except GatewayError:
             return []  # not a canonical record of ours: the route flow dead-letters it
-        outputs = (
-            self.state.on_demande(record, now)
-            if codec.name == DEMANDE
-            else self.state.on_decision(record, now)
-        )
-        return outputs
+        if self.report is not None:
+            (self.report.on_demande if codec.name == DEMANDE else self.report.on_decision)(record)
+        if codec.name == DEMANDE:
+            return self.state.on_demande(record, now)
+        return self.state.on_decision(record, now)
 
 
 def register(app: faust.App, ctx: FlowContext) -> None:
@@ -166,8 +212,16 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     policy = load_policy(settings.policy_file, secret=settings.pseudonymisation_secret)
     grid = load_grid(settings.cotation_grid, policy)
     rules = load_rules(settings.adequacy_rules) if settings.adequacy_rules is not None else None
+    report = None
+    if settings.report_territories is not None:
+        from gateway.reporting.config import ReportingConfig, load_qpv, load_territories  # noqa: PLC0415
+
+        if settings.report_qpv is None:
+            raise ConfigError("GATEWAY_REPORT_TERRITORIES needs GATEWAY_REPORT_QPV (the dwellings in QPV)")
+        territories = load_territories(settings.report_territories)
+        report = ReportState(ReportingConfig(territories, load_qpv(settings.report_qpv)))
     ctx.topics.extend(cotation_topics(settings))
-    runner = CotationRunner(settings, CotationState(grid, rules, live=False), ctx.schemas)
+    runner = CotationRunner(settings, CotationState(grid, rules, live=False), ctx.schemas, report)
     app.gp_cotation_runner = runner  # type: ignore[attr-defined]  # for tests
 
     @app.service

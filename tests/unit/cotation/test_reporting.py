@@ -173,3 +173,26 @@ def test_html_report_draws_each_share_against_the_25_percent_line() -> None:
     assert page.count("<svg") == 1 and ">25 %</text>" in page
     assert "100.0% (3 DALO or prioritaires, 2 DALO / 3)" in page  # the réservataire's share
     assert page.count('fill="#2e7d32"') == 3 and page.count('fill="#c62828"') == 2  # met / not met
+
+
+def test_the_worker_report_has_the_offline_figures_and_republishes_changed_years_only() -> None:
+    from gateway.codec.avro import load_schemas  # noqa: PLC0415
+    from gateway.reporting.live import ReportState, line_key, line_record  # noqa: PLC0415
+
+    demandes, decisions = _year()
+    live = ReportState(CONFIG)
+    for d in demandes.values():
+        live.on_demande(d)
+    for d in decisions:
+        live.on_decision(d)
+    changed = live.changed()
+    assert sorted(changed) == [2025, 2026]
+    assert to_csv(changed[2026]) == EXPECTED
+    assert live.changed() == {}  # nothing new
+    live.on_demande(demandes["E"])  # E's lease is in 2025: only 2025 is recomputed
+    assert sorted(live.changed()) == [2025]
+    (reservataire,) = [r for r in changed[2026] if r.role == "reservataire"]
+    record = line_record(reservataire)
+    load_schemas().codec("fr.gp.LigneAttributions").encode_checked(record)
+    assert line_key(reservataire) == "2026;244400404;824541148;reservataire;dalo_25"
+    assert (record["partDalo"], record["partPrioritaires"], record["partPremierQuartile"]) == (0.6667, 1.0, 1.0)
