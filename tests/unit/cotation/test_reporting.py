@@ -195,4 +195,5 @@ def test_the_worker_report_has_the_offline_figures_and_republishes_changed_years
     record = line_record(reservataire)
     load_schemas().codec("fr.gp.LigneAttributions").encode_checked(record)
     assert line_key(reservataire) == "2026;244400404;824541148;reservataire;dalo_25"
-    assert (record["partDalo"], record["partPrioritaires"], record["partPremierQuartile"]) == (0.6667, 1.0, 1.0)
+    shares = (record["partDalo"], record["partPrioritaires"], record["partPremierQuartile"])
+    assert shares == (0.6667, 1.0, 1.0)
