@@ -56,6 +56,18 @@ class GatewaySettings(BaseSettings):
         description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
     )
     sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
+    cotation_grid: Path | None = Field(None, description="Cotation grid of the `cotation` flow (YAML).")
+    adequacy_rules: Path | None = Field(
+        None, description="Adequacy and solvency rules of the `cotation` flow (YAML); none: no assessment."
+    )
+    report_territories: Path | None = Field(
+        None,
+        description="Territories and first-quartile thresholds (YAML): the `cotation` flow keeps the"
+        " 25 % report on <prefix>.report.attributions; none: no report.",
+    )
+    report_qpv: Path | None = Field(
+        None, description="Dwellings in QPV (CSV `rpls;qpv`), with report_territories."
+    )
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "policy": "gateway.cli.policy:policy",
     "audit": "gateway.cli.audit:audit",
     "sne": "gateway.cli.sne:sne",
+    "cotation": "gateway.cli.cotation:cotation",
+    "report": "gateway.cli.report:report",
 }
 
 
