@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from gateway.console import sources
 from gateway.console.accounts import Accounts
 from gateway.console.groups import GroupSample, GroupStatus, evaluate
-from gateway.console.history import History, increases
+from gateway.console.history import History, increases, per_minute
 from gateway.console.pages import chart, h, layout, login_page, table
 from gateway.console.sessions import LoginLimiter, Session, Sessions
 from gateway.settings import GatewaySettings
@@ -90,6 +90,12 @@ class Console:
         for group, (committed, lag) in groups.items():
             values[f"group/{group}/committed"] = float(committed)
             values[f"group/{group}/lag"] = float(lag)
+        previous = self.history.latest_ts()
+        if previous is not None and previous < now:
+            # a series seen for the first time started from 0 at the previous sample (a counter is
+            # only exported once incremented): without this its first records would not be charted
+            known = set(self.history.names())
+            self.history.record(previous, {k: 0.0 for k in values if k not in known})
         self.history.record(now, values)
         self._judge(groups, now)
         self.last_ok = now
@@ -143,6 +149,7 @@ def _status_dict(s: GroupStatus) -> dict[str, Any]:
 
 # -- web ----------------------------------------------------------------------------------------
 Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+Series = dict[str, list[tuple[float, float]]]
 
 
 def build_app(console: Console) -> web.Application:
@@ -292,18 +299,19 @@ async def _logout(request: web.Request, session: Session) -> web.Response:
     raise response
 
 
-def _rates(
-    points: dict[str, list[tuple[float, float]]], prefix: str, label_of: Callable[[str], str]
+def _sum_by_label(
+    points: dict[str, list[tuple[float, float]]],
+    prefix: str,
+    label_of: Callable[[str], str],
+    transform: Callable[[list[tuple[float, float]]], list[tuple[float, float]]],
 ) -> dict[str, list[tuple[float, float]]]:
-    out: dict[str, list[tuple[float, float]]] = {}
+    out: dict[str, dict[float, float]] = {}
     for name, pts in points.items():
         if name.startswith(prefix):
-            label = label_of(name)
-            merged = dict(out.get(label, []))
-            for t, v in increases(pts):
+            merged = out.setdefault(label_of(name), {})
+            for t, v in transform(pts):
                 merged[t] = merged.get(t, 0.0) + v
-            out[label] = sorted(merged.items())
-    return out
+    return {label: sorted(m.items()) for label, m in out.items()}
 
 
 async def _overview(request: web.Request, session: Session) -> web.Response:
@@ -312,19 +320,38 @@ async def _overview(request: web.Request, session: Session) -> web.Response:
     since = c.clock() - hours * 3600
     names = [n for n in c.history.names() if n.startswith(("in/", "out/", "dlq/", "sne/"))]
     pts = await asyncio.to_thread(c.history.series, names, since)
-    per_source = _rates(pts, "in/", lambda n: "entrées " + n.split("/", 2)[2])
-    per_source.update(_rates(pts, "dlq/", lambda n: "lettres mortes " + n.split("/", 2)[2]))
-    canonical = _rates(
-        {k: v for k, v in pts.items() if ".canonical." in k}, "out/", lambda n: n.rsplit(".", 1)[-1]
-    )
-    by_role = _rates(
-        {k: v for k, v in pts.items() if ".actor." in k}, "out/", lambda n: n.rsplit(".", 1)[-1].strip("[]")
-    )
-    sne = _rates(pts, "sne/", lambda n: n.split("/", 2)[1].removeprefix("gp_sne_") + " " + n.split("/", 2)[2])
+
+    def source(n: str) -> str:
+        return n.split("/", 2)[2]
+
+    def last_part(n: str) -> str:
+        return n.rsplit(".", 1)[-1].strip("[]")
+
+    def sne_label(n: str) -> str:
+        return n.split("/", 2)[1].removeprefix("gp_sne_") + " " + n.split("/", 2)[2]
+
+    def charted(
+        keep: Callable[[str], bool], prefix: str, label: Callable[[str], str]
+    ) -> tuple[Series, Series]:
+        chosen = {k: v for k, v in pts.items() if keep(k)}
+        return _sum_by_label(chosen, prefix, label, per_minute), _sum_by_label(
+            chosen, prefix, label, increases
+        )
+
+    ingest = (lambda k: k.startswith("in/ingest/")), (lambda k: k.startswith("dlq/ingest/"))
+    inputs, inputs_total = charted(ingest[0], "in/ingest/", lambda n: "entrées " + source(n))
+    dead, dead_total = charted(ingest[1], "dlq/ingest/", lambda n: "lettres mortes " + source(n))
+    per_source = {**inputs, **dead}
+    canonical, _ = charted(lambda k: ".canonical." in k, "out/", last_part)
+    by_role, _ = charted(lambda k: ".actor." in k, "out/", last_part)
+    sne, _ = charted(lambda k: k.startswith("sne/"), "sne/", sne_label)
+    totals = [
+        (label, int(sum(v for _, v in series)))
+        for label, series in sorted({**inputs_total, **dead_total}.items())
+    ]
     counts: dict[str, int] = {}
     for s in c.statuses.values():
         counts[s.status] = counts.get(s.status, 0) + 1
-    totals = [(label, int(sum(v for _, v in series))) for label, series in sorted(per_source.items())]
     body = (
         f'<p class="note">Dernière collecte : {h(_when(c.last_ok))}'
         f"{' — ' + h(c.last_error) if c.last_error else ''}. Fenêtre : {hours} h "

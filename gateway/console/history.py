@@ -1,6 +1,7 @@
 """The console's metric history on disk (SQLite in the state directory): survives a restart, keeps
-minute samples for 48 hours and hourly samples for 30 days, so that charts over the last hours are
-exact and a 30-day view stays small. Series names are metric names with their (non-personal) labels.
+every sample for 48 hours (one a minute by default) and hourly samples for 30 days, so that charts
+over the last hours are exact and a 30-day view stays small. Series names are metric names with
+their (non-personal) labels.
 
 Values are the raw readings (counters are cumulative); rates are computed when read, with counter
 resets (a restarted worker) handled like Prometheus' `increase`.
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["History", "increases"]
+__all__ = ["History", "increases", "per_minute"]
 
 MINUTE_KEEP_S = 48 * 3600
 HOUR_KEEP_S = 30 * 24 * 3600
@@ -27,6 +28,15 @@ def increases(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     for (_, v0), (t1, v1) in itertools.pairwise(points):
         out.append((t1, v1 - v0 if v1 >= v0 else v1))
+    return out
+
+
+def per_minute(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Rates per minute of a cumulative counter between consecutive points (resets handled)."""
+    out: list[tuple[float, float]] = []
+    for (t0, _), (t1, inc) in zip(points, increases(points), strict=False):
+        if t1 > t0:
+            out.append((t1, inc * 60.0 / (t1 - t0)))
     return out
 
 
@@ -45,6 +55,7 @@ class History:
                                                PRIMARY KEY (series, ts)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS hour (ts INTEGER NOT NULL, series TEXT NOT NULL, value REAL NOT NULL,
                                              PRIMARY KEY (series, ts)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS names (series TEXT PRIMARY KEY) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
         )
@@ -56,7 +67,7 @@ class History:
     def record(self, ts: float, values: Mapping[str, float]) -> None:
         """One sample of every series at `ts` (seconds); the hourly table keeps the last reading of
         each hour; older rows are pruned."""
-        minute = int(ts) // 60 * 60
+        minute = int(ts)
         hour = int(ts) // 3600 * 3600
         rows = [(minute, s, float(v)) for s, v in values.items()]
         with self._lock, self._db:
@@ -64,6 +75,7 @@ class History:
             self._db.executemany(
                 "INSERT OR REPLACE INTO hour VALUES (?, ?, ?)", [(hour, s, v) for _, s, v in rows]
             )
+            self._db.executemany("INSERT OR IGNORE INTO names VALUES (?)", [(s,) for s in values])
             self._db.execute("DELETE FROM minute WHERE ts < ?", (minute - MINUTE_KEEP_S,))
             self._db.execute("DELETE FROM hour WHERE ts < ?", (hour - HOUR_KEEP_S,))
 
@@ -84,7 +96,7 @@ class History:
     def names(self, prefix: str = "") -> list[str]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT DISTINCT series FROM hour WHERE series >= ? AND series < ? ORDER BY series",
+                "SELECT series FROM names WHERE series >= ? AND series < ? ORDER BY series",
                 (prefix, prefix + "\uffff"),
             ).fetchall()
         return [r[0] for r in rows]

@@ -93,7 +93,7 @@ def chart(chart_id: str, title: str, series: Mapping[str, list[tuple[float, floa
             for name, pts in sorted(series.items())
         ],
     }
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
     return (
         f'<div class="chart" id="{h(chart_id)}" data-chart="{h(chart_id)}-data"></div>'
         f'<script type="application/json" id="{h(chart_id)}-data">{payload}</script>'

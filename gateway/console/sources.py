@@ -106,9 +106,11 @@ def group_offsets(settings: GatewaySettings) -> dict[str, tuple[int, int]]:
     reader = _reader(settings)
     out: dict[str, tuple[int, int]] = {}
     try:
-        groups = sorted({g[0] if isinstance(g, tuple) else g.group_id for g in admin.list_consumer_groups()})
-        for group in (g for g in groups if _ours(g, settings)):
-            offsets = admin.list_consumer_group_offsets(group)
+        groups = sorted({str(g["group_id"]) for g in admin.list_groups()})
+        ours = [g for g in groups if _ours(g, settings)]
+        fetched = admin.list_group_offsets(dict.fromkeys(ours)) if ours else {}
+        for group in ours:
+            offsets = fetched.get(group) or {}
             committed = {
                 (tp.topic, tp.partition): int(meta.offset)
                 for tp, meta in offsets.items()
