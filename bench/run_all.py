@@ -12,6 +12,7 @@ BENCHES = [
     "bench_cal_csv.py",
     "bench_policy.py",
     "bench_cotation.py",
+    "bench_console.py",
     "bench_ingest.py",
 ]
 

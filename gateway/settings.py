@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GatewaySettings", "default_state_dir"]
+
+
+_HOST = re.compile(
+    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?|\[[0-9A-Fa-f:.]+\])$"
+)
 
 
 def default_state_dir() -> Path:
@@ -55,6 +61,18 @@ class GatewaySettings(BaseSettings):
         None,
         description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
     )
+    console_host: str = Field("127.0.0.1", description="Bind address of the operators' console.")
+    console_port: int = Field(6067, ge=1, le=65535, description="Port of the operators' console.")
+    console_accounts_file: Path | None = Field(
+        None,
+        description="Console accounts (argon2 hashes, 0600). Default: <state dir>/console/accounts.yaml.",
+    )
+    console_metrics_urls: str | None = Field(
+        None,
+        description="Comma-separated /metrics URLs the console samples each minute. Default: this host's"
+        " worker (http://<web host>:<web port>/metrics).",
+    )
+    console_interval_s: float = Field(60.0, gt=0, le=3600, description="Console sampling period (seconds).")
     sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
     cotation_grid: Path | None = Field(None, description="Cotation grid of the `cotation` flow (YAML).")
     adequacy_rules: Path | None = Field(
@@ -68,6 +86,27 @@ class GatewaySettings(BaseSettings):
     report_qpv: Path | None = Field(
         None, description="Dwellings in QPV (CSV `rpls;qpv`), with report_territories."
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap_shape(cls, value: str) -> str:
+        """host:port[,host:port…], checked before any connection (the value is not echoed back)."""
+        entries = [e.strip() for e in value.split(",")]
+        if not value.strip() or any(not e for e in entries):
+            raise ValueError("expected host:port[,host:port...], got an empty entry")
+        for n, entry in enumerate(entries, 1):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"entry {n} is not host:port (host name or IP address, port 1-65535)")
+        return ",".join(entries)
+
+    def console_accounts_path(self) -> Path:
+        return self.console_accounts_file or self.state_dir / "console" / "accounts.yaml"
+
+    def console_scrape_urls(self) -> list[str]:
+        if self.console_metrics_urls:
+            return [u.strip() for u in self.console_metrics_urls.split(",") if u.strip()]
+        return [f"http://{self.web_host}:{self.web_port}/metrics"]
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "sne": "gateway.cli.sne:sne",
     "cotation": "gateway.cli.cotation:cotation",
     "report": "gateway.cli.report:report",
+    "console": "gateway.cli.console:console",
 }
 
 
