@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from gateway.monitoring.metrics import Metrics
 if TYPE_CHECKING:
     from gateway.flows.app import FlowContext
 
-__all__ = ["consumer_offsets", "register_pages"]
+__all__ = ["consumer_offsets", "ingest_stuck", "register_pages"]
 
 PROM_CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -55,6 +56,20 @@ def _reader(ctx: FlowContext) -> Any:
     )
 
 
+STUCK_AFTER_S = 60.0
+
+
+def ingest_stuck(runner: Any, now: float, after_s: float = STUCK_AFTER_S) -> str | None:
+    """Why the ingest loop is stuck (records wait and no batch committed for `after_s`), or None."""
+    if runner is None:
+        return None
+    waiting = sum(max(v, 0) for v in runner.lag().values())
+    idle = now - float(runner.last_success)
+    if waiting and idle >= after_s:
+        return f"ingest stuck: {waiting} records waiting, no batch committed for {idle:.0f} s"
+    return None
+
+
 def register_pages(app: faust.App, ctx: FlowContext) -> None:
     metrics: Metrics = ctx.metrics
     bootstrap = ctx.settings.bootstrap_servers
@@ -65,9 +80,12 @@ def register_pages(app: faust.App, ctx: FlowContext) -> None:
     @app.page("/health")
     async def health(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         ok = await asyncio.to_thread(broker_answers, bootstrap, 2.0)
-        if ok:
-            return view.bytes(b"", status=204)
-        return view.text("kafka unreachable\n", status=500)
+        if not ok:
+            return view.text("kafka unreachable\n", status=500)
+        stuck = ingest_stuck(getattr(app, "gp_ingest_runner", None), time.monotonic())
+        if stuck:
+            return view.text(stuck + "\n", status=500)
+        return view.bytes(b"", status=204)
 
     @app.page("/metrics")
     async def prometheus(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
