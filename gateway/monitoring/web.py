@@ -92,4 +92,17 @@ def register_pages(app: faust.App, ctx: FlowContext) -> None:
         body = await asyncio.to_thread(metrics.render)  # lag counting may read from the broker
         return view.bytes(body, content_type=PROM_CONTENT_TYPE)
 
-    _ = (health, prometheus)
+    @app.page("/status")
+    async def status(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """The worker's settings (secrets masked), its flows and the ingest loop's last batch."""
+        runner = getattr(app, "gp_ingest_runner", None)
+        body = {
+            "settings": ctx.settings.masked_dump(),
+            "flows": list(getattr(app, "gp_flows", ())),
+            "ingest_last_batch_s_ago": (
+                None if runner is None else round(time.monotonic() - float(runner.last_success), 1)
+            ),
+        }
+        return view.json(body)
+
+    _ = (health, prometheus, status)

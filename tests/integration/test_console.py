@@ -11,6 +11,7 @@ The worker ingests and routes the bundled samples (good and bad); then, once idl
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -152,6 +153,11 @@ def test_idle_lag_is_zero_and_dlq_list_counts_records(fed_gateway: dict[str, Any
     assert lag_lines, "the worker exports the lag of its groups"
     assert all(line.endswith(" 0.0") for line in lag_lines), lag_lines
     assert not any("changelog" in line for line in lag_lines)
+    status, text, _ = _get(fed_gateway["metrics_url"].replace("/metrics", "/status"))
+    assert status == 200
+    body = json.loads(text)
+    assert body["flows"] == ["ingest", "route"] and body["settings"]["topic_prefix"] == fed_gateway["prefix"]
+    assert body["ingest_last_batch_s_ago"] is not None
     result = CliRunner().invoke(cli, ["dlq", "list"], env=fed_gateway["env"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+(\d+)$", result.output, re.M)}
