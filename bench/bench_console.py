@@ -16,8 +16,10 @@ from statistics import median
 
 from aiohttp.test_utils import make_mocked_request
 from gateway.console.accounts import Accounts
-from gateway.console.app import Console, _groups, _overview
+from gateway.console.app import Console
 from gateway.console.history import History
+from gateway.console.views import groups as _groups
+from gateway.console.views import overview as _overview
 from gateway.settings import GatewaySettings
 
 SOURCES = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")

@@ -43,7 +43,9 @@ class GatewaySettings(BaseSettings):
     policy_file: Path | None = Field(None, description="Access policy file; the bundled default when unset.")
     state_dir: Path = Field(default_factory=default_state_dir, description="Broker data, tables, ledgers.")
     kafka_version: str = Field("3.9.1", description="Apache Kafka version fetched from Maven Central.")
-    web_port: int = Field(6066, description="Port of /health, /metrics and /status (settings, secrets masked).")
+    web_port: int = Field(
+        6066, description="Port of /health, /metrics and /status (settings, secrets masked)."
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of the web server.")
     instance_id: str = Field(
         default_factory=socket.gethostname,
