@@ -30,7 +30,13 @@ from connectors.sne.answers import Answer, SneFaultError, UnparseableAnswer
 from connectors.sne.client import NotDelivered, SneClient, ssl_context
 from connectors.sne.config import SneConfig
 from connectors.sne.ledger import Ledger, LedgerRow
-from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for, with_application
+from connectors.sne.nuu import (
+    build_interface_nuu,
+    to_bytes,
+    type_fichier_for,
+    with_application,
+    xml_unsafe_fields,
+)
 from connectors.sne.rules import ANOMALY_TEXTS, as_problems, mandatory_anomalies, xsd, xsd_problems
 
 __all__ = ["SneSink", "feedback_output", "request_id_for"]
@@ -212,6 +218,15 @@ class SneSink:
                 record["numUnique"] = known
                 type_fichier = type_fichier_for(rec.schema, record) or "MOD"
                 rid = request_id_for(rec.schema, record, type_fichier)
+        unsafe = xml_unsafe_fields(record)
+        if unsafe:  # the normaliser of some format let it through: refuse this record, keep going
+            raise RejectedMessage(
+                "the record cannot be written as interfaceNuu XML",
+                unsafe,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+            )
         root = build_interface_nuu(
             rec.schema, record, type_fichier, guichet=self.config.guichet, now=self._clock()
         )
