@@ -50,7 +50,11 @@ def xml_unsafe_fields(record: Any, path: str = "") -> list[Problem]:
     that accepts such characters (cdc-json) must not make the XML builder fail on them."""
     if isinstance(record, str):
         bad = _NOT_XML.search(record)
-        return [Problem(path or "$", f"contains a character XML cannot carry (U+{ord(bad.group()):04X})")] if bad else []
+        return (
+            [Problem(path or "$", f"contains a character XML cannot carry (U+{ord(bad.group()):04X})")]
+            if bad
+            else []
+        )
     if isinstance(record, Mapping):
         return [p for k, v in record.items() for p in xml_unsafe_fields(v, f"{path}.{k}" if path else str(k))]
     if isinstance(record, list | tuple):

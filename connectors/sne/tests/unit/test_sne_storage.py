@@ -57,7 +57,12 @@ def test_simulator_registry_is_private_and_forgets_replaced_files(tmp_path: Path
     path = tmp_path / "sim" / "sne-simulator.sqlite"
     reg = Registry(path)
     num = reg.create(
-        dept="035", yymm="2601", identity="x|y|2000-01-01", guichet="G3501", date_creation="2026-01-05", xml=MARKER
+        dept="035",
+        yymm="2601",
+        identity="x|y|2000-01-01",
+        guichet="G3501",
+        date_creation="2026-01-05",
+        xml=MARKER,
     )
     reg.update(num, b"<nom>AUTRE</nom>", renewed=False)
     assert _mode(path.parent) == 0o700
