@@ -24,11 +24,13 @@ from lxml import etree
 __all__ = [
     "NUU_NS",
     "VERSION_INTERFACE",
+    "as_read",
     "build_for_record",
     "build_interface_nuu",
     "q",
     "to_bytes",
     "type_fichier_for",
+    "version_of",
     "with_application",
     "xml_unsafe_fields",
 ]
@@ -122,22 +124,32 @@ def _adresse(parent: etree._Element, tag: str, a: Record | None) -> None:
     _opt(el, "pays", a.get("pays"))
 
 
+def _in_order(items: Sequence[Record], sante: Sequence[Record]) -> list[Record]:
+    """listeRessourceRecue rebuilt in its source order: health items back at their `position`."""
+    out = list(items)
+    placed = sorted((r for r in sante if r.get("position") is not None), key=lambda r: int(r["position"]))
+    for r in placed:
+        out.insert(min(int(r["position"]), len(out)), r)
+    out.extend(r for r in sante if r.get("position") is None)
+    return out
+
+
+def _details(parent: etree._Element, liste: str, items: Sequence[Record]) -> None:
+    if not items:  # an empty list carries nothing: not written (the SNE accepts both)
+        return
+    el = _sub(parent, liste)
+    for r in items:
+        d = _sub(el, "detailRessource")
+        _sub(d, "ressource", code=str(r["code"]))
+        _sub(d, "montant", _fmt(r["montant"]))
+
+
 def _ressources(parent: etree._Element, p: Record) -> None:
-    recues = [(r["code"], r["montant"]) for r in p.get("ressourcesRecues") or []]
-    recues += [(r["code"], r["montant"]) for r in p.get("ressourcesSante") or []]
-    if recues:
-        liste = _sub(parent, "listeRessourceRecue")
-        for code, montant in recues:
-            d = _sub(liste, "detailRessource")
-            _sub(d, "ressource", code=str(code))
-            _sub(d, "montant", _fmt(montant))
-    versees = p.get("ressourcesVersees") or []
-    if versees:
-        liste = _sub(parent, "listeRessourceVersee")
-        for r in versees:
-            d = _sub(liste, "detailRessource")
-            _sub(d, "ressource", code=str(r["code"]))
-            _sub(d, "montant", _fmt(r["montant"]))
+    """The person's resource lists, then the dependants' (listeRessource*PersACharge)."""
+    for suffix in ("", "PersACharge"):
+        recues = _in_order(p.get(f"ressourcesRecues{suffix}") or [], p.get(f"ressourcesSante{suffix}") or [])
+        _details(parent, f"listeRessourceRecue{suffix}", recues)
+        _details(parent, f"listeRessourceVersee{suffix}", p.get(f"ressourcesVersees{suffix}") or [])
 
 
 def _personne(parent: etree._Element, tag: str, p: Record) -> None:
@@ -208,7 +220,8 @@ def _personne_physique(parent: etree._Element, d: Record) -> None:
         _coded(el, "categorieLogement", "CategorieLogement", la.get("categorieLogement"))
         _coded(el, "typeLogementActuel", "TypeLogement", la.get("typeLogementActuel"))
         _opt(el, "surface", la.get("surface"))
-        _opt(el, "proprietaire", la.get("proprietaire"))
+        prop = la.get("estProprietaire")
+        _opt(el, "proprietaire", la.get("proprietaire") if prop is None else prop)
 
 
 def _logement_recherche(parent: etree._Element, lr: Record | None) -> None:
@@ -304,20 +317,58 @@ def type_fichier_for(schema: str, record: Record) -> str | None:
     return {"RADIATION": "RAD", "DERADIATION": "RAD"}.get(str(kind))
 
 
-def _root(type_fichier: str, now: datetime) -> tuple[etree._Element, etree._Element]:
-    root = etree.Element(q("interfaceNuu"), nsmap=_NSMAP, versionInterface=VERSION_INTERFACE)
+VERSIONS = ("02.00", "02.01")
+
+
+def _root(
+    type_fichier: str | None, now: datetime | str, version: str = VERSION_INTERFACE
+) -> tuple[etree._Element, etree._Element]:
+    root = etree.Element(q("interfaceNuu"), nsmap=_NSMAP, versionInterface=version)
     entete = _sub(root, "entete")
-    _sub(entete, "typeFichier", type_fichier)
-    _sub(entete, "dateFichier", _fmt(now))
+    if type_fichier is not None:
+        _sub(entete, "typeFichier", type_fichier)
+    _sub(entete, "dateFichier", now if isinstance(now, str) else _fmt(now))
     dl = _sub(_sub(root, "demande"), "demandeLogement")
     return root, dl
 
 
-def build_interface_nuu(
-    schema: str, record: Record, type_fichier: str, *, guichet: str, now: datetime
+def version_of(record: Record) -> str:
+    """The interface version the application came in (fichierSne), else the connector's: an
+    application read from a 02.00 file is not silently written as 02.01."""
+    fichier = record.get("fichierSne") or {}
+    version = fichier.get("versionInterface")
+    return str(version) if version in VERSIONS else VERSION_INTERFACE
+
+
+def as_read(
+    schema: str, record: Record, *, guichet: str = "", radiation: Record | None = None
 ) -> etree._Element:
-    """interfaceNuu tree for a canonical record (no validation here: see rules.py)."""
-    root, dl = _root(type_fichier, now)
+    """The interfaceNuu file a Demande was read from, rebuilt from the canonical record with its own
+    header (versionInterface, typeFichier or its absence in 02.00, dateFichier as written): the round
+    trip SNE XML -> canonical -> SNE XML. Records without fichierSne get the connector's header.
+    `radiation`: the radiation block of the file's Decision RADIATION (it holds the attribution data
+    that the Demande, the state after the radiation, does not)."""
+    if radiation is not None:
+        record = {**record, "radiation": radiation}
+    fichier = record.get("fichierSne") or {}
+    tf = fichier.get("typeFichier") if fichier else type_fichier_for(schema, record)
+    when = fichier.get("dateFichier") or datetime.now(UTC)
+    shown = tf or type_fichier_for(schema, record) or "MOD"
+    return build_interface_nuu(schema, record, shown, guichet=guichet, now=when, header_type=tf)
+
+
+def build_interface_nuu(
+    schema: str,
+    record: Record,
+    type_fichier: str,
+    *,
+    guichet: str,
+    now: datetime | str,
+    header_type: str | None = "",
+) -> etree._Element:
+    """interfaceNuu tree for a canonical record (no validation here: see rules.py). `header_type`
+    (default: `type_fichier`) is what entete/typeFichier says; None writes none (02.00 extracts)."""
+    root, dl = _root(type_fichier if header_type == "" else header_type, now, version_of(record))
     if schema.endswith("Demande"):
         _opt(dl, "numUnique", record.get("numUnique"))
         _opt(dl, "numGuichet", record.get("numGuichet") or guichet)

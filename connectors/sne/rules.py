@@ -25,14 +25,20 @@ __all__ = [
     "Anomaly",
     "as_problems",
     "mandatory_anomalies",
+    "type_fichier_of",
     "xsd",
     "xsd_problems",
 ]
 
 XSD_PATH = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "interfaceNuu.xsd"
 _DL = "interfaceNuu/demande/demandeLogement"
-# typeFichier whose file carries the whole application (libsne checks every file it sends)
-_FULL = ("CRE", "CRS", "MOD", "REN", "RAD")
+# typeFichier whose file is checked for the application's mandatory blocks. A RAD is not: it reports
+# a radiation of an application the SNE already holds, completed from the SNE's own copy, and must not
+# depend on that copy being complete (UNCERTAIN: libsne checks every file it sends; see CONFORMANCE.md)
+_FULL = ("CRE", "CRS", "MOD", "REN")
+TYPES_FICHIER = ("CRE", "CRS", "MOD", "RAD", "REN", "SUP", "DIS", "RET", "COP")
+# an INSEE commune code: 5 digits, or Corsica's 2A / 2B followed by 3 digits
+INSEE = re.compile(r"[0-9]{5}|2[AB][0-9]{3}")
 
 ANOMALY_TEXTS: dict[str, str] = {
     "CTRL_DEM_0001": "La version d'interface est absente ou non supportée.",
@@ -42,7 +48,7 @@ ANOMALY_TEXTS: dict[str, str] = {
     "CTRL_DEM_0005": "La date de création de la demande est obligatoire.",
     "CTRL_DEM_0006": "L'indicateur de demande élargie est obligatoire.",
     "CTRL_DEM_0007": "Au moins un type de logement recherché est obligatoire.",
-    "CTRL_DEM_0008": "Au moins une commune de localisation souhaitée (code INSEE numérique) est obligatoire.",
+    "CTRL_DEM_0008": "Au moins une commune de localisation souhaitée (code INSEE) est obligatoire.",
     "CTRL_DEM_0009": "Le numéro unique est obligatoire pour ce type de fichier.",
     "CTRL_DEM_0010": "Le nom et le prénom du demandeur sont obligatoires.",
     "CTRL_DEM_0012": "Le motif de radiation est obligatoire.",
@@ -85,6 +91,20 @@ def _find(el: etree._Element | None, *path: str) -> etree._Element | None:
     return node
 
 
+def type_fichier_of(root: etree._Element) -> str:
+    """The file's typeFichier; an interface 02.00 file without one (a demand extract: real 02.00
+    exports have no typeFichier) is read from its content: RAD with a radiation block, MOD with a
+    numéro unique, else CRE (UNCERTAIN: the project's reading, see CONFORMANCE.md). "" when absent
+    from a 02.01 file."""
+    tf = _text(root, "entete", "typeFichier")
+    if tf or root.get("versionInterface") != "02.00":
+        return tf
+    dl = _find(root, "demande", "demandeLogement")
+    if _find(dl, "radiation") is not None:
+        return "RAD"
+    return "MOD" if _text(dl, "numUnique") else "CRE"
+
+
 def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
     """Every mandatory-field anomaly of an interfaceNuu file (empty when complete)."""
     out: list[Anomaly] = []
@@ -92,8 +112,8 @@ def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
         return [_a("CTRL_DEM_0001", "interfaceNuu")]
     if root.get("versionInterface") not in ("02.00", "02.01"):
         out.append(_a("CTRL_DEM_0001", "interfaceNuu/@versionInterface"))
-    tf = _text(root, "entete", "typeFichier")
-    if tf not in ("CRE", "CRS", "MOD", "RAD", "REN", "SUP", "DIS", "RET", "COP"):
+    tf = type_fichier_of(root)
+    if tf not in TYPES_FICHIER:
         out.append(_a("CTRL_DEM_0002", "interfaceNuu/entete/typeFichier"))
     if not _text(root, "entete", "dateFichier"):
         out.append(_a("CTRL_DEM_0003", "interfaceNuu/entete/dateFichier"))
@@ -114,7 +134,7 @@ def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
             if lr is not None
             else []
         )
-        if not [c for c in communes if (c.get("code") or "").isdigit()]:
+        if not [c for c in communes if INSEE.fullmatch(c.get("code") or "")]:
             out.append(
                 _a(
                     "CTRL_DEM_0008",
@@ -202,7 +222,10 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
         return [Problem("interfaceNuu", "cannot be validated against interfaceNuu.xsd")]
     errors = list(schema.error_log)  # type: ignore[call-overload]  # lxml-stubs: _ErrorLog is iterable
     return [
-        Problem(_xsd_path(root, e.path, e.message), f"not valid against interfaceNuu.xsd ({e.type_name})")
+        Problem(
+            _xsd_path(root, e.path, e.message),
+            f"not valid against interfaceNuu.xsd ({e.type_name}{f', line {e.line}' if e.line > 0 else ''})",
+        )
         for e in errors
     ]
 

@@ -39,7 +39,7 @@ DALO_TYPOLOGIES = frozenset(
 )
 MP = "demandeLogement"  # path prefix of the mandatory rules
 LR = f"{MP}/logementRecherche"
-_COMMUNE = re.compile(r"\d{5}")
+_COMMUNE = re.compile(r"\d{5}|2[AB]\d{3}", re.ASCII)  # INSEE code (Corsica: 2A / 2B)
 
 
 def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
@@ -65,11 +65,11 @@ def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
     if not communes:
         problems.append(Problem(f"{LR}/listeLocalisationSouhaite", "missing: at least one commune"))
     for i, commune in enumerate(communes):
-        if not (isinstance(commune, str) and commune.isdigit()):
+        if not (isinstance(commune, str) and _COMMUNE.fullmatch(commune)):
             problems.append(
                 Problem(
                     f"{LR}/listeLocalisationSouhaite/localisationSouhaite[{i + 1}]/commune",
-                    "not a numeric INSEE code",
+                    "not an INSEE code",
                 )
             )
     return problems
@@ -116,26 +116,29 @@ def map_logement(n: Node) -> dict[str, Any]:
 
 
 def _ressources(n: Node, person: dict[str, Any]) -> None:
-    for d in n.child_items("listeRessourceRecue", "detailRessource"):
-        code = d.raw("ressource")
-        montant = d.amount("montant", required=True)
-        if code is None:
-            d.ctx.add(d.p("ressource"), "missing")
-            continue
-        if isinstance(code, str) and code.strip() in HEALTH_RESOURCES:
-            if montant is not None:
-                person["ressourcesSante"].append({"code": code.strip(), "montant": montant})
-            continue
-        symbol = known_code(code, "CodeRessourceRecue") or lookup_code(
-            d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue"
-        )
-        if symbol is not None and montant is not None:
-            person["ressourcesRecues"].append({"code": symbol, "montant": montant})
-    for d in n.child_items("listeRessourceVersee", "detailRessource"):
-        v = d.code("ressource", "RessourceVersee", "ListeRessourceVersee", required=True)
-        montant = d.amount("montant", required=True)
-        if v is not None and montant is not None:
-            person["ressourcesVersees"].append({"code": v, "montant": montant})
+    # the person's own lists, then the dependants' (listeRessource*PersACharge, declared on the person)
+    for suffix in ("", "PersACharge"):
+        sante = person[f"ressourcesSante{suffix}"]
+        for i, d in enumerate(n.child_items(f"listeRessourceRecue{suffix}", "detailRessource")):
+            code = d.raw("ressource")
+            montant = d.amount("montant", required=True)
+            if code is None:
+                d.ctx.add(d.p("ressource"), "missing")
+                continue
+            if isinstance(code, str) and code.strip() in HEALTH_RESOURCES:
+                if montant is not None:  # position: the list is written back in its order
+                    sante.append({"code": code.strip(), "montant": montant, "position": i})
+                continue
+            symbol = known_code(code, "CodeRessourceRecue") or lookup_code(
+                d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue"
+            )
+            if symbol is not None and montant is not None:
+                person[f"ressourcesRecues{suffix}"].append({"code": symbol, "montant": montant})
+        for d in n.child_items(f"listeRessourceVersee{suffix}", "detailRessource"):
+            v = d.code("ressource", "RessourceVersee", "ListeRessourceVersee", required=True)
+            montant = d.amount("montant", required=True)
+            if v is not None and montant is not None:
+                person[f"ressourcesVersees{suffix}"].append({"code": v, "montant": montant})
 
 
 def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
@@ -161,6 +164,9 @@ def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
         "ressourcesRecues": [],
         "ressourcesSante": [],
         "ressourcesVersees": [],
+        "ressourcesRecuesPersACharge": [],
+        "ressourcesSantePersACharge": [],
+        "ressourcesVerseesPersACharge": [],
     }
     if sp is not None:
         etranger = bool(sp.boolean("etranger"))
@@ -277,6 +283,7 @@ def map_demande(n: Node) -> dict[str, Any]:
         "violencesFamiliales": False,
         "handicap": None,
         "dalo": None,
+        "fichierSne": None,
     }
     if pm is not None:
         out["personneMorale"] = {
@@ -327,7 +334,7 @@ def map_demande(n: Node) -> dict[str, Any]:
                 ),
                 "typeLogementActuel": la.code("typeLogementActuel", "TypeLogement", "ListeTypeLogement"),
                 "surface": la.real("surface"),
-                "proprietaire": la.text("proprietaire"),
+                **_proprietaire(la),
             }
     elif pm is None:
         n.ctx.add(n.p("personnePhysique"), "missing: a personnePhysique or a personneMorale is needed")
@@ -360,6 +367,15 @@ def map_demande(n: Node) -> dict[str, Any]:
     return out
 
 
+def _proprietaire(la: Node) -> dict[str, Any]:
+    """`proprietaire` is an xs:boolean in interfaceNuu (the household owns its dwelling): a boolean goes
+    to `estProprietaire`; any other text stays in `proprietaire` (ERP documents that name the owner)."""
+    raw = la.raw("proprietaire")
+    if isinstance(raw, bool) or (isinstance(raw, str) and raw.strip().lower() in ("true", "false")):
+        return {"proprietaire": None, "estProprietaire": la.boolean("proprietaire")}
+    return {"proprietaire": la.text("proprietaire"), "estProprietaire": None}
+
+
 def _logement_recherche(n: Node) -> dict[str, Any]:
     lr = n.child("logementRecherche")
     if lr is None:
@@ -381,7 +397,7 @@ def _logement_recherche(n: Node) -> dict[str, Any]:
             lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "missing")
         elif not (isinstance(commune, str) and _COMMUNE.fullmatch(commune.strip())):
             path = lr.item_path(key, "localisationSouhaite", i)
-            lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "not a numeric INSEE code")
+            lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "not an INSEE code")
         elif commune.strip() not in communes:
             communes.append(commune.strip())
     if not elements:

@@ -58,12 +58,19 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
         ctx.add("interfaceNuu/@versionInterface", "unsupported version (02.00 or 02.01)", version[:8])
     top = Node(ctx, tree, "")
     entete = top.child("entete", required=True) or Node(ctx, {}, "entete")
-    type_fichier = entete.code("typeFichier", "TypeFichier", "ListeTypeFichier", required=True)
+    # interface 02.00 extracts may have no typeFichier: read from the content (as connectors/sne/rules.py)
+    untyped = version == "02.00" and not entete.has("typeFichier")
+    type_fichier = (
+        None if untyped else entete.code("typeFichier", "TypeFichier", "ListeTypeFichier", required=True)
+    )
     date_fichier = entete.timestamp("dateFichier", required=True)
     demande = top.child("demande", required=True)
     dl = (demande.child("demandeLogement", required=True) if demande else None) or Node(ctx, {}, "x")
     dl.path = "demandeLogement"
+    if untyped:
+        type_fichier = "RAD" if dl.has("radiation") else "MOD" if dl.has("numUnique") else "CRE"
     record = map_demande(dl)
+    record["fichierSne"] = _fichier(root, entete, untyped)
     reference = short_digest(data)  # the XML carries no guichet-side id: a digest of the document
     when = date_fichier or received_at
     guichet = record["numGuichet"] or ""
@@ -135,6 +142,18 @@ def _decisions(
             data_path=rad.path,
         )
     ]
+
+
+def _fichier(root: Any, entete: Node, untyped: bool) -> dict[str, Any]:
+    """The file header as written (versionInterface, typeFichier, dateFichier with its offset), so that
+    the application is written back to the SNE as it came (round trip)."""
+    raw_tf = None if untyped else entete.raw("typeFichier")
+    raw_date = entete.raw("dateFichier")
+    return {
+        "versionInterface": str(root.get("versionInterface") or ""),
+        "typeFichier": raw_tf.strip() if isinstance(raw_tf, str) else None,
+        "dateFichier": raw_date.strip() if isinstance(raw_date, str) else None,
+    }
 
 
 def _p(path: str, reason: str) -> Problem:

@@ -62,6 +62,9 @@ def _personne(nom: str, prenom: str) -> dict[str, Any]:
         "ressourcesRecues": [],
         "ressourcesSante": [{"code": "AAH", "montant": Decimal("900.00")}],
         "ressourcesVersees": [],
+        "ressourcesRecuesPersACharge": [],
+        "ressourcesSantePersACharge": [],
+        "ressourcesVerseesPersACharge": [],
     }
 
 
@@ -105,6 +108,7 @@ def sample_demande(
             "typeLogementActuel": None,
             "surface": 45.0,
             "proprietaire": "Propriétaire Demo",
+            "estProprietaire": None,
         },
         "logementRecherche": {
             "demandeElargie": elargie,
@@ -130,6 +134,7 @@ def sample_demande(
         ),
         "dalo": None,
         "provenance": _provenance(origine),
+        "fichierSne": None,
     }
 
 

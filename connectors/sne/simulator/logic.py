@@ -8,7 +8,7 @@ from lxml import etree
 
 from connectors.sne.mtom import ParsedRequest, SoapFault, build_response, safe_parser
 from connectors.sne.nuu import NUU_NS, VERSION_INTERFACE, q
-from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, xsd_problems
+from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, type_fichier_of, xsd_problems
 from connectors.sne.simulator.state import Registry, departement_of, identity_key
 
 __all__ = ["UNEXPECTED", "handle"]
@@ -141,7 +141,7 @@ def handle(req: ParsedRequest, registry: Registry) -> tuple[str, bytes]:
 
 def _file(req: ParsedRequest, registry: Registry) -> etree._Element:
     root = _parse_file(req.xml)
-    tf = _text(root, "entete", "typeFichier")
+    tf = type_fichier_of(root)
     dl = root.find(f"{q('demande')}/{q('demandeLogement')}")
     guichet = _text(dl, "numGuichet") or None
     anomalies = mandatory_anomalies(root)

@@ -48,7 +48,7 @@ def test_full_household_with_coapplicant_dependants_custody_and_health_resources
     assert dem["adressePostale"]["commune"] == "35238"
     # AEEH reveals health data: it goes to ressourcesSante, not ressourcesRecues
     assert [x["code"] for x in dem["ressourcesRecues"]] == ["SAL", "AF"]
-    assert dem["ressourcesSante"] == [{"code": "AEEH", "montant": Decimal("149.26")}]
+    assert dem["ressourcesSante"] == [{"code": "AEEH", "montant": Decimal("149.26"), "position": 2}]
     co = r["cotitulaires"][0]
     assert co["lienDemandeur"] == "PACSE" and co["nomPatronymique"] == "Kerouédan"
     assert [x["code"] for x in co["ressourcesSante"]] == ["AAH"]

@@ -276,9 +276,10 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         ("fr.gp.view.Decision_5a38f8b8", "2add7a96bd526e54"),
         ("fr.gp.view.Decision_c6a390b1", "7ae9fd884c56917f"),
         ("fr.gp.view.Decision_cd8c73e0", "526882cb921f14c7"),
-        ("fr.gp.view.Demande_19c0b63f", "a8ff92f4b4ab1163"),
-        ("fr.gp.view.Demande_460eb86e", "ee23ada03fbb4cee"),
-        ("fr.gp.view.Demande_6edc94b9", "aaaaf9c4156910fd"),
-        ("fr.gp.view.Demande_6f854708", "ab73dbe5f6bc3d0d"),
-        ("fr.gp.view.Demande_7bd29902", "69ebc5f3f0cd2e63"),
+        # issue 17 (canonical contract): dependants' resources, fichierSne, estProprietaire, position
+        ("fr.gp.view.Demande_60585f79", "55a237fdeb7d3595"),
+        ("fr.gp.view.Demande_a9a241d7", "9b78e360ac3752a1"),
+        ("fr.gp.view.Demande_db1b7b56", "0484f3dd3445bd9e"),
+        ("fr.gp.view.Demande_e35df49f", "976ad71177561de6"),
+        ("fr.gp.view.Demande_f14b5a08", "2c510e62cb388930"),
     }
