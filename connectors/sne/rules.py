@@ -24,6 +24,7 @@ __all__ = [
     "XSD_PATH",
     "Anomaly",
     "as_problems",
+    "file_problems",
     "mandatory_anomalies",
     "type_fichier_of",
     "xsd",
@@ -212,6 +213,22 @@ def _xsd_path(root: etree._Element, xpath: str | None, message: str) -> str:
     return f"{path}/@{attr.group(1)}" if attr else path
 
 
+# lxml's messages quote the refused value: the reason is said from the error kind instead
+_KINDS = {
+    "SCHEMAV_CVC_ENUMERATION_VALID": "not a code of its list",
+    "SCHEMAV_CVC_PATTERN_VALID": "does not have the expected shape",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_1": "not of the expected type",
+    "SCHEMAV_CVC_MININCLUSIVE_VALID": "below the minimum",
+    "SCHEMAV_CVC_MAXLENGTH_VALID": "too long",
+    "SCHEMAV_CVC_FRACTIONDIGITS_VALID": "too many decimals",
+    "SCHEMAV_ELEMENT_CONTENT": "element not expected here (unknown, misplaced or repeated)",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_4": "a mandatory child element is missing",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": "attribute not expected",
+    "SCHEMAV_CVC_COMPLEX_TYPE_4": "a mandatory attribute is missing",
+    "SCHEMAV_CVC_ELT_1": "not an interfaceNuu document (root element or namespace)",
+}
+
+
 def xsd_problems(root: etree._Element) -> list[Problem]:
     """XSD violations as Problems: element path and error kind only (lxml messages may quote values)."""
     schema = xsd()
@@ -224,10 +241,41 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
     return [
         Problem(
             _xsd_path(root, e.path, e.message),
-            f"not valid against interfaceNuu.xsd ({e.type_name}{f', line {e.line}' if e.line > 0 else ''})",
+            f"{_KINDS.get(e.type_name, 'not valid')} "
+            f"(interfaceNuu.xsd {e.type_name}{f', line {e.line}' if e.line > 0 else ''})",
         )
         for e in errors
     ]
+
+
+def _line(root: etree._Element, path: str) -> int | None:
+    """Line of the deepest element of `path` present in the file (the missing one's parent)."""
+    node: etree._Element | None = root
+    line = root.sourceline
+    for name in path.split("/")[1:]:
+        if node is None or name.startswith("@"):
+            break
+        node = node.find(q(name))
+        if node is not None:
+            line = node.sourceline
+    return line
+
+
+def file_problems(data: bytes) -> list[Problem]:
+    """Every reason the SNE would refuse an interfaceNuu file, offline: well-formedness, the SNE's
+    rules (CTRL_DEM anomalies) and the XSD. Each problem names the element path and its line, never
+    a value (`gateway sne validate`)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:  # its message may quote the text: the line only
+        return [Problem("interfaceNuu", f"not well-formed XML (line {exc.lineno})")]
+    out = []
+    for a in mandatory_anomalies(root):
+        line = _line(root, a.path)
+        where = f" (line {line})" if line else ""
+        out.append(Problem(a.path, f"{a.code}: {a.message}{where}", a.code))
+    return out + xsd_problems(root)
 
 
 def as_problems(anomalies: list[Anomaly]) -> list[Problem]:

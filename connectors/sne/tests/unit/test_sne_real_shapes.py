@@ -113,3 +113,25 @@ def test_a_0200_extract_without_typefichier_reaches_the_simulator(simulator: Any
     result = CliRunner().invoke(sne, ["send", str(new), *_args(simulator)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["numUnique"].startswith("02A1803")
+
+
+def test_validate_names_elements_and_lines_never_values(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    text = CREATION.read_text().replace("<numGuichet>G3501</numGuichet>", "")
+    text = text.replace('<civilite code="2"/>', '<civilite code="0612345678"/>')
+    bad.write_text(text.replace("<nom>Morvan</nom>", "<nom>Morvan</nom><inconnu>SECRET</inconnu>"))
+    result = CliRunner().invoke(sne, ["validate", str(CREATION), str(EXTRACT), str(bad)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert f"{CREATION}: valid" in lines and f"{EXTRACT}: valid" in lines
+    assert "0612345678" not in result.output and "SECRET" not in result.output
+    found = {line.split(": ")[1] for line in lines if line.startswith(str(bad))}
+    dl = "interfaceNuu/demande/demandeLogement"
+    assert {
+        f"{dl}/numGuichet",
+        f"{dl}/personnePhysique/demandeur/civilite/@code",
+        f"{dl}/personnePhysique/demandeur/inconnu",
+    } <= found
+    assert all(re.search(r"line \d+", line) for line in lines if line.startswith(str(bad)))
+    ok = CliRunner().invoke(sne, ["validate", str(CREATION)])
+    assert ok.exit_code == 0
