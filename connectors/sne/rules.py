@@ -251,14 +251,14 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
 def _line(root: etree._Element, path: str) -> int | None:
     """Line of the deepest element of `path` present in the file (the missing one's parent)."""
     node: etree._Element | None = root
-    line = root.sourceline
+    line: object = root.sourceline
     for name in path.split("/")[1:]:
         if node is None or name.startswith("@"):
             break
         node = node.find(q(name))
         if node is not None:
             line = node.sourceline
-    return line
+    return line if isinstance(line, int) else None
 
 
 def file_problems(data: bytes) -> list[Problem]:
