@@ -258,8 +258,8 @@ class SneSink:
         return rid, type_fichier, to_bytes(root), meta
 
     async def _with_application(self, root: etree._Element, num_unique: str) -> etree._Element:
-        """A decision's RAD file completed with the application as the SNE knows it
-        (`demandeLogement`): the SNE's mandatory fields apply to every file."""
+        """A decision's RAD (radiation) or MOD (CAL decision) file completed with the application as
+        the SNE knows it (`demandeLogement`); its rules check the decision's own fields only."""
         exchange = await self._call("demandeLogement", scalar=num_unique)
         answer = exchange.answer
         if answer.anomalies:  # e.g. CTRL_DEM_0020: the SNE does not know this numéro unique
@@ -284,7 +284,7 @@ class SneSink:
             return [self._stored_output(row)]
         if row is None:
             num = meta.get("numUnique")
-            if rec.schema.endswith("Decision") and type_fichier == "RAD" and num:
+            if rec.schema.endswith("Decision") and type_fichier in ("RAD", "MOD") and num:
                 root = await self._with_application(root, str(num))
             self._refuse_if_invalid(root, rec)
             self.ledger.enqueue(rid, "numUnique", type_fichier, to_bytes(root), meta)

@@ -5,7 +5,9 @@ Element names follow schemas/xsd/interfaceNuu.xsd. Which typeFichier a record be
   Demande whose dateDernierRenouvellement is the day of provenance.dateEvenement -> REN; else MOD.
 - Decision RADIATION -> RAD (motif, sous-motif, attribution data); DERADIATION -> RAD with an empty
   motif code (déradiation). A Decision RENOUVELLEMENT is not sent (None): the renewal's REN is sent
-  from its Demande, which carries the data updated at renewal. Other decision types are not SNE facts.
+  from its Demande, which carries the data updated at renewal. Decision DECISION_CAL -> MOD of the
+  application carrying a `decisionCal` block (UNCERTAIN reading of interface v5.2 "attribution
+  decisions", see CONFORMANCE.md). Other decision types are not SNE facts.
 - Records whose provenance.systemeSource is "sne" came from the SNE and are never sent back (None).
 """
 
@@ -253,14 +255,11 @@ def _handicap(parent: etree._Element, h: Record | None) -> None:
     _liste(el, "listeEquipement", "equipement", "Equipement", h.get("equipements") or [])
 
 
-def _attribution(parent: etree._Element, a: Record) -> None:
-    el = _sub(parent, "attribution")
-    _sub(el, "siren", str(a.get("siren") or ""))
-    _opt(el, "dateSignatureBail", a.get("dateSignatureBail"))
-    _coded(el, "dejaLocataire", None, a.get("dejaLocataire"))
-    lg = a.get("logement") or {}
-    le = _sub(el, "logement")
+def _logement(parent: etree._Element, lg: Record) -> None:
+    le = _sub(parent, "logement")
     _opt(le, "rpls", lg.get("rpls"))
+    _opt(le, "referenceBailleur", lg.get("referenceBailleur"))
+    _opt(le, "sirenBailleur", lg.get("sirenBailleur"))
     _adresse(le, "adresse", lg.get("adresse"))
     if lg.get("commune"):
         _sub(le, "commune", code=str(lg["commune"]))
@@ -268,11 +267,37 @@ def _attribution(parent: etree._Element, a: Record) -> None:
     _opt(le, "surface", lg.get("surface"))
     _coded(le, "zus", None, lg.get("zus"))
     _opt(le, "loyer", lg.get("loyer"))
+
+
+def _attribution(parent: etree._Element, a: Record) -> None:
+    el = _sub(parent, "attribution")
+    _sub(el, "siren", str(a.get("siren") or ""))
+    _opt(el, "dateSignatureBail", a.get("dateSignatureBail"))
+    _coded(el, "dejaLocataire", None, a.get("dejaLocataire"))
+    _logement(el, a.get("logement") or {})
     _coded(el, "accordCollectif", None, a.get("accordCollectif"))
     _opt(el, "daloPrioritaireUrgent", a.get("daloPrioritaireUrgent"))
     _coded(el, "contingent", None, a.get("contingent"))
     _coded(el, "contingentDesignataire", None, a.get("contingentDesignataire"))
     _opt(el, "relogementAnru", a.get("relogementAnru"))
+
+
+def _decision_cal(parent: etree._Element, d: Record) -> None:
+    """A CAL decision (R441-3) reported to the SNE in a MOD of the application (UNCERTAIN names)."""
+    el = _sub(parent, "decisionCal")
+    _opt(el, "dateCommission", d.get("dateCommission"))
+    _opt(el, "commission", d.get("commission"))
+    _coded(el, "decision", None, d.get("decision"))
+    _opt(el, "rang", d.get("rang"))
+    _opt(el, "motifs", d.get("motifs"))
+    pieces = d.get("piecesManquantes") or []
+    if pieces:
+        liste = _sub(el, "listePieceManquante")
+        for piece in pieces:
+            _sub(liste, "pieceManquante", str(piece))
+    _opt(el, "dateLimitePieces", d.get("dateLimitePieces"))
+    if d.get("logement"):
+        _logement(el, d["logement"])
 
 
 def _radiation(
@@ -314,6 +339,8 @@ def type_fichier_for(schema: str, record: Record) -> str | None:
             return "REN"
         return "MOD"
     kind = record.get("typeEvenement")
+    if kind == "DECISION_CAL":  # reported as a modification carrying the decision (UNCERTAIN)
+        return "MOD" if record.get("decisionCal") else None
     return {"RADIATION": "RAD", "DERADIATION": "RAD"}.get(str(kind))
 
 
@@ -405,6 +432,8 @@ def build_interface_nuu(
         when = (record.get("provenance") or {}).get("dateEvenement")
         day = when.astimezone(UTC).date() if isinstance(when, datetime) else None
         _radiation(dl, record.get("radiation"), deradiation=kind == "DERADIATION", when=day)
+    elif kind == "DECISION_CAL" and record.get("decisionCal"):
+        _decision_cal(dl, record["decisionCal"])
     return root
 
 
@@ -417,7 +446,7 @@ def build_for_record(
     return tf, build_interface_nuu(schema, record, tf, guichet=guichet, now=now)
 
 
-_OWN = ("numUnique", "numGuichet", "radiation", "listeAnomalie", "dateDernierRenouvellement")
+_OWN = ("numUnique", "numGuichet", "radiation", "decisionCal", "listeAnomalie", "dateDernierRenouvellement")
 
 
 def _clone(el: etree._Element) -> etree._Element:

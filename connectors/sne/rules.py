@@ -121,7 +121,8 @@ def mandatory_anomalies(root: etree._Element) -> list[Anomaly]:
     dl = _find(root, "demande", "demandeLogement")
     if not _text(dl, "numGuichet"):
         out.append(_a("CTRL_DEM_0004", f"{_DL}/numGuichet"))
-    if tf in _FULL:
+    # a CAL decision report, like a radiation, is checked for its own fields only
+    if tf in _FULL and _find(dl, "decisionCal") is None:
         if not _text(dl, "dateCreationDemande"):
             out.append(_a("CTRL_DEM_0005", f"{_DL}/dateCreationDemande"))
         lr = _find(dl, "logementRecherche")

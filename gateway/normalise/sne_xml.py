@@ -36,6 +36,7 @@ OPERATIONS = {
 }
 # SNE-style element names of the radiation block -> canonical names read by the event mappers
 RADIATION_NAMES = {"motif": "motifRadiation", "sousMotif": "sousMotifRadiation"}
+DECISION_CAL_NAMES = {"piecesManquantes": "listePieceManquante"}
 
 
 def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
@@ -96,6 +97,8 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
 def _decisions(
     ctx: Ctx, dl: Node, record: dict[str, Any], type_fichier: str | None, when: datetime
 ) -> list[dict[str, Any]]:
+    if dl.has("decisionCal"):  # a CAL decision reported to the SNE (as the connector writes it)
+        return [_decision_cal(dl, record, when)]
     if type_fichier not in ("RAD", "REN"):
         return []
     num = record["numUnique"]
@@ -142,6 +145,26 @@ def _decisions(
             data_path=rad.path,
         )
     ]
+
+
+def _decision_cal(dl: Node, record: dict[str, Any], when: datetime) -> dict[str, Any]:
+    """The Decision DECISION_CAL of a file carrying a decisionCal block (the connector's CAL report)."""
+    node = dl.child("decisionCal")
+    if node is not None:
+        node.names = DECISION_CAL_NAMES
+    prov = dict(record["provenance"])
+    day = node.date("dateCommission") if node is not None else None
+    prov["dateEvenement"] = midnight(day) if day is not None else when
+    content = short_digest(repr(node.data).encode()) if node is not None else None
+    return build_decision(
+        dl.ctx,
+        event_id=event_id(SOURCE, record["numGuichet"] or "", record["numUnique"], "DECISION_CAL", content),
+        num_unique=record["numUnique"],
+        type_evenement="DECISION_CAL",
+        provenance=prov,
+        data=node,
+        data_path=dl.p("decisionCal"),
+    )
 
 
 def _fichier(root: Any, entete: Node, untyped: bool) -> dict[str, Any]:

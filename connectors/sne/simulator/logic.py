@@ -135,6 +135,9 @@ def handle(req: ParsedRequest, registry: Registry) -> tuple[str, bytes]:
             if d.sous_motif:
                 _el(rad, "sousMotifRadiation", code=d.sous_motif)
             _el(rad, "dateRadiation", d.date_radiation or date.today().isoformat())
+            attribution = _stored_attribution(registry, d.num_unique)
+            if attribution is not None:  # polled radiations carry the attribution data
+                rad.append(attribution)
         return build_response(req.service, liste)
     raise SoapFault("Sender", f"operation {req.service} not supported")
 
@@ -204,8 +207,17 @@ def _file(req: ParsedRequest, registry: Registry) -> etree._Element:
                 return _answer_nuu(tf, num, guichet, stored.date_creation, [_an("CTRL_DEM_0021")])
         else:
             registry.radiate(num, motif, sous_motif, when)
+            registry.update(num, _with_num(root, num), renewed=False)  # keeps the attribution data
         return _answer_nuu(tf, num, guichet, stored.date_creation, [])
     return _answer_nuu(tf, num or None, guichet, created, [])
+
+
+def _stored_attribution(registry: Registry, num: str) -> etree._Element | None:
+    xml = registry.xml(num)
+    if not xml:
+        return None
+    stored = etree.fromstring(xml, safe_parser())
+    return stored.find(f"{q('demande')}/{q('demandeLogement')}/{q('radiation')}/{q('attribution')}")
 
 
 def _with_num(root: etree._Element, num: str | None) -> bytes:
