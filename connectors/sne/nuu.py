@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.codec.avro import sne_code
+from gateway.codec.avro import UNKNOWN_SYMBOL, sne_code
 from gateway.errors import Problem
 from lxml import etree
 
@@ -97,20 +97,48 @@ def _opt(parent: etree._Element, tag: str, value: Any) -> None:
         _sub(parent, tag, _fmt(value))
 
 
-def _coded(parent: etree._Element, tag: str, enum: str | None, symbol: Any) -> None:
-    """<tag code="..."/> with the SNE code of an enum symbol (raw value when enum is None)."""
+def _coded(
+    parent: etree._Element, tag: str, enum: str | None, symbol: Any, unknown: str | None = None
+) -> None:
+    """<tag code="..."/> with the SNE code of an enum symbol (raw value when enum is None); the
+    symbol INCONNU is written with the code it stands for (`unknown`, its sibling field)."""
     if symbol is None:
+        return
+    if symbol == UNKNOWN_SYMBOL:
+        if unknown:
+            _sub(parent, tag, code=str(unknown))
         return
     code = sne_code(enum, str(symbol)) if enum else str(symbol)
     _sub(parent, tag, code=code)
 
 
-def _liste(parent: etree._Element, liste: str, item: str, enum: str | None, symbols: Sequence[Any]) -> None:
+def _c(parent: etree._Element, tag: str, enum: str | None, rec: Record, field: str) -> None:
+    """A coded field of `rec`, with its <field>CodeInconnu sibling."""
+    _coded(parent, tag, enum, rec.get(field), rec.get(f"{field}CodeInconnu"))
+
+
+def _liste(
+    parent: etree._Element,
+    liste: str,
+    item: str,
+    enum: str | None,
+    symbols: Sequence[Any],
+    *,
+    unknown: Sequence[str] = (),
+) -> None:
     if not symbols:
         return
     wrapper = _sub(parent, liste)
+    codes = iter(unknown)  # the INCONNU items' codes, in their order
     for s in symbols:
-        _coded(wrapper, item, enum, s)
+        _coded(wrapper, item, enum, s, next(codes, None) if s == UNKNOWN_SYMBOL else None)
+
+
+def _l(  # noqa: PLR0917 - the _liste arguments, then where the values are
+    parent: etree._Element, liste: str, item: str, enum: str | None, rec: Record, field: str
+) -> None:
+    """A list of coded values of `rec`, with its <field>CodesInconnus sibling."""
+    _liste(parent, liste, item, enum, rec.get(field) or [], unknown=rec.get(f"{field}CodesInconnus") or [])
 
 
 def _adresse(parent: etree._Element, tag: str, a: Record | None) -> None:
@@ -142,7 +170,8 @@ def _details(parent: etree._Element, liste: str, items: Sequence[Record]) -> Non
     el = _sub(parent, liste)
     for r in items:
         d = _sub(el, "detailRessource")
-        _sub(d, "ressource", code=str(r["code"]))
+        code = r.get("codeCodeInconnu") if r["code"] == UNKNOWN_SYMBOL else r["code"]
+        _sub(d, "ressource", code=str(code))
         _sub(d, "montant", _fmt(r["montant"]))
 
 
@@ -156,14 +185,14 @@ def _ressources(parent: etree._Element, p: Record) -> None:
 
 def _personne(parent: etree._Element, tag: str, p: Record) -> None:
     el = _sub(parent, tag)
-    _coded(el, "civilite", "Civilite", p.get("civilite"))
+    _c(el, "civilite", "Civilite", p, "civilite")
     _sub(el, "nom", p.get("nom") or "")
     _opt(el, "nomPatronymique", p.get("nomPatronymique"))
     _sub(el, "prenom", p.get("prenom") or "")
     _opt(el, "dateNaissance", p.get("dateNaissance"))
-    _coded(el, "nationalite", "Nationalite", p.get("nationalite"))
-    _coded(el, "situationFamiliale", "SituationFamiliale", p.get("situationFamiliale"))
-    _coded(el, "lienDemandeur", "LienDemandeur", p.get("lienDemandeur"))
+    _c(el, "nationalite", "Nationalite", p, "nationalite")
+    _c(el, "situationFamiliale", "SituationFamiliale", p, "situationFamiliale")
+    _c(el, "lienDemandeur", "LienDemandeur", p, "lienDemandeur")
     _opt(el, "telPortable", p.get("telPortable"))
     _opt(el, "mel", p.get("mel"))
     _adresse(el, "adressePostale", p.get("adressePostale"))
@@ -171,7 +200,7 @@ def _personne(parent: etree._Element, tag: str, p: Record) -> None:
     if sp:
         s = _sub(el, "situationProfessionnelle")
         _opt(s, "profession", sp.get("profession"))
-        _coded(s, "typeContratTravail", "TypeContratTravail", sp.get("typeContratTravail"))
+        _c(s, "typeContratTravail", "TypeContratTravail", sp, "typeContratTravail")
         _opt(s, "nomEmployeurPrincipal", sp.get("nomEmployeurPrincipal"))
         _opt(s, "etranger", sp.get("etranger"))
         _opt(s, "codePostal", sp.get("codePostal"))
@@ -199,8 +228,8 @@ def _personne_physique(parent: etree._Element, d: Record) -> None:
             _sub(el, "nom", c.get("nom") or "")
             _sub(el, "prenom", c.get("prenom") or "")
             _opt(el, "dateNaissance", c.get("dateNaissance"))
-            _coded(el, "sexe", "Sexe", c.get("sexe"))
-            _coded(el, "lienParente", "LienParente", c.get("lienParente"))
+            _c(el, "sexe", "Sexe", c, "sexe")
+            _c(el, "lienParente", "LienParente", c, "lienParente")
     pan = d.get("personnesANaitre")
     if pan:
         el = _sub(pp, "personneANaitre")
@@ -211,16 +240,16 @@ def _personne_physique(parent: etree._Element, d: Record) -> None:
         for c in d["personnesEnGarde"]:
             el = _sub(liste, "personneEnGarde")
             _opt(el, "dateNaissance", c.get("dateNaissance"))
-            _coded(el, "sexe", "Sexe", c.get("sexe"))
-            _coded(el, "coParentalite", "Coparentalite", c.get("coParentalite"))
+            _c(el, "sexe", "Sexe", c, "sexe")
+            _c(el, "coParentalite", "Coparentalite", c, "coParentalite")
     la = d.get("logementActuel")
     if la:
         el = _sub(pp, "logementActuel")
-        _liste(el, "listeModeleLogement", "modeleLogement", "ModeleLogement", la.get("modelesLogement") or [])
+        _l(el, "listeModeleLogement", "modeleLogement", "ModeleLogement", la, "modelesLogement")
         _opt(el, "montantMensuelLoyer", la.get("montantMensuelLoyer"))
         _opt(el, "nombreHabitant", la.get("nombreHabitant"))
-        _coded(el, "categorieLogement", "CategorieLogement", la.get("categorieLogement"))
-        _coded(el, "typeLogementActuel", "TypeLogement", la.get("typeLogementActuel"))
+        _c(el, "categorieLogement", "CategorieLogement", la, "categorieLogement")
+        _c(el, "typeLogementActuel", "TypeLogement", la, "typeLogementActuel")
         _opt(el, "surface", la.get("surface"))
         prop = la.get("estProprietaire")
         _opt(el, "proprietaire", la.get("proprietaire") if prop is None else prop)
@@ -231,13 +260,13 @@ def _logement_recherche(parent: etree._Element, lr: Record | None) -> None:
         return
     el = _sub(parent, "logementRecherche")
     _opt(el, "demandeElargie", lr.get("demandeElargie"))
-    _liste(el, "listeTypeLogement", "typeLogement", "TypeLogement", lr.get("typesLogement") or [])
+    _l(el, "listeTypeLogement", "typeLogement", "TypeLogement", lr, "typesLogement")
     communes = lr.get("communes") or []
     if communes:
         liste = _sub(el, "listeLocalisationSouhaite")
         for c in communes:
             _sub(_sub(liste, "localisationSouhaite"), "commune", code=str(c))
-    _coded(el, "categorieLogement", "CategorieLogementRecherche", lr.get("categorie"))
+    _c(el, "categorieLogement", "CategorieLogementRecherche", lr, "categorie")
     _opt(el, "loyerMaximum", lr.get("loyerMaximum"))
 
 
@@ -245,14 +274,12 @@ def _handicap(parent: etree._Element, h: Record | None) -> None:
     if not h:
         return
     el = _sub(parent, "complementHandicap")
-    _coded(el, "etatHandicap", "EtatHandicap", h.get("etat"))
-    _coded(el, "capaciteMarche", "CapaciteMarche", h.get("capaciteMarche"))
-    _liste(el, "listeNatureHandicapMoteur", "natureHandicapMoteur", None, h.get("naturesMoteur") or [])
-    _liste(
-        el, "listeNatureHandicapSensoriel", "natureHandicapSensoriel", None, h.get("naturesSensoriel") or []
-    )
-    _liste(el, "listeAideTechnique", "aideTechnique", "AideTechnique", h.get("aidesTechniques") or [])
-    _liste(el, "listeEquipement", "equipement", "Equipement", h.get("equipements") or [])
+    _c(el, "etatHandicap", "EtatHandicap", h, "etat")
+    _c(el, "capaciteMarche", "CapaciteMarche", h, "capaciteMarche")
+    _l(el, "listeNatureHandicapMoteur", "natureHandicapMoteur", None, h, "naturesMoteur")
+    _l(el, "listeNatureHandicapSensoriel", "natureHandicapSensoriel", None, h, "naturesSensoriel")
+    _l(el, "listeAideTechnique", "aideTechnique", "AideTechnique", h, "aidesTechniques")
+    _l(el, "listeEquipement", "equipement", "Equipement", h, "equipements")
 
 
 def _logement(parent: etree._Element, lg: Record) -> None:
@@ -263,9 +290,9 @@ def _logement(parent: etree._Element, lg: Record) -> None:
     _adresse(le, "adresse", lg.get("adresse"))
     if lg.get("commune"):
         _sub(le, "commune", code=str(lg["commune"]))
-    _coded(le, "typeLogement", None, lg.get("typeLogement"))
+    _c(le, "typeLogement", None, lg, "typeLogement")
     _opt(le, "surface", lg.get("surface"))
-    _coded(le, "zus", None, lg.get("zus"))
+    _c(le, "zus", None, lg, "zus")
     _opt(le, "loyer", lg.get("loyer"))
 
 
@@ -273,12 +300,12 @@ def _attribution(parent: etree._Element, a: Record) -> None:
     el = _sub(parent, "attribution")
     _sub(el, "siren", str(a.get("siren") or ""))
     _opt(el, "dateSignatureBail", a.get("dateSignatureBail"))
-    _coded(el, "dejaLocataire", None, a.get("dejaLocataire"))
+    _c(el, "dejaLocataire", None, a, "dejaLocataire")
     _logement(el, a.get("logement") or {})
-    _coded(el, "accordCollectif", None, a.get("accordCollectif"))
+    _c(el, "accordCollectif", None, a, "accordCollectif")
     _opt(el, "daloPrioritaireUrgent", a.get("daloPrioritaireUrgent"))
-    _coded(el, "contingent", None, a.get("contingent"))
-    _coded(el, "contingentDesignataire", None, a.get("contingentDesignataire"))
+    _c(el, "contingent", None, a, "contingent")
+    _c(el, "contingentDesignataire", None, a, "contingentDesignataire")
     _opt(el, "relogementAnru", a.get("relogementAnru"))
 
 
@@ -287,7 +314,7 @@ def _decision_cal(parent: etree._Element, d: Record) -> None:
     el = _sub(parent, "decisionCal")
     _opt(el, "dateCommission", d.get("dateCommission"))
     _opt(el, "commission", d.get("commission"))
-    _coded(el, "decision", None, d.get("decision"))
+    _c(el, "decision", None, d, "decision")
     _opt(el, "rang", d.get("rang"))
     _opt(el, "motifs", d.get("motifs"))
     pieces = d.get("piecesManquantes") or []
@@ -308,8 +335,8 @@ def _radiation(
         _sub(el, "motifRadiation", code="")
         _opt(el, "dateRadiation", (r or {}).get("dateRadiation") or when)
         return
-    _coded(el, "motifRadiation", None, r.get("motif"))
-    _coded(el, "sousMotifRadiation", None, r.get("sousMotif"))
+    _c(el, "motifRadiation", None, r, "motif")
+    _c(el, "sousMotifRadiation", None, r, "sousMotif")
     _opt(el, "dateRadiation", r.get("dateRadiation"))
     if r.get("attribution"):
         _attribution(el, r["attribution"])
@@ -410,7 +437,8 @@ def build_interface_nuu(
             _opt(el, "siret", pm.get("siret"))
         _logement_recherche(dl, record.get("logementRecherche"))
         motifs = [sne_code("MotifDemande", m) for m in record.get("motifs") or []]
-        motifs += [sne_code("MotifSante", m) for m in record.get("motifsSante") or []]
+        motifs += [sne_code("MotifSante", m) for m in record.get("motifsSante") or [] if m != UNKNOWN_SYMBOL]
+        motifs += record.get("motifsSanteCodesInconnus") or []
         if record.get("violencesFamiliales"):
             motifs.append("06")
         _liste(dl, "listeMotifDemande", "motifDemande", None, sorted(set(motifs)))
@@ -418,9 +446,9 @@ def build_interface_nuu(
         dalo = record.get("dalo")
         if dalo:
             el = _sub(dl, "dalo")
-            _coded(el, "statutDalo", None, dalo.get("statut"))
+            _c(el, "statutDalo", None, dalo, "statut")
             _opt(el, "dateDecisionDalo", dalo.get("dateDecision"))
-            _coded(el, "typologieLogementDalo", None, dalo.get("typologie"))
+            _c(el, "typologieLogementDalo", None, dalo, "typologie")
         if type_fichier == "RAD":
             _radiation(dl, record.get("radiation"))
         return root

@@ -19,9 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from gateway.normalise.codes import complete
+
 from connectors.sne.config import SneConfig
 
-__all__ = ["SimulatorProcess", "decision_radiation", "demande", "sink_config"]
+__all__ = ["SimulatorProcess", "decision_cal", "decision_radiation", "demande", "sink_config"]
 
 
 def _provenance(origine: str, reference: str | None, operation: str = "CREATION") -> dict[str, Any]:
@@ -96,6 +98,7 @@ def demande(
         "provenance": _provenance(origine, reference, "MODIFICATION" if num_unique else "CREATION"),
     }
     record.update(overrides)
+    complete("fr.gp.Demande", record)  # every field, with its default (as a decoded record has)
     return record
 
 
@@ -133,6 +136,7 @@ def decision_cal(
             "zus": "ZUSNON",
         },
     }
+    complete("fr.gp.Decision", record)
     return record
 
 
@@ -197,6 +201,7 @@ def decision_radiation(
         if attribution
         else None,
     }
+    complete("fr.gp.Decision", record)
     return record
 
 

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.errors import Problem
-from gateway.model.canonical import DECISION, CanonicalRecord
+from gateway.model.canonical import DECISION
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, midnight, provenance, unique
 from gateway.normalise.demande import map_logement
 from gateway.normalise.events import ORG_RE, build_decision
@@ -102,7 +103,7 @@ def normalise_cal_csv(data: bytes, received_at: datetime) -> list[Outcome]:
         ctx = Ctx()
         record = _decision(ctx, dict(zip(header, row, strict=True)), received_at)
         if ctx.ok and record is not None:
-            out.append(CanonicalRecord.of(DECISION, record))
+            out.append(canonical(DECISION, record))
         else:
             problems = unique(ctx.problems) or [Problem(locator, "cannot be read")]
             out.append(Rejection(tuple(problems), locator, fragment))

@@ -129,10 +129,12 @@ def _ressources(n: Node, person: dict[str, Any]) -> None:
                 if montant is not None:  # position: the list is written back in its order
                     sante.append({"code": code.strip(), "montant": montant, "position": i})
                 continue
-            symbol = known_code(code, "CodeRessourceRecue") or lookup_code(
-                d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue"
-            )
-            if symbol is not None and montant is not None:
+            symbol = known_code(code, "CodeRessourceRecue")
+            if symbol is None:  # a code added later may reveal health: carried as a health resource
+                unknown = lookup_code(d.ctx, d.p("ressource"), code, "RessourceSante", "ListeRessourceRecue")
+                if unknown is not None and montant is not None:
+                    sante.append({"code": unknown, "montant": montant, "position": i})
+            elif montant is not None:
                 person[f"ressourcesRecues{suffix}"].append({"code": symbol, "montant": montant})
         for d in n.child_items(f"listeRessourceVersee{suffix}", "detailRessource"):
             v = d.code("ressource", "RessourceVersee", "ListeRessourceVersee", required=True)
@@ -233,16 +235,20 @@ def _motifs(n: Node, out: dict[str, Any]) -> None:
         elif code is None:
             n.ctx.add(n.item_path(key, "motifDemande", i), "missing")
         else:
-            symbol = known_code(code, "MotifDemande") or lookup_code(
-                n.ctx, n.item_path(key, "motifDemande", i), code, "MotifDemande", "ListeMotifDemande"
-            )
-            if symbol and symbol not in out["motifs"]:
+            symbol = known_code(code, "MotifDemande")
+            if symbol is None:  # a motif added later may be a health or violence one: carried there
+                unknown = lookup_code(
+                    n.ctx, n.item_path(key, "motifDemande", i), code, "MotifSante", "ListeMotifDemande"
+                )
+                if unknown and unknown not in out["motifsSante"]:
+                    out["motifsSante"].append(unknown)
+            elif symbol not in out["motifs"]:
                 out["motifs"].append(symbol)
     # a set, in code-list order: the same application gives the same record whatever the source order
     for field, enum in (("motifs", "MotifDemande"), ("motifsSante", "MotifSante")):
         if len(out[field]) > 1:  # (0 or 1 symbol: already in order)
             order = load_schemas().enum_symbols(enum)
-            out[field].sort(key=order.index)
+            out[field].sort(key=lambda s: order.index(s) if s in order else len(order))  # INCONNU last
 
 
 def map_radiation(n: Node) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from gateway.codec.xml import element_to_tree, localname, parse_xml
 from gateway.errors import Problem, RejectedMessage
-from gateway.model.canonical import DECISION, DEMANDE, CanonicalRecord
+from gateway.model.canonical import DECISION, DEMANDE
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, midnight, provenance, short_digest, unique
 from gateway.normalise.demande import check_sne_mandatory, map_demande
 from gateway.normalise.events import build_decision
@@ -89,8 +90,8 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
         ctx.problems.extend(check_sne_mandatory(record))
     if not ctx.ok:
         return [Rejection(tuple(unique(ctx.problems)), "$")]
-    out: list[Outcome] = [CanonicalRecord.of(DEMANDE, record)]
-    out.extend(CanonicalRecord.of(DECISION, d) for d in decisions)
+    out: list[Outcome] = [canonical(DEMANDE, record)]
+    out.extend(canonical(DECISION, d) for d in decisions)
     return out
 
 

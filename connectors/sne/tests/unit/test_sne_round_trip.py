@@ -110,7 +110,9 @@ _TEXT = (
     .filter(bool)
 )
 _AMOUNT = st.decimals(min_value=0, max_value=99999, places=2).map(lambda d: format(d, "f"))
-_AMOUNT_TEXT = st.one_of(_AMOUNT, st.integers(0, 9999).map(str), _AMOUNT.map(lambda s: s.rstrip("0").rstrip(".")))
+_AMOUNT_TEXT = st.one_of(
+    _AMOUNT, st.integers(0, 9999).map(str), _AMOUNT.map(lambda s: s.rstrip("0").rstrip("."))
+)
 _RECUE = st.sampled_from(
     ["SAL", "RET", "CHO", "PAR", "PINV", "AF", "AAH", "AEEH", "AJPP", "RSA", "AMV", "PAJE", "BE", "AUT"]
 )
