@@ -11,6 +11,7 @@ of lists that reveal health data (resources, motifs) are carried in the health f
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -50,54 +51,87 @@ def _schema(name: str) -> tuple[Any, dict[str, Any]]:
 def complete(schema: str, record: dict[str, Any]) -> list[str]:
     """Complete `record` (a canonical record being built, changed in place) and return the names of
     the code lists of the unknown codes it carries (for the metric, never the codes)."""
-    parsed, named = _schema(schema)
     lists: list[str] = []
-    _walk(parsed, record, named, lists)
+    _plan(schema)(record, lists)
     return lists
 
 
-def _walk(t: Any, value: Any, named: dict[str, Any], lists: list[str]) -> None:
-    if isinstance(t, str):
-        t = named.get(t)
-    if isinstance(t, list):  # a union: the record or array branch of a non-null value
-        if value is None:
-            return
-        for branch in t:
-            b = named.get(branch) if isinstance(branch, str) else branch
-            if isinstance(b, dict) and (
-                (b.get("type") == "record" and isinstance(value, dict))
-                or (b.get("type") == "array" and isinstance(value, list))
-            ):
-                _walk(b, value, named, lists)
-                return
-        return
-    if not isinstance(t, dict):
-        return
-    kind = t.get("type")
-    if kind == "array" and isinstance(value, list):
-        items = t["items"]
-        if isinstance(items, dict) or (
-            isinstance(items, str) and named.get(items, {}).get("type") == "record"
-        ):
-            for v in value:
-                _walk(items, v, named, lists)
-        return
-    if kind != "record" or not isinstance(value, dict):
-        return
+Step = Callable[[dict[str, Any], list[str]], None]
+
+
+@cache
+def _plan(schema: str) -> Step:
+    """The completion of one record schema, compiled once: only the fields that have a default, an
+    unknown-code sibling, or sub-records with such fields are visited (the normalisers are hot)."""
+    parsed, named = _schema(schema)
+    step = _record_step(parsed, named, {})
+    return step or (lambda record, lists: None)
+
+
+def _resolve(t: Any, named: dict[str, Any]) -> Any:
+    return named.get(t, t) if isinstance(t, str) else t
+
+
+def _record_step(t: dict[str, Any], named: dict[str, Any], seen: dict[str, Step | None]) -> Step | None:
+    name = t.get("name", "")
+    if name in seen:
+        return seen[name]
+    seen[name] = None  # (no recursive types in the contract)
+    fills: list[tuple[str, Any]] = []
+    codes: list[str] = []
+    code_lists: list[str] = []
+    subs: list[tuple[str, Step, bool]] = []  # (field, step, is an array of records)
+    field_names = {f["name"] for f in t["fields"]}
     for f in t["fields"]:
-        name = f["name"]
-        if name not in value:
-            if "default" in f:
-                value[name] = copy.copy(f["default"])
-            continue
-        v = value[name]
-        if isinstance(v, UnknownCode):
-            value[name] = INCONNU
-            value[f"{name}CodeInconnu"] = v.raw
-            lists.append(v.liste)
-        elif isinstance(v, list) and v and any(isinstance(x, UnknownCode) for x in v):
-            value[f"{name}CodesInconnus"] = [x.raw for x in v if isinstance(x, UnknownCode)]
-            lists.extend(x.liste for x in v if isinstance(x, UnknownCode))
-            value[name] = [INCONNU if isinstance(x, UnknownCode) else x for x in v]
-        elif isinstance(v, dict | list):
-            _walk(f["type"], v, named, lists)
+        fname = f["name"]
+        if "default" in f:
+            fills.append((fname, f["default"]))
+        if f"{fname}CodeInconnu" in field_names:
+            codes.append(fname)
+        if f"{fname}CodesInconnus" in field_names:
+            code_lists.append(fname)
+        ftype = f["type"]
+        branches = ftype if isinstance(ftype, list) else [ftype]
+        for b in branches:
+            rb = _resolve(b, named)
+            if isinstance(rb, dict) and rb.get("type") == "record":
+                sub = _record_step(rb, named, seen)
+                if sub is not None:
+                    subs.append((fname, sub, False))
+            elif isinstance(rb, dict) and rb.get("type") == "array":
+                items = _resolve(rb["items"], named)
+                if isinstance(items, dict) and items.get("type") == "record":
+                    sub = _record_step(items, named, seen)
+                    if sub is not None:
+                        subs.append((fname, sub, True))
+    if not (fills or codes or code_lists or subs):
+        return None
+
+    def step(value: dict[str, Any], lists: list[str]) -> None:
+        for fname, default in fills:
+            if fname not in value:
+                value[fname] = [] if default == [] else copy.copy(default)
+        for fname in codes:
+            v = value[fname]
+            if type(v) is UnknownCode:
+                value[fname] = INCONNU
+                value[f"{fname}CodeInconnu"] = v.raw
+                lists.append(v.liste)
+        for fname in code_lists:
+            vs = value[fname]
+            if vs and any(type(x) is UnknownCode for x in vs):
+                value[f"{fname}CodesInconnus"] = [x.raw for x in vs if type(x) is UnknownCode]
+                lists.extend(x.liste for x in vs if type(x) is UnknownCode)
+                value[fname] = [INCONNU if type(x) is UnknownCode else x for x in vs]
+        for fname, sub, many in subs:
+            v = value.get(fname)
+            if many:
+                if v:
+                    for item in v:
+                        if type(item) is dict:
+                            sub(item, lists)
+            elif type(v) is dict:
+                sub(v, lists)
+
+    seen[name] = step
+    return step
