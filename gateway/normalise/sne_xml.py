@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from gateway.codec.xml import element_to_tree, localname, parse_xml
@@ -40,6 +42,32 @@ RADIATION_NAMES = {"motif": "motifRadiation", "sousMotif": "sousMotifRadiation"}
 DECISION_CAL_NAMES = {"piecesManquantes": "listePieceManquante"}
 
 
+XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "interfaceNuu.xsd"
+
+
+@cache
+def known_elements() -> frozenset[str]:
+    """Every element name interfaceNuu.xsd declares (one source of truth with the SNE connector)."""
+    root = parse_xml(XSD.read_bytes())
+    return frozenset(str(e.get("name")) for e in root.iter("{http://www.w3.org/2001/XMLSchema}element"))
+
+
+def _unknown_elements(root: Any) -> list[Problem]:
+    """An element the interface does not declare is refused, named by its path (never dropped)."""
+    known = known_elements()
+    out: list[Problem] = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        name = localname(el)
+        if name not in known:
+            parts = [*[localname(a) for a in reversed(list(el.iterancestors()))][1:], name]
+            out.append(
+                Problem("/".join(parts), "unknown element (not in interfaceNuu): refused, not dropped")
+            )
+    return out
+
+
 def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
     try:
         root = parse_xml(data)
@@ -47,6 +75,9 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
             return [
                 Rejection((_p("$", "not an SNE interfaceNuu document (root element or namespace)"),), "$")
             ]
+        unknown = _unknown_elements(root)
+        if unknown:
+            return [Rejection(tuple(unknown[:20]), "$")]
         tree = element_to_tree(root)
     except RejectedMessage as exc:
         return [Rejection(exc.problems, "$")]

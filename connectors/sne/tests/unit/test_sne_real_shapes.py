@@ -135,3 +135,11 @@ def test_validate_names_elements_and_lines_never_values(tmp_path: Path) -> None:
     assert all(re.search(r"line \d+", line) for line in lines if line.startswith(str(bad)))
     ok = CliRunner().invoke(sne, ["validate", str(CREATION)])
     assert ok.exit_code == 0
+
+
+def test_an_unknown_element_is_refused_by_the_normaliser_naming_it_never_dropped() -> None:
+    text = CREATION.read_text().replace("<nom>Morvan</nom>", "<nom>Morvan</nom><surnom>SECRET</surnom>")
+    [out] = _normalise("sne-xml", text.encode())
+    assert not isinstance(out, CanonicalRecord)
+    assert [p.path for p in out.problems] == ["demande/demandeLogement/personnePhysique/demandeur/surnom"]
+    assert "SECRET" not in repr(out.problems)
