@@ -150,3 +150,11 @@ def test_an_old_consumer_reads_a_record_with_a_code_added_later(tmp_path: Path) 
 def test_every_enum_has_the_inconnu_default(enum: str) -> None:
     raw = load_schemas().raw(enum)
     assert raw["default"] == "INCONNU" and raw["symbols"][-1] == "INCONNU"
+
+
+def test_a_carried_code_is_refused_before_sending_until_the_xsd_knows_it() -> None:
+    from connectors.sne.rules import xsd_problems  # noqa: PLC0415
+
+    root = as_read("fr.gp.Demande", _demande(_with_new_codes()).record)
+    paths = {p.path for p in xsd_problems(root)}
+    assert "interfaceNuu/demande/demandeLogement/personnePhysique/demandeur/civilite/@code" in paths
