@@ -27,7 +27,7 @@ __all__ = [
     "map_radiation",
 ]
 
-INSEE_RE = r"\d[\dAB]\d{3}"
+INSEE_RE = r"(?:[0-9]{5}|2[AB][0-9]{3})"  # INSEE commune code (Corsica: 2A / 2B), as the policy reads it
 NUM_UNIQUE_RE = r"[0-9A-Z]{18}"
 GUICHET_RE = r"G[0-9A-Z]{4}"
 HEALTH_RESOURCES = ("AAH", "AEEH", "AJPP", "PINV")
@@ -39,14 +39,14 @@ DALO_TYPOLOGIES = frozenset(
 )
 MP = "demandeLogement"  # path prefix of the mandatory rules
 LR = f"{MP}/logementRecherche"
-_COMMUNE = re.compile(r"\d{5}|2[AB]\d{3}", re.ASCII)  # INSEE code (Corsica: 2A / 2B)
+_COMMUNE = re.compile(INSEE_RE)
 
 
 def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
     """The SNE's client-side mandatory-field rules, on a canonical Demande.
 
     Same fields and paths as the SNE (libsne): numGuichet, dateCreationDemande, demandeElargie, at
-    least one typeLogement, at least one localisation commune with a numeric INSEE code. The file
+    least one typeLogement, at least one localisation commune with an INSEE code. The file
     level rules (versionInterface, typeFichier, dateFichier) are checked by the sne-xml normaliser.
     """
     problems: list[Problem] = []
