@@ -17,14 +17,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.codec.avro import encode_single_object, from_sne_code, load_schemas, to_jsonable
+from gateway.codec.avro import UNKNOWN_SYMBOL, encode_single_object, from_sne_code, load_schemas, to_jsonable
 from gateway.codec.xml import element_to_tree
 from gateway.connectors import SinkOutput
 from gateway.errors import Problem, RejectedMessage
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import cloudevent_headers
+from gateway.normalise.codes import complete
 from gateway.normalise.common import Ctx, Node
 from gateway.normalise.events import map_attribution
+from gateway.normalise.values import code_shape
 from gateway.topics import canonical_topic, dlq_topic
 from lxml import etree
 
@@ -81,6 +83,18 @@ def _empty_decision(event_id: str, num: str, kind: str, prov: dict[str, Any]) ->
     return record
 
 
+def _code(enum: str, code: str) -> tuple[str, str | None]:
+    """(symbol, None) for a known SNE code; ("INCONNU", code) for a code of the list's shape added
+    later (carried, as the normalisers do); else (code, None): not a valid record, dead-lettered."""
+    symbol = from_sne_code(enum, code)
+    if symbol is not None:
+        return symbol, None
+    shape = code_shape(enum)
+    if shape is not None and code != UNKNOWN_SYMBOL and shape.fullmatch(code):
+        return UNKNOWN_SYMBOL, code
+    return code, None
+
+
 def dalo_decision(item: DaloItem, origine: str, now: datetime) -> dict[str, Any]:
     day = item.date_decision or now.date()
     when = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
@@ -91,15 +105,18 @@ def dalo_decision(item: DaloItem, origine: str, now: datetime) -> dict[str, Any]
         _provenance(origine, when),
     )
     favourable = item.statut in ("ACTIF", "ACTREL")
+    statut, statut_inconnu = _code("StatutDalo", item.statut) if item.statut else ("NON", None)
     record["decisionDalo"] = {
         "commission": item.commission or item.num_unique[:3],
         "dateDecision": day,
         "sens": "FAVORABLE" if favourable else "SANS_OBJET",
-        "statut": from_sne_code("StatutDalo", item.statut) or "NON",
+        "statut": statut,
+        "statutCodeInconnu": statut_inconnu,
         "typologie": item.typologie,
         "dateLimiteRelogement": None,
         "motifs": None,
     }
+    complete("fr.gp.Decision", record)
     return record
 
 
@@ -124,14 +141,19 @@ def radiation_decision(item: RadiationItem, origine: str, now: datetime) -> dict
         _event_id("rad", item.num_unique, item.motif, day), item.num_unique, kind, _provenance(origine, when)
     )
     if not deradiation:
+        motif, motif_inconnu = _code("MotifRadiation", item.motif)
+        sous, sous_inconnu = (
+            _code("SousMotifIrrecevabilite", item.sous_motif) if item.sous_motif else (None, None)
+        )
         record["radiation"] = {
-            "motif": from_sne_code("MotifRadiation", item.motif) or item.motif,
-            "sousMotif": from_sne_code("SousMotifIrrecevabilite", item.sous_motif)
-            if item.sous_motif
-            else None,
+            "motif": motif,
+            "motifCodeInconnu": motif_inconnu,
+            "sousMotif": sous,
+            "sousMotifCodeInconnu": sous_inconnu,
             "dateRadiation": day,
             "attribution": attribution_of(item)[0],
         }
+    complete("fr.gp.Decision", record)
     return record
 
 
