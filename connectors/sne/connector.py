@@ -35,9 +35,15 @@ from connectors.sne.nuu import (
     to_bytes,
     type_fichier_for,
     with_application,
-    xml_unsafe_fields,
 )
-from connectors.sne.rules import ANOMALY_TEXTS, as_problems, mandatory_anomalies, xsd, xsd_problems
+from connectors.sne.rules import (
+    ANOMALY_TEXTS,
+    as_problems,
+    mandatory_anomalies,
+    xml_unsafe_fields,
+    xsd,
+    xsd_problems,
+)
 
 __all__ = ["SneSink", "feedback_output", "request_id_for"]
 

@@ -13,14 +13,12 @@ Element names follow schemas/xsd/interfaceNuu.xsd. Which typeFichier a record be
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from gateway.codec.avro import UNKNOWN_SYMBOL, sne_code
-from gateway.errors import Problem
 from lxml import etree
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "type_fichier_for",
     "version_of",
     "with_application",
-    "xml_unsafe_fields",
 ]
 
 NUU_NS = "http://nuu.application.i2/"
@@ -42,28 +39,6 @@ VERSION_INTERFACE = "02.01"
 _NSMAP: Any = {None: NUU_NS}  # lxml-stubs do not allow the None (default) prefix
 
 Record = Mapping[str, Any]
-
-
-# characters XML 1.0 cannot carry (C0 controls but tab / LF / CR, surrogates, U+FFFE / U+FFFF)
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_unsafe_fields(record: Any, path: str = "") -> list[Problem]:
-    """Every text of a canonical record that XML cannot carry (e.g. a control character in a name),
-    as Problems naming the canonical field path and the reason, never the value. A source format
-    that accepts such characters (cdc-json) must not make the XML builder fail on them."""
-    if isinstance(record, str):
-        bad = _NOT_XML.search(record)
-        return (
-            [Problem(path or "$", f"contains a character XML cannot carry (U+{ord(bad.group()):04X})")]
-            if bad
-            else []
-        )
-    if isinstance(record, Mapping):
-        return [p for k, v in record.items() for p in xml_unsafe_fields(v, f"{path}.{k}" if path else str(k))]
-    if isinstance(record, list | tuple):
-        return [p for i, v in enumerate(record) for p in xml_unsafe_fields(v, f"{path}[{i}]")]
-    return []
 
 
 def q(tag: str) -> str:

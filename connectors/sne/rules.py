@@ -9,6 +9,7 @@ irrecevabilité radiation; attribution data). Messages never carry a value, only
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "file_problems",
     "mandatory_anomalies",
     "type_fichier_of",
+    "xml_unsafe_fields",
     "xsd",
     "xsd_problems",
 ]
@@ -277,6 +279,28 @@ def file_problems(data: bytes) -> list[Problem]:
         where = f" (line {line})" if line else ""
         out.append(Problem(a.path, f"{a.code}: {a.message}{where}", a.code))
     return out + xsd_problems(root)
+
+
+# characters XML 1.0 cannot carry (C0 controls but tab / LF / CR, surrogates, U+FFFE / U+FFFF)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_unsafe_fields(record: Any, path: str = "") -> list[Problem]:
+    """Every text of a canonical record that XML cannot carry (e.g. a control character in a name),
+    as Problems naming the canonical field path and the reason, never the value. A source format
+    that accepts such characters (cdc-json) must not make the XML builder fail on them."""
+    if isinstance(record, str):
+        bad = _NOT_XML.search(record)
+        return (
+            [Problem(path or "$", f"contains a character XML cannot carry (U+{ord(bad.group()):04X})")]
+            if bad
+            else []
+        )
+    if isinstance(record, Mapping):
+        return [p for k, v in record.items() for p in xml_unsafe_fields(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(record, list | tuple):
+        return [p for i, v in enumerate(record) for p in xml_unsafe_fields(v, f"{path}[{i}]")]
+    return []
 
 
 def as_problems(anomalies: list[Anomaly]) -> list[Problem]:

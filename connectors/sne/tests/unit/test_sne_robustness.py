@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from connectors.sne.connector import SneSink
-from connectors.sne.nuu import xml_unsafe_fields
+from connectors.sne.rules import xml_unsafe_fields
 from connectors.sne.testing import demande, sink_config
 from gateway.codec.avro import encode_single_object, load_schemas
 from gateway.connectors import SinkRecord
