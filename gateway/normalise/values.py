@@ -187,7 +187,7 @@ def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | N
         if shape is not None and code != INCONNU and shape.fullmatch(code):  # added later: carried
             return UnknownCode(code, liste)
         if shape is not None:  # a phone number, a name... in a code field: never quoted
-            ctx.add(path, f"not a code of {liste}: not the shape of its codes ({len(code)} characters)")
+            ctx.add(path, f"not a code of {liste}: not the shape of its codes", length(code))
             return None
         ctx.add(path, f"unknown code for {liste}", length(code))
     return symbol

@@ -108,6 +108,8 @@ _TEXT = (
     st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèçàôï -'", min_size=1, max_size=12)
     .map(str.strip)
     .filter(bool)
+    # a text starting like a spreadsheet formula is neutralised by the normaliser (docs/normalise.md)
+    .filter(lambda t: not t.startswith(("=", "+", "-", "@")))
 )
 _AMOUNT = st.decimals(min_value=0, max_value=99999, places=2).map(lambda d: format(d, "f"))
 _AMOUNT_TEXT = st.one_of(
