@@ -55,7 +55,29 @@ class GatewaySettings(BaseSettings):
         None,
         description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
     )
-    sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
+    # Kafka client security (gateway/kafka_config.py resolves them; docs/security.md). With none set,
+    # a command aimed at loopback uses the local broker's admin client file in the state dir.
+    kafka_security_protocol: Literal["SASL_SSL", "SSL", "SASL_PLAINTEXT", "PLAINTEXT"] | None = Field(
+        None, description="Kafka security protocol; PLAINTEXT / SASL_PLAINTEXT need kafka_allow_plaintext."
+    )
+    kafka_allow_plaintext: bool = Field(
+        False, description="Development only: allow an unencrypted, unauthenticated Kafka connection."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] | None = Field(
+        None, description="SASL mechanism (default SCRAM-SHA-512 when a SASL user is set)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (the Kafka principal).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificate(s) the broker's certificate must chain to."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    kafka_client_file: Path | None = Field(
+        None,
+        description="A 0600 JSON client file (an admin client file or a connection kit) holding the"
+        " security settings; the GATEWAY_KAFKA_* fields above take precedence.",
+    )
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -31,6 +31,7 @@ from connectors.sne.demo import sne_report_topics, step_sne
 
 from gateway.broker.local import free_port
 from gateway.errors import GatewayError
+from gateway.kafka_config import client_kwargs
 from gateway.policy.demo import route_report_topics, step_route
 from gateway.settings import GatewaySettings
 from gateway.topics import FORMATS, canonical_topic, dlq_topic, ingest_group, raw_topic
@@ -160,15 +161,14 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
     topics = ctx.consumed or [raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS]
-    consumer = KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False)
-    reader = KafkaConsumer(
-        bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
+    client = client_kwargs(ctx.settings)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False)
+    reader = KafkaConsumer(**client, enable_auto_commit=False, isolation_level="read_committed")
     # consumers of the worker's groups that never subscribe: they only read the committed offsets
     # (the ingest loop has its own group for the raw topics, the faust flows the app's)
     raw = {raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS}
     groups = {
-        name: KafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=name, enable_auto_commit=False)
+        name: KafkaConsumer(**client, group_id=name, enable_auto_commit=False)
         for name in (ctx.settings.app_id, ingest_group(ctx.settings.app_id))
     }
     try:

@@ -30,6 +30,7 @@ from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.kafka_config import client_kwargs
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.topics import FORMATS, canonical_topic, ingest_group, raw_topic
@@ -157,7 +158,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     ctx.topics.extend(ingest_topics(settings))
     group = ingest_group(settings.app_id)
     runner = IngestRunner(
-        bootstrap=settings.bootstrap_servers,
+        bootstrap=client_kwargs(settings),
         formats={raw_topic(fmt, prefix): fmt for fmt in FORMATS},
         group_id=group,
         prefix=prefix,

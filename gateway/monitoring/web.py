@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from gateway.broker.local import broker_answers
+from gateway.kafka_config import client_kwargs
 from gateway.monitoring.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -38,12 +39,13 @@ def consumer_lag(app: faust.App) -> Mapping[tuple[str, int], int]:
 
 def register_pages(app: faust.App, ctx: FlowContext) -> None:
     metrics: Metrics = ctx.metrics
-    bootstrap = ctx.settings.bootstrap_servers
+    client = client_kwargs(ctx.settings)
+    bootstrap = client.pop("bootstrap_servers")
     metrics.set_lag_source(lambda: consumer_lag(app), ctx.settings.app_id)
 
     @app.page("/health")
     async def health(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        ok = await asyncio.to_thread(broker_answers, bootstrap, 2.0)
+        ok = await asyncio.to_thread(broker_answers, bootstrap, 2.0, client)
         if ok:
             return view.bytes(b"", status=204)
         return view.text("kafka unreachable\n", status=500)
