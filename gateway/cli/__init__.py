@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "policy": "gateway.cli.policy:policy",
     "audit": "gateway.cli.audit:audit",
     "sne": "gateway.cli.sne:sne",
+    "acl": "gateway.cli.acl:acl",
+    "actors": "gateway.cli.actors:actors",
 }
 
 

@@ -54,7 +54,9 @@ def preflight(kwargs: Mapping[str, Any], *, timeout_s: float = 10.0) -> None:
     _kafka_check(kwargs, bootstrap, protocol, who, timeout_s)
 
 
-def _tls_check(sock: socket.socket, host: str, bootstrap: str, kw: Mapping[str, Any], timeout_s: float) -> None:
+def _tls_check(
+    sock: socket.socket, host: str, bootstrap: str, kw: Mapping[str, Any], timeout_s: float
+) -> None:
     try:
         ctx = ssl.create_default_context(cafile=kw.get("ssl_cafile"))
         if kw.get("ssl_certfile"):
