@@ -27,6 +27,7 @@ __all__ = [
     "bootstrap_of",
     "client_kwargs",
     "client_security",
+    "explicit_security",
     "faust_broker_credentials",
     "local_admin_client_file",
 ]
@@ -59,13 +60,14 @@ def _loopback_only(bootstrap: str) -> bool:
     return bool(hosts) and all(h in _LOOPBACK for h in hosts)
 
 
-def _explicit(settings: GatewaySettings) -> bool:
+def explicit_security(settings: GatewaySettings) -> bool:
+    """True when a GATEWAY_KAFKA_* security field (other than the client file) is set."""
     return any(getattr(settings, f"kafka_{name}") is not None for name in _SETTING_NAMES)
 
 
 def client_security(settings: GatewaySettings) -> ClientSecurity:
     """The security of this process's Kafka clients (see the module docstring)."""
-    if _explicit(settings):
+    if explicit_security(settings):
         protocol = settings.kafka_security_protocol or (
             "SASL_SSL" if settings.kafka_sasl_username or settings.kafka_sasl_password else "SSL"
         )
