@@ -68,14 +68,16 @@ def print_kit_commands(ctx: Any) -> None:
 
     settings: GatewaySettings = ctx.settings
     pol = load_policy(settings.policy_file, secret=settings.pseudonymisation_secret)
-    env = f"GATEWAY_TOPIC_PREFIX={shlex.quote(settings.topic_prefix)} GATEWAY_APP_ID={shlex.quote(settings.app_id)}"
     click.echo("")
-    click.echo("each recipient reads its own topic with its kit (a librdkafka file, 0600):")
+    click.echo(
+        "each recipient reads its own topic with its kit (with the demo's GATEWAY_* settings: the export"
+        " lines of --keep-running; umask 077: the kit holds its secret):"
+    )
     for aid in sorted(pol.actors):
         conf = f"{aid}.conf"
         group = actor_group_prefix(aid, settings.app_id) + "main"
         click.echo(
-            f"  {aid:24} (umask 077; {env} gateway actors client-config {shlex.quote(aid)} > {conf})"
+            f"  {aid:24} gateway actors client-config {shlex.quote(aid)} > {conf}"
             f" && kcat -F {conf} -G {group} {actor_topic(aid, settings.topic_prefix)}"
         )
 
