@@ -113,6 +113,14 @@ def _kafka_check(kw: Mapping[str, Any], bootstrap: str, protocol: str, who: str,
                 f"Kafka at {bootstrap} refused {who}: SASL mechanism not enabled on the broker"
                 " (GATEWAY_KAFKA_SASL_MECHANISM)"
             ) from exc
+        if protocol == "SASL_SSL" and seen.count("socket disconnected") >= 2 and "ECONNREFUSED" not in seen:
+            # the TLS handshake succeeded (checked above) and the broker then closes every
+            # connection: SCRAM refused (kafka-python often sees the close before the error reply)
+            raise ConfigError(
+                f"Kafka at {bootstrap} refused {who}: the broker closes its connections during"
+                " authentication (wrong, rotated or revoked credentials, or a SASL mechanism the listener"
+                " does not enable)"
+            ) from exc
         if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and "disconnected" in seen:
             raise ConfigError(
                 f"Kafka at {bootstrap} closed a {protocol} connection: the listener needs TLS and"
