@@ -257,3 +257,25 @@ def test_the_plan_covers_every_principal_of_the_actors_file(secured: GatewaySett
     assert set(pol.actors) | set(pol.sources) <= users
     with AdminSession(client_kwargs(secured)) as admin:
         assert diff(planned, admin.acls(), secured.topic_prefix, secured.app_id).clean
+
+
+def test_a_librdkafka_kit_connects_a_confluent_kafka_consumer_to_its_own_topic(
+    secured: GatewaySettings,
+) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    out = _cli(secured, "actors", "client-config", B35, "--format", "librdkafka")
+    assert out.returncode == 0, out.stderr
+    conf: dict[str, str] = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    conf["auto.offset.reset"] = "earliest"
+    consumer = confluent_kafka.Consumer(conf)  # an unknown property would raise KafkaException here
+    try:
+        consumer.subscribe([actor_topic(B35, secured.topic_prefix)])
+        got = []
+        for _ in range(60):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg.value())
+                break
+        assert got == [b"v"]
+    finally:
+        consumer.close()
