@@ -67,6 +67,7 @@ class BrokerSecurity:
     """The security material in `dir` (see the module docstring)."""
 
     dir: Path
+    hosts: tuple[str, ...] = ()  # more names for the server certificate (e.g. the compose host name)
 
     @property
     def ca_cert(self) -> Path:
@@ -101,7 +102,7 @@ class BrokerSecurity:
             if self.complete():
                 return self
             ca_key, ca_cert = _make_ca()
-            server_key, server_cert = _make_server(ca_key, ca_cert)
+            server_key, server_cert = _make_server(ca_key, ca_cert, self.hosts)
             write_private(self.ca_key, _key_pem(ca_key))
             write_private(self.server_pem, _key_pem(server_key) + _cert_pem(server_cert) + _cert_pem(ca_cert))
             write_private(self.broker_secret_file, new_secret())
@@ -159,7 +160,7 @@ def _make_ca() -> tuple[object, object]:
     return key, cert
 
 
-def _make_server(ca_key: object, ca_cert: object) -> tuple[object, object]:
+def _make_server(ca_key: object, ca_cert: object, hosts: tuple[str, ...] = ()) -> tuple[object, object]:
     """The broker's certificate: SAN 127.0.0.1, ::1 and localhost; server and client authentication
     (the broker presents it on the client listener and, mutual TLS, on the controller listener)."""
     from cryptography import x509  # noqa: PLC0415
@@ -181,6 +182,7 @@ def _make_server(ca_key: object, ca_cert: object) -> tuple[object, object]:
             x509.SubjectAlternativeName(
                 [
                     x509.DNSName("localhost"),
+                    *(x509.DNSName(h) for h in hosts if h != "localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
                 ]

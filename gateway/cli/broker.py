@@ -147,3 +147,16 @@ def status() -> None:
     click.echo(f"bootstrap     : {bootstrap} ({'answers' if answers else 'not answering'})")
     if not answers:
         raise SystemExit(1)
+
+
+@broker.command("init-security")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True, help="Where to create it.")
+@click.option("--host", "hosts", multiple=True, help="Another host name of the broker (its certificate's SAN).")
+def init_security(directory: Path, hosts: tuple[str, ...]) -> None:
+    """Create a broker's security material (CA, key, SCRAM secrets, admin client file; 0600) once,
+    for a broker this command does not start (docker/compose.yaml). Prints paths, never a secret."""
+    from gateway.broker.tls import BrokerSecurity, write_private  # noqa: PLC0415
+
+    sec = BrokerSecurity(directory, tuple(hosts)).ensure()
+    write_private(directory / "admin.secret", sec.admin_secret())  # for the broker's --add-scram
+    click.echo(f"security material in {directory} (CA {sec.ca_cert}, admin client file {sec.admin_client_file})")
