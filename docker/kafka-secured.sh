@@ -5,18 +5,25 @@
 # key, SCRAM secrets) comes from the `kafka-security` init service, 0600, owned by this user.
 set -eu
 S=/kafka-security
-C=/var/lib/kafka/config
-mkdir -p "$C" /var/lib/kafka/data
+DATA=${GP_KAFKA_DATA:-/var/lib/kafka/data}
+C=$DATA/../config
+# testcontainers learns its mapped port after the start: it writes the advertised listeners here
+if [ -n "${GP_ADVERTISED_FILE:-}" ]; then
+  while [ ! -s "$GP_ADVERTISED_FILE" ]; do sleep 0.1; done
+  GP_ADVERTISED=$(cat "$GP_ADVERTISED_FILE")
+fi
+ADVERTISED=${GP_ADVERTISED:-BROKER://kafka:19093,HOST://localhost:9092}
+mkdir -p "$C" "$DATA"
 umask 077
 BROKER_SECRET=$(cat "$S/broker.secret")
 ADMIN_SECRET=$(cat "$S/admin.secret")
 cat > "$C/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@kafka:9093
+controller.quorum.voters=1@localhost:9093
 controller.listener.names=CONTROLLER
 listeners=BROKER://0.0.0.0:19093,HOST://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093
-advertised.listeners=BROKER://kafka:19093,HOST://localhost:9092
+advertised.listeners=$ADVERTISED
 inter.broker.listener.name=BROKER
 listener.security.protocol.map=BROKER:SASL_SSL,HOST:SASL_SSL,CONTROLLER:SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512
@@ -33,14 +40,14 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:broker;User:gateway-admin
 auto.create.topics.enable=false
-log.dirs=/var/lib/kafka/data
+log.dirs=$DATA
 num.partitions=1
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-if [ ! -f /var/lib/kafka/data/meta.properties ]; then
+if [ ! -f "$DATA/meta.properties" ]; then
   /opt/kafka/bin/kafka-storage.sh format -t "$(/opt/kafka/bin/kafka-storage.sh random-uuid)" -c "$C/server.properties" \
     --add-scram "SCRAM-SHA-512=[name=broker,password=$BROKER_SECRET]" \
     --add-scram "SCRAM-SHA-512=[name=gateway-admin,password=$ADMIN_SECRET]" >/dev/null
