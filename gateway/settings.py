@@ -19,7 +19,10 @@ def default_state_dir() -> Path:
 class GatewaySettings(BaseSettings):
     """Settings of a gateway process. Every field can be set as GATEWAY_<FIELD> in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True)
+    # populate_by_name: GatewaySettings(bootstrap_servers=...) is honoured (the field has env aliases)
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     bootstrap_servers: str = Field(
         "127.0.0.1:9092",

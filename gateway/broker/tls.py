@@ -55,7 +55,7 @@ def write_private(path: Path, data: bytes | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def read_private(path: Path) -> str:
@@ -96,7 +96,7 @@ class BrokerSecurity:
     def ensure(self) -> BrokerSecurity:
         """Create what is missing (once; concurrent starts are serialised with a file lock)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
+        self.dir.chmod(0o700)
         with (self.dir / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.complete():

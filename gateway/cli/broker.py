@@ -139,10 +139,9 @@ def status() -> None:
     click.echo(f"jars          : {libs if installed else 'not installed'}")
     click.echo(f"data dir      : {broker_dir(settings)}")
     click.echo(f"log           : {broker_dir(settings) / 'broker.log'}")
-    sec = broker_dir(settings) / "security"
-    click.echo(
-        f"security      : {'SASL_SSL, admin client file ' + str(sec / 'admin-client.json') if (broker_dir(settings) / 'secured').exists() else 'PLAINTEXT (development)'}"
-    )
+    secured = (broker_dir(settings) / "secured").exists()
+    admin_file = broker_dir(settings) / "security" / "admin-client.json"
+    click.echo(f"security      : {f'SASL_SSL, admin client file {admin_file}' if secured else 'PLAINTEXT'}")
     click.echo(f"local pid     : {pid if pid is not None else '-'}")
     click.echo(f"bootstrap     : {bootstrap} ({'answers' if answers else 'not answering'})")
     if not answers:
@@ -150,8 +149,12 @@ def status() -> None:
 
 
 @broker.command("init-security")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True, help="Where to create it.")
-@click.option("--host", "hosts", multiple=True, help="Another host name of the broker (its certificate's SAN).")
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), required=True, help="Where to create it."
+)
+@click.option(
+    "--host", "hosts", multiple=True, help="Another host name of the broker (its certificate's SAN)."
+)
 def init_security(directory: Path, hosts: tuple[str, ...]) -> None:
     """Create a broker's security material (CA, key, SCRAM secrets, admin client file; 0600) once,
     for a broker this command does not start (docker/compose.yaml). Prints paths, never a secret."""
@@ -159,4 +162,6 @@ def init_security(directory: Path, hosts: tuple[str, ...]) -> None:
 
     sec = BrokerSecurity(directory, tuple(hosts)).ensure()
     write_private(directory / "admin.secret", sec.admin_secret())  # for the broker's --add-scram
-    click.echo(f"security material in {directory} (CA {sec.ca_cert}, admin client file {sec.admin_client_file})")
+    click.echo(
+        f"security material in {directory} (CA {sec.ca_cert}, admin client file {sec.admin_client_file})"
+    )

@@ -35,9 +35,7 @@ def _answers(kwargs: dict[str, object]) -> bool:
     return True
 
 
-def wait_for_broker(
-    target: str | Mapping[str, Any], *, max_wait: float = 0.0, quiet: bool = False
-) -> None:
+def wait_for_broker(target: str | Mapping[str, Any], *, max_wait: float = 0.0, quiet: bool = False) -> None:
     """Return once a broker answers `target` (kafka-python kwargs, or a bootstrap string reached
     with this process's security) and accepts its credentials; back off 1 s, 2 s, 4 s ... 30 s
     between tries. Refused credentials or certificates: ConfigError naming the principal and the

@@ -77,7 +77,8 @@ def ensure_topics(
     try:
         client = KafkaAdminClient(**as_client_kwargs(bootstrap), client_id="gp-gateway-admin")
     except KafkaError as exc:
-        raise RetriableError(f"Kafka admin unreachable at {bootstrap_of(bootstrap)}: {type(exc).__name__}") from exc
+        where = bootstrap_of(bootstrap)
+        raise RetriableError(f"Kafka admin unreachable at {where}: {type(exc).__name__}") from exc
     created: list[str] = []
     try:
         existing = set(client.list_topics())
@@ -94,7 +95,8 @@ def ensure_topics(
         while time.monotonic() < deadline and not names <= set(client.list_topics()):
             time.sleep(0.2)
     except KafkaError as exc:
-        raise RetriableError(f"cannot create topics on {bootstrap_of(bootstrap)}: {type(exc).__name__}") from exc
+        where = bootstrap_of(bootstrap)
+        raise RetriableError(f"cannot create topics on {where}: {type(exc).__name__}") from exc
     finally:
         client.close()
     return created

@@ -58,8 +58,8 @@ class AdminSession:
             found, error = self.client.describe_acls(flt)
         except KafkaError as exc:
             raise _admin_error("describe ACLs", exc) from exc
-        if error is not NoError and error is not None and getattr(error, "errno", 0):
-            raise ConfigError(f"the broker refused to describe ACLs: {error.__name__}")
+        if error not in (None, NoError):
+            raise ConfigError(f"the broker refused to describe ACLs: {getattr(error, '__name__', error)}")
         return [
             Acl(
                 resource_type=a.resource_pattern.resource_type.name,

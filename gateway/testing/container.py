@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from testcontainers.core.container import DockerContainer  # type: ignore[import-untyped]
+from testcontainers.core.container import DockerContainer
 
 from gateway.broker.tls import BrokerSecurity, write_private
 
@@ -25,7 +25,7 @@ _PORT = 9092
 _ADVERTISED = "/tmp/gp-advertised"  # noqa: S108 - a path inside the container
 
 
-class SecuredKafkaContainer(DockerContainer):  # type: ignore[misc]
+class SecuredKafkaContainer(DockerContainer):
     def __init__(self, security: BrokerSecurity, image: str = "apache/kafka:3.9.1", **kwargs: Any) -> None:
         super().__init__(image, user=f"{os.getuid()}:{os.getgid()}", **kwargs)
         security.ensure()
