@@ -29,6 +29,7 @@ from gateway.settings import GatewaySettings
 __all__ = [
     "Kit",
     "KitFormat",
+    "actor_aiokafka_kwargs",
     "actor_client_kwargs",
     "credential_file",
     "ensure_credential",
@@ -137,6 +138,14 @@ def actor_client_kwargs(settings: GatewaySettings, principal_id: str) -> dict[st
     return {
         "bootstrap_servers": settings.bootstrap_servers,
         **ensure_credential(settings, principal_id).kafka_python(),
+    }
+
+
+def actor_aiokafka_kwargs(settings: GatewaySettings, principal_id: str) -> dict[str, Any]:
+    """aiokafka kwargs for an actor or a source principal (e.g. a source connector's emitter)."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        **ensure_credential(settings, principal_id).aiokafka(),
     }
 
 

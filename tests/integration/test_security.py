@@ -27,7 +27,8 @@ from gateway.settings import GatewaySettings
 from gateway.testing.kafka import client_kwargs as admin_kwargs
 from gateway.testing.kafka import produce
 from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic, raw_topic, source_raw_topic
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 B35, B44, RM, GEST = "200000001", "200000002", "243500139", "300000099"
@@ -279,3 +280,32 @@ def test_a_librdkafka_kit_connects_a_confluent_kafka_consumer_to_its_own_topic(
         assert got == [b"v"]
     finally:
         consumer.close()
+
+
+def test_a_plaintext_data_dir_is_migrated_not_half_configured(tmp_path: Path) -> None:
+    from gateway.broker import LocalBroker, install_kafka  # noqa: PLC0415
+
+    base = GatewaySettings()
+    libs = install_kafka(base.state_dir, base.kafka_version)
+    old = LocalBroker(libs, tmp_path / "k", secure=False, watch_parent=True)
+    old.start()
+    try:
+        admin_plain = KafkaAdminClient(bootstrap_servers=old.bootstrap)  # a plaintext version's client
+        admin_plain.create_topics([NewTopic("kept", 1, 1)])
+        admin_plain.close()
+        produce_plain = KafkaProducer(bootstrap_servers=old.bootstrap, acks="all")
+        produce_plain.send("kept", b"before the migration").get(timeout=30)
+        produce_plain.close()
+    finally:
+        old.stop()
+    new = LocalBroker(libs, tmp_path / "k", port=old.port, watch_parent=True)
+    new.start()
+    try:
+        assert (tmp_path / "k" / "secured").is_file()
+        with pytest.raises(ConfigError, match="needs TLS and authentication"):
+            preflight({"bootstrap_servers": new.bootstrap}, timeout_s=5)
+        assert _read(new.admin_kwargs(), "kept") == 1  # the data survived, now behind SASL_SSL
+    finally:
+        new.stop()
+    with pytest.raises(ConfigError, match="belongs to a secured broker"):
+        LocalBroker(libs, tmp_path / "k", secure=False).start()
