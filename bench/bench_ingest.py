@@ -372,7 +372,8 @@ def main() -> None:
                     brokers.append(broker)
                     targets[label] = broker.bootstrap
                     print(
-                        f"broker start-up, {label:9}: first {took:5.1f} s (keys, format), restart {restart:5.1f} s"
+                        f"broker start-up, {label:9}: first {took:5.1f} s (keys, format),"
+                        f" restart {restart:5.1f} s"
                     )
         print(f"{args.records} records of {len(payload)} bytes SNE XML, {PARTITIONS} partitions")
         print(f"pure ingest_record, no Kafka (CPU ceiling) : {pure_rate(payload):8.0f} records/s")
