@@ -22,6 +22,7 @@ from gateway.security.client import read_client_file
 __all__ = [
     "Message",
     "admin",
+    "cli_env",
     "client_kwargs",
     "consume_all",
     "count_records",
@@ -238,6 +239,23 @@ def worker_env(
             "GATEWAY_PROCESSING_GUARANTEE": guarantee,
         }
     )
+    return env
+
+
+def cli_env(bootstrap: str) -> dict[str, str]:
+    """Environment of a `gateway ...` CLI subprocess aimed at the test broker `bootstrap`: no
+    GATEWAY_* setting of the calling shell, except that broker's security (a test-kit broker: its
+    admin client file, by path; an external cluster: the GATEWAY_KAFKA_* environment)."""
+    import os  # noqa: PLC0415
+
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") or k.startswith("GATEWAY_KAFKA_")
+    }
+    registered = _CLIENT_FILES.get(bootstrap)
+    if registered is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_KAFKA_")}
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(registered)
+    env["GATEWAY_BOOTSTRAP_SERVERS"] = bootstrap
     return env
 
 
