@@ -18,6 +18,7 @@ import re
 __all__ = [
     "DLQ_SUFFIX",
     "FORMATS",
+    "actor_group_prefix",
     "actor_topic",
     "audit_topic",
     "canonical_topic",
@@ -25,6 +26,7 @@ __all__ = [
     "feedback_topic",
     "ingest_group",
     "raw_topic",
+    "sink_group",
     "source_raw_topic",
 ]
 
@@ -58,6 +60,16 @@ def canonical_topic(kind: str, prefix: str = "gp") -> str:
 
 def actor_topic(actor_id: str, prefix: str = "gp") -> str:
     return f"{prefix}.actor.{_safe(actor_id)}"
+
+
+def actor_group_prefix(actor_id: str, prefix: str = "gp") -> str:
+    """Prefix of every consumer group an actor's principal may use (its ACLs grant this prefix)."""
+    return f"{prefix}.actor.{_safe(actor_id)}."
+
+
+def sink_group(connector: str, actor_id: str, prefix: str = "gp") -> str:
+    """Consumer group of sink `connector` delivering actor `actor_id`'s stream."""
+    return f"{actor_group_prefix(actor_id, prefix)}sink.{_safe(connector)}"
 
 
 def audit_topic(prefix: str = "gp") -> str:

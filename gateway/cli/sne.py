@@ -285,7 +285,7 @@ def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: boo
     Kafka away at start: one line per try, backoff 1 s ... 30 s (as `gateway run`); --max-wait gives up
     with exit code 1. Kafka lost while running: the runner retries with the same backoff."""
     from gateway.cli.run import wait_for_broker  # noqa: PLC0415
-    from gateway.flows.egress import broker_lost  # noqa: PLC0415
+    from gateway.retry import broker_lost  # noqa: PLC0415
     from gateway.settings import GatewaySettings  # noqa: PLC0415
 
     settings = GatewaySettings()

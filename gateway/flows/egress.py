@@ -14,8 +14,12 @@ publishing or committing): the runner does not exit; it logs one line per try, r
 to the first offset of the uncommitted batch and tries again after 1 s, 2 s, 4 s ... 30 s. The batch
 is then written again (sinks are idempotent) and its outputs published at least once.
 A batch that fails as a whole is retried record by record, so one bad record never holds up others.
-Sinks may offer two optional hooks: `outputs_for_rejection(record, error, attempts)` (e.g. feedback
-for a dead-lettered record) and `tick()` (outputs produced on their own, e.g. a daily batch).
+The optional hooks of a sink are declared on `gateway.connectors.Sink` (with defaults) and called
+directly: `open(context)` before the first batch, `resume_offsets(partitions)` when partitions are
+assigned (exactly-once sinks resume from the offsets stored with their data),
+`outputs_for_rejection(record, error, attempts)` for a dead-lettered record, and `tick()` after each
+poll. Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
+the topics and returns once every assigned partition is read to its end (a nightly job).
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import SchemaSet, decode_single_object, load_schemas
-from gateway.connectors import Sink, SinkOutput, SinkRecord
+from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object, load_schemas
+from gateway.connectors import Sink, SinkContext, SinkOutput, SinkRecord
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import Envelope
+from gateway.monitoring.metrics import Metrics
+from gateway.retry import BROKER_BACKOFF, RetryPolicy, broker_lost
 from gateway.topics import dlq_topic
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "EgressResult",
     "EgressRunner",
     "RetryPolicy",
+    "SinkHealth",
     "broker_lost",
     "process_envelopes",
 ]
@@ -47,28 +55,23 @@ log = logging.getLogger(__name__)
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
+@dataclass
+class SinkHealth:
+    """What /health reports: the current problem (None when all is well), never a payload value."""
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(self.max_delay, max(0.0, retry_after))
-        return float(min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1))))
+    problem: str | None = None
+    since: float | None = None
+    last_success: float | None = None
 
+    def failing(self, problem: str) -> None:
+        if self.problem is None:
+            self.since = time.time()
+        self.problem = problem
 
-BROKER_BACKOFF = RetryPolicy(attempts=0, base_delay=1.0, max_delay=30.0)  # 1 s, 2 s ... 30 s, no limit
-
-
-def broker_lost(exc: BaseException) -> bool:
-    """True for the errors of a broker that is away (worth retrying), not of a record or a bug."""
-    from kafka.errors import BrokerNotAvailableError, CommitFailedError, KafkaError  # noqa: PLC0415
-
-    if isinstance(exc, (RetriableError, BrokerNotAvailableError, CommitFailedError)):
-        return True
-    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+    def ok(self) -> None:
+        self.problem = None
+        self.since = None
+        self.last_success = time.time()
 
 
 @dataclass
@@ -96,8 +99,22 @@ def _dead_letter(
     )
 
 
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for logs and /health: the error's own message (sinks never put payload
+    values in them), or its class name for errors that are not the gateway's."""
+    text = str(exc) if isinstance(exc, GatewayError) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 async def _write_one(
-    sink: Sink, env: Envelope, rec: SinkRecord, *, retry: RetryPolicy, result: EgressResult, connector: str
+    sink: Sink,
+    env: Envelope,
+    rec: SinkRecord,
+    *,
+    retry: RetryPolicy,
+    result: EgressResult,
+    connector: str,
+    health: SinkHealth,
 ) -> None:
     attempt = 0
     while True:
@@ -107,11 +124,14 @@ async def _write_one(
         except SkipMessage:
             return
         except RetriableError as exc:
-            if attempt >= retry.attempts:
-                log.warning("%s: %s after %d attempts, dead-lettered", connector, type(exc).__name__, attempt)
+            if retry.exhausted(attempt):
+                log.warning("%s: %s after %d attempts, dead-lettered", connector, _reason(exc), attempt)
                 _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
                 return
-            await asyncio.sleep(retry.delay(attempt, exc.retry_after))
+            delay = retry.delay(attempt, exc.retry_after)
+            health.failing(f"sink {connector}: {_reason(exc)} (attempt {attempt}, retrying in {delay:.1f}s)")
+            log.warning("%s: %s (attempt %d); retrying in %.1fs", connector, _reason(exc), attempt, delay)
+            await asyncio.sleep(delay)
         except RejectedMessage as exc:
             log.info("%s: record %s/%s rejected: %s", connector, env.topic, env.offset, type(exc).__name__)
             _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
@@ -119,6 +139,7 @@ async def _write_one(
         else:
             result.outputs.extend(outputs)
             result.written += 1
+            health.ok()
             return
 
 
@@ -134,9 +155,7 @@ def _reject(
 ) -> None:
     letter = _dead_letter(env, exc, stage=f"sink:{connector}", attempts=attempts, connector=connector)
     result.dead.append(letter)
-    hook = getattr(sink, "outputs_for_rejection", None)
-    if hook is not None:
-        result.outputs.extend(hook(rec, exc, attempts))
+    result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
 
 
 async def process_envelopes(
@@ -146,18 +165,24 @@ async def process_envelopes(
     retry: RetryPolicy | None = None,
     schemas: SchemaSet | None = None,
     connector: str | None = None,
+    codecs: Mapping[bytes, AvroCodec] | None = None,
+    health: SinkHealth | None = None,
 ) -> EgressResult:
-    """Decode, write, and sort out outputs and dead letters (no Kafka here)."""
+    """Decode, write, and sort out outputs and dead letters (no Kafka here).
+
+    `codecs` (fingerprint -> codec) decode the records: the canonical schemas by default, the actor's
+    view schemas for a delivery sink."""
     retry = retry or RetryPolicy()
-    name = str(connector or getattr(sink, "name", "sink"))
-    codecs = (schemas or load_schemas()).by_fingerprint()
+    health = health or SinkHealth()
+    name = str(connector or sink.name)
+    known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
     result = EgressResult()
     pairs: list[tuple[Envelope, SinkRecord]] = []
     for env in envelopes:
         if env.payload is None or not env.payload:
             continue  # tombstone
         try:
-            codec, record = decode_single_object(env.payload, codecs)
+            codec, record = decode_single_object(env.payload, known)
         except RejectedMessage as exc:
             result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
             continue
@@ -177,68 +202,96 @@ async def process_envelopes(
         outputs = await sink.write([r for _, r in pairs])
     except (RetriableError, RejectedMessage, SkipMessage):
         for env, rec in pairs:  # record by record: the sink is idempotent
-            await _write_one(sink, env, rec, retry=retry, result=result, connector=name)
+            await _write_one(sink, env, rec, retry=retry, result=result, connector=name, health=health)
     else:
         result.outputs.extend(outputs)
         result.written += len(pairs)
+        health.ok()
     return result
 
 
 class EgressRunner:
-    """kafka-python consumer group on canonical topics feeding one sink (ack after write)."""
+    """kafka-python consumer group feeding one sink (ack after write).
+
+    `client` holds the connection settings of the principal the sink runs as (kafka_config /
+    the actor's kit); `bootstrap` alone is the older form, kept for the SNE connector's callers."""
 
     def __init__(
         self,
         sink: Sink,
         *,
-        bootstrap: str,
         topics: Sequence[str],
         group_id: str,
+        bootstrap: str | None = None,
+        client: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
-        max_records: int = 50,
+        max_records: int = 500,
         poll_timeout_ms: int = 500,
         partitions: int = 1,
         replication: int = 1,
         producer_options: dict[str, Any] | None = None,
         commit_timeout_ms: int = 60_000,
+        codecs: Mapping[bytes, AvroCodec] | None = None,
+        context: SinkContext | None = None,
+        metrics: Metrics | None = None,
+        health: SinkHealth | None = None,
+        create_topics: Callable[[set[str]], None] | None = None,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
+        kwargs: dict[str, Any] = dict(client or {})
+        if bootstrap is not None and "bootstrap_servers" not in kwargs:
+            kwargs["bootstrap_servers"] = bootstrap
         self.sink = sink
+        self.name = context.connector if context else sink.name
+        self.context = context
         self.retry = retry or RetryPolicy()
         self.max_records = max_records
         self.poll_timeout_ms = poll_timeout_ms
+        self.codecs = codecs
+        self.metrics = metrics
+        self.health = health or SinkHealth()
+        self.group_id = group_id
         self.consumer: Any = KafkaConsumer(
-            *topics,
-            bootstrap_servers=bootstrap,
+            **kwargs,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
+        self.consumer.subscribe(list(topics), listener=_resume_listener(self))
         self.producer: Any = KafkaProducer(
-            bootstrap_servers=bootstrap, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
+            **kwargs, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
         )
         self.commit_timeout_ms = commit_timeout_ms
         self.processed = 0
         self.broker_failures = 0  # tries that failed because the broker was away (monitoring, tests)
         self._ticked: list[SinkOutput] = []  # outputs of tick() not yet acknowledged by the broker
         self._uncommitted: dict[Any, int] = {}  # TopicPartition -> first offset of the current batch
-        self._bootstrap = bootstrap
+        self._bootstrap = str(kwargs.get("bootstrap_servers", ""))
         self._layout = (partitions, replication)
         self._known: set[str] = set()
+        self._create_topics = create_topics
+        self._opened = False
+        self._lag: dict[tuple[str, int], int] = {}
 
     def _ensure(self, topics: set[str]) -> None:
         """Outputs may name topics that do not exist yet (feedback per organisation): create them."""
-        from gateway.flows.admin import TopicSpec, ensure_topics  # noqa: PLC0415
-
         new = topics - self._known
-        if new:
+        if not new:
+            return
+        if self._create_topics is not None:
+            self._create_topics(new)
+        else:
+            from gateway.flows.admin import TopicSpec, ensure_topics  # noqa: PLC0415
+
             p, r = self._layout
             ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
-            self._known |= new
+        self._known |= new
 
     def _publish(self, records: Sequence[SinkOutput]) -> None:
+        if not records:
+            return
         self._ensure({r.topic for r in records})
         futures = [
             self.producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
@@ -247,8 +300,32 @@ class EgressRunner:
         for f in futures:
             f.get(timeout=self.commit_timeout_ms / 1000)
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed per assigned partition (kafka_consumergroup_lag), as of the last
+        commit (a snapshot: the consumer is not thread-safe, a scrape never touches it)."""
+        return dict(self._lag)
+
+    def _measure_lag(self) -> None:
+        out: dict[tuple[str, int], int] = {}
+        for tp in list(self.consumer.assignment()):
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, int(high) - int(self.consumer.position(tp) or 0))
+        self._lag = out
+
+    def caught_up(self) -> bool:
+        """True when partitions are assigned and each one is read to its end (for --until-idle)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        ends = self.consumer.end_offsets(assigned)
+        return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
+
     async def run_once(self) -> int:
         """Poll one batch, write it, publish, commit. Returns the number of records polled."""
+        if not self._opened and self.context is not None:
+            await self.sink.open(self.context)
+        self._opened = True
         polled = await asyncio.to_thread(
             self.consumer.poll, timeout_ms=self.poll_timeout_ms, max_records=self.max_records
         )
@@ -272,20 +349,39 @@ class EgressRunner:
             first = self._uncommitted.get(tp)
             if first is None or (env.offset is not None and env.offset < first):
                 self._uncommitted[tp] = int(env.offset or 0)
-        tick = getattr(self.sink, "tick", None)
-        ticked: Sequence[SinkOutput] = await tick() if tick is not None else []
-        self._ticked.extend(ticked)  # kept until published: a tick does not return them twice
+        self._ticked.extend(await self.sink.tick())  # kept until published: a tick does not return them twice
         if self._ticked:
             await asyncio.to_thread(self._publish, self._ticked)
             self._ticked = []
         if not envelopes:
             return 0
-        result = await process_envelopes(self.sink, envelopes, retry=self.retry)
+        started = time.perf_counter()
+        result = await process_envelopes(
+            self.sink,
+            envelopes,
+            retry=self.retry,
+            connector=self.name,
+            codecs=self.codecs,
+            health=self.health,
+        )
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
         await asyncio.to_thread(self.consumer.commit, timeout_ms=self.commit_timeout_ms)
         self._uncommitted.clear()
+        self._measure_lag()
         self.processed += len(envelopes)
+        self._count(len(envelopes), result, time.perf_counter() - started)
         return len(envelopes)
+
+    def _count(self, polled: int, result: EgressResult, seconds: float) -> None:
+        if self.metrics is None:
+            return
+        m = self.metrics
+        m.records_in.labels("sink", self.name).inc(polled)
+        if result.written:
+            m.records_out.labels("sink", self.name, "delivered").inc(result.written)
+        if result.dead:
+            m.dead_lettered.labels("sink", self.name).inc(len(result.dead))
+        m.processing.labels("sink").observe(seconds / max(1, polled))
 
     def _rewind(self) -> None:
         """Back to the first offset of the batch that was not committed: it is polled again."""
@@ -294,19 +390,23 @@ class EgressRunner:
                 self.consumer.seek(tp, offset)
         self._uncommitted.clear()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`; a broker away is waited for with backoff (one log line per try), never fatal."""
+    async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
+        """Until `stop` (or, with until_idle, until every assigned partition is read to its end);
+        a broker away is waited for with backoff (one log line per try), never fatal."""
         failures = 0
         try:
             while not stop.is_set():
                 try:
-                    await self.run_once()
+                    polled = await self.run_once()
+                    if until_idle and not polled and await asyncio.to_thread(self.caught_up):
+                        return
                 except Exception as exc:
                     if not broker_lost(exc):
                         raise
                     failures += 1
                     self.broker_failures += 1
                     delay = BROKER_BACKOFF.delay(failures)
+                    self.health.failing(f"kafka unreachable ({type(exc).__name__}), retrying in {delay:.0f}s")
                     log.warning(
                         "Kafka is not reachable at %s (%s); retrying in %.0fs",
                         self._bootstrap,
@@ -317,6 +417,8 @@ class EgressRunner:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
                 else:
+                    if failures:
+                        self.health.ok()
                     failures = 0
         finally:
             await self.sink.flush()
@@ -325,3 +427,20 @@ class EgressRunner:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close()
+
+
+def _resume_listener(runner: EgressRunner) -> Any:
+    """Rebalance listener: exactly-once sinks resume from the offsets stored with their data."""
+    from kafka import ConsumerRebalanceListener, TopicPartition  # noqa: PLC0415
+
+    class Resume(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            return None
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            parts = [(tp.topic, tp.partition) for tp in assigned]
+            stored = runner.sink.resume_offsets(parts) if parts else {}
+            for (topic, partition), offset in stored.items():
+                runner.consumer.seek(TopicPartition(topic, partition), offset)
+
+    return Resume()
