@@ -106,7 +106,7 @@ def check(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
     default=None,
     help="Sink: port of /health and /metrics (default GATEWAY_WEB_PORT, 0 any free port, -1 none).",
 )
-def run(
+def run(  # noqa: PLR0917 - one parameter per click option
     name: str,
     config_file: Path | None,
     sets: tuple[str, ...],
