@@ -68,6 +68,14 @@ class SinkRecord:
     offset: int = -1
     extra: dict[str, str] = field(default_factory=dict)
 
+    def header(self, name: str) -> str | None:
+        """The last value of header `name` as text (e.g. `ce_id`), None when absent."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return None if found is None else found.decode("utf-8", "replace")
+
 
 @dataclass(frozen=True, slots=True)
 class SinkOutput:
