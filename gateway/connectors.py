@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,6 +67,8 @@ class SinkRecord:
     partition: int = -1
     offset: int = -1
     extra: dict[str, str] = field(default_factory=dict)
+    # the Avro schema the record was written with (parsed, as a dict), for sinks that follow it
+    writer_schema: Any = field(default=None, compare=False, repr=False)
 
     def header(self, name: str) -> str | None:
         """The last value of header `name` as text (e.g. `ce_id`), None when absent."""

@@ -194,6 +194,7 @@ async def process_envelopes(
             topic=env.topic or "",
             partition=-1 if env.partition is None else env.partition,
             offset=-1 if env.offset is None else env.offset,
+            writer_schema=codec.parsed,
         )
         pairs.append((env, rec))
     if not pairs:

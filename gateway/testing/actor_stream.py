@@ -91,4 +91,5 @@ def sink_records(
             topic=topic,
             partition=0,
             offset=offset,
+            writer_schema=codec.parsed,
         )
