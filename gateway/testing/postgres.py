@@ -119,7 +119,7 @@ def fresh_database(dsn: str) -> str:
     while True:
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # a generated name
+                conn.execute(f'CREATE DATABASE "{name}"')
             break
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
