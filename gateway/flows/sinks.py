@@ -17,13 +17,18 @@ import contextlib
 import importlib
 import logging
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.connectors import Sink, SinkContext
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, Problem
 from gateway.flows.egress import EgressRunner, SinkHealth
 from gateway.kafka_config import client_kwargs
 from gateway.monitoring.metrics import Metrics
@@ -32,7 +37,16 @@ from gateway.retry import RetryPolicy
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, canonical_topic, dlq_topic, sink_group
 
-__all__ = ["SinkOptions", "principal_client_kwargs", "run_sink", "view_codecs"]
+__all__ = [
+    "ConfiguredSink",
+    "SinkOptions",
+    "SinkThreads",
+    "SinksFile",
+    "load_sinks_file",
+    "principal_client_kwargs",
+    "run_sink",
+    "view_codecs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +212,90 @@ async def _start_web(
     if options.on_web is not None:
         options.on_web(bound)
     return web
+
+
+class ConfiguredSink(BaseModel):
+    """One sink of a sinks file (`gateway run --sinks FILE`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    connector: str
+    actor: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    web_port: int = -1  # its own /health and /metrics (-1: none)
+    batch_size: int = Field(500, ge=1)
+    retry_attempts: int = Field(0, ge=0)
+
+
+class SinksFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sinks: list[ConfiguredSink]
+
+
+def load_sinks_file(path: Path) -> list[tuple[Sink, SinkOptions]]:
+    """Every sink of a sinks file, built and validated; ConfigError listing every problem."""
+    from gateway import registry  # noqa: PLC0415
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        parsed = SinksFile.model_validate(raw)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not a readable YAML file ({type(exc).__name__})") from exc
+    except ValidationError as exc:
+        problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ConfigError(f"{path}: invalid sinks file", problems) from exc
+    out: list[tuple[Sink, SinkOptions]] = []
+    problems = []
+    for i, item in enumerate(parsed.sinks):
+        try:
+            sink = registry.build(item.connector, item.config)
+        except ConfigError as exc:
+            problems += [Problem(f"sinks[{i}].{p.path}", p.reason) for p in exc.problems] or [
+                Problem(f"sinks[{i}]", str(exc))
+            ]
+            continue
+        retry = RetryPolicy(attempts=item.retry_attempts)
+        out.append(
+            (sink, SinkOptions(item.actor, False, item.batch_size, retry=retry, web_port=item.web_port))
+        )
+    if problems:
+        raise ConfigError(f"{path}: invalid sinks file", problems)
+    return out
+
+
+class SinkThreads:
+    """Configured sinks run next to the worker, each on its own event loop in a thread."""
+
+    def __init__(self, settings: GatewaySettings, sinks: list[tuple[Sink, SinkOptions]]) -> None:
+        self.settings = settings
+        self.sinks = sinks
+        self._loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._threads: list[threading.Thread] = []
+
+    def _main(self, sink: Sink, options: SinkOptions, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        self._loops.append((loop, stop))
+        ready.set()
+        try:
+            loop.run_until_complete(run_sink(sink, self.settings, options, stop=stop, signals=False))
+        except Exception:
+            log.exception("sink %s stopped", sink.name)
+        finally:
+            loop.close()
+
+    def start(self) -> None:
+        for sink, options in self.sinks:
+            ready = threading.Event()
+            t = threading.Thread(target=self._main, args=(sink, options, ready), name=f"sink-{sink.name}")
+            t.daemon = True
+            t.start()
+            ready.wait(10)
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for loop, stop in self._loops:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        for t in self._threads:
+            t.join(timeout)
