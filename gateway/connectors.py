@@ -11,8 +11,12 @@ so the runtime calls them directly (gateway.flows.egress); a sink overrides the 
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -29,7 +33,25 @@ __all__ = [
     "SinkOutput",
     "SinkRecord",
     "Source",
+    "json_default",
+    "to_json",
 ]
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for record values: dates ISO 8601, decimals as strings, bytes base64."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: Any) -> str:
+    """JSON text of a record (compact, UTF-8 kept): what sinks write for a view record."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
 
 
 class ConnectorConfig(BaseModel):

@@ -22,7 +22,6 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from gateway.codec.avro import to_jsonable
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
@@ -31,6 +30,7 @@ from gateway.connectors import (
     Sink,
     SinkOutput,
     SinkRecord,
+    to_json,
 )
 from gateway.errors import Problem, RejectedMessage, RetriableError
 
@@ -199,7 +199,7 @@ class PostgresSink(Sink):
             row: list[Any] = [r.key, event, r.schema, r.topic, r.partition, r.offset]
             for c in wanted:
                 value = r.record.get(c)
-                row.append(Jsonb(to_jsonable(value)) if c in jsonb and value is not None else value)
+                row.append(Jsonb(value, dumps=to_json) if c in jsonb and value is not None else value)
             rows.append(row)
         statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             self._table(kind),

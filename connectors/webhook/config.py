@@ -34,6 +34,12 @@ class WebhookConfig(ConnectorConfig):
         False, description="POST up to batch_max events per request (cloudevents-batch+json)."
     )
     batch_max: int = Field(100, ge=1, le=10_000, description="Events per request in batch mode.")
+    connections: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Kept-alive connections side by side (one key: one, in order).",
+    )
     timeout_s: float = Field(
         10.0, gt=0, le=300, description="Connect and read timeout of one request, seconds."
     )

@@ -101,7 +101,7 @@ def test_a_batch_retried_record_by_record_does_not_resend_what_was_delivered() -
 def test_batch_mode_posts_a_cloudevents_batch() -> None:
     records = list(sink_records())[:5]
     with Receiver() as rx:
-        _deliver(_sink(rx.url, batch=True, batch_max=2), records)
+        _deliver(_sink(rx.url, batch=True, batch_max=2, connections=1), records)
     assert len(rx.requests) == 3
     assert rx.requests[0].headers["content-type"].startswith("application/cloudevents-batch+json")
     assert rx.delivered_ids() == [r.header("ce_id") for r in records]
@@ -120,6 +120,17 @@ def test_plain_http_only_to_loopback() -> None:
         WebhookConfig.model_validate({"url": "http://hooks.example.org/x", "secret": SECRET})
     WebhookConfig.model_validate({"url": "http://hooks.example.org/x", "secret": SECRET, "allow_http": True})
     WebhookConfig.model_validate({"url": "http://[::1]:8080/x", "secret": SECRET})
+
+
+def test_lanes_keep_each_keys_order() -> None:
+    records = list(sink_records())
+    with Receiver() as rx:
+        _deliver(_sink(rx.url, connections=4), records)
+    delivered = rx.delivered_ids()
+    assert sorted(delivered) == sorted(str(r.header("ce_id")) for r in records)
+    for key in {r.key for r in records}:
+        expected = [r.header("ce_id") for r in records if r.key == key]
+        assert [i for i in delivered if i in expected] == expected
 
 
 def test_secret_is_never_shown() -> None:
