@@ -64,13 +64,13 @@ class Receiver:
     """An HTTP receiver on 127.0.0.1 (free port). `script(*statuses)` answers those first, then 200;
     `refuse(status, when=substring)` answers `status` to every body containing `when`."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         self.delay = 0.0
         self._script: deque[int] = deque()
         self._refuse: list[tuple[int, bytes]] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.receiver = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -114,3 +114,31 @@ class Receiver:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def main() -> None:
+    """`python -m gateway.testing.http_receiver [PORT]`: a receiver to try the webhook sink by hand;
+    prints one line per event (webhook-id, type, status), never the data."""
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    rx = Receiver(port)
+    rx.start()
+    print(f"receiving on {rx.url}", flush=True)
+    shown = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            with rx.lock:
+                new = rx.requests[shown:]
+            for r in new:
+                for e in r.events():
+                    print(f"{r.webhook_id}  {e.get('type')}  HTTP {r.status}", flush=True)
+            shown += len(new)
+    except KeyboardInterrupt:
+        rx.stop()
+
+
+if __name__ == "__main__":
+    main()
