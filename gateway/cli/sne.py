@@ -310,6 +310,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
 
     from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics  # noqa: PLC0415
     from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
+    from gateway.flows.sinks import principal_client_kwargs  # noqa: PLC0415
 
     canonical = {canonical_topic("demande", cfg.topic_prefix), canonical_topic("decision", cfg.topic_prefix)}
     specs = [t for t in ingest_topics(settings, formats=()) if t.name in canonical]
@@ -327,7 +328,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     prefix = cfg.topic_prefix
     runner = EgressRunner(
         sink,
-        bootstrap=settings.bootstrap_servers,
+        client=principal_client_kwargs(settings, sink.name),  # its own principal, as every sink
         topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
         group_id=f"{settings.app_id}.sne",
         retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),

@@ -226,7 +226,7 @@ class EgressRunner:
         bootstrap: str | None = None,
         client: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
-        max_records: int = 500,
+        max_records: int = 50,
         poll_timeout_ms: int = 500,
         partitions: int = 1,
         replication: int = 1,
@@ -395,11 +395,15 @@ class EgressRunner:
         """Until `stop` (or, with until_idle, until every assigned partition is read to its end);
         a broker away is waited for with backoff (one log line per try), never fatal."""
         failures = 0
+        quiet = 0  # consecutive empty polls with partitions assigned
         try:
             while not stop.is_set():
                 try:
                     polled = await self.run_once()
-                    if until_idle and not polled and await asyncio.to_thread(self.caught_up):
+                    quiet = 0 if polled or not self.consumer.assignment() else quiet + 1
+                    # drained: every partition read to its end, or nothing more to read for 3 polls (a
+                    # read_committed consumer cannot pass an open transaction: no need to wait for it)
+                    if until_idle and quiet and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
                         return
                 except Exception as exc:
                     if not broker_lost(exc):

@@ -8,10 +8,12 @@ a thread): records each request, verifies nothing, answers what the test scripts
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -64,7 +66,8 @@ class Receiver:
     """An HTTP receiver on 127.0.0.1 (free port). `script(*statuses)` answers those first, then 200;
     `refuse(status, when=substring)` answers `status` to every body containing `when`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) files: the receiver speaks HTTPS."""
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         self.delay = 0.0
@@ -72,11 +75,17 @@ class Receiver:
         self._refuse: list[tuple[int, bytes]] = []
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.receiver = self
+        self._scheme = "http"
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/hook"
 
     def script(self, *statuses: int) -> None:
         with self.lock:

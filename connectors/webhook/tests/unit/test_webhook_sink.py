@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from connectors.webhook import WebhookConfig, WebhookSink
@@ -104,7 +105,7 @@ def test_batch_mode_posts_a_cloudevents_batch() -> None:
         _deliver(_sink(rx.url, batch=True, batch_max=2, connections=1), records)
     assert len(rx.requests) == 3
     assert rx.requests[0].headers["content-type"].startswith("application/cloudevents-batch+json")
-    assert rx.delivered_ids() == [r.header("ce_id") for r in records]
+    assert sorted(rx.delivered_ids()) == sorted(str(r.header("ce_id")) for r in records)
 
 
 def test_unreachable_receiver_is_retriable_and_named_without_payload() -> None:
@@ -113,6 +114,20 @@ def test_unreachable_receiver_is_retriable_and_named_without_payload() -> None:
     with pytest.raises(RetriableError, match="unreachable"):
         _deliver(_sink(url, timeout_s=1), list(sink_records())[:1])
     assert not _sink(url).check().ok
+
+
+def test_tls_is_verified(tmp_path: Path) -> None:
+    from connectors.sne.simulator.certs import ensure_certs  # noqa: PLC0415 - the project's dev CA
+
+    certs = ensure_certs(tmp_path / "certs")
+    records = list(sink_records())[:2]
+    with Receiver(tls=(certs.server, certs.server_key)) as rx:
+        assert rx.url.startswith("https://")
+        with pytest.raises(RetriableError, match="TLS failure"):  # not signed by a CA the system trusts
+            _deliver(_sink(rx.url), records)
+        assert not _sink(rx.url).check().ok
+        _deliver(_sink(rx.url, ca_file=str(certs.ca)), records)  # the receiver's CA given: delivered
+    assert sorted(rx.delivered_ids()) == sorted(str(r.header("ce_id")) for r in records)
 
 
 def test_plain_http_only_to_loopback() -> None:
