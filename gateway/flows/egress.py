@@ -47,6 +47,7 @@ __all__ = [
     "EgressRunner",
     "RetryPolicy",
     "SinkHealth",
+    "SinkUnavailable",
     "broker_lost",
     "process_envelopes",
 ]
@@ -72,6 +73,10 @@ class SinkHealth:
         self.problem = None
         self.since = None
         self.last_success = time.time()
+
+
+class SinkUnavailable(RetriableError):
+    """The sink cannot take records for now (e.g. its database is down): the runner waits as for Kafka."""
 
 
 @dataclass
@@ -275,6 +280,7 @@ class EgressRunner:
         self._create_topics = create_topics
         self._opened = False
         self._lag: dict[tuple[str, int], int] = {}
+        self.resume_pending = False  # resume_offsets failed when partitions were assigned
 
     def _ensure(self, topics: set[str]) -> None:
         """Outputs may name topics that do not exist yet (feedback per organisation): create them."""
@@ -345,6 +351,18 @@ class EgressRunner:
         ]
         from kafka import TopicPartition  # noqa: PLC0415
 
+        if self.resume_pending:  # the sink could not say where to resume: ask again (raises: retried)
+            try:
+                stored = await asyncio.to_thread(
+                    self.sink.resume_offsets, [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+                )
+            except RetriableError as exc:
+                raise SinkUnavailable(f"sink {self.name}: {_reason(exc)}") from exc
+            self.resume_pending = False
+            for (topic, partition), offset in stored.items():
+                self.consumer.seek(TopicPartition(topic, partition), offset)
+            # records of those partitions are polled again from there
+            envelopes = [e for e in envelopes if (e.topic, e.partition) not in stored]
         for env in envelopes:
             tp = TopicPartition(env.topic, env.partition)
             first = self._uncommitted.get(tp)
@@ -411,13 +429,12 @@ class EgressRunner:
                     failures += 1
                     self.broker_failures += 1
                     delay = BROKER_BACKOFF.delay(failures)
-                    self.health.failing(f"kafka unreachable ({type(exc).__name__}), retrying in {delay:.0f}s")
-                    log.warning(
-                        "Kafka is not reachable at %s (%s); retrying in %.0fs",
-                        self._bootstrap,
-                        type(exc).__name__,
-                        delay,
-                    )
+                    if isinstance(exc, SinkUnavailable):
+                        why = str(exc)
+                    else:
+                        why = f"Kafka is not reachable at {self._bootstrap} ({type(exc).__name__})"
+                    self.health.failing(f"{why}, retrying in {delay:.0f}s")
+                    log.warning("%s; retrying in %.0fs", why, delay)
                     self._rewind()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
@@ -444,7 +461,12 @@ def _resume_listener(runner: EgressRunner) -> Any:
 
         def on_partitions_assigned(self, assigned: Any) -> None:
             parts = [(tp.topic, tp.partition) for tp in assigned]
-            stored = runner.sink.resume_offsets(parts) if parts else {}
+            try:
+                stored = runner.sink.resume_offsets(parts) if parts else {}
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retried by run_once
+                log.warning("%s: cannot read the stored offsets (%s); retrying", runner.name, _reason(exc))
+                runner.resume_pending = True
+                return
             for (topic, partition), offset in stored.items():
                 runner.consumer.seek(TopicPartition(topic, partition), offset)
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -161,3 +164,35 @@ def test_a_delivery_sink_needs_an_actor_and_an_existing_topic(stream: Stream) ->
     )
     assert out.returncode == 2
     assert "not an actor" in out.stderr
+
+
+def test_health_says_postgres_is_down_and_nothing_is_committed(stream: Stream) -> None:
+    proc = stream.run(
+        "postgres", "--set", "dsn=postgresql://gp@127.0.0.1:1/gp", "--web-port", "0", until_idle=False
+    )
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            found = re.search(r"/health and /metrics on port (\d+)", stream.log("postgres"))
+            port = int(found.group(1)) if found else None
+            time.sleep(0.2)
+        assert port, stream.log("postgres")
+        status, text = 0, ""
+        while time.monotonic() < deadline and "PostgreSQL unreachable" not in text:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                    status, text = resp.status, ""
+            except urllib.error.HTTPError as exc:
+                status, text = exc.code, exc.read().decode()
+            time.sleep(0.3)
+        assert status == 500
+        assert "sink postgres: RetriableError: PostgreSQL unreachable" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'gp_records_dead_lettered_total{flow="sink",source="postgres"}' not in metrics
+        assert stream.actor not in metrics  # labels name roles, never actor ids
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not consume_all(stream.bootstrap, dlq_topic(stream.topic), quiet_ms=500)  # retried, not dropped
