@@ -6,7 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_codec.py", "bench_normalise.py", "bench_policy.py", "bench_ingest.py", "bench_sinks.py"]
+BENCHES = [
+    "bench_codec.py",
+    "bench_normalise.py",
+    "bench_cal_csv.py",
+    "bench_policy.py",
+    "bench_ingest.py",
+    "bench_sinks.py",
+]
 
 
 def main() -> int:

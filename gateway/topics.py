@@ -2,8 +2,8 @@
 
 | topic                                  | key          | cleanup        | content                         |
 |----------------------------------------|--------------|----------------|---------------------------------|
-| {prefix}.raw.{format}                  | source key   | delete         | raw bytes from sources          |
-| {prefix}.raw.{format}.dlq              | source key   | delete         | rejected raw inputs + headers   |
+| {prefix}.raw.{format}.{source}         | source key   | delete         | raw bytes from one source       |
+| {prefix}.raw.{format}.{source}.dlq     | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
 | {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import re
+
+from gateway.formats import FORMATS  # a leaf module too: the one registry of input formats
 
 __all__ = [
     "DLQ_SUFFIX",
@@ -30,7 +32,6 @@ __all__ = [
     "source_raw_topic",
 ]
 
-FORMATS = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
 DLQ_SUFFIX = ".dlq"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -40,6 +41,8 @@ def _safe(part: str) -> str:
 
 
 def raw_topic(fmt: str, prefix: str = "gp") -> str:
+    """The raw topic of a format shared by every producer: no longer read by the ingest (it cannot
+    tell who sent an input); raw topics are per source (`source_raw_topic`)."""
     return f"{prefix}.raw.{_safe(fmt)}"
 
 

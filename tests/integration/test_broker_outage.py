@@ -13,7 +13,7 @@ from gateway.broker import LocalBroker, free_port
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, worker_env
-from gateway.topics import canonical_topic, raw_topic
+from gateway.topics import canonical_topic, source_raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 
@@ -42,7 +42,7 @@ def test_worker_survives_a_broker_outage(own_broker: LocalBroker, tmp_path: Path
         bootstrap,
         ingest_topics(GatewaySettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=3)),
     )
-    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    raw, out = source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), canonical_topic("demande", prefix)
     payload = SAMPLE.read_bytes()
     worker = start_worker(
         worker_env(bootstrap, prefix=prefix, state_dir=str(tmp_path), web_port=port),
