@@ -172,7 +172,11 @@ async def run_sink(
         return {(label or t, p): n for (t, p), n in runner.lag().items()}
 
     metrics.set_lag_source(lag, f"sink.{sink.name}")
-    web = await _start_web(settings, options, metrics, health, client)
+    try:
+        web = await _start_web(settings, options, metrics, health, client)
+    except ConfigError:
+        runner.close()
+        raise
     stop = stop or asyncio.Event()
     if signals:
         loop = asyncio.get_running_loop()
@@ -207,7 +211,13 @@ async def _start_web(
         host=settings.web_host,
         port=port,
     )
-    bound = await web.start()
+    try:
+        bound = await web.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve /health on {settings.web_host}:{port} ({type(exc).__name__}): "
+            "give each sink its own --web-port (0: any free port, -1: none)"
+        ) from exc
     log.info("sink web: http://%s:%d/health, /metrics", settings.web_host, bound)
     if options.on_web is not None:
         options.on_web(bound)
