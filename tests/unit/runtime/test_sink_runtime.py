@@ -129,3 +129,32 @@ def test_egress_is_not_a_flow_and_says_how_to_run_a_sink() -> None:
     out = CliRunner().invoke(run_command, ["--flows", "ingest,egress"])
     assert out.exit_code == 2
     assert "gateway connectors run NAME --actor ACTOR" in out.output
+
+
+class CanonicalSink(RefusingSink):
+    """Reads canonical topics, as the SNE connector. Delivery: at-least-once."""
+
+    name: ClassVar[str] = "registry-like"
+    reads = "canonical"
+
+
+def test_who_reads_what_as_whom() -> None:
+    from gateway.flows.sinks import SinkOptions, _plan  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    principal, topics, group, label = _plan(RefusingSink(), settings, SinkOptions(actor="200000002"))
+    assert (principal, topics, group) == (
+        "200000002",
+        ["gp.actor.200000002"],
+        "gp.actor.200000002.sink.refusing",
+    )
+    assert label == "bailleur"
+    with pytest.raises(ConfigError, match="--actor ACTOR is required"):
+        _plan(RefusingSink(), settings, SinkOptions())
+    principal, topics, group, _ = _plan(CanonicalSink(), settings, SinkOptions())
+    assert principal == "registry-like"  # its own gateway principal
+    assert topics == ["gp.canonical.demande", "gp.canonical.decision"]
+    assert group == f"{settings.app_id}.registry-like"
+    with pytest.raises(ConfigError, match="takes no --actor"):
+        _plan(CanonicalSink(), settings, SinkOptions(actor="200000002"))
