@@ -11,6 +11,8 @@ BENCHES = [
     "bench_normalise.py",
     "bench_cal_csv.py",
     "bench_policy.py",
+    "bench_cotation.py",
+    "bench_console.py",
     "bench_ingest.py",
     "bench_sinks.py",
 ]

@@ -6,6 +6,9 @@
 | {prefix}.raw.{format}.{source}.dlq     | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
 | {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.canonical.cotation            | numéro unique| compact        | latest fr.gp.Cotation           |
+| {prefix}.canonical.adequation          | numéro unique| delete         | fr.gp.Adequation at designation |
+| {prefix}.report.attributions           | line key     | compact        | fr.gp.LigneAttributions (25 %)  |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
@@ -28,6 +31,7 @@ __all__ = [
     "feedback_topic",
     "ingest_group",
     "raw_topic",
+    "report_topic",
     "sink_group",
     "source_raw_topic",
 ]
@@ -57,8 +61,13 @@ def dlq_topic(topic: str) -> str:
 
 
 def canonical_topic(kind: str, prefix: str = "gp") -> str:
-    """kind: 'demande' or 'decision'."""
+    """kind: 'demande', 'decision', 'cotation' or 'adequation'."""
     return f"{prefix}.canonical.{_safe(kind)}"
+
+
+def report_topic(name: str, prefix: str = "gp") -> str:
+    """Aggregated reports (no household named), e.g. 'attributions'."""
+    return f"{prefix}.report.{_safe(name)}"
 
 
 def actor_topic(actor_id: str, prefix: str = "gp") -> str:

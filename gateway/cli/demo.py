@@ -286,6 +286,9 @@ def demo(prefix: str | None, keep: bool) -> None:
             except GatewayError as exc:
                 raise click.ClickException(f"demo step {name!r} failed: {exc}") from exc
         report(ctx)
+        from gateway.cli.cotation import demo_lines  # noqa: PLC0415 - cotation and 25 % of the samples
+
+        click.echo("\n".join(demo_lines(SAMPLES)))
     finally:
         _stop(ctx)
         if keep:

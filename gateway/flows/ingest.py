@@ -36,6 +36,7 @@ from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.kafka_config import RECONNECT
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import Policy, PolicyStore
@@ -232,6 +233,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         exactly_once=settings.processing_guarantee == "exactly_once",
         transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
         processes=settings.ingest_processes,
+        client_options=RECONNECT,
     )
     ctx.metrics.add_lag_source(runner.lag, group)
     app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests

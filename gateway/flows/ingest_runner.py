@@ -137,6 +137,7 @@ class IngestRunner:
         self.refresh = refresh  # the declared sources again (None: keep them), called between batches
         self.refresh_interval_s = refresh_interval_s
         self._next_refresh = time.monotonic() + refresh_interval_s
+        self.last_success = time.monotonic()  # the last batch committed (or the start): /health
         self.group_id = group_id
         self.prefix = prefix
         self.metrics = metrics
@@ -371,7 +372,7 @@ class IngestRunner:
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)
-                    failures = 0
+                    failures, self.last_success = 0, time.monotonic()
                 except BrokenProcessPool:  # a normalising process died (OOM killer...): new pool
                     failures += 1
                     self._pool_died(polled)

@@ -45,7 +45,7 @@ FLOW = "route"
 TABLE = "gp-route-scope"
 RELOAD_INTERVAL_S = 30.0
 MAX_PENDING = 50  # decisions kept per application while its Demande has not been routed yet
-_KINDS = {DEMANDE, DECISION}
+_KINDS = {DEMANDE, DECISION, "fr.gp.Cotation", "fr.gp.Adequation"}
 
 
 class Output(NamedTuple):
@@ -283,7 +283,10 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret, check_key=True)
     core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
     ctx.topics.extend(route_topics(settings, store.policy))
-    sources = {canonical_topic("demande", prefix): "demande", canonical_topic("decision", prefix): "decision"}
+    sources = {canonical_topic(k, prefix): k for k in ("demande", "decision", "cotation", "adequation")}
+    from gateway.flows.cotation import cotation_topics  # noqa: PLC0415 - the topics it routes
+
+    ctx.topics.extend(cotation_topics(settings))
     source = app.topic(*sources, key_type=bytes, value_type=bytes)
     table = app.Table(TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     metrics = ctx.metrics
