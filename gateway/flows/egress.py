@@ -20,6 +20,7 @@ assigned (exactly-once sinks resume from the offsets stored with their data),
 `outputs_for_rejection(record, error, attempts)` for a dead-lettered record, and `tick()` after each
 poll. Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
+The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object, load_schemas
-from gateway.connectors import Sink, SinkContext, SinkOutput, SinkRecord
-from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
-from gateway.model.deadletter import dead_letter_headers
+from gateway.codec.avro import AvroCodec
+from gateway.connectors import Sink, SinkContext, SinkOutput
+from gateway.errors import RetriableError
+from gateway.flows.deliver import EgressResult, SinkHealth, SinkUnavailable, process_envelopes
+from gateway.flows.deliver import reason as _reason
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
 from gateway.retry import BROKER_BACKOFF, RetryPolicy, broker_lost
-from gateway.topics import dlq_topic
 
 __all__ = [
     "BROKER_BACKOFF",
@@ -53,167 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-Headers = tuple[tuple[str, bytes], ...]
-
-
-@dataclass
-class SinkHealth:
-    """What /health reports: the current problem (None when all is well), never a payload value."""
-
-    problem: str | None = None
-    since: float | None = None
-    last_success: float | None = None
-
-    def failing(self, problem: str) -> None:
-        if self.problem is None:
-            self.since = time.time()
-        self.problem = problem
-
-    def ok(self) -> None:
-        self.problem = None
-        self.since = None
-        self.last_success = time.time()
-
-
-class SinkUnavailable(RetriableError):
-    """The sink cannot take records for now (e.g. its database is down): the runner waits as for Kafka."""
-
-
-@dataclass
-class EgressResult:
-    outputs: list[SinkOutput] = field(default_factory=list)
-    dead: list[SinkOutput] = field(default_factory=list)  # dead letters, as records to publish
-    written: int = 0
-
-
-def _dead_letter(
-    env: Envelope, error: BaseException, *, stage: str, attempts: int, connector: str
-) -> SinkOutput:
-    headers = dead_letter_headers(
-        error,
-        topic=env.topic,
-        partition=env.partition,
-        offset=env.offset,
-        stage=stage,
-        attempts=attempts,
-        connector=connector,
-    )
-    extra: Headers = tuple(getattr(error, "extra_headers", ()) or ())
-    return SinkOutput(
-        dlq_topic(env.topic or "unknown"), env.key, env.payload, (*env.headers, *extra, *headers)
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """A one-line reason for logs and /health: the error's own message (sinks never put payload
-    values in them), or its class name for errors that are not the gateway's."""
-    text = str(exc) if isinstance(exc, GatewayError) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-async def _write_one(
-    sink: Sink,
-    env: Envelope,
-    rec: SinkRecord,
-    *,
-    retry: RetryPolicy,
-    result: EgressResult,
-    connector: str,
-    health: SinkHealth,
-) -> None:
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            outputs = await sink.write([rec])
-        except SkipMessage:
-            return
-        except RetriableError as exc:
-            if retry.exhausted(attempt):
-                log.warning("%s: %s after %d attempts, dead-lettered", connector, _reason(exc), attempt)
-                _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
-                return
-            delay = retry.delay(attempt, exc.retry_after)
-            health.failing(f"sink {connector}: {_reason(exc)} (attempt {attempt}, retrying in {delay:.1f}s)")
-            log.warning("%s: %s (attempt %d); retrying in %.1fs", connector, _reason(exc), attempt, delay)
-            await asyncio.sleep(delay)
-        except RejectedMessage as exc:
-            log.info("%s: record %s/%s rejected: %s", connector, env.topic, env.offset, type(exc).__name__)
-            _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
-            return
-        else:
-            result.outputs.extend(outputs)
-            result.written += 1
-            health.ok()
-            return
-
-
-def _reject(
-    sink: Sink,
-    env: Envelope,
-    rec: SinkRecord,
-    exc: GatewayError,
-    attempts: int,
-    *,
-    result: EgressResult,
-    connector: str,
-) -> None:
-    letter = _dead_letter(env, exc, stage=f"sink:{connector}", attempts=attempts, connector=connector)
-    result.dead.append(letter)
-    result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
-
-
-async def process_envelopes(
-    sink: Sink,
-    envelopes: Sequence[Envelope],
-    *,
-    retry: RetryPolicy | None = None,
-    schemas: SchemaSet | None = None,
-    connector: str | None = None,
-    codecs: Mapping[bytes, AvroCodec] | None = None,
-    health: SinkHealth | None = None,
-) -> EgressResult:
-    """Decode, write, and sort out outputs and dead letters (no Kafka here).
-
-    `codecs` (fingerprint -> codec) decode the records: the canonical schemas by default, the actor's
-    view schemas for a delivery sink."""
-    retry = retry or RetryPolicy()
-    health = health or SinkHealth()
-    name = str(connector or sink.name)
-    known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
-    result = EgressResult()
-    pairs: list[tuple[Envelope, SinkRecord]] = []
-    for env in envelopes:
-        if env.payload is None or not env.payload:
-            continue  # tombstone
-        try:
-            codec, record = decode_single_object(env.payload, known)
-        except RejectedMessage as exc:
-            result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
-            continue
-        rec = SinkRecord(
-            schema=codec.name,
-            key=(env.key or b"").decode("utf-8", "replace"),
-            record=record,
-            headers=env.headers,
-            topic=env.topic or "",
-            partition=-1 if env.partition is None else env.partition,
-            offset=-1 if env.offset is None else env.offset,
-            writer_schema=codec.parsed,
-        )
-        pairs.append((env, rec))
-    if not pairs:
-        return result
-    try:
-        outputs = await sink.write([r for _, r in pairs])
-    except (RetriableError, RejectedMessage, SkipMessage):
-        for env, rec in pairs:  # record by record: the sink is idempotent
-            await _write_one(sink, env, rec, retry=retry, result=result, connector=name, health=health)
-    else:
-        result.outputs.extend(outputs)
-        result.written += len(pairs)
-        health.ok()
-    return result
 
 
 class EgressRunner:
@@ -333,36 +172,10 @@ class EgressRunner:
         if not self._opened and self.context is not None:
             await self.sink.open(self.context)
         self._opened = True
-        polled = await asyncio.to_thread(
-            self.consumer.poll, timeout_ms=self.poll_timeout_ms, max_records=self.max_records
-        )
-        envelopes = [
-            Envelope(
-                payload=m.value or b"",
-                key=m.key,
-                headers=tuple(m.headers or ()),
-                topic=m.topic,
-                partition=m.partition,
-                offset=m.offset,
-                timestamp_ms=m.timestamp,
-            )
-            for records in polled.values()
-            for m in records
-        ]
+        polled = await asyncio.to_thread(self._poll)
+        envelopes = await self._resume_if_pending(_envelopes(polled))
         from kafka import TopicPartition  # noqa: PLC0415
 
-        if self.resume_pending:  # the sink could not say where to resume: ask again (raises: retried)
-            try:
-                stored = await asyncio.to_thread(
-                    self.sink.resume_offsets, [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
-                )
-            except RetriableError as exc:
-                raise SinkUnavailable(f"sink {self.name}: {_reason(exc)}") from exc
-            self.resume_pending = False
-            for (topic, partition), offset in stored.items():
-                self.consumer.seek(TopicPartition(topic, partition), offset)
-            # records of those partitions are polled again from there
-            envelopes = [e for e in envelopes if (e.topic, e.partition) not in stored]
         for env in envelopes:
             tp = TopicPartition(env.topic, env.partition)
             first = self._uncommitted.get(tp)
@@ -401,6 +214,26 @@ class EgressRunner:
         if result.dead:
             m.dead_lettered.labels("sink", self.name).inc(len(result.dead))
         m.processing.labels("sink").observe(seconds / max(1, polled))
+
+    async def _resume_if_pending(self, envelopes: list[Envelope]) -> list[Envelope]:
+        """The sink could not say where to resume when partitions were assigned: ask again (raises
+        SinkUnavailable: retried with backoff); records of partitions it names are polled again."""
+        if not self.resume_pending:
+            return envelopes
+        from kafka import TopicPartition  # noqa: PLC0415
+
+        assigned = [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+        try:
+            stored = await asyncio.to_thread(self.sink.resume_offsets, assigned)
+        except RetriableError as exc:
+            raise SinkUnavailable(f"sink {self.name}: {_reason(exc)}") from exc
+        self.resume_pending = False
+        for (topic, partition), offset in stored.items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+        return [e for e in envelopes if (e.topic, e.partition) not in stored]
+
+    def _poll(self) -> Any:
+        return self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
 
     def _rewind(self) -> None:
         """Back to the first offset of the batch that was not committed: it is polled again."""
@@ -449,6 +282,22 @@ class EgressRunner:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close()
+
+
+def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
+    return [
+        Envelope(
+            payload=m.value or b"",
+            key=m.key,
+            headers=tuple(m.headers or ()),
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            timestamp_ms=m.timestamp,
+        )
+        for records in polled.values()
+        for m in records
+    ]
 
 
 def _resume_listener(runner: EgressRunner) -> Any:
