@@ -19,9 +19,10 @@ venv: $(STAMP)  ## create .venv and install the project with its dev tools
 kafka: venv  ## fetch Apache Kafka from Maven Central into the cache (once)
 	$(VENV)/bin/gateway broker install
 
-lint: venv  ## ruff lint and format check
+lint: venv  ## ruff lint and format check, architecture contracts (import-linter)
 	$(VENV)/bin/ruff check gateway connectors tests bench conftest.py
 	$(VENV)/bin/ruff format --check gateway connectors tests bench conftest.py
+	$(VENV)/bin/lint-imports
 
 format: venv  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix gateway connectors tests bench

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["gateway.testing.pytest_plugin"]
+pytest_plugins = ["gateway.testing.pytest_plugin", "gateway.testing.postgres"]
 
 _MARKS = ("unit", "contract", "integration")
 

@@ -14,6 +14,7 @@ BENCHES = [
     "bench_cotation.py",
     "bench_console.py",
     "bench_ingest.py",
+    "bench_sinks.py",
 ]
 
 

@@ -1,6 +1,15 @@
 """gp-gateway: interoperability gateway of the gestion partagée de la demande de logement social."""
 
-from gateway.connectors import CheckResult, ConnectorConfig, RawEvent, Sink, SinkRecord, Source
+from gateway.connectors import (
+    CheckResult,
+    ConnectorConfig,
+    RawEvent,
+    Sink,
+    SinkContext,
+    SinkOutput,
+    SinkRecord,
+    Source,
+)
 from gateway.errors import (
     ConfigError,
     FatalError,
@@ -24,6 +33,8 @@ __all__ = [
     "RejectedMessage",
     "RetriableError",
     "Sink",
+    "SinkContext",
+    "SinkOutput",
     "SinkRecord",
     "SkipMessage",
     "Source",

@@ -3,13 +3,22 @@
 A connector is a class with a `name`, a pydantic `Config` model and two or three methods. Everything
 else (batching, retries, dead letters, metrics) is the core's job. Plugins are found through the
 `gateway.connectors` entry-point group (see gateway.registry), built-in ones included.
+
+A sink subclasses `Sink` and implements `check`, `write` and `flush`; the optional hooks (`open`,
+`resume_offsets`, `tick`, `outputs_for_rejection`) are declared on `Sink` with do-nothing defaults,
+so the runtime calls them directly (gateway.flows.egress); a sink overrides the ones it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import base64
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,12 +26,32 @@ __all__ = [
     "CheckResult",
     "ConnectorConfig",
     "Emit",
+    "Guarantee",
     "RawEvent",
     "Sink",
+    "SinkContext",
     "SinkOutput",
     "SinkRecord",
     "Source",
+    "json_default",
+    "to_json",
 ]
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for record values: dates ISO 8601, decimals as strings, bytes base64."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: Any) -> str:
+    """JSON text of a record (compact, UTF-8 kept): what sinks write for a view record."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
 
 
 class ConnectorConfig(BaseModel):
@@ -60,6 +89,16 @@ class SinkRecord:
     partition: int = -1
     offset: int = -1
     extra: dict[str, str] = field(default_factory=dict)
+    # the Avro schema the record was written with (parsed, as a dict), for sinks that follow it
+    writer_schema: Any = field(default=None, compare=False, repr=False)
+
+    def header(self, name: str) -> str | None:
+        """The last value of header `name` as text (e.g. `ce_id`), None when absent."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return None if found is None else found.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +111,18 @@ class SinkOutput:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """Where a sink runs: given to `Sink.open` before the first batch."""
+
+    connector: str  # the registered name (`webhook`, `file`, ...)
+    actor: str | None  # the actor whose filtered stream it delivers; None for a gateway principal (SNE)
+    topics: tuple[str, ...]  # the topics it reads
+    group_id: str  # its consumer group
+    state_dir: Path  # a directory it may keep state in
+
+
+Partition = tuple[str, int]  # (topic, partition)
 Emit = Callable[[RawEvent], Awaitable[None]]
 Guarantee = Literal["at-least-once", "exactly-once"]
 
@@ -97,11 +148,19 @@ class Source(Protocol):
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives canonical records. `write` may raise RetriableError or RejectedMessage per record."""
+    """Receives records. `write` may raise RetriableError or RejectedMessage per record.
+
+    Subclass it: the optional hooks below have defaults that do nothing. The delivery guarantee a
+    sink states is checked by the contract suite: "at-least-once" (a record may be delivered twice
+    after a crash: the runtime commits offsets only after `write` returned) or "exactly-once" (the
+    sink stores the offsets it consumed with its data and returns them from `resume_offsets`)."""
 
     name: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]]
     guarantee: ClassVar[Guarantee]
+    # what it reads: one actor's filtered stream (delivery sinks), or the canonical topics (the SNE
+    # connector only, as the gateway's own principal)
+    reads: ClassVar[Literal["actor", "canonical"]] = "actor"
 
     def check(self) -> CheckResult: ...
 
@@ -110,3 +169,23 @@ class Sink(Protocol):
         ...
 
     async def flush(self) -> None: ...
+
+    # ---- optional hooks (defaults do nothing) --------------------------------------------------
+    async def open(self, context: SinkContext) -> None:
+        """Called once before the first batch (which actor, topics, group, a state directory)."""
+        return None
+
+    def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        """Exactly-once sinks: the next offset to read per partition, as stored with their data.
+        The runtime seeks there when partitions are assigned; {} means Kafka's committed offsets."""
+        return {}
+
+    async def tick(self) -> Sequence[SinkOutput]:
+        """Called after every poll, with or without records (e.g. a daily batch, time-based rotation)."""
+        return []
+
+    def outputs_for_rejection(
+        self, record: SinkRecord, error: BaseException, attempts: int
+    ) -> Sequence[SinkOutput]:
+        """Records to publish when the runtime dead-letters `record` (e.g. feedback to its source)."""
+        return []

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.connectors import Sink, Source
 from gateway.errors import ConfigError, Problem
 
 __all__ = ["GROUP", "available", "build", "load"]
@@ -46,4 +47,24 @@ def build(name: str, config: Mapping[str, Any]) -> Any:
     except ValidationError as exc:
         problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
         raise ConfigError(f"invalid config for connector {name!r}", problems) from exc
-    return cls(cfg)
+    connector = cls(cfg)
+    _check_interface(name, connector)
+    return connector
+
+
+_SINK_MEMBERS: tuple[str, ...] = ("name", "Config", "guarantee", "reads", "check", "write", "flush")
+_SINK_MEMBERS += ("open", "resume_offsets", "tick", "outputs_for_rejection")
+
+
+def _check_interface(name: str, connector: Any) -> None:
+    """A connector must be a Source or a Sink; a sink that does not subclass gateway.Sink misses the
+    optional hooks' defaults: say which members are missing."""
+    if isinstance(connector, Source | Sink):
+        return
+    if hasattr(connector, "write"):
+        missing = [m for m in _SINK_MEMBERS if not hasattr(connector, m)]
+        raise ConfigError(
+            f"connector {name!r} is not a gateway.Sink (missing {', '.join(missing)}): "
+            "subclass gateway.Sink to inherit the optional hooks"
+        )
+    raise ConfigError(f"connector {name!r} is neither a gateway.Source nor a gateway.Sink")

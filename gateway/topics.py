@@ -23,14 +23,17 @@ from gateway.formats import FORMATS  # a leaf module too: the one registry of in
 __all__ = [
     "DLQ_SUFFIX",
     "FORMATS",
+    "actor_group_prefix",
     "actor_topic",
     "audit_topic",
     "canonical_topic",
     "dlq_topic",
     "feedback_topic",
     "ingest_group",
+    "raw_prefix",
     "raw_topic",
     "report_topic",
+    "sink_group",
     "source_raw_topic",
 ]
 
@@ -46,6 +49,11 @@ def raw_topic(fmt: str, prefix: str = "gp") -> str:
     """The raw topic of a format shared by every producer: no longer read by the ingest (it cannot
     tell who sent an input); raw topics are per source (`source_raw_topic`)."""
     return f"{prefix}.raw.{_safe(fmt)}"
+
+
+def raw_prefix(prefix: str = "gp") -> str:
+    """What every raw topic of the prefix starts with."""
+    return f"{prefix}.raw."
 
 
 def source_raw_topic(fmt: str, source: str, prefix: str = "gp") -> str:
@@ -70,6 +78,17 @@ def report_topic(name: str, prefix: str = "gp") -> str:
 
 def actor_topic(actor_id: str, prefix: str = "gp") -> str:
     return f"{prefix}.actor.{_safe(actor_id)}"
+
+
+def actor_group_prefix(actor_id: str, app_id: str = "gp-gateway") -> str:
+    """Prefix of every consumer group an actor's principal may use (its ACLs grant this prefix):
+    `<app id>.actor.<id>.`, so that the groups of one gateway are all under its app id."""
+    return f"{app_id}.actor.{_safe(actor_id)}."
+
+
+def sink_group(connector: str, actor_id: str, app_id: str = "gp-gateway") -> str:
+    """Consumer group of sink `connector` delivering actor `actor_id`'s stream."""
+    return f"{actor_group_prefix(actor_id, app_id)}sink.{_safe(connector)}"
 
 
 def audit_topic(prefix: str = "gp") -> str:

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from gateway.codec.avro import encode_single_object, load_schemas, to_jsonable
-from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, SinkOutput, SinkRecord
+from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord
 from gateway.errors import Problem, RejectedMessage
 from gateway.model.envelope import cloudevent_headers
 from gateway.settings import default_state_dir
@@ -112,12 +112,13 @@ class _RateLimiter:
             self._next = max(now, self._next) + self._interval
 
 
-class SneSink:
+class SneSink(Sink):
     """Sends canonical records to the SNE. Guarantee: at-least-once, idempotent by ledger."""
 
     name: ClassVar[str] = "sne"
     Config: ClassVar[type[ConnectorConfig]] = SneConfig
     guarantee: ClassVar[Guarantee] = "at-least-once"
+    reads: ClassVar[Literal["actor", "canonical"]] = "canonical"
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import click
 import yaml
 
 from gateway import registry
+from gateway.connectors import Source
 from gateway.errors import ConfigError
 from gateway.settings import GatewaySettings
 
@@ -88,14 +89,62 @@ def check(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
 @connectors.command("run")
 @click.argument("name")
 @_with_config
-def run(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
-    """Run a SOURCE connector, publishing to the raw topics until stopped (Ctrl-C / SIGTERM)."""
-    from gateway.broker.emit import run_source  # noqa: PLC0415
-
-    source = registry.build(name, _config(config_file, sets))
-    if not hasattr(source, "run"):
-        raise click.ClickException(f"{name} is not a source connector (sinks run inside `gateway run`)")
+@click.option(
+    "--actor", help="Sink: the actor whose filtered stream it delivers (it connects as that actor)."
+)
+@click.option("--until-idle", is_flag=True, help="Sink: drain the topic, then exit 0 (a nightly job).")
+@click.option("--batch-size", default=500, show_default=True, help="Sink: records per poll and write.")
+@click.option(
+    "--retry-attempts",
+    default=0,
+    show_default=True,
+    help="Sink: tries of a record the sink cannot take for now before dead-lettering it (0: until it works).",
+)
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Sink: port of /health and /metrics (default GATEWAY_WEB_PORT, 0 any free port, -1 none).",
+)
+def run(  # noqa: PLR0917 - one parameter per click option
+    name: str,
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    actor: str | None,
+    until_idle: bool,
+    batch_size: int,
+    retry_attempts: int,
+    web_port: int | None,
+) -> None:
+    """Run a connector until stopped (Ctrl-C / SIGTERM): a SOURCE publishes to its raw topics; a SINK
+    delivers one actor's stream (--actor) with retries, dead letters, /health and /metrics."""
+    connector = registry.build(name, _config(config_file, sets))
     settings = GatewaySettings()
+    if isinstance(connector, Source):
+        if actor or until_idle:
+            raise click.UsageError(f"{name} is a source connector: --actor and --until-idle are for sinks")
+        _run_source(name, connector, settings)
+        return
+    from gateway.flows.sinks import SinkOptions, run_sink  # noqa: PLC0415
+    from gateway.retry import RetryPolicy  # noqa: PLC0415
+
+    options = SinkOptions(
+        actor=actor,
+        until_idle=until_idle,
+        batch_size=batch_size,
+        retry=RetryPolicy(attempts=retry_attempts, base_delay=0.5, max_delay=30.0),
+        web_port=web_port,
+        on_web=lambda port: click.echo(f"{name}: /health and /metrics on port {port}", err=True),
+    )
+    try:
+        runner = asyncio.run(run_sink(connector, settings, options))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    click.echo(f"{name}: {runner.processed} record(s) read", err=True)
+
+
+def _run_source(name: str, source: Source, settings: GatewaySettings) -> None:
+    from gateway.broker.emit import run_source  # noqa: PLC0415
 
     async def main() -> int:
         loop = asyncio.get_running_loop()

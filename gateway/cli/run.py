@@ -93,16 +93,38 @@ def run_worker(
     "--flows",
     default=",".join(DEFAULT_FLOWS),
     show_default=True,
-    help="Comma-separated flows (modules under gateway.flows), e.g. ingest,route,egress.",
+    help="Comma-separated flows (modules under gateway.flows), e.g. ingest,route.",
+)
+@click.option(
+    "--sinks",
+    "sinks_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="YAML file of sinks to run next to the flows (connector, actor, config): see docs/sinks.md.",
 )
 @click.option(
     "--max-wait", default=0.0, show_default=True, help="Give up if Kafka does not answer (s, 0 = never)."
 )
 @click.option("--worker-log-level", default="warning", show_default=True, help="faust worker log level.")
-def run(flows: str, max_wait: float, worker_log_level: str) -> None:
-    """Run the gateway flows (faust worker) until SIGTERM or Ctrl-C."""
+def run(flows: str, max_wait: float, worker_log_level: str, sinks_file: Path | None) -> None:
+    """Run the gateway flows (faust worker), and the sinks of --sinks, until SIGTERM or Ctrl-C."""
     names = [f.strip() for f in flows.split(",") if f.strip()]
+    if "egress" in names:
+        raise click.UsageError(
+            "egress is not a flow: a sink runs with `gateway connectors run NAME --actor ACTOR`, "
+            "or next to the flows with `gateway run --sinks FILE`"
+        )
+    settings = GatewaySettings()
+    threads = None
+    if sinks_file is not None:
+        from gateway.flows.sinks import SinkThreads, load_sinks_file  # noqa: PLC0415
+
+        threads = SinkThreads(settings, load_sinks_file(sinks_file))  # every config checked first
+        wait_for_broker(settings.bootstrap_servers, max_wait=max_wait)
+        threads.start()
     try:
-        run_worker(GatewaySettings(), names, max_wait=max_wait, loglevel=worker_log_level)
+        run_worker(settings, names, max_wait=max_wait, loglevel=worker_log_level)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        if threads is not None:
+            threads.stop()

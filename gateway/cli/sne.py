@@ -311,7 +311,7 @@ def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: boo
     Kafka away at start: one line per try, backoff 1 s ... 30 s (as `gateway run`); --max-wait gives up
     with exit code 1. Kafka lost while running: the runner retries with the same backoff."""
     from gateway.cli.run import wait_for_broker  # noqa: PLC0415
-    from gateway.flows.egress import broker_lost  # noqa: PLC0415
+    from gateway.retry import broker_lost  # noqa: PLC0415
     from gateway.settings import GatewaySettings  # noqa: PLC0415
 
     settings = GatewaySettings()
@@ -336,6 +336,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
 
     from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics  # noqa: PLC0415
     from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
+    from gateway.flows.sinks import principal_client_kwargs  # noqa: PLC0415
 
     canonical = {canonical_topic("demande", cfg.topic_prefix), canonical_topic("decision", cfg.topic_prefix)}
     specs = [t for t in ingest_topics(settings, raw_topics=()) if t.name in canonical]
@@ -353,7 +354,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     prefix = cfg.topic_prefix
     runner = EgressRunner(
         sink,
-        bootstrap=client_kwargs(settings),
+        client=principal_client_kwargs(settings, sink.name),  # its own principal, as every sink
         topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
         group_id=f"{settings.app_id}.sne",
         retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),

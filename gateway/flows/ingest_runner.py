@@ -41,11 +41,11 @@ from typing import Any
 from gateway.codec.avro import load_schemas
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
-from gateway.flows.egress import BROKER_BACKOFF
 from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
 from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
 from gateway.kafka_config import as_client_kwargs
 from gateway.monitoring.metrics import Metrics
+from gateway.retry import BROKER_BACKOFF
 
 __all__ = ["IngestRunner", "RawRecord", "normalise_chunk"]
 

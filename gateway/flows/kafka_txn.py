@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.flows.egress import broker_lost
+from gateway.retry import broker_lost
 
 __all__ = ["describe", "fenced", "last_error", "retriable", "same_membership"]
 

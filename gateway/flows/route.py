@@ -37,7 +37,7 @@ from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import H_SOURCE, Router, RouteResult
 from gateway.policy.scope import DECISION, DEMANDE, ScopeState
 from gateway.settings import GatewaySettings
-from gateway.topics import actor_topic, audit_topic, canonical_topic
+from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic
 
 __all__ = ["RELOAD_INTERVAL_S", "Fanout", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
 
@@ -95,10 +95,16 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
-    """One topic per actor of the policy, and the audit topic."""
+    """One topic per actor of the policy (and its sinks' dead-letter topic), and the audit topic."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     specs = [
         TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
+        for a in sorted(policy.actors)
+    ]
+    # each actor's sinks dead-letter there what they cannot deliver (created by the gateway: an
+    # actor's principal may write to it, not create topics)
+    specs += [
+        TopicSpec(dlq_topic(actor_topic(a, prefix)), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
         for a in sorted(policy.actors)
     ]
     specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))

@@ -25,7 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.errors import ConfigError
-from gateway.topics import actor_topic, audit_topic, feedback_topic, source_raw_topic
+from gateway.topics import (
+    actor_group_prefix,
+    actor_topic,
+    audit_topic,
+    dlq_topic,
+    feedback_topic,
+    raw_prefix,
+    source_raw_topic,
+)
 
 __all__ = [
     "AUDIT_ROLES",
@@ -90,11 +98,6 @@ class AclDiff:
         return not self.missing and not self.extra
 
 
-def actor_group_prefix(actor_id: str, app_id: str) -> str:
-    """Consumer groups an actor may use: `<app id>.actor.<id>.` followed by a name."""
-    return f"{app_id}.actor.{actor_id}."
-
-
 def source_txn_prefix(source_id: str, app_id: str) -> str:
     return f"{app_id}.source.{source_id}."
 
@@ -145,6 +148,8 @@ def plan(actors: Mapping[str, object], sources: Mapping[str, object], prefix: st
         u = p.user
         if p.kind == "actor":
             acls += _allow(u, "TOPIC", "LITERAL", actor_topic(p.name, prefix), ["READ"])
+            # its sinks dead-letter what they cannot deliver (the gateway creates that topic)
+            acls += _allow(u, "TOPIC", "LITERAL", dlq_topic(actor_topic(p.name, prefix)), ["WRITE", "READ"])
             acls += _allow(u, "TOPIC", "LITERAL", feedback_topic(p.name, prefix), ["READ"])
             acls += _allow(u, "GROUP", "PREFIXED", actor_group_prefix(p.name, app_id), ["READ"])
             if getattr(actors[p.name], "role", None) in AUDIT_ROLES:
@@ -157,9 +162,12 @@ def plan(actors: Mapping[str, object], sources: Mapping[str, object], prefix: st
             worker = p.name.rpartition(".")[2]
             if worker in _SUPER_WORKERS:
                 continue
-            if worker in _READ_ONLY_WORKERS:
+            if worker in _READ_ONLY_WORKERS:  # the console: reads, sees every group's offsets
                 acls += _allow(u, "TOPIC", "PREFIXED", f"{prefix}.", ["READ", "DESCRIBE_CONFIGS"])
                 acls += _allow(u, "GROUP", "PREFIXED", f"{app_id}.{worker}", ["READ"])
+                acls += _allow(u, "GROUP", "PREFIXED", app_id, ["DESCRIBE"])
+                # an operator's replay re-injects dead letters into the raw topics they came from
+                acls += _allow(u, "TOPIC", "PREFIXED", raw_prefix(prefix), ["WRITE"])
                 continue
             topic_ops = ["READ", "WRITE", "CREATE", "DESCRIBE_CONFIGS"]
             acls += _allow(u, "TOPIC", "PREFIXED", f"{prefix}.", topic_ops)

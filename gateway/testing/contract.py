@@ -1,11 +1,21 @@
 """Connector contract suite: what every source and sink must honour, reused in one line.
 
     from gateway.testing.contract import sink_contract
-    TestMySinkContract = sink_contract(MySink, valid_config={...}, invalid_config={...})
+    TestMySinkContract = sink_contract(
+        MySink, valid_config={...}, invalid_config={...}, delivered=lambda config: [...]
+    )
 
 The invalid config must hold at least `min_errors` independent mistakes: the suite checks that all
-of them are reported at once (not only the first). No test here moves data or needs a broker:
-`check()` must work without traffic.
+of them are reported at once (not only the first). `check()` must work without traffic.
+
+A sink's delivery guarantee is checked with real records (an actor's stream made of the bundled
+samples by the default policy): the suite writes a first batch and "commits" it, writes a second batch
+and is killed before the commit (the sink object is dropped, never flushed), then a new sink built
+from the same config resumes (from `resume_offsets`, else from the commit) and the rest is written
+again. `delivered(config)` returns the `ce_id` of every record the sink delivered, read back from
+where it delivers (a file, a table, a receiver): each expected id must be there, and an
+"exactly-once" sink must hold none twice. `valid_config` may be a function of the test's tmp_path;
+`delivery_config` (same form) replaces it for the delivery test (e.g. a real database).
 """
 
 # ruff: noqa: S101 - a pytest test kit: assertions are its purpose
@@ -13,19 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from gateway.connectors import CheckResult, ConnectorConfig, Sink, Source
+from gateway.connectors import CheckResult, ConnectorConfig, Sink, SinkContext, SinkRecord, Source
 from gateway.errors import ConfigError, Problem
 
 __all__ = ["ConnectorContract", "SinkContract", "SourceContract", "sink_contract", "source_contract"]
 
 Factory = Callable[[type, Any, Path], Any]
+ConfigValues = dict[str, Any] | Callable[[Path], dict[str, Any]]
+CONTRACT_ACTOR = "200000002"  # the default policy's busiest nominative actor: its folder, its rows
+CONTRACT_TOPIC = "gp.actor.200000002"
 
 
 def _default_factory(cls: type, config: Any, tmp_path: Path) -> Any:
@@ -41,16 +55,28 @@ def validate_config(cls: type, values: dict[str, Any]) -> Any:
         raise ConfigError(f"invalid config for {cls.__name__}", problems) from exc
 
 
+def _values(values: Any, tmp_path: Path) -> dict[str, Any]:
+    """A config given as a dict, or as a function of the test's tmp_path."""
+    return dict(values(tmp_path) if callable(values) else values)
+
+
+def _attr(contract: object, name: str) -> Any:
+    """A class attribute of the contract as given (a function is not bound to the test instance)."""
+    return getattr(type(contract), name)
+
+
 class ConnectorContract:
     connector: ClassVar[type]
-    valid_config: ClassVar[dict[str, Any]]
+    valid_config: ClassVar[ConfigValues]
     invalid_config: ClassVar[dict[str, Any]]
     min_errors: ClassVar[int] = 2
     factory: ClassVar[Factory] = staticmethod(_default_factory)
 
+    def config(self, tmp_path: Path) -> Any:
+        return validate_config(self.connector, _values(_attr(self, "valid_config"), tmp_path))
+
     def build(self, tmp_path: Path) -> Any:
-        config = validate_config(self.connector, self.valid_config)
-        return type(self).factory(self.connector, config, tmp_path)
+        return type(self).factory(self.connector, self.config(tmp_path), tmp_path)
 
     def test_has_a_short_name(self) -> None:
         name = getattr(self.connector, "name", None)
@@ -62,16 +88,17 @@ class ConnectorContract:
         assert getattr(self.connector, "guarantee", None) in ("at-least-once", "exactly-once")
         assert "once" in (self.connector.__doc__ or "").lower(), "state the guarantee in the class docstring"
 
-    def test_config_is_a_frozen_model_refusing_unknown_keys(self) -> None:
+    def test_config_is_a_frozen_model_refusing_unknown_keys(self, tmp_path: Path) -> None:
         config_cls = self.connector.Config  # type: ignore[attr-defined]
         assert issubclass(config_cls, BaseModel)
         assert issubclass(config_cls, ConnectorConfig)
-        config = validate_config(self.connector, self.valid_config)
+        config = self.config(tmp_path)
         field = next(iter(type(config).model_fields))
         with pytest.raises(ValidationError):
             setattr(config, field, getattr(config, field))
+        valid = _values(_attr(self, "valid_config"), tmp_path)
         with pytest.raises(ConfigError):
-            validate_config(self.connector, {**self.valid_config, "no_such_option_xyz": 1})
+            validate_config(self.connector, {**valid, "no_such_option_xyz": 1})
 
     def test_config_reports_every_error_at_once(self) -> None:
         with pytest.raises(ConfigError) as info:
@@ -88,16 +115,77 @@ class ConnectorContract:
         assert isinstance(result, CheckResult)
 
 
+def _ids(records: Sequence[SinkRecord]) -> list[str]:
+    return [r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}" for r in records]
+
+
 class SinkContract(ConnectorContract):
+    # ce_ids of what the sink delivered, read back from where it delivers (None: not checked)
+    delivered: ClassVar[Callable[[Any], list[str]] | None] = None
+    delivery_config: ClassVar[ConfigValues | None] = None
+    # the ids the sink must hold at the end (default: every record's): e.g. only the latest of an upsert
+    expected: ClassVar[Callable[[Sequence[SinkRecord]], list[str]]] = staticmethod(_ids)
+
     def test_is_a_sink(self, tmp_path: Path) -> None:
         sink = self.build(tmp_path)
-        assert isinstance(sink, Sink)
+        assert isinstance(sink, Sink), "subclass gateway.Sink (it declares the optional hooks)"
         assert inspect.iscoroutinefunction(sink.write)
         assert inspect.iscoroutinefunction(sink.flush)
+        assert sink.reads in ("actor", "canonical")
 
     def test_empty_batch_writes_nothing(self, tmp_path: Path) -> None:
         sink = self.build(tmp_path)
         assert list(asyncio.run(sink.write([]))) == []
+
+    # the killed sink is dropped as a killed process would leave it: its sockets and files unclosed
+    @pytest.mark.filterwarnings("ignore::ResourceWarning")
+    @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    def test_delivery_guarantee_holds_when_killed_between_write_and_commit(self, tmp_path: Path) -> None:
+        read_back = type(self).delivered
+        if read_back is None:
+            pytest.skip("no `delivered` reader given: the guarantee cannot be checked")
+        from gateway.testing.actor_stream import sink_records  # noqa: PLC0415
+
+        values = _values(_attr(self, "delivery_config") or _attr(self, "valid_config"), tmp_path)
+        config = validate_config(self.connector, values)
+        records = list(sink_records(CONTRACT_ACTOR, topic=CONTRACT_TOPIC))
+        assert len(records) >= 4
+        cut = len(records) // 2
+        context = SinkContext(
+            self.connector.name,  # type: ignore[attr-defined]
+            CONTRACT_ACTOR,
+            (CONTRACT_TOPIC,),
+            f"gp.actor.{CONTRACT_ACTOR}.sink.contract",
+            tmp_path / "state",
+        )
+        tp = (CONTRACT_TOPIC, 0)
+
+        async def first_life() -> int:
+            sink = type(self).factory(self.connector, config, tmp_path)
+            await sink.open(context)
+            start = dict(sink.resume_offsets([tp])).get(tp, 0)
+            assert start == 0, "a fresh sink resumes from the beginning"
+            await sink.write(records[:cut])
+            committed = cut  # the runtime commits after write returned
+            await sink.write(records[cut:])  # ... and is killed before this commit: no flush
+            return committed
+
+        async def second_life(committed: int) -> None:
+            sink = type(self).factory(self.connector, config, tmp_path)
+            await sink.open(context)
+            start = dict(sink.resume_offsets([tp])).get(tp, committed)
+            assert committed <= start <= len(records)
+            await sink.write(records[start:])
+            await sink.flush()
+
+        asyncio.run(second_life(asyncio.run(first_life())))
+        seen = Counter(read_back(config))
+        expected = type(self).expected(records)
+        missing = [i for i in expected if i not in seen]
+        assert not missing, f"{len(missing)} record(s) never delivered"
+        if self.connector.guarantee == "exactly-once":  # type: ignore[attr-defined]
+            twice = [i for i, n in seen.items() if n > 1]
+            assert not twice, f"{len(twice)} record(s) delivered twice by an exactly-once sink"
 
 
 class SourceContract(ConnectorContract):
@@ -108,22 +196,24 @@ class SourceContract(ConnectorContract):
         assert inspect.iscoroutinefunction(source.stop)
 
 
-def _make(base: type, cls: type, valid: dict[str, Any], invalid: dict[str, Any], **extra: Any) -> type:
+def _make(base: type, cls: type, valid: ConfigValues, invalid: dict[str, Any], **extra: Any) -> type:
     attrs: dict[str, Any] = {"connector": cls, "valid_config": valid, "invalid_config": invalid, **extra}
-    if "factory" in attrs:
-        attrs["factory"] = staticmethod(attrs["factory"])
+    for name in ("factory", "delivered", "expected", "valid_config", "delivery_config"):
+        if callable(attrs.get(name)):
+            attrs[name] = staticmethod(attrs[name])
     return type(f"Test{cls.__name__}Contract", (base,), attrs)
 
 
 def sink_contract(
-    cls: type, *, valid_config: dict[str, Any], invalid_config: dict[str, Any], **extra: Any
+    cls: type, *, valid_config: ConfigValues, invalid_config: dict[str, Any], **extra: Any
 ) -> type:
-    """A pytest class running the sink contract against `cls`."""
+    """A pytest class running the sink contract against `cls` (extra: delivered, delivery_config,
+    expected, factory, min_errors)."""
     return _make(SinkContract, cls, valid_config, invalid_config, **extra)
 
 
 def source_contract(
-    cls: type, *, valid_config: dict[str, Any], invalid_config: dict[str, Any], **extra: Any
+    cls: type, *, valid_config: ConfigValues, invalid_config: dict[str, Any], **extra: Any
 ) -> type:
     """A pytest class running the source contract against `cls`."""
     return _make(SourceContract, cls, valid_config, invalid_config, **extra)

@@ -27,6 +27,9 @@ def test_an_actor_reads_its_own_topic_literally_and_uses_its_own_group_prefix() 
         ("TOPIC", "LITERAL", "gp.actor.B35", "READ"),
         ("TOPIC", "LITERAL", "gp.feedback.B35", "READ"),
         ("GROUP", "PREFIXED", "app.actor.B35.", "READ"),
+        # its own sinks' dead letters (records of its own view): nobody else's
+        ("TOPIC", "LITERAL", "gp.actor.B35.dlq", "WRITE"),
+        ("TOPIC", "LITERAL", "gp.actor.B35.dlq", "READ"),
     }
 
 
@@ -55,7 +58,10 @@ def test_canonical_changelog_and_dead_letters_are_for_gateway_principals_only() 
         f"User:app.{w}" for w in ("ingest", "route", "signals", "retention", "sne", "console")
     }
     console = _of(acls, "app.console")
-    assert not any(op in ("WRITE", "CREATE") for *_, op in console)
+    assert not any(op == "CREATE" for *_, op in console)
+    # it writes only to raw topics, to replay dead letters an operator chose
+    assert {(t, n) for t, _, n, op in console if op == "WRITE"} == {("TOPIC", "gp.raw.")}
+    assert all(op in ("READ", "DESCRIBE", "DESCRIBE_CONFIGS") for t, _, n, op in console if n != "gp.raw.")
     assert _of(acls, "app.admin") == set()  # a super user: no ACL can scope it
 
 

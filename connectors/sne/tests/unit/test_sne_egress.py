@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from connectors.sne.testing import demande
 from gateway.codec.avro import encode_single_object, load_schemas
-from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, SinkOutput, SinkRecord
+from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord
 from gateway.errors import Problem, RejectedMessage, RetriableError
 from gateway.flows.egress import RetryPolicy, process_envelopes
 from gateway.model.envelope import Envelope
@@ -21,7 +21,7 @@ def _ref(rec: SinkRecord) -> str:
     return str(prov["referenceSource"])
 
 
-class FlakySink:
+class FlakySink(Sink):
     """Fails per reference: 'retry-N' fails N times then works, 'bad' is rejected, 'down' never works."""
 
     name: ClassVar[str] = "flaky"

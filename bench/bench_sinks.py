@@ -1,0 +1,211 @@
+"""Sink benchmark on a real Kafka broker (prints figures; asserts nothing).
+
+One actor topic (3 partitions) holds N records of a real actor stream (the samples routed by the
+default policy, fresh ids). Measured in one run, each from its first polled batch to its last write:
+1. the raw baseline: a kafka-python consumer of the same topic (read_committed, max 500 records a
+   poll, offsets committed after each poll), doing nothing with the records;
+2. each sink on the sink runtime (`run_sink`, --until-idle, batches of 500): file (JSON Lines, then
+   CSV), PostgreSQL (a real server: GATEWAY_TEST_POSTGRES_DSN or one started like the tests do),
+   webhook (keep-alive, a local receiver in another process; one event a request, then batch mode).
+Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >= 0.5, webhook >= 0.3)
+and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
+steadier than rates on a shared machine).
+
+Broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker from the cached jars (as the tests do).
+Usage: python bench/bench_sinks.py [--records 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from gateway import registry
+from gateway.broker import LocalBroker, install_kafka
+from gateway.connectors import (
+    CheckResult,
+    ConnectorConfig,
+    Partition,
+    Sink,
+    SinkContext,
+    SinkOutput,
+    SinkRecord,
+)
+from gateway.flows.sinks import SinkOptions, run_sink
+from gateway.settings import GatewaySettings
+from gateway.testing.actor_stream import actor_stream
+from gateway.testing.kafka import create_topics, produce
+from gateway.topics import actor_topic
+from kafka import KafkaConsumer
+
+SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # noqa: S105 - a bench receiver's key
+RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+class Timed(Sink):
+    """Delegates to a sink and notes when its first write started and its last one ended."""
+
+    name: ClassVar[str] = "timed"
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    guarantee = "at-least-once"
+    reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]  # reported as the inner sink
+        self.first = self.last = self.cpu_first = self.cpu_last = 0.0
+        self.count = 0
+
+    def check(self) -> CheckResult:
+        return self.inner.check()
+
+    async def open(self, context: SinkContext) -> None:
+        await self.inner.open(context)
+
+    def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        return self.inner.resume_offsets(partitions)
+
+    async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
+        if not self.first:
+            self.first, self.cpu_first = time.perf_counter(), time.process_time()
+        out = await self.inner.write(batch)
+        self.last, self.cpu_last = time.perf_counter(), time.process_time()
+        self.count += len(batch)
+        return out
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+
+
+def raw_rate(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """records/s and CPU µs per record (this process) of a consumer doing nothing with the records."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    seen = 0
+    first = cpu = 0.0
+    try:
+        while seen < n:
+            polled = consumer.poll(timeout_ms=500, max_records=500)
+            got = sum(len(v) for v in polled.values())
+            if got and not first:
+                first, cpu = time.perf_counter(), time.process_time()
+            seen += got
+            if got:
+                consumer.commit()
+        return n / (time.perf_counter() - first), (time.process_time() - cpu) / n * 1e6
+    finally:
+        consumer.close()
+
+
+def sink_rate(
+    name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int
+) -> tuple[float, float]:
+    """records/s and CPU µs per record (this process: runtime + sink) of a sink on the runtime."""
+    timed = Timed(registry.build(name, config))
+    options = SinkOptions(actor=actor, until_idle=True, batch_size=500, web_port=-1)
+    asyncio.run(run_sink(timed, settings, options, signals=False))
+    assert timed.count >= n, (name, timed.count)
+    cpu = (timed.cpu_last - timed.cpu_first) / timed.count * 1e6
+    return timed.count / (timed.last - timed.first), cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=5000)
+    args = parser.parse_args()
+    n = args.records
+    tmp = Path(tempfile.mkdtemp(prefix="gp-bench-sinks-"))
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        settings = GatewaySettings()
+        broker = LocalBroker(
+            install_kafka(settings.state_dir, settings.kafka_version), tmp / "kafka", watch_parent=True
+        )
+        bootstrap = broker.start()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int((receiver.stdout.readline() if receiver.stdout else "0").strip())
+        actor, records = actor_stream(count=n)
+        hook = f"http://127.0.0.1:{port}/"
+
+        def fresh_topic() -> tuple[str, GatewaySettings]:
+            """The same N records on a topic of their own (each sink starts from the beginning)."""
+            prefix = f"bench{uuid.uuid4().hex[:6]}"
+            topic = actor_topic(actor, prefix)
+            create_topics(bootstrap, [topic], partitions=3)
+            produce(bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
+            os.environ.update(
+                GATEWAY_BOOTSTRAP_SERVERS=bootstrap,
+                GATEWAY_TOPIC_PREFIX=prefix,
+                GATEWAY_STATE_DIR=str(tmp / "state"),
+                GATEWAY_PARTITIONS="3",
+            )
+            return topic, GatewaySettings()
+
+        from gateway.testing.postgres import fresh_database, postgres_server  # noqa: PLC0415
+
+        dsn = fresh_database(postgres_server())
+        topic, _ = fresh_topic()
+        raw, raw_cpu = raw_rate(bootstrap, topic, n)
+        size = sum(len(r.value) for r in records) // len(records)
+        print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), 3 partitions")
+        print(f"{'raw kafka-python consumer':36} {raw:9.0f} records/s  {raw_cpu:5.0f} µs CPU a record")
+        runs = [
+            ("file (JSON Lines)", "file", {"dir": str(tmp / "jsonl")}, 0.5),
+            ("file (CSV)", "file", {"dir": str(tmp / "csv"), "format": "csv"}, 0.5),
+            ("postgres", "postgres", {"dsn": dsn}, 0.5),
+            ("webhook (one event a request)", "webhook", {"url": hook, "secret": SECRET}, 0.3),
+            (
+                "webhook (batch mode, 100 a request)",
+                "webhook",
+                {"url": hook, "secret": SECRET, "batch": True},
+                0.3,
+            ),
+        ]
+        for label, name, config, goal in runs:
+            _, settings = fresh_topic()
+            rate, cpu = sink_rate(name, config, settings, actor, n)
+            verdict = "met" if rate / raw >= goal else "NOT met"
+            print(
+                f"{label:36} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record"
+                f"  ratio {rate / raw:4.2f} (goal {goal}: {verdict})"
+            )
+    finally:
+        receiver.terminate()
+        receiver.wait()
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""File sink: appends an actor's records to JSON Lines or CSV files. Delivery: exactly-once (a line
+per record, none twice after a crash: the offsets consumed are recorded with the files).
+
+Layout: `<dir>/<actor>/<kind>-<UTC time>-<n>.<jsonl|csv>`, kind = demande / decision. A file is
+written under a temporary name (`.part`) and renamed atomically when it is rotated (by size or age,
+and when the sink stops): readers only ever see complete files. `.state.json` (written atomically
+after the lines were fsynced) records, per partition, the next offset to read and, per open part,
+its size; on start, a part is cut back to its recorded size (lines written after the last record are
+written again), parts the state does not know are removed, and the runtime resumes from the recorded
+offsets. CSV: one column per top-level field of the view (nested values as JSON), preceded by `id`
+(the record's ce_id) and `key`; a cell starting with `=`, `+`, `-`, `@`, tab or CR is prefixed with
+`'` so that a spreadsheet never runs it as a formula. A view change (other columns) starts a new file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from gateway.connectors import (
+    CheckResult,
+    ConnectorConfig,
+    Guarantee,
+    Partition,
+    Sink,
+    SinkContext,
+    SinkOutput,
+    SinkRecord,
+    json_default,
+    to_json,
+)
+from gateway.errors import RetriableError
+
+from connectors.file.config import FileSinkConfig
+
+__all__ = ["FileSink", "neutralise"]
+
+STATE = ".state.json"
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    return "'" + cell if cell.startswith(_FORMULA) else cell
+
+
+def _kind(schema: str) -> str:
+    return schema.rsplit(".", 1)[-1].split("_", 1)[0].lower() or "record"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return to_json(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(json_default(value)) if isinstance(value, date | Decimal | bytes) else str(value)
+
+
+def _event(rec: SinkRecord) -> str:
+    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+    return to_json(
+        {
+            "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
+            "type": heads.get("ce_type") or rec.schema,
+            "subject": heads.get("ce_subject"),
+            "time": heads.get("ce_time"),
+            "dataschema": heads.get("ce_dataschema") or rec.schema,
+            "key": rec.key,
+            "data": rec.record,
+        }
+    )
+
+
+class FileSink(Sink):
+    """Writes JSON Lines or CSV files, one folder per actor. Delivery: exactly-once (offsets recorded
+    with the files, parts cut back to the recorded size after a crash)."""
+
+    name: ClassVar[str] = "file"
+    Config: ClassVar[type[ConnectorConfig]] = FileSinkConfig
+    guarantee: ClassVar[Guarantee] = "exactly-once"
+    reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+
+    def __init__(self, config: FileSinkConfig) -> None:
+        self.config = config
+        self.folder = config.dir / "stream"
+        self.offsets: dict[str, int] = {}  # "topic:partition" -> next offset
+        self.parts: dict[str, dict[str, Any]] = {}  # kind -> {name, size, opened, columns}
+        self._seq = 0
+        self._loaded = False
+
+    # ---- state ------------------------------------------------------------------------------
+    def _sync_dir(self) -> None:
+        if self.config.fsync:
+            fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _save(self) -> None:
+        tmp = self.folder / (STATE + ".tmp")
+        data = json.dumps({"offsets": self.offsets, "parts": self.parts}).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            if self.config.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(self.folder / STATE)
+        # no fsync of the folder here: a lost rename leaves the previous state, whose smaller part
+        # sizes and offsets make the lines come again, cut back first (a rotation syncs its rename)
+
+    def _load(self) -> None:
+        """Read the state and make the folder agree with it (cut parts back, drop unknown ones)."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.folder / STATE
+        if path.exists():
+            state = json.loads(path.read_text(encoding="utf-8"))
+            self.offsets = {str(k): int(v) for k, v in state.get("offsets", {}).items()}
+            self.parts = dict(state.get("parts", {}))
+        for kind, part in list(self.parts.items()):
+            p = self.folder / part["name"]
+            if p.exists():
+                with p.open("r+b") as f:
+                    f.truncate(int(part["size"]))
+            else:  # renamed by a rotation the state did not record yet
+                del self.parts[kind]
+        known = {part["name"] for part in self.parts.values()}
+        for stray in self.folder.glob("*.part"):
+            if stray.name not in known:  # created after the last state: its lines come again
+                stray.unlink()
+        self._loaded = True
+
+    async def open(self, context: SinkContext) -> None:
+        self.folder = self.config.dir / (context.actor or context.connector)
+        await asyncio.to_thread(self._load)
+
+    def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        if not self._loaded:
+            self._load()
+        out = {}
+        for topic, partition in partitions:
+            done = self.offsets.get(f"{topic}:{partition}")
+            if done is not None:
+                out[(topic, partition)] = done
+        return out
+
+    def check(self) -> CheckResult:
+        base = self.config.dir
+        probe = base if base.exists() else base.parent
+        if not probe.exists():
+            return CheckResult(ok=False, detail=f"{probe} does not exist")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return CheckResult(ok=False, detail=f"{probe} is not writable")
+        return CheckResult(ok=True, detail=f"{base} writable")
+
+    # ---- files ------------------------------------------------------------------------------
+    def _finish(self, kind: str) -> None:
+        part = self.parts.pop(kind)
+        src = self.folder / part["name"]
+        if part["size"]:
+            src.replace(self.folder / part["name"].removesuffix(".part"))
+        else:
+            src.unlink(missing_ok=True)
+        self._sync_dir()
+
+    def _rotate_due(self, force: bool = False) -> bool:
+        now = time.time()
+        due = [
+            k
+            for k, p in self.parts.items()
+            if force
+            or p["size"] >= self.config.rotate_bytes
+            or now - p["opened"] >= self.config.rotate_seconds
+        ]
+        for kind in due:
+            self._finish(kind)
+        return bool(due)
+
+    def _part(self, kind: str, columns: list[str] | None) -> dict[str, Any]:
+        part = self.parts.get(kind)
+        if part is not None and columns is not None and part.get("columns") != columns:
+            self._finish(kind)  # the view changed: a new file with the new header
+            part = None
+        if part is None:
+            self._seq += 1
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            ext = self.config.format
+            name = f"{kind}-{stamp}-{os.getpid()}-{self._seq}.{ext}.part"
+            fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            part = self.parts[kind] = {"name": name, "size": 0, "opened": time.time(), "columns": columns}
+        return part
+
+    def _lines(self, kind: str, records: list[SinkRecord]) -> tuple[dict[str, Any], bytes]:
+        if self.config.format == "jsonl":
+            part = self._part(kind, None)
+            text = "".join(_event(r) + "\n" for r in records)
+            return part, text.encode("utf-8")
+        columns = ["id", "key", *records[0].record]
+        part = self._part(kind, columns)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if part["size"] == 0:
+            writer.writerow(columns)
+        for r in records:
+            row = [r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}", r.key]
+            row += [_cell(r.record.get(c)) for c in columns[2:]]
+            writer.writerow([neutralise(c) for c in row])
+        return part, out.getvalue().encode("utf-8")
+
+    def _append(self, part: dict[str, Any], data: bytes) -> None:
+        path = self.folder / part["name"]
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            if self.config.fsync:
+                os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, int(part["size"]))  # no half line left behind
+            raise
+        finally:
+            os.close(fd)
+        part["size"] += len(data)
+
+    def _write(self, batch: Sequence[SinkRecord]) -> None:
+        if not self._loaded:
+            self._load()
+        fresh = [
+            r for r in batch if r.offset < 0 or r.offset >= self.offsets.get(f"{r.topic}:{r.partition}", 0)
+        ]
+        self._rotate_due()
+        groups: dict[tuple[str, tuple[str, ...]], list[SinkRecord]] = {}
+        for r in fresh:  # one group per kind and field set, in order
+            groups.setdefault((_kind(r.schema), tuple(r.record)), []).append(r)
+        try:
+            for (kind, _), records in groups.items():
+                part, data = self._lines(kind, records)
+                self._append(part, data)
+            for r in batch:
+                if r.offset < 0:
+                    continue  # not from Kafka: nothing to resume from
+                tp = f"{r.topic}:{r.partition}"
+                self.offsets[tp] = max(self.offsets.get(tp, 0), r.offset + 1)
+            self._save()
+        except OSError as exc:
+            self._loaded = False  # next write re-reads the state and cuts the parts back
+            why = "disk full" if exc.errno == errno.ENOSPC else type(exc).__name__
+            raise RetriableError(f"file sink cannot write in {self.config.dir}: {why}") from exc
+
+    async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
+        if batch:
+            await asyncio.to_thread(self._write, batch)
+        return []
+
+    async def tick(self) -> Sequence[SinkOutput]:
+        if self._loaded and self.parts:
+            await asyncio.to_thread(self._rotate_and_save)
+        return []
+
+    def _rotate_and_save(self, force: bool = False) -> None:
+        if self._rotate_due(force):
+            self._save()
+
+    async def flush(self) -> None:
+        """Stopping (or drained with --until-idle): the open files are completed (renamed)."""
+        if self._loaded and self.parts:
+            await asyncio.to_thread(self._rotate_and_save, True)

@@ -1,0 +1,276 @@
+"""PostgreSQL sink: an actor's stream as tables that follow its view schema. Delivery: exactly-once
+(the consumed offsets are stored in the same transaction as the rows, as the JDBC sinks of Kafka
+Connect and Debezium do; the runtime resumes from them).
+
+Tables (in `db_schema`, names prefixed by `table_prefix`, default `gp_`):
+- `gp_demande`: the latest demand per key (numéro unique; the pseudonym for a statistique actor),
+  upserted: `gp_key` primary key;
+- `gp_decision` (and any other kind of record): appended, one row per record, primary key
+  (gp_topic, gp_partition, gp_offset);
+- one column per top-level field of the view (nested records and arrays as jsonb), plus gp_key,
+  gp_event_id (the record's ce_id), gp_view (the view schema's name), gp_topic, gp_partition,
+  gp_offset, gp_received_at; a field a new view version adds becomes a new column
+  (`ALTER TABLE ... ADD COLUMN`), a widening (integer -> bigint, real -> double) is applied; a type
+  change that cannot be made without losing values dead-letters the record, naming the column;
+- `gp_offsets`: the next offset to read per (topic, partition).
+PostgreSQL away: RetriableError (the runtime backs off; nothing is committed). Errors never hold values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from gateway.connectors import (
+    CheckResult,
+    ConnectorConfig,
+    Guarantee,
+    Partition,
+    Sink,
+    SinkOutput,
+    SinkRecord,
+    to_json,
+)
+from gateway.errors import Problem, RejectedMessage, RetriableError
+
+from connectors.postgres.columns import COMPATIBLE, columns_of
+from connectors.postgres.config import PostgresSinkConfig
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError as exc:  # the optional extra
+    raise ImportError("the postgres sink needs psycopg: pip install 'gp-gateway[postgres]'") from exc
+
+__all__ = ["PostgresSink"]
+
+_SYSTEM = {
+    "gp_key": "text",
+    "gp_event_id": "text",
+    "gp_view": "text",
+    "gp_topic": "text",
+    "gp_partition": "integer",
+    "gp_offset": "bigint",
+}
+
+
+def _kind(schema: str) -> str:
+    return schema.rsplit(".", 1)[-1].split("_", 1)[0].lower() or "record"
+
+
+def _tp(record: SinkRecord) -> Partition:
+    return (record.topic, record.partition)
+
+
+def _base(pg_type: str) -> str:
+    return pg_type.split("(", 1)[0]
+
+
+class PostgresSink(Sink):
+    """Writes an actor's stream into PostgreSQL tables. Delivery: exactly-once (offsets stored in the
+    rows' transaction)."""
+
+    name: ClassVar[str] = "postgres"
+    Config: ClassVar[type[ConnectorConfig]] = PostgresSinkConfig
+    guarantee: ClassVar[Guarantee] = "exactly-once"
+    reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+
+    def __init__(self, config: PostgresSinkConfig) -> None:
+        self.config = config
+        self._conn: psycopg.Connection[Any] | None = None
+        self._columns: dict[str, dict[str, str]] = {}  # table -> column -> type, as in the database
+
+    # ---- connection -------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(
+                    self.config.dsn.get_secret_value(), connect_timeout=self.config.connect_timeout_s
+                )
+            except psycopg.Error as exc:
+                raise RetriableError(f"PostgreSQL unreachable ({type(exc).__name__})") from exc
+            self._columns.clear()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def check(self) -> CheckResult:
+        try:
+            conn = self._connect()
+            conn.execute("SELECT 1")
+            conn.rollback()
+        except (RetriableError, psycopg.Error) as exc:
+            why = str(exc) if isinstance(exc, RetriableError) else type(exc).__name__
+            return CheckResult(ok=False, detail=f"PostgreSQL: {why}")
+        finally:
+            self._drop()
+        return CheckResult(ok=True, detail="PostgreSQL reachable")
+
+    def _table(self, kind: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(self.config.db_schema), sql.Identifier(self.config.table_prefix + kind)
+        )
+
+    # ---- tables -----------------------------------------------------------------------------
+    def _known(self, cur: psycopg.Cursor[Any], table: str) -> dict[str, str]:
+        if table not in self._columns:
+            cur.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s",
+                (self.config.db_schema, table),
+            )
+            self._columns[table] = {str(n): str(t) for n, t in cur.fetchall()}
+        return self._columns[table]
+
+    def _ensure(self, cur: psycopg.Cursor[Any], kind: str, wanted: Mapping[str, str]) -> None:
+        table = self.config.table_prefix + kind
+        have = self._known(cur, table)
+        ident = self._table(kind)
+        if not have:
+            key = (
+                "PRIMARY KEY (gp_key)"
+                if kind == "demande"
+                else "PRIMARY KEY (gp_topic, gp_partition, gp_offset)"
+            )
+            cols: list[sql.Composable] = [
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in _SYSTEM.items()
+            ]
+            cols.append(sql.SQL("gp_received_at timestamp with time zone NOT NULL DEFAULT now()"))
+            cur.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, {})").format(
+                    ident, sql.SQL(", ").join(cols), sql.SQL(key)
+                )
+            )
+            have.update({**_SYSTEM, "gp_received_at": "timestamp with time zone"})
+        for column, pg_type in wanted.items():
+            current = have.get(column)
+            if current is None:
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        ident, sql.Identifier(column), sql.SQL(pg_type)
+                    )
+                )
+                have[column] = _base(pg_type)
+            elif _base(current) != _base(pg_type):
+                if (_base(current), _base(pg_type)) not in COMPATIBLE:
+                    raise RejectedMessage(
+                        f"column {column} of table {table} is {current}; the view now sends {_base(pg_type)}:"
+                        " this change cannot be made without losing values",
+                        [Problem(column, "column type cannot evolve", f"{current} -> {_base(pg_type)}")],
+                    )
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                        ident, sql.Identifier(column), sql.SQL(pg_type)
+                    )
+                )
+                have[column] = _base(pg_type)
+
+    def _ensure_offsets(self, cur: psycopg.Cursor[Any]) -> None:
+        if self._known(cur, self.config.table_prefix + "offsets"):
+            return
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (gp_topic text NOT NULL, gp_partition integer NOT NULL,"
+                " next_offset bigint NOT NULL, PRIMARY KEY (gp_topic, gp_partition))"
+            ).format(self._table("offsets"))
+        )
+        self._columns[self.config.table_prefix + "offsets"] = {"gp_topic": "text"}
+
+    # ---- writing ----------------------------------------------------------------------------
+    def _stored(self, cur: psycopg.Cursor[Any]) -> dict[Partition, int]:
+        cur.execute(
+            sql.SQL("SELECT gp_topic, gp_partition, next_offset FROM {}").format(self._table("offsets"))
+        )
+        return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
+
+    def _insert(self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord]) -> None:
+        wanted = columns_of(records[0].writer_schema) if records[0].writer_schema else {}
+        self._ensure(cur, kind, wanted)
+        names = [*_SYSTEM, *wanted]
+        jsonb = {c for c, t in wanted.items() if t == "jsonb"}
+        rows = []
+        for r in records:
+            event = r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"
+            row: list[Any] = [r.key, event, r.schema, r.topic, r.partition, r.offset]
+            for c in wanted:
+                value = r.record.get(c)
+                row.append(Jsonb(value, dumps=to_json) if c in jsonb and value is not None else value)
+            rows.append(row)
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            self._table(kind),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.Placeholder() * len(names)),
+        )
+        if kind == "demande":  # the latest state per key
+            updates: list[sql.Composable] = [
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names if c != "gp_key"
+            ]
+            updates.append(sql.SQL("gp_received_at = now()"))
+            statement += sql.SQL(" ON CONFLICT (gp_key) DO UPDATE SET {}").format(sql.SQL(", ").join(updates))
+        else:
+            statement += sql.SQL(" ON CONFLICT DO NOTHING")
+        cur.executemany(statement, rows)
+
+    def _write(self, batch: Sequence[SinkRecord]) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                self._ensure_offsets(cur)
+                stored = self._stored(cur)
+                fresh = [r for r in batch if r.offset < 0 or r.offset >= stored.get(_tp(r), 0)]
+                groups: dict[tuple[str, str], list[SinkRecord]] = {}
+                for r in fresh:
+                    groups.setdefault((_kind(r.schema), r.schema), []).append(r)
+                for (kind, _), records in groups.items():
+                    self._insert(cur, kind, records)
+                nexts: dict[Partition, int] = {}
+                for r in batch:
+                    if r.offset >= 0:
+                        tp = (r.topic, r.partition)
+                        nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
+                if nexts:
+                    cur.executemany(
+                        sql.SQL(
+                            "INSERT INTO {} (gp_topic, gp_partition, next_offset) VALUES (%s, %s, %s)"
+                            " ON CONFLICT (gp_topic, gp_partition)"
+                            " DO UPDATE SET next_offset = GREATEST({}.next_offset, EXCLUDED.next_offset)"
+                        ).format(self._table("offsets"), self._table("offsets")),
+                        [(t, p, n) for (t, p), n in nexts.items()],
+                    )
+        except RejectedMessage:
+            self._columns.clear()  # the transaction's DDL was rolled back
+            raise
+        except psycopg.OperationalError as exc:
+            self._drop()
+            raise RetriableError(f"PostgreSQL unreachable or connection lost ({type(exc).__name__})") from exc
+        except psycopg.Error as exc:
+            self._columns.clear()
+            state = getattr(exc, "sqlstate", None) or "?"
+            raise RejectedMessage(
+                f"PostgreSQL refused the rows ({type(exc).__name__}, SQLSTATE {state})",
+                [Problem("row", "refused by PostgreSQL", state)],
+            ) from exc
+
+    async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
+        if batch:
+            await asyncio.to_thread(self._write, batch)
+        return []
+
+    def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        conn = self._connect()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                self._ensure_offsets(cur)
+                stored = self._stored(cur)
+        except psycopg.OperationalError as exc:
+            self._drop()
+            raise RetriableError(f"PostgreSQL unreachable ({type(exc).__name__})") from exc
+        return {tp: stored[tp] for tp in partitions if tp in stored}
+
+    async def flush(self) -> None:
+        self._drop()

@@ -1,0 +1,190 @@
+"""Writing one polled batch into a sink (no Kafka here): decode, write, retries, dead letters.
+
+`process_envelopes` decodes each record with the codec its fingerprint names, gives the batch to
+`Sink.write`, and when the batch fails as a whole retries record by record (sinks are idempotent):
+RetriableError -> backoff from the retry module, then dead letter once the policy is exhausted;
+RejectedMessage -> dead letter at once (Connect-style headers, the original bytes), plus what
+`Sink.outputs_for_rejection` returns; SkipMessage -> nothing. `SinkHealth` keeps the current problem
+for /health. The Kafka loop around it is gateway.flows.egress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object, load_schemas
+from gateway.connectors import Sink, SinkOutput, SinkRecord
+from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
+from gateway.model.deadletter import dead_letter_headers
+from gateway.model.envelope import Envelope
+from gateway.retry import RetryPolicy
+from gateway.topics import dlq_topic
+
+__all__ = ["EgressResult", "SinkHealth", "SinkUnavailable", "process_envelopes", "reason"]
+
+log = logging.getLogger("gateway.flows.egress")
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class SinkHealth:
+    """What /health reports: the current problem (None when all is well), never a payload value."""
+
+    problem: str | None = None
+    since: float | None = None
+    last_success: float | None = None
+
+    def failing(self, problem: str) -> None:
+        if self.problem is None:
+            self.since = time.time()
+        self.problem = problem
+
+    def ok(self) -> None:
+        self.problem = None
+        self.since = None
+        self.last_success = time.time()
+
+
+class SinkUnavailable(RetriableError):
+    """The sink cannot take records for now (e.g. its database is down): the runner waits as for Kafka."""
+
+
+@dataclass
+class EgressResult:
+    outputs: list[SinkOutput] = field(default_factory=list)
+    dead: list[SinkOutput] = field(default_factory=list)  # dead letters, as records to publish
+    written: int = 0
+
+
+def _dead_letter(
+    env: Envelope, error: BaseException, *, stage: str, attempts: int, connector: str
+) -> SinkOutput:
+    headers = dead_letter_headers(
+        error,
+        topic=env.topic,
+        partition=env.partition,
+        offset=env.offset,
+        stage=stage,
+        attempts=attempts,
+        connector=connector,
+    )
+    extra: Headers = tuple(getattr(error, "extra_headers", ()) or ())
+    return SinkOutput(
+        dlq_topic(env.topic or "unknown"), env.key, env.payload, (*env.headers, *extra, *headers)
+    )
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line reason for logs and /health: the error's own message (sinks never put payload
+    values in them), or its class name for errors that are not the gateway's."""
+    text = str(exc) if isinstance(exc, GatewayError) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _write_one(
+    sink: Sink,
+    env: Envelope,
+    rec: SinkRecord,
+    *,
+    retry: RetryPolicy,
+    result: EgressResult,
+    connector: str,
+    health: SinkHealth,
+) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            outputs = await sink.write([rec])
+        except SkipMessage:
+            return
+        except RetriableError as exc:
+            if retry.exhausted(attempt):
+                log.warning("%s: %s after %d attempts, dead-lettered", connector, reason(exc), attempt)
+                _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
+                return
+            delay = retry.delay(attempt, exc.retry_after)
+            health.failing(f"sink {connector}: {reason(exc)} (attempt {attempt}, retrying in {delay:.1f}s)")
+            log.warning("%s: %s (attempt %d); retrying in %.1fs", connector, reason(exc), attempt, delay)
+            await asyncio.sleep(delay)
+        except RejectedMessage as exc:
+            log.info("%s: record %s/%s rejected: %s", connector, env.topic, env.offset, type(exc).__name__)
+            _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
+            return
+        else:
+            result.outputs.extend(outputs)
+            result.written += 1
+            health.ok()
+            return
+
+
+def _reject(
+    sink: Sink,
+    env: Envelope,
+    rec: SinkRecord,
+    exc: GatewayError,
+    attempts: int,
+    *,
+    result: EgressResult,
+    connector: str,
+) -> None:
+    letter = _dead_letter(env, exc, stage=f"sink:{connector}", attempts=attempts, connector=connector)
+    result.dead.append(letter)
+    result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
+
+
+async def process_envelopes(
+    sink: Sink,
+    envelopes: Sequence[Envelope],
+    *,
+    retry: RetryPolicy | None = None,
+    schemas: SchemaSet | None = None,
+    connector: str | None = None,
+    codecs: Mapping[bytes, AvroCodec] | None = None,
+    health: SinkHealth | None = None,
+) -> EgressResult:
+    """Decode, write, and sort out outputs and dead letters (no Kafka here).
+
+    `codecs` (fingerprint -> codec) decode the records: the canonical schemas by default, the actor's
+    view schemas for a delivery sink."""
+    retry = retry or RetryPolicy()
+    health = health or SinkHealth()
+    name = str(connector or sink.name)
+    known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
+    result = EgressResult()
+    pairs: list[tuple[Envelope, SinkRecord]] = []
+    for env in envelopes:
+        if env.payload is None or not env.payload:
+            continue  # tombstone
+        try:
+            codec, record = decode_single_object(env.payload, known)
+        except RejectedMessage as exc:
+            result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
+            continue
+        rec = SinkRecord(
+            schema=codec.name,
+            key=(env.key or b"").decode("utf-8", "replace"),
+            record=record,
+            headers=env.headers,
+            topic=env.topic or "",
+            partition=-1 if env.partition is None else env.partition,
+            offset=-1 if env.offset is None else env.offset,
+            writer_schema=codec.parsed,
+        )
+        pairs.append((env, rec))
+    if not pairs:
+        return result
+    try:
+        outputs = await sink.write([r for _, r in pairs])
+    except (RetriableError, RejectedMessage, SkipMessage):
+        for env, rec in pairs:  # record by record: the sink is idempotent
+            await _write_one(sink, env, rec, retry=retry, result=result, connector=name, health=health)
+    else:
+        result.outputs.extend(outputs)
+        result.written += len(pairs)
+        health.ok()
+    return result
