@@ -7,7 +7,11 @@ under <state_dir>/broker/<version>/. The listener is the port of GATEWAY_BOOTSTR
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -41,6 +45,26 @@ def ensure_local_broker(settings: GatewaySettings, *, echo: bool = True) -> tupl
     A broker that listens is checked with this process's credentials: refused ones are a clear
     error (ConfigError naming the principal and the reason), not a second broker started.
     Returns (bootstrap, started_here)."""
+    with _start_lock(settings):  # two starts at once: the second finds the first's broker
+        return _ensure_local_broker(settings, echo=echo)
+
+
+@contextlib.contextmanager
+def _start_lock(settings: GatewaySettings) -> Iterator[None]:
+    """An exclusive lock on <broker dir>/start.lock for the check-then-start of the local broker (two
+    `gateway broker start` at the same moment used to leave a broker `broker stop` could not stop)."""
+    folder = broker_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / "start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _ensure_local_broker(settings: GatewaySettings, *, echo: bool) -> tuple[str, bool]:
     bootstrap = settings.bootstrap_servers
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if _listens(bootstrap):
