@@ -36,6 +36,7 @@ from gateway.broker.local import free_port
 from gateway.cli.demo_secure import (
     print_kit_commands,
     running_file,
+    start_detached_console,
     start_detached_simulator,
     step_acl,
     step_kits,
@@ -341,7 +342,7 @@ def demo(click_ctx: click.Context, prefix: str | None, keep: bool, keep_running:
         click.echo("\n".join(demo_lines(SAMPLES)))
         print_kit_commands(ctx)
         if keep_running:
-            write_running(ctx, start_detached_simulator(ctx))
+            write_running(ctx, start_detached_simulator(ctx), start_detached_console(ctx))
             kept = True
     finally:
         if not kept:

@@ -117,7 +117,61 @@ def start_detached_simulator(ctx: Any) -> tuple[int, str] | None:
     return proc.pid, f"https://127.0.0.1:{port}/services/DemandeLogementImplService/"
 
 
-def write_running(ctx: Any, sim: tuple[int, str] | None) -> dict[str, Any]:
+def start_detached_console(ctx: Any) -> tuple[int, str, list[tuple[str, str, str]]]:
+    """Start the operators' console on the kept demo, detached, as the console principal (its kit),
+    with two demo accounts; (pid, home URL, [(role, name, password)])."""
+    import secrets  # noqa: PLC0415
+
+    from gateway.console.accounts import write_account  # noqa: PLC0415
+    from gateway.kafka_config import client_security  # noqa: PLC0415
+    from gateway.security.kits import credential_file, ensure_credential  # noqa: PLC0415
+
+    settings: GatewaySettings = ctx.settings
+    work = Path(ctx.workdir) / "console"
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    accounts = work / "accounts.yaml"
+    logins = []
+    for role in ("operateur", "auditeur"):
+        name, password = f"demo-{role}", secrets.token_urlsafe(12)
+        replay = [f"{settings.topic_prefix}.*.dlq"] if role == "operateur" else []
+        write_account(accounts, name, role, password, replay)
+        logins.append((role, name, password))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env |= {
+        "GATEWAY_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "GATEWAY_TOPIC_PREFIX": settings.topic_prefix,
+        "GATEWAY_APP_ID": settings.app_id,
+        "GATEWAY_STATE_DIR": str(Path(settings.state_dir).expanduser()),
+        "GATEWAY_CONSOLE_ACCOUNTS_FILE": str(accounts),
+        "GATEWAY_CONSOLE_PORT": str(port := free_port()),
+        "GATEWAY_CONSOLE_METRICS_URLS": f"http://{settings.web_host}:{settings.web_port}/metrics",
+        "GATEWAY_CONSOLE_INTERVAL_S": "10",
+    }
+    if client_security(settings).uses_sasl:  # the console connects as itself: read-only ACLs
+        principal = f"{settings.app_id}.console"
+        ensure_credential(settings, principal)
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(credential_file(settings, principal))
+    elif settings.kafka_client_file is not None:
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(settings.kafka_client_file)
+    if settings.kafka_allow_plaintext:
+        env["GATEWAY_KAFKA_ALLOW_PLAINTEXT"] = "true"
+    with (work / "console.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "console", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc.pid, f"http://{settings.console_host}:{port}/console/", logins
+
+
+def write_running(
+    ctx: Any,
+    sim: tuple[int, str] | None,
+    console: tuple[int, str, list[tuple[str, str, str]]] | None = None,
+) -> dict[str, Any]:
     """Record what the kept demo runs; print the prefix, the export lines and the URLs."""
     from gateway.kafka_config import local_admin_client_file  # noqa: PLC0415
 
@@ -138,6 +192,9 @@ def write_running(ctx: Any, sim: tuple[int, str] | None) -> dict[str, Any]:
     if sim is not None:
         pids["sne simulator"] = sim[0]
         urls["SNE simulator"] = sim[1]
+    if console is not None:
+        pids["console"] = console[0]
+        urls["console"] = console[1]
     state = {
         "prefix": settings.topic_prefix,
         "pids": pids,
@@ -155,6 +212,9 @@ def write_running(ctx: Any, sim: tuple[int, str] | None) -> dict[str, Any]:
         click.echo(f"export {name}={shlex.quote(value)}")
     for name, url in urls.items():
         click.echo(f"# {name}: {url}")
+    if console is not None:
+        logins = "; ".join(f"{role}: {name} / {password}" for role, name, password in console[2])
+        click.echo(f"# console: {console[1]} (demo logins, {logins})")
     click.echo("# stop everything with: gateway demo stop")
     return state
 
