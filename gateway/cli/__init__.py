@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "policy": "gateway.cli.policy:policy",
     "audit": "gateway.cli.audit:audit",
     "sne": "gateway.cli.sne:sne",
+    "signals": "gateway.cli.signals:signals",
 }
 
 
