@@ -56,6 +56,18 @@ class GatewaySettings(BaseSettings):
         description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
     )
     sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
+    signals_rules_file: Path | None = Field(
+        None, description="Rules file of the follow-up signals (docs/signals.md); the shipped one if unset."
+    )
+    signals_clock: str | None = Field(
+        None,
+        pattern=r"^(\d{4}-\d{2}-\d{2}|file:.+)$",
+        description="Clock of the signals flow: unset = the system date; YYYY-MM-DD = that day;"
+        " file:PATH = the YYYY-MM-DD date written in PATH, read at every tick (tests, rehearsals).",
+    )
+    signals_tick_interval: float = Field(
+        60.0, gt=0, description="Seconds between two looks at the clock of the signals flow (tick: new day)."
+    )
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -6,6 +6,9 @@
 | {prefix}.raw.{format}.dlq              | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
 | {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.canonical.signal              | numéro unique| delete         | fr.gp.Signal follow-up signals  |
+| {prefix}.signals.logement              | dwelling key | delete         | signals flow: dwelling facts    |
+| {prefix}.signals.tick                  | partition    | delete         | signals flow: daily ticks       |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
@@ -25,6 +28,7 @@ __all__ = [
     "feedback_topic",
     "ingest_group",
     "raw_topic",
+    "signals_topic",
     "source_raw_topic",
 ]
 
@@ -52,7 +56,7 @@ def dlq_topic(topic: str) -> str:
 
 
 def canonical_topic(kind: str, prefix: str = "gp") -> str:
-    """kind: 'demande' or 'decision'."""
+    """kind: 'demande', 'decision' or 'signal'."""
     return f"{prefix}.canonical.{_safe(kind)}"
 
 
@@ -66,6 +70,11 @@ def audit_topic(prefix: str = "gp") -> str:
 
 def feedback_topic(organisation: str, prefix: str = "gp") -> str:
     return f"{prefix}.feedback.{_safe(organisation)}"
+
+
+def signals_topic(kind: str, prefix: str = "gp") -> str:
+    """Internal topics of the signals flow: kind 'logement' (dwelling facts) or 'tick'."""
+    return f"{prefix}.signals.{_safe(kind)}"
 
 
 def ingest_group(app_id: str) -> str:

@@ -38,13 +38,20 @@ def signals() -> None:
 
 
 @signals.command("check")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path), help="Rules file (default: the shipped one).")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules file (default: the shipped one).",
+)
 def check(rules_file: Path | None) -> None:
     """Check a rules file: every problem listed, exit 2 when refused; warnings on stderr."""
     rules = load_rules(rules_file)
     for w in rules.warnings:
         click.echo(f"warning: {w}", err=True)
-    click.echo(f"signals rules {rules.version} ({rules.source}): OK, signals {', '.join(sorted(rules.enabled))}")
+    click.echo(
+        f"signals rules {rules.version} ({rules.source}): OK, signals {', '.join(sorted(rules.enabled))}"
+    )
 
 
 def _input(spec: str) -> tuple[str, str, bytes]:
@@ -60,8 +67,18 @@ def _input(spec: str) -> tuple[str, str, bytes]:
 
 
 @signals.command("replay")
-@click.option("--now", "now_", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Clock (default: the last event's date).")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path), help="Rules file (default: the shipped one).")
+@click.option(
+    "--now",
+    "now_",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Clock (default: the last event's date).",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules file (default: the shipped one).",
+)
 @click.argument("inputs", nargs=-1, required=True)
 def replay(now_: datetime | None, rules_file: Path | None, inputs: tuple[str, ...]) -> None:
     """Replay FORMAT:FILE inputs through the normalisers and the signal processors."""
@@ -75,6 +92,8 @@ def replay(now_: datetime | None, rules_file: Path | None, inputs: tuple[str, ..
     for note in result.notes:
         click.echo(note, err=True)
     for key, record in result.signals:
-        click.echo(json.dumps({"schema": SIGNAL, "key": key, "record": to_jsonable(record)}, ensure_ascii=False))
+        click.echo(
+            json.dumps({"schema": SIGNAL, "key": key, "record": to_jsonable(record)}, ensure_ascii=False)
+        )
     when = result.now.date() if result.now else date.today()
     click.echo(f"{len(result.signals)} signal(s) at {when.isoformat()}", err=True)

@@ -1,7 +1,8 @@
 """Route flow: canonical topics -> one topic per actor (its policy view) + the disclosure audit topic.
 
-Consumes `{prefix}.canonical.demande` and `{prefix}.canonical.decision` (keyed by numéro unique, so
-both are co-partitioned with the scope table). For each record: decode, read the application's
+Consumes `{prefix}.canonical.demande`, `{prefix}.canonical.decision` and `{prefix}.canonical.signal`
+(keyed by numéro unique, so all are co-partitioned with the scope table; signals are routed like
+decisions, docs/signals.md). For each record: decode, read the application's
 `ScopeState` from the faust table `gp-route-scope`, run the pure router, publish each view once
 per recipient to `{prefix}.actor.{actor_id}` and one `fr.gp.AuditEntry` per nominative disclosure
 to `{prefix}.audit.disclosures`, then store the new state. Undecodable records are dead-lettered
@@ -45,7 +46,8 @@ FLOW = "route"
 TABLE = "gp-route-scope"
 RELOAD_INTERVAL_S = 30.0
 MAX_PENDING = 50  # decisions kept per application while its Demande has not been routed yet
-_KINDS = {DEMANDE, DECISION}
+SIGNAL = "fr.gp.Signal"  # follow-up signals (gateway/flows/signals.py), routed like decisions
+_KINDS = {DEMANDE, DECISION, SIGNAL}
 
 
 class Output(NamedTuple):
@@ -242,7 +244,7 @@ class RouteCore:
             result = self.router.route(codec.name, key, record, self._state(state), headers)
             results = [result]
             new_state = result.state
-            if codec.name == DECISION and not new_state.demande_seen:
+            if codec.name in (DECISION, SIGNAL) and not new_state.demande_seen:
                 new_state = self._keep_pending(new_state, value or b"", headers, result)
             elif codec.name == DEMANDE and new_state.pending:
                 replayed, new_state = self._replay_pending(new_state, key)
@@ -280,6 +282,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
     ctx.topics.extend(route_topics(settings, store.policy))
     sources = {canonical_topic("demande", prefix): "demande", canonical_topic("decision", prefix): "decision"}
+    sources[canonical_topic("signal", prefix)] = "signal"
     source = app.topic(*sources, key_type=bytes, value_type=bytes)
     table = app.Table(TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     metrics = ctx.metrics

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from gateway.signals.rules import Rules
@@ -37,8 +37,8 @@ from gateway.signals.state import (
 )
 
 __all__ = [
-    "DEMANDE",
     "DECISION",
+    "DEMANDE",
     "SIGNAL",
     "Context",
     "Step",
@@ -82,7 +82,7 @@ def _iso(day: int) -> str:
     return from_ordinal(day).isoformat()
 
 
-def signal_record(  # noqa: PLR0913 - one builder for every type
+def signal_record(
     *,
     num: str,
     type_: str,
@@ -166,7 +166,9 @@ def dwelling_key(logement: Mapping[str, Any] | None) -> str | None:
 
 def _small_logement(logement: Mapping[str, Any]) -> dict[str, Any]:
     """The identifying fields of a dwelling (no address, rent or surface: JSON-safe, and enough)."""
-    return {k: logement.get(k) for k in ("rpls", "referenceBailleur", "sirenBailleur", "commune", "typeLogement")}
+    return {
+        k: logement.get(k) for k in ("rpls", "referenceBailleur", "sirenBailleur", "commune", "typeLogement")
+    }
 
 
 def _fact(kind: str, logement: Mapping[str, Any] | None, num: str, **data: Any) -> list[dict[str, Any]]:
@@ -177,7 +179,7 @@ def _fact(kind: str, logement: Mapping[str, Any] | None, num: str, **data: Any) 
 
 
 def _label_signal(
-    state: AppState, num: str, label: Label, statut: str, day: int, ctx: Context, now: datetime, origine: str
+    num: str, label: Label, *, statut: str, day: int, ctx: Context, now: datetime, origine: str
 ) -> dict[str, Any]:
     words = {"DONNE": "donné", "EXPIRE": "arrivé à échéance", "RETIRE": "retiré"}[statut]
     sub = {
@@ -187,24 +189,46 @@ def _label_signal(
         "dateLabel": from_ordinal(label.date_label),
         "dateFin": from_ordinal(label.date_fin) if label.date_fin else None,
         "contingentsEligibles": list(label.contingents),
-        "explication": f"Label prioritaire ({label.categorie}) de l'organisme {label.body} {words} le {_iso(day)}.",
+        "explication": (
+            f"Label prioritaire ({label.categorie}) de l'organisme {label.body} {words} le {_iso(day)}."
+        ),
     }
     return signal_record(
-        num=num, type_="LABEL_PRIORITAIRE", day=day, sub_field=label.field, sub=sub, ctx=ctx, now=now,
-        origine=origine, entrees=[label.event_id] if label.event_id else [],
+        num=num,
+        type_="LABEL_PRIORITAIRE",
+        day=day,
+        sub_field=label.field,
+        sub=sub,
+        ctx=ctx,
+        now=now,
+        origine=origine,
+        entrees=[label.event_id] if label.event_id else [],
         discriminator=f"{statut}|{label.ident}|{label.date_label}|{label.date_fin}",
         summary=f"Un label prioritaire de cette demande a changé ({words}) le {_iso(day)}.",
     )
 
 
 def _on_label(
-    state: AppState, num: str, record: Mapping[str, Any], name: str, ctx: Context, now: datetime, step: Step
+    state: AppState,
+    num: str,
+    record: Mapping[str, Any],
+    *,
+    name: str,
+    ctx: Context,
+    now: datetime,
+    step: Step,
 ) -> AppState:
     raw = record[name]
     prov = record.get("provenance") or {}
     label = Label(
-        name, str(raw.get("categorie")), str(raw.get("organismeLabellisant")), day_of(raw.get("dateLabel")),
-        day_of(raw.get("dateFin")), tuple(raw.get("contingentsEligibles") or ()), False, str(record.get("eventId") or ""),
+        name,
+        str(raw.get("categorie")),
+        str(raw.get("organismeLabellisant")),
+        day_of(raw.get("dateLabel")),
+        day_of(raw.get("dateFin")),
+        tuple(raw.get("contingentsEligibles") or ()),
+        False,
+        str(record.get("eventId") or ""),
     )
     others = tuple(x for x in state.labels if x.ident != label.ident)
     old = next((x for x in state.labels if x.ident == label.ident), None)
@@ -212,16 +236,26 @@ def _on_label(
     if prov.get("operation") == "SUPPRESSION":
         if old is not None and "LABEL_PRIORITAIRE" in ctx.rules.enabled:
             day = max(day_of(prov.get("dateEvenement")), old.date_label)
-            step.signals.append(_label_signal(state, num, old, "RETIRE", day, ctx, now, origine))
+            step.signals.append(
+                _label_signal(num, old, statut="RETIRE", day=day, ctx=ctx, now=now, origine=origine)
+            )
         return replace(state, labels=others)
-    if old is not None and (old.date_label, old.date_fin, old.contingents) == (label.date_label, label.date_fin, label.contingents):
+    if old is not None and (old.date_label, old.date_fin, old.contingents) == (
+        label.date_label,
+        label.date_fin,
+        label.contingents,
+    ):
         return state  # the same label again (a replayed input): nothing new
     if "LABEL_PRIORITAIRE" in ctx.rules.enabled:
-        step.signals.append(_label_signal(state, num, label, "DONNE", label.date_label, ctx, now, origine))
+        step.signals.append(
+            _label_signal(num, label, statut="DONNE", day=label.date_label, ctx=ctx, now=now, origine=origine)
+        )
     return replace(state, labels=(*others, label))
 
 
-def _on_refus(state: AppState, num: str, record: Mapping[str, Any], ctx: Context, now: datetime, step: Step) -> AppState:
+def _on_refus(
+    state: AppState, num: str, record: Mapping[str, Any], *, ctx: Context, now: datetime, step: Step
+) -> AppState:
     eid = str(record.get("eventId") or "")
     if any(e == eid for e, _ in state.refusals):
         return state  # counted already
@@ -237,22 +271,39 @@ def _on_refus(state: AppState, num: str, record: Mapping[str, Any], ctx: Context
     consequence = rule.consequence if rule.consequence and counted >= rule.seuil else None
     day = day_of(refus.get("dateRefus"))
     text = f"Refus d'une offre le {_iso(day)} : {total} refus en tout, dont {sans_motif} sans motif. "
-    text += f"Conséquence selon la règle locale : {consequence}." if consequence else "Ce refus n'a pas de conséquence selon la règle locale."
+    text += (
+        f"Conséquence selon la règle locale : {consequence}."
+        if consequence
+        else "Ce refus n'a pas de conséquence selon la règle locale."
+    )
     sub = {
-        "dateRefus": from_ordinal(day), "nombreRefus": total, "nombreRefusSansMotif": sans_motif,
-        "consequence": consequence, "explication": text,
+        "dateRefus": from_ordinal(day),
+        "nombreRefus": total,
+        "nombreRefusSansMotif": sans_motif,
+        "consequence": consequence,
+        "explication": text,
     }
     step.signals.append(
         signal_record(
-            num=num, type_="REFUS_OFFRE", day=day, sub_field="refus", sub=sub, ctx=ctx, now=now,
-            origine=str((record.get("provenance") or {}).get("origine") or ""), entrees=[eid], discriminator=eid,
+            num=num,
+            type_="REFUS_OFFRE",
+            day=day,
+            sub_field="refus",
+            sub=sub,
+            ctx=ctx,
+            now=now,
+            origine=str((record.get("provenance") or {}).get("origine") or ""),
+            entrees=[eid],
+            discriminator=eid,
             summary=f"Un refus d'offre a été enregistré le {_iso(day)}.",
         )
     )
     return state
 
 
-def _on_saisine(state: AppState, num: str, record: Mapping[str, Any], ctx: Context, now: datetime, step: Step) -> AppState:
+def _on_saisine(
+    state: AppState, num: str, record: Mapping[str, Any], *, ctx: Context, now: datetime, step: Step
+) -> AppState:
     saisine = record["saisine"]
     by = str((record.get("provenance") or {}).get("origine") or "")
     commission = str(saisine.get("commission") or "")
@@ -270,23 +321,33 @@ def _on_saisine(state: AppState, num: str, record: Mapping[str, Any], ctx: Conte
         return state
     day = day_of(saisine.get("dateSaisine"))
     sub = {
-        "typeCommission": saisine.get("typeCommission"), "commission": commission,
-        "dateSaisine": from_ordinal(day), "saisiPar": by,
+        "typeCommission": saisine.get("typeCommission"),
+        "commission": commission,
+        "dateSaisine": from_ordinal(day),
+        "saisiPar": by,
         "explication": f"La demande a été soumise à la commission {commission} par {by} le {_iso(day)}.",
     }
     eid = str(record.get("eventId") or "")
     step.signals.append(
         signal_record(
-            num=num, type_="SAISINE_COMMISSION", day=day, sub_field="saisine", sub=sub, ctx=ctx, now=now,
-            origine=by, entrees=[eid], discriminator=eid or f"{commission}|{day}",
+            num=num,
+            type_="SAISINE_COMMISSION",
+            day=day,
+            sub_field="saisine",
+            sub=sub,
+            ctx=ctx,
+            now=now,
+            origine=by,
+            entrees=[eid],
+            discriminator=eid or f"{commission}|{day}",
             summary=f"La demande a été soumise à une commission le {_iso(day)}.",
         )
     )
     return state
 
 
-def _on_decision(  # noqa: C901, PLR0912 - one branch per event type
-    state: AppState, num: str, record: Mapping[str, Any], ctx: Context, now: datetime, step: Step
+def _on_decision(
+    state: AppState, num: str, record: Mapping[str, Any], *, ctx: Context, now: datetime, step: Step
 ) -> AppState:
     kind = record.get("typeEvenement")
     prov = record.get("provenance") or {}
@@ -296,7 +357,9 @@ def _on_decision(  # noqa: C901, PLR0912 - one branch per event type
         d = record["designation"]
         first = min(state.first_proposal, when) if state.first_proposal else when
         state = _own(replace(state, first_proposal=first), eid)
-        step.facts += _fact("designation", d.get("logement"), num, designataire=str(d.get("designataire") or ""))
+        step.facts += _fact(
+            "designation", d.get("logement"), num, designataire=str(d.get("designataire") or "")
+        )
     elif kind == "DECISION_CAL" and record.get("decisionCal"):
         cal = record["decisionCal"]
         day = day_of(cal.get("dateCommission"))
@@ -304,23 +367,38 @@ def _on_decision(  # noqa: C901, PLR0912 - one branch per event type
             state = replace(state, irrecevable=day, irrecevable_fired=False)
         elif cal.get("decision") in _ATTRIBUTIONS:
             step.facts += _fact(
-                "cal", cal.get("logement"), num, rang=cal.get("rang"), date=day,
-                commission=str(cal.get("commission") or ""), eventId=eid,
+                "cal",
+                cal.get("logement"),
+                num,
+                rang=cal.get("rang"),
+                date=day,
+                commission=str(cal.get("commission") or ""),
+                eventId=eid,
             )
         state = _own(state, eid)
     elif kind == "REFUS_DEMANDEUR" and record.get("refus"):
-        state = _own(_on_refus(state, num, record, ctx, now, step), eid)
+        state = _own(_on_refus(state, num, record, ctx=ctx, now=now, step=step), eid)
     elif kind == "BAIL_SIGNE" and record.get("bail"):
         bail = record["bail"]
-        step.facts += _fact("bail", bail.get("logement"), num, date=day_of(bail.get("dateSignature")),
-                            origine=str(prov.get("origine") or ""))
+        step.facts += _fact(
+            "bail",
+            bail.get("logement"),
+            num,
+            date=day_of(bail.get("dateSignature")),
+            origine=str(prov.get("origine") or ""),
+        )
     elif kind == "RADIATION" and record.get("radiation"):
         rad = record["radiation"]
         state = replace(state, active=False)
         att = rad.get("attribution")
         if rad.get("motif") == "RADATT" and att:
-            step.facts += _fact("bail", att.get("logement"), num, date=day_of(att.get("dateSignatureBail")),
-                                origine=str(att.get("siren") or prov.get("origine") or ""))
+            step.facts += _fact(
+                "bail",
+                att.get("logement"),
+                num,
+                date=day_of(att.get("dateSignatureBail")),
+                origine=str(att.get("siren") or prov.get("origine") or ""),
+            )
     elif kind == "DERADIATION":
         state = replace(state, active=True)
     elif kind == "RENOUVELLEMENT":
@@ -328,13 +406,13 @@ def _on_decision(  # noqa: C901, PLR0912 - one branch per event type
     elif kind == "LABEL_PRIORITAIRE":
         for name in _LABEL_FIELDS:
             if record.get(name):
-                state = _on_label(state, num, record, name, ctx, now, step)
+                state = _on_label(state, num, record, name=name, ctx=ctx, now=now, step=step)
     elif kind == "SAISINE_COMMISSION" and record.get("saisine"):
-        state = _on_saisine(state, num, record, ctx, now, step)
+        state = _on_saisine(state, num, record, ctx=ctx, now=now, step=step)
     return state
 
 
-def apply(  # noqa: PLR0913 - the documented signature
+def apply(  # noqa: PLR0917 - the documented signature apply(state, num, schema, record, now, ctx)
     state: AppState | None,
     num: str,
     schema: str,
@@ -363,7 +441,7 @@ def apply(  # noqa: PLR0913 - the documented signature
             return Step(state)
         return Step(replace(state, pending=(*state.pending, packed)))
     step = Step(state)
-    step.state = _on_decision(state, num, record, ctx, now, step)
+    step.state = _on_decision(state, num, record, ctx=ctx, now=now, step=step)
     if step.rejected:
         step.state = state
         step.signals.clear()
@@ -412,22 +490,38 @@ def next_due(state: AppState, ctx: Context) -> int | None:
     return min(days) if days else None
 
 
-def _radier_signal(num: str, motif: str, ref: int, day: int, state: AppState, ctx: Context, now: datetime) -> dict[str, Any]:
+def _radier_signal(
+    num: str, motif: str, *, ref: int, day: int, state: AppState, ctx: Context, now: datetime
+) -> dict[str, Any]:
     if motif == "NON_RENOUVELEE":
-        text = (f"La demande n'a pas été renouvelée à sa date anniversaire du {_iso(ref)} : elle est à radier "
-                "pour non-renouvellement (R441-2-8 e). Ceci est un signal au service d'enregistrement, pas une radiation.")
+        text = (
+            f"La demande n'a pas été renouvelée à sa date anniversaire du {_iso(ref)} : elle est à radier "
+            "pour non-renouvellement (R441-2-8 e). Ceci est un signal au service d'enregistrement, "
+            "pas une radiation."
+        )
     else:
-        text = (f"La CAL a déclaré la demande irrecevable le {_iso(ref)} : elle est à radier un mois après "
-                "l'avertissement (R441-2-8 d). Ceci est un signal au service d'enregistrement, pas une radiation.")
+        text = (
+            f"La CAL a déclaré la demande irrecevable le {_iso(ref)} : elle est à radier un mois après "
+            "l'avertissement (R441-2-8 d). Ceci est un signal au service d'enregistrement, pas une radiation."
+        )
     return signal_record(
-        num=num, type_="A_RADIER", day=day, sub_field="aRadier",
-        sub={"motif": motif, "dateReference": from_ordinal(ref), "explication": text}, ctx=ctx, now=now,
-        origine=state.origin, entrees=state.event_ids[-1:] if motif == "IRRECEVABLE" else [],
-        discriminator=f"{motif}|{ref}", summary=f"La demande est à radier depuis le {_iso(day)}.",
+        num=num,
+        type_="A_RADIER",
+        day=day,
+        sub_field="aRadier",
+        sub={"motif": motif, "dateReference": from_ordinal(ref), "explication": text},
+        ctx=ctx,
+        now=now,
+        origine=state.origin,
+        entrees=state.event_ids[-1:] if motif == "IRRECEVABLE" else [],
+        discriminator=f"{motif}|{ref}",
+        summary=f"La demande est à radier depuis le {_iso(day)}.",
     )
 
 
-def tick(state: AppState, num: str, today: int, ctx: Context, now: datetime | None = None) -> tuple[AppState, list[dict[str, Any]]]:
+def tick(
+    state: AppState, num: str, today: int, ctx: Context, now: datetime | None = None
+) -> tuple[AppState, list[dict[str, Any]]]:
     """Signals due on or before the day `today` (an ordinal) that were not emitted yet."""
     if not state.known or not state.active:
         return state, []
@@ -438,25 +532,46 @@ def tick(state: AppState, num: str, today: int, ctx: Context, now: datetime | No
         due, months, group = delai
         where = f"le groupe « {group} »" if group else f"le département {state.dept}"
         sub = {
-            "departement": state.dept, "groupe": group, "delaiMois": months, "dateDepart": from_ordinal(state.created),
-            "explication": (f"Aucune proposition de logement depuis le dépôt de la demande le {_iso(state.created)} : "
-                            f"le délai anormalement long fixé par le préfet pour {where} ({months} mois) est dépassé "
-                            f"depuis le {_iso(due)}. Le demandeur peut saisir la commission de médiation DALO."),
+            "departement": state.dept,
+            "groupe": group,
+            "delaiMois": months,
+            "dateDepart": from_ordinal(state.created),
+            "explication": (
+                f"Aucune proposition de logement depuis le dépôt de la demande le {_iso(state.created)} : "
+                f"le délai anormalement long fixé par le préfet pour {where} ({months} mois) est dépassé "
+                f"depuis le {_iso(due)}. Le demandeur peut saisir la commission de médiation DALO."
+            ),
         }
-        out.append(signal_record(
-            num=num, type_="DELAI_ANORMAL_DEPASSE", day=due, sub_field="delai", sub=sub, ctx=ctx, now=now,
-            origine=state.origin, entrees=[], discriminator=str(due),
-            summary=f"Le délai anormalement long est dépassé depuis le {_iso(due)}.",
-        ))
+        out.append(
+            signal_record(
+                num=num,
+                type_="DELAI_ANORMAL_DEPASSE",
+                day=due,
+                sub_field="delai",
+                sub=sub,
+                ctx=ctx,
+                now=now,
+                origine=state.origin,
+                entrees=[],
+                discriminator=str(due),
+                summary=f"Le délai anormalement long est dépassé depuis le {_iso(due)}.",
+            )
+        )
         state = replace(state, delai_fired=due)
     radier = _radier_due(state, ctx)
     if radier and today >= radier[0] and state.radier_fired != radier[1]:
-        out.append(_radier_signal(num, "NON_RENOUVELEE", radier[1], radier[0], state, ctx, now))
+        out.append(
+            _radier_signal(num, "NON_RENOUVELEE", ref=radier[1], day=radier[0], state=state, ctx=ctx, now=now)
+        )
         state = replace(state, radier_fired=radier[1])
     if state.irrecevable and not state.irrecevable_fired and "A_RADIER" in ctx.rules.enabled:
         due = state.irrecevable + ctx.rules.file.a_radier.irrecevabilite_jours
         if today >= due:
-            out.append(_radier_signal(num, "IRRECEVABLE", state.irrecevable, due, state, ctx, now))
+            out.append(
+                _radier_signal(
+                    num, "IRRECEVABLE", ref=state.irrecevable, day=due, state=state, ctx=ctx, now=now
+                )
+            )
             state = replace(state, irrecevable_fired=True)
     if "LABEL_PRIORITAIRE" in ctx.rules.enabled and any(
         lb.date_fin and not lb.expired and today >= lb.date_fin for lb in state.labels
@@ -464,7 +579,11 @@ def tick(state: AppState, num: str, today: int, ctx: Context, now: datetime | No
         labels = []
         for lb in state.labels:
             if lb.date_fin and not lb.expired and today >= lb.date_fin:
-                out.append(_label_signal(state, num, lb, "EXPIRE", lb.date_fin, ctx, now, lb.body))
+                out.append(
+                    _label_signal(
+                        num, lb, statut="EXPIRE", day=lb.date_fin, ctx=ctx, now=now, origine=lb.body
+                    )
+                )
                 lb = lb._replace(expired=True)  # noqa: PLW2901
             labels.append(lb)
         state = replace(state, labels=tuple(labels))
@@ -496,30 +615,61 @@ def _resolve(state: LogementState, ctx: Context, now: datetime) -> tuple[Logemen
         same_round = (c.date_cal, c.commission) == (signer.date_cal, signer.commission)
         if c.num == signer.num or not same_round or c.rang is None or c.rang <= rank or c.num in fired:
             continue  # equal ranks and candidates ranked ahead of the signer are never flagged
-        end = add_months(lease_day, rule.duree_mois) if rule.traitement and rule.duree_mois is not None else None
-        treatment = f" Traitement local : {rule.traitement}" + (f" jusqu'au {_iso(end)}." if end else ".") if rule.traitement else ""
+        end = (
+            add_months(lease_day, rule.duree_mois)
+            if rule.traitement and rule.duree_mois is not None
+            else None
+        )
+        treatment = (
+            f" Traitement local : {rule.traitement}" + (f" jusqu'au {_iso(end)}." if end else ".")
+            if rule.traitement
+            else ""
+        )
         sub = {
-            "commission": c.commission, "dateCommission": from_ordinal(c.date_cal), "rang": c.rang,
+            "commission": c.commission,
+            "dateCommission": from_ordinal(c.date_cal),
+            "rang": c.rang,
             "logement": {**_empty_logement(), **state.logement},
-            "designataire": designators.get(c.num), "traitement": rule.traitement,
+            "designataire": designators.get(c.num),
+            "traitement": rule.traitement,
             "finTraitement": from_ordinal(end) if end else None,
-            "explication": (f"La CAL {c.commission} du {_iso(c.date_cal)} a attribué ce logement à ce ménage au rang "
-                            f"{c.rang}, sous réserve du refus des candidats classés devant ; le bail a été signé le "
-                            f"{_iso(lease_day)} par un candidat classé devant.{treatment}"),
+            "explication": (
+                f"La CAL {c.commission} du {_iso(c.date_cal)} a attribué ce logement à ce ménage au rang "
+                f"{c.rang}, sous réserve du refus des candidats classés devant ; le bail a été signé le "
+                f"{_iso(lease_day)} par un candidat classé devant.{treatment}"
+            ),
         }
-        out.append(signal_record(
-            num=c.num, type_="ATTRIBUE_NON_LOGE", day=lease_day, sub_field="attribueNonLoge", sub=sub, ctx=ctx,
-            now=now, origine=bailleur or str(state.logement.get("sirenBailleur") or ""), entrees=[c.event_id],
-            discriminator=f"{c.event_id}|{lease_day}",
-            summary=f"Ménage attribué mais non logé : le bail du logement a été signé le {_iso(lease_day)}.",
-        ))
+        out.append(
+            signal_record(
+                num=c.num,
+                type_="ATTRIBUE_NON_LOGE",
+                day=lease_day,
+                sub_field="attribueNonLoge",
+                sub=sub,
+                ctx=ctx,
+                now=now,
+                origine=bailleur or str(state.logement.get("sirenBailleur") or ""),
+                entrees=[c.event_id],
+                discriminator=f"{c.event_id}|{lease_day}",
+                summary=f"Ménage attribué mais non logé : bail du logement signé le {_iso(lease_day)}.",
+            )
+        )
         fired.append(c.num)
     return replace(state, fired=tuple(fired)), out
 
 
 def _empty_logement() -> dict[str, Any]:
-    return {"rpls": None, "referenceBailleur": None, "sirenBailleur": None, "adresse": None, "commune": None,
-            "typeLogement": None, "surface": None, "loyer": None, "zus": None}
+    return {
+        "rpls": None,
+        "referenceBailleur": None,
+        "sirenBailleur": None,
+        "adresse": None,
+        "commune": None,
+        "typeLogement": None,
+        "surface": None,
+        "loyer": None,
+        "zus": None,
+    }
 
 
 def apply_logement(
@@ -537,16 +687,22 @@ def apply_logement(
         return replace(state, designataires=(*des, designator)[-MAX_CANDIDATES:]), []
     if kind == "cal":
         rang = fact.get("rang")
-        cand = Candidate(num, int(rang) if rang is not None else None, int(fact["date"]), str(fact.get("commission") or ""),
-                         str(fact.get("eventId") or ""))
+        cand = Candidate(
+            num,
+            int(rang) if rang is not None else None,
+            int(fact["date"]),
+            str(fact.get("commission") or ""),
+            str(fact.get("eventId") or ""),
+        )
         others = tuple(c for c in state.candidates if (c.num, c.date_cal) != (cand.num, cand.date_cal))
         state = replace(state, candidates=(*others, cand)[-MAX_CANDIDATES:])
     elif kind == "bail":
         lease = (num, int(fact["date"]), str(fact.get("origine") or ""))
         if state.lease is not None and state.lease[:2] == lease[:2]:
             return state, []  # the same lease again (a lease then its RADATT radiation)
-        state = replace(state, lease=lease, fired=() if state.lease and state.lease[1] != lease[1] else state.fired)
+        state = replace(
+            state, lease=lease, fired=() if state.lease and state.lease[1] != lease[1] else state.fired
+        )
     else:
         return state, []
     return _resolve(state, ctx, now)
-

@@ -32,7 +32,9 @@ def _event_time(record: Mapping[str, Any]) -> datetime | None:
     return when if isinstance(when, datetime) else None
 
 
-def replay(inputs: Iterable[tuple[str, str, bytes]], ctx: Context, now: datetime | None = None) -> ReplayResult:
+def replay(
+    inputs: Iterable[tuple[str, str, bytes]], ctx: Context, now: datetime | None = None
+) -> ReplayResult:
     """inputs: (format, name, bytes) in order. Returns the signals in the order they became known."""
     result = ReplayResult()
     records: list[CanonicalRecord] = []
@@ -55,7 +57,9 @@ def replay(inputs: Iterable[tuple[str, str, bytes]], ctx: Context, now: datetime
             continue
         fed = engine.feed(rec.schema, str(num), rec.record, now)
         result.signals += [(str(s["numUnique"]), s) for s in fed.signals]
-        result.notes += [f"{rec.schema} {rec.record.get('eventId') or num}: dead-lettered: {r}" for r in fed.rejected]
+        result.notes += [
+            f"{rec.schema} {rec.record.get('eventId') or num}: dead-lettered: {r}" for r in fed.rejected
+        ]
     for signal in engine.advance(now.toordinal(), now):
         result.signals.append((str(signal["numUnique"]), signal))
     for num, count in engine.pending().items():

@@ -54,8 +54,8 @@ def valid_departement(code: str) -> bool:
     if code in ("2A", "2B"):
         return True
     if len(code) == 2 and code.isdigit():
-        return 1 <= int(code) <= 95 and code != "20"  # noqa: PLR2004 - the département range
-    return len(code) == 3 and code.isdigit() and 971 <= int(code) <= 976  # noqa: PLR2004
+        return 1 <= int(code) <= 95 and code != "20"
+    return len(code) == 3 and code.isdigit() and 971 <= int(code) <= 976
 
 
 def _departement_of(commune: str) -> str:
@@ -206,7 +206,9 @@ def _check(file: RulesFile) -> list[Problem]:
                     problems.append(Problem(gwhere, f"commune {commune!r} is not in département {code}"))
                 if commune in seen:
                     problems.append(
-                        Problem(gwhere, f"commune {commune!r} is in two groups ({seen[commune]!r}, {group.nom!r})")
+                        Problem(
+                            gwhere, f"commune {commune!r} is in two groups ({seen[commune]!r}, {group.nom!r})"
+                        )
                     )
                 seen[commune] = group.nom
         for t, months in dept.delai_anormal.types_logement.items():
@@ -269,11 +271,12 @@ def load_rules(path: str | Path | None = None) -> Rules:
         raise ConfigError(f"signals rules {source} is not YAML: {exc}") from None
     # YAML reads 35 as an int: département codes are strings
     if isinstance(raw, dict) and isinstance(raw.get("departements"), dict):
-        raw["departements"] = {str(k).zfill(2) if isinstance(k, int) else k: v for k, v in raw["departements"].items()}
+        raw["departements"] = {
+            str(k).zfill(2) if isinstance(k, int) else k: v for k, v in raw["departements"].items()
+        }
     return parse_rules(raw, source)
 
 
 @cache
 def default_rules() -> Rules:
     return load_rules()
-

@@ -98,7 +98,7 @@ class AppState:
         if not isinstance(raw, list) or len(raw) != len(names):
             raise TypeError("not a signals application state")
         values = dict(zip(names, raw, strict=True))
-        values["labels"] = tuple(Label(*(tuple(v) if i == 5 else v for i, v in enumerate(x))) for x in values["labels"])  # noqa: PLR2004
+        values["labels"] = tuple(_label(x) for x in values["labels"])
         values["refusals"] = tuple((str(a), bool(b)) for a, b in values["refusals"])
         values["pending"] = tuple(values["pending"])
         values["event_ids"] = tuple(values["event_ids"])
@@ -107,6 +107,20 @@ class AppState:
     @staticmethod
     def pack(record_bytes: bytes) -> str:
         return base64.b64encode(record_bytes).decode()
+
+
+def _label(raw: list[Any]) -> Label:
+    field_, categorie, body, date_label, date_fin, contingents, expired, event_id = raw
+    return Label(
+        str(field_),
+        str(categorie),
+        str(body),
+        int(date_label),
+        int(date_fin),
+        tuple(str(c) for c in contingents),
+        bool(expired),
+        str(event_id),
+    )
 
 
 class Candidate(NamedTuple):
@@ -123,7 +137,9 @@ class Candidate(NamedTuple):
 class LogementState:
     """One dwelling: the candidates of its CAL decisions, their designators, its lease."""
 
-    logement: dict[str, Any] = field(default_factory=dict)  # rpls, referenceBailleur, sirenBailleur, commune, typeLogement
+    logement: dict[str, Any] = field(
+        default_factory=dict
+    )  # rpls, referenceBailleur, sirenBailleur, commune, typeLogement
     candidates: tuple[Candidate, ...] = ()
     designataires: tuple[tuple[str, str], ...] = ()  # (numéro unique, designating organisation)
     lease: tuple[str, int, str] | None = None  # (numéro unique, date, organisation) of the signer
@@ -131,8 +147,13 @@ class LogementState:
 
     def to_bytes(self) -> bytes:
         return json.dumps(
-            [self.logement, [list(c) for c in self.candidates], [list(d) for d in self.designataires],
-             list(self.lease) if self.lease else None, list(self.fired)],
+            [
+                self.logement,
+                [list(c) for c in self.candidates],
+                [list(d) for d in self.designataires],
+                list(self.lease) if self.lease else None,
+                list(self.fired),
+            ],
             separators=(",", ":"),
         ).encode()
 
@@ -141,7 +162,7 @@ class LogementState:
         if not data:
             return cls()
         raw = json.loads(data)
-        if not isinstance(raw, list) or len(raw) != 5:  # noqa: PLR2004 - the five fields
+        if not isinstance(raw, list) or len(raw) != 5:
             raise TypeError("not a signals dwelling state")
         logement, cands, des, lease, fired = raw
         return cls(
