@@ -273,9 +273,10 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         for d in router.route(schema, b"k", record, None).deliveries
     }
     assert got == {
-        ("fr.gp.view.Decision_5a38f8b8", "2add7a96bd526e54"),
-        ("fr.gp.view.Decision_c6a390b1", "7ae9fd884c56917f"),
-        ("fr.gp.view.Decision_cd8c73e0", "526882cb921f14c7"),
+        # Decision views renamed by the contract change of issue 14 (Decision.saisine, class priorite)
+        ("fr.gp.view.Decision_06fa2131", "837819a3a2ad4ff3"),
+        ("fr.gp.view.Decision_120357a4", "aabcf08a00a6aed6"),
+        ("fr.gp.view.Decision_4ee17af9", "583f8408af28ea21"),
         ("fr.gp.view.Demande_19c0b63f", "a8ff92f4b4ab1163"),
         ("fr.gp.view.Demande_460eb86e", "ee23ada03fbb4cee"),
         ("fr.gp.view.Demande_6edc94b9", "aaaaf9c4156910fd"),
