@@ -21,6 +21,7 @@ is a setting (`GATEWAY_SIGNALS_CLOCK`) so tests and rehearsals can move time. Ou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.kafka_config import client_kwargs
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
@@ -317,9 +319,9 @@ class _Agents:
         self.logement_table = app.Table(
             LOGEMENT_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
-        self.tick_topic = app.topic(self.tick_name, key_type=bytes, value_type=bytes)
         self.indexes = _Indexes(self.partitions)
         self.last_day = ""
+        self._producer: Any = None
 
     async def emit(self, outcome: Outcome, kind: str) -> None:
         for out in outcome.outputs:
@@ -338,6 +340,12 @@ class _Agents:
         if index is None:
             return
         due = [k.encode() for k in index.pop_due(today)]
+        _log.warning(
+            partition,
+            today,
+            due,
+            {p: len(i) for p, i in (self.indexes.by_partition or {}).items()},
+        )
         for app_key, outcome in self.core.on_tick(today, due, table.get):
             await self.emit(outcome, "tick")
             if outcome.state is not None:
@@ -384,8 +392,20 @@ class _Agents:
             if key and outcome.state is not None:
                 table[key] = outcome.state
 
+    def _send_ticks(self, today: str) -> None:
+        """One tick per partition, from a plain producer of its own: a tick is no output of an input
+        (faust's producer is transactional under exactly-once), and a lost or repeated one is harmless
+        (the next look at the clock sends again after a restart; sweeps are idempotent)."""
+        from kafka import KafkaProducer  # noqa: PLC0415 - heavy import, only at the edge
+
+        if self._producer is None:
+            self._producer = KafkaProducer(acks="all", **client_kwargs(self.ctx.settings))
+        for part in range(self.partitions):
+            self._producer.send(self.tick_name, key=b"tick", value=today.encode(), partition=part)
+        self._producer.flush(timeout=30)
+
     async def look_at_clock(self) -> None:
-        """A tick per partition when the day changed (and at start): due signals fire on their date."""
+        """Ticks for every partition when the day changed (and at start): signals fire on their date."""
         try:
             today = self.clock().date().isoformat()
         except ConfigError as exc:
@@ -393,9 +413,12 @@ class _Agents:
             return
         if today == self.last_day:
             return
+        try:
+            await asyncio.to_thread(self._send_ticks, today)
+        except Exception as exc:  # noqa: BLE001 - kafka-python errors: try again at the next look
+            _log.warning("signals: ticks of %s not sent (%s), trying again", today, type(exc).__name__)
+            return
         self.last_day = today
-        for part in range(self.partitions):
-            await self.tick_topic.send(key=b"tick", value=today.encode(), partition=part)
 
 
 def register(app: faust.App, ctx: FlowContext) -> None:
