@@ -340,12 +340,6 @@ class _Agents:
         if index is None:
             return
         due = [k.encode() for k in index.pop_due(today)]
-        _log.warning(
-            partition,
-            today,
-            due,
-            {p: len(i) for p, i in (self.indexes.by_partition or {}).items()},
-        )
         for app_key, outcome in self.core.on_tick(today, due, table.get):
             await self.emit(outcome, "tick")
             if outcome.state is not None:
