@@ -4,7 +4,6 @@ the clock moved past a délai -> DELAI_ANORMAL_DEPASSE with no new input event."
 
 from __future__ import annotations
 
-import sys
 import uuid
 from datetime import date
 from pathlib import Path
@@ -16,16 +15,12 @@ from gateway.flows.route import route_topics
 from gateway.flows.signals import signals_topics
 from gateway.policy import load_policy
 from gateway.settings import GatewaySettings
+from gateway.signals.samples import LOGEMENT, bail, cal, decision, demande
 from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, wait_for_count, worker_env
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "signals"))
-from signal_builders import bail, cal, decision, demande  # noqa: E402
-
 FIRST, SECOND, VENDEE = "044250100000000001", "044250100000000002", "085250800000000003"
 BAILLEUR_44, ALS = "200000002", "824541148"
-LOGEMENT = {"rpls": "0000449999", "referenceBailleur": "NL-1", "sirenBailleur": BAILLEUR_44, "adresse": None,
-            "commune": "44109", "typeLogement": "T3", "surface": None, "loyer": None, "zus": None}  # fmt: skip
 
 
 def _framed(schema: str, record: dict[str, object]) -> bytes:
@@ -84,7 +79,7 @@ def test_attribue_non_loge_reaches_the_households_actors_and_time_fires_the_dela
             [
                 (num.encode(), _framed("fr.gp.Decision", d), [("ce_id", f"d{i}".encode())])
                 for i, (num, d) in enumerate(decisions)
-            ],  # fmt: skip
+            ],
         )
         flagged = _signals(kafka_bootstrap, prefix, 1)
         assert [(s["typeSignal"], s["numUnique"]) for s in flagged] == [("ATTRIBUE_NON_LOGE", SECOND)]

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from gateway.codec.avro import load_schemas
 from gateway.signals.core import next_due
+from gateway.signals.samples import LOGEMENT, NOW, bail, cal, decision, demande, engine, of_type
 from gateway.signals.state import AppState, LogementState, add_months
-from signal_builders import LOGEMENT, NOW, bail, cal, decision, demande, engine, of_type
 
 DEMANDE, DECISION = "fr.gp.Demande", "fr.gp.Decision"
 VENDEE_COAST, VENDEE_INLAND = "85194", "85191"

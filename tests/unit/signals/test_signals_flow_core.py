@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.dlq import DeadLetters
 from gateway.flows.signals import SignalsCore, make_clock
-from signal_builders import bail, cal, ctx, decision, demande
+from gateway.signals.samples import bail, cal, ctx, decision, demande
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Canonical records for the signal tests: a Demande and Decisions with the dates under test."""
+"""Canonical records for signal tests and benches: a Demande and Decisions with chosen dates."""
 
 from __future__ import annotations
 
