@@ -30,6 +30,8 @@ import click
 from connectors.sne.demo import sne_report_topics, step_sne
 
 from gateway.broker.local import free_port
+from gateway.cli.signals import demo_report_topics as signals_report_topics
+from gateway.cli.signals import demo_step as signals_demo_step
 from gateway.errors import GatewayError
 from gateway.policy.demo import route_report_topics, step_route
 from gateway.settings import GatewaySettings
@@ -221,7 +223,7 @@ TOPIC_LABELS: list[tuple[str, str]] = [
     (".audit.", "disclosure audit entries"),
     (".feedback.", "SNE answers"),
 ]
-FLOWS: list[str] = ["ingest", "route"]
+FLOWS: list[str] = ["ingest", "route", "signals"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
     ("topics", step_topics),
@@ -229,12 +231,14 @@ STEPS: list[tuple[str, DemoStep]] = [
     ("sources", step_sources),
     ("drain", step_drain),
     ("route", step_route),
+    ("signals", signals_demo_step),
     ("sne", step_sne),
 ]
 # functions naming the topics to report on
 REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [
     _ingest_topics,
     route_report_topics,
+    signals_report_topics,
     sne_report_topics,
 ]
 

@@ -10,20 +10,24 @@ It runs the code the worker runs (gateway.signals).
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from gateway.codec.avro import to_jsonable
+from gateway.codec.avro import load_schemas, to_jsonable
 from gateway.normalise import FORMATS, MAX_INPUT_BYTES
 from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
 from gateway.signals.core import SIGNAL, Context
 from gateway.signals.replay import replay as run_replay
-from gateway.signals.rules import load_rules
+from gateway.signals.rules import SIGNAL_TYPES, load_rules
+from gateway.topics import canonical_topic
 
-__all__ = ["signals"]
+__all__ = ["demo_report_topics", "demo_step", "signals"]
 
 
 def actor_roles(policy_file: Path | None) -> dict[str, str]:
@@ -97,3 +101,39 @@ def replay(now_: datetime | None, rules_file: Path | None, inputs: tuple[str, ..
         )
     when = result.now.date() if result.now else date.today()
     click.echo(f"{len(result.signals)} signal(s) at {when.isoformat()}", err=True)
+
+
+def demo_report_topics(settings: GatewaySettings) -> list[str]:
+    """The signal topic, in `gateway demo`'s table."""
+    return [canonical_topic("signal", settings.topic_prefix)]
+
+
+def demo_step(ctx: Any, max_wait_s: float = 120.0) -> None:
+    """`gateway demo`: wait for a signal of every type from the bundled samples, note one line per type."""
+    from gateway.testing.kafka import consume_all  # noqa: PLC0415 - only for the demo
+
+    codec = load_schemas().codec(SIGNAL)
+    topic = canonical_topic("signal", ctx.settings.topic_prefix)
+    deadline = time.monotonic() + max_wait_s
+    counts: Counter[str] = Counter()
+    while True:
+        counts.clear()
+        for m in consume_all(ctx.bootstrap, topic, quiet_ms=1500, max_wait_s=10):
+            if m.value and m.value[2:10] == codec.fingerprint:
+                counts[str(codec.decode(m.value[10:])["typeSignal"])] += 1
+        if set(counts) >= set(SIGNAL_TYPES) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    ctx.say(f"signals: {sum(counts.values())} on {topic}")
+    for kind in SIGNAL_TYPES:
+        ctx.notes.append(f"signal {kind:<22} {counts.get(kind, 0):4d}  ({_DEMO_NOTES[kind]})")
+
+
+_DEMO_NOTES = {
+    "DELAI_ANORMAL_DEPASSE": "Vendée coast, filed 2023, never proposed: 24 months passed",
+    "ATTRIBUE_NON_LOGE": "ranked 2nd by a Nantes CAL, the 1st signed the lease",
+    "REFUS_OFFRE": "two refusals, the second with the local consequence",
+    "SAISINE_COMMISSION": "the DDETS 35 submits an application to the CIA of Rennes Métropole",
+    "LABEL_PRIORITAIRE": "a label given, then expired",
+    "A_RADIER": "not renewed; declared irrecevable by a CAL (a signal, not a radiation)",
+}

@@ -436,4 +436,5 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     app.agent(source, name="gp.signals")(agents.process)
     logement_source = app.topic(core.logement_topic, key_type=bytes, value_type=bytes)
     app.agent(logement_source, name="gp.signals.logement")(agents.process_logement)
+    app.task(agents.look_at_clock)  # once at start: no wait for the first interval
     app.timer(interval=settings.signals_tick_interval)(agents.look_at_clock)

@@ -9,7 +9,7 @@ the `DueIndex` says are due. The worker (`gateway/flows/signals.py`) runs the sa
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,7 +73,10 @@ class Engine:
 
     def advance(self, today: int, now: datetime | None = None) -> list[dict[str, Any]]:
         """Signals due on or before the day `today` (ordinal), from the applications due only."""
-        out: list[dict[str, Any]] = []
+        return list(self.sweep(today, now))
+
+    def sweep(self, today: int, now: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """`advance`, one signal at a time (a sweep of the whole stock need not hold them all)."""
         ctx = self.ctx
         apps = self.apps
         for key in self.index.pop_due(today):
@@ -83,9 +86,8 @@ class Engine:
             new, signals = tick(state, key, today, ctx, now)
             if signals:
                 apps[key] = new
-                out += signals
+                yield from signals
             self.index.add(key, next_due(new, ctx))
-        return out
 
     def pending(self) -> dict[str, int]:
         """Applications whose Demande never came: numéro unique -> events kept waiting for it."""

@@ -14,6 +14,7 @@ import calendar
 import json
 from dataclasses import dataclass, field, fields
 from datetime import date
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -30,6 +31,7 @@ MAX_PENDING = 20  # events kept per application while its Demande is unknown
 MAX_CANDIDATES = 60  # ranked CAL decisions kept per dwelling
 
 
+@lru_cache(maxsize=1 << 16)
 def add_months(day: int, months: int) -> int:
     """The ordinal `months` after the ordinal `day` (31 January + 1 month = 28/29 February)."""
     d = date.fromordinal(day)
