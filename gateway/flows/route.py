@@ -96,13 +96,17 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
-    """One topic per actor of the policy, and the audit topic."""
+    """One topic per actor of the policy, the audit topic, and the signal topic it reads."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     specs = [
         TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
         for a in sorted(policy.actors)
     ]
     specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
+    # consumed here, written by the signals flow (which declares it too): it exists either way
+    specs.append(
+        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)})
+    )
     return specs
 
 
