@@ -17,24 +17,24 @@ it; a signal id is a hash of its facts, so a replayed input yields the same id).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time
+from datetime import datetime
 from typing import Any
 
-from gateway.signals.rules import Rules
-from gateway.signals.state import (
-    MAX_CANDIDATES,
-    MAX_PENDING,
-    AppState,
-    Candidate,
-    Label,
-    LogementState,
-    add_months,
-    day_of,
-    from_ordinal,
+from gateway.signals.logement import apply_logement
+from gateway.signals.records import (
+    DECISION,
+    DEMANDE,
+    SIGNAL,
+    Context,
+    departement_of,
+    iso,
+    label_signal,
+    signal_record,
 )
+from gateway.signals.state import MAX_PENDING, AppState, Label, day_of, from_ordinal
+from gateway.signals.timed import next_due, tick
 
 __all__ = [
     "DECISION",
@@ -49,23 +49,9 @@ __all__ = [
     "tick",
 ]
 
-DEMANDE = "fr.gp.Demande"
-DECISION = "fr.gp.Decision"
-SIGNAL = "fr.gp.Signal"
-SYSTEM = "signals"
-_NAMESPACE = uuid.UUID("6b1f5d0e-3c1a-4f0e-9a57-5e0c5a9d1a14")
-_SUBS = ("delai", "attribueNonLoge", "refus", "saisine", "label", "labelSante", "labelViolences", "aRadier")
 _LABEL_FIELDS = ("label", "labelSante", "labelViolences")
 _ATTRIBUTIONS = frozenset({"ATTRIBUTION", "ATTRIBUTION_RANG", "ATTRIBUTION_CONDITION_SUSPENSIVE"})
 _MAX_EVENT_IDS = 8
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the processors read besides the state: the rules, and the actors file's roles."""
-
-    rules: Rules
-    actor_roles: Mapping[str, str] = field(default_factory=dict)  # actor id -> role
 
 
 @dataclass
@@ -77,54 +63,7 @@ class Step:
     rejected: str | None = None  # why the record is dead-lettered (no signal from it)
 
 
-# ---- signal records -------------------------------------------------------------------------
-def _iso(day: int) -> str:
-    return from_ordinal(day).isoformat()
-
-
-def signal_record(
-    *,
-    num: str,
-    type_: str,
-    day: int,
-    sub_field: str,
-    sub: dict[str, Any],
-    ctx: Context,
-    now: datetime,
-    origine: str,
-    entrees: tuple[str, ...] | list[str],
-    discriminator: str,
-    summary: str,
-) -> dict[str, Any]:
-    """A fr.gp.Signal with its one sub-record set; `signalId` hashes the facts, not the clock."""
-    record: dict[str, Any] = {
-        "signalId": str(uuid.uuid5(_NAMESPACE, f"{type_}|{num}|{discriminator}")),
-        "numUnique": num,
-        "typeSignal": type_,
-        "dateEffet": from_ordinal(day),
-        "provenance": {
-            "origine": origine or ctx.rules.file.emetteur,
-            "saisie": ctx.rules.file.emetteur,
-            "dateEvenement": datetime.combine(from_ordinal(day), time(), UTC),
-            "dateSaisie": now,
-            "systemeSource": SYSTEM,
-            "referenceSource": None,
-            "operation": "CREATION",
-        },
-        "entrees": list(entrees),
-        "explication": summary,
-    }
-    for name in _SUBS:
-        record[name] = None
-    record[sub_field] = sub
-    return record
-
-
 # ---- application side -------------------------------------------------------------------------
-def _departement(commune: str) -> str:
-    return commune[:3] if commune.startswith("97") else commune[:2]
-
-
 def _own(state: AppState, event_id: str | None) -> AppState:
     if not event_id or event_id in state.event_ids:
         return state
@@ -137,7 +76,7 @@ def _on_demande(state: AppState, record: Mapping[str, Any]) -> AppState:
     types = lr.get("typesLogement") or []
     commune = communes[0] if communes else ""
     num = record.get("numUnique") or ""
-    dept = _departement(commune) if commune else (num[1:3] if num[:1] == "0" else num[:3])
+    dept = departement_of(commune) if commune else (num[1:3] if num[:1] == "0" else num[:3])
     created = day_of(record.get("dateCreationDemande"))
     renewed = max(created, day_of(record.get("dateDernierRenouvellement")), state.renewed)
     return replace(
@@ -178,36 +117,6 @@ def _fact(kind: str, logement: Mapping[str, Any] | None, num: str, **data: Any) 
     return [{"kind": kind, "key": key, "num": num, "logement": _small_logement(logement), **data}]
 
 
-def _label_signal(
-    num: str, label: Label, *, statut: str, day: int, ctx: Context, now: datetime, origine: str
-) -> dict[str, Any]:
-    words = {"DONNE": "donné", "EXPIRE": "arrivé à échéance", "RETIRE": "retiré"}[statut]
-    sub = {
-        "statut": statut,
-        "categorie": label.categorie,
-        "organismeLabellisant": label.body,
-        "dateLabel": from_ordinal(label.date_label),
-        "dateFin": from_ordinal(label.date_fin) if label.date_fin else None,
-        "contingentsEligibles": list(label.contingents),
-        "explication": (
-            f"Label prioritaire ({label.categorie}) de l'organisme {label.body} {words} le {_iso(day)}."
-        ),
-    }
-    return signal_record(
-        num=num,
-        type_="LABEL_PRIORITAIRE",
-        day=day,
-        sub_field=label.field,
-        sub=sub,
-        ctx=ctx,
-        now=now,
-        origine=origine,
-        entrees=[label.event_id] if label.event_id else [],
-        discriminator=f"{statut}|{label.ident}|{label.date_label}|{label.date_fin}",
-        summary=f"Un label prioritaire de cette demande a changé ({words}) le {_iso(day)}.",
-    )
-
-
 def _on_label(
     state: AppState,
     num: str,
@@ -237,7 +146,7 @@ def _on_label(
         if old is not None and "LABEL_PRIORITAIRE" in ctx.rules.enabled:
             day = max(day_of(prov.get("dateEvenement")), old.date_label)
             step.signals.append(
-                _label_signal(num, old, statut="RETIRE", day=day, ctx=ctx, now=now, origine=origine)
+                label_signal(num, old, statut="RETIRE", day=day, ctx=ctx, now=now, origine=origine)
             )
         return replace(state, labels=others)
     if old is not None and (old.date_label, old.date_fin, old.contingents) == (
@@ -248,7 +157,7 @@ def _on_label(
         return state  # the same label again (a replayed input): nothing new
     if "LABEL_PRIORITAIRE" in ctx.rules.enabled:
         step.signals.append(
-            _label_signal(num, label, statut="DONNE", day=label.date_label, ctx=ctx, now=now, origine=origine)
+            label_signal(num, label, statut="DONNE", day=label.date_label, ctx=ctx, now=now, origine=origine)
         )
     return replace(state, labels=(*others, label))
 
@@ -270,7 +179,7 @@ def _on_refus(
     counted = total if rule.compter == "tous" else sans_motif
     consequence = rule.consequence if rule.consequence and counted >= rule.seuil else None
     day = day_of(refus.get("dateRefus"))
-    text = f"Refus d'une offre le {_iso(day)} : {total} refus en tout, dont {sans_motif} sans motif. "
+    text = f"Refus d'une offre le {iso(day)} : {total} refus en tout, dont {sans_motif} sans motif. "
     text += (
         f"Conséquence selon la règle locale : {consequence}."
         if consequence
@@ -295,7 +204,7 @@ def _on_refus(
             origine=str((record.get("provenance") or {}).get("origine") or ""),
             entrees=[eid],
             discriminator=eid,
-            summary=f"Un refus d'offre a été enregistré le {_iso(day)}.",
+            summary=f"Un refus d'offre a été enregistré le {iso(day)}.",
         )
     )
     return state
@@ -325,7 +234,7 @@ def _on_saisine(
         "commission": commission,
         "dateSaisine": from_ordinal(day),
         "saisiPar": by,
-        "explication": f"La demande a été soumise à la commission {commission} par {by} le {_iso(day)}.",
+        "explication": f"La demande a été soumise à la commission {commission} par {by} le {iso(day)}.",
     }
     eid = str(record.get("eventId") or "")
     step.signals.append(
@@ -340,7 +249,7 @@ def _on_saisine(
             origine=by,
             entrees=[eid],
             discriminator=eid or f"{commission}|{day}",
-            summary=f"La demande a été soumise à une commission le {_iso(day)}.",
+            summary=f"La demande a été soumise à une commission le {iso(day)}.",
         )
     )
     return state
@@ -447,262 +356,3 @@ def apply(  # noqa: PLR0917 - the documented signature apply(state, num, schema,
         step.signals.clear()
         step.facts.clear()
     return step
-
-
-# ---- time-driven rules ------------------------------------------------------------------------
-def _delai_due(state: AppState, ctx: Context) -> tuple[int, int, str | None] | None:
-    """(due day, months, group) of the délai, or None when it does not apply or is prevented."""
-    if "DELAI_ANORMAL_DEPASSE" not in ctx.rules.enabled or not state.created:
-        return None
-    found = ctx.rules.delai(state.dept, state.commune, state.type_logement)
-    if found is None:
-        return None
-    due = add_months(state.created, found[0])
-    if state.first_proposal and state.first_proposal < due:
-        return None  # a proposal within the délai
-    return due, found[0], found[1]
-
-
-def _radier_due(state: AppState, ctx: Context) -> tuple[int, int] | None:
-    """(due day, renewal date) of the non-renewal rule."""
-    if "A_RADIER" not in ctx.rules.enabled or not state.renewed:
-        return None
-    rule = ctx.rules.file.a_radier
-    renewal = add_months(state.renewed, rule.validite_mois)
-    return add_months(renewal, rule.tolerance_mois), renewal
-
-
-def next_due(state: AppState, ctx: Context) -> int | None:
-    """The day the next time-driven signal of this application is due (None: none pending)."""
-    if not state.known or not state.active:
-        return None
-    days = []
-    delai = _delai_due(state, ctx)
-    if delai and state.delai_fired != delai[0]:
-        days.append(delai[0])
-    radier = _radier_due(state, ctx)
-    if radier and state.radier_fired != radier[1]:
-        days.append(radier[0])
-    if state.irrecevable and not state.irrecevable_fired and "A_RADIER" in ctx.rules.enabled:
-        days.append(state.irrecevable + ctx.rules.file.a_radier.irrecevabilite_jours)
-    if "LABEL_PRIORITAIRE" in ctx.rules.enabled:
-        days += [lb.date_fin for lb in state.labels if lb.date_fin and not lb.expired]
-    return min(days) if days else None
-
-
-def _radier_signal(
-    num: str, motif: str, *, ref: int, day: int, state: AppState, ctx: Context, now: datetime
-) -> dict[str, Any]:
-    if motif == "NON_RENOUVELEE":
-        text = (
-            f"La demande n'a pas été renouvelée à sa date anniversaire du {_iso(ref)} : elle est à radier "
-            "pour non-renouvellement (R441-2-8 e). Ceci est un signal au service d'enregistrement, "
-            "pas une radiation."
-        )
-    else:
-        text = (
-            f"La CAL a déclaré la demande irrecevable le {_iso(ref)} : elle est à radier un mois après "
-            "l'avertissement (R441-2-8 d). Ceci est un signal au service d'enregistrement, pas une radiation."
-        )
-    return signal_record(
-        num=num,
-        type_="A_RADIER",
-        day=day,
-        sub_field="aRadier",
-        sub={"motif": motif, "dateReference": from_ordinal(ref), "explication": text},
-        ctx=ctx,
-        now=now,
-        origine=state.origin,
-        entrees=state.event_ids[-1:] if motif == "IRRECEVABLE" else [],
-        discriminator=f"{motif}|{ref}",
-        summary=f"La demande est à radier depuis le {_iso(day)}.",
-    )
-
-
-def tick(
-    state: AppState, num: str, today: int, ctx: Context, now: datetime | None = None
-) -> tuple[AppState, list[dict[str, Any]]]:
-    """Signals due on or before the day `today` (an ordinal) that were not emitted yet."""
-    if not state.known or not state.active:
-        return state, []
-    now = now or datetime.combine(from_ordinal(today), time(), UTC)
-    out: list[dict[str, Any]] = []
-    delai = _delai_due(state, ctx)
-    if delai and today >= delai[0] and state.delai_fired != delai[0]:
-        due, months, group = delai
-        where = f"le groupe « {group} »" if group else f"le département {state.dept}"
-        sub = {
-            "departement": state.dept,
-            "groupe": group,
-            "delaiMois": months,
-            "dateDepart": from_ordinal(state.created),
-            "explication": (
-                f"Aucune proposition de logement depuis le dépôt de la demande le {_iso(state.created)} : "
-                f"le délai anormalement long fixé par le préfet pour {where} ({months} mois) est dépassé "
-                f"depuis le {_iso(due)}. Le demandeur peut saisir la commission de médiation DALO."
-            ),
-        }
-        out.append(
-            signal_record(
-                num=num,
-                type_="DELAI_ANORMAL_DEPASSE",
-                day=due,
-                sub_field="delai",
-                sub=sub,
-                ctx=ctx,
-                now=now,
-                origine=state.origin,
-                entrees=[],
-                discriminator=str(due),
-                summary=f"Le délai anormalement long est dépassé depuis le {_iso(due)}.",
-            )
-        )
-        state = replace(state, delai_fired=due)
-    radier = _radier_due(state, ctx)
-    if radier and today >= radier[0] and state.radier_fired != radier[1]:
-        out.append(
-            _radier_signal(num, "NON_RENOUVELEE", ref=radier[1], day=radier[0], state=state, ctx=ctx, now=now)
-        )
-        state = replace(state, radier_fired=radier[1])
-    if state.irrecevable and not state.irrecevable_fired and "A_RADIER" in ctx.rules.enabled:
-        due = state.irrecevable + ctx.rules.file.a_radier.irrecevabilite_jours
-        if today >= due:
-            out.append(
-                _radier_signal(
-                    num, "IRRECEVABLE", ref=state.irrecevable, day=due, state=state, ctx=ctx, now=now
-                )
-            )
-            state = replace(state, irrecevable_fired=True)
-    if "LABEL_PRIORITAIRE" in ctx.rules.enabled and any(
-        lb.date_fin and not lb.expired and today >= lb.date_fin for lb in state.labels
-    ):
-        labels = []
-        for lb in state.labels:
-            if lb.date_fin and not lb.expired and today >= lb.date_fin:
-                out.append(
-                    _label_signal(
-                        num, lb, statut="EXPIRE", day=lb.date_fin, ctx=ctx, now=now, origine=lb.body
-                    )
-                )
-                lb = lb._replace(expired=True)  # noqa: PLW2901
-            labels.append(lb)
-        state = replace(state, labels=tuple(labels))
-    return state, out
-
-
-# ---- dwelling side (ATTRIBUE_NON_LOGE) --------------------------------------------------------
-def _signer_candidate(state: LogementState) -> Candidate | None:
-    """The signer's latest CAL decision on this dwelling dated on or before the lease."""
-    if state.lease is None:
-        return None
-    num, day, _ = state.lease
-    mine = [c for c in state.candidates if c.num == num and c.date_cal <= day]
-    return max(mine, key=lambda c: c.date_cal) if mine else None
-
-
-def _resolve(state: LogementState, ctx: Context, now: datetime) -> tuple[LogementState, list[dict[str, Any]]]:
-    signer = _signer_candidate(state)
-    if signer is None or state.lease is None or "ATTRIBUE_NON_LOGE" not in ctx.rules.enabled:
-        return state, []  # a lease whose CAL decision is not known yet waits for it
-    rank = signer.rang or 1
-    _, lease_day, bailleur = state.lease
-    designators = dict(state.designataires)
-    commune = str(state.logement.get("commune") or "")
-    rule = ctx.rules.attribue_non_loge(_departement(commune) if commune else "")
-    out = []
-    fired = list(state.fired)
-    for c in state.candidates:
-        same_round = (c.date_cal, c.commission) == (signer.date_cal, signer.commission)
-        if c.num == signer.num or not same_round or c.rang is None or c.rang <= rank or c.num in fired:
-            continue  # equal ranks and candidates ranked ahead of the signer are never flagged
-        end = (
-            add_months(lease_day, rule.duree_mois)
-            if rule.traitement and rule.duree_mois is not None
-            else None
-        )
-        treatment = (
-            f" Traitement local : {rule.traitement}" + (f" jusqu'au {_iso(end)}." if end else ".")
-            if rule.traitement
-            else ""
-        )
-        sub = {
-            "commission": c.commission,
-            "dateCommission": from_ordinal(c.date_cal),
-            "rang": c.rang,
-            "logement": {**_empty_logement(), **state.logement},
-            "designataire": designators.get(c.num),
-            "traitement": rule.traitement,
-            "finTraitement": from_ordinal(end) if end else None,
-            "explication": (
-                f"La CAL {c.commission} du {_iso(c.date_cal)} a attribué ce logement à ce ménage au rang "
-                f"{c.rang}, sous réserve du refus des candidats classés devant ; le bail a été signé le "
-                f"{_iso(lease_day)} par un candidat classé devant.{treatment}"
-            ),
-        }
-        out.append(
-            signal_record(
-                num=c.num,
-                type_="ATTRIBUE_NON_LOGE",
-                day=lease_day,
-                sub_field="attribueNonLoge",
-                sub=sub,
-                ctx=ctx,
-                now=now,
-                origine=bailleur or str(state.logement.get("sirenBailleur") or ""),
-                entrees=[c.event_id],
-                discriminator=f"{c.event_id}|{lease_day}",
-                summary=f"Ménage attribué mais non logé : bail du logement signé le {_iso(lease_day)}.",
-            )
-        )
-        fired.append(c.num)
-    return replace(state, fired=tuple(fired)), out
-
-
-def _empty_logement() -> dict[str, Any]:
-    return {
-        "rpls": None,
-        "referenceBailleur": None,
-        "sirenBailleur": None,
-        "adresse": None,
-        "commune": None,
-        "typeLogement": None,
-        "surface": None,
-        "loyer": None,
-        "zus": None,
-    }
-
-
-def apply_logement(
-    state: LogementState | None, fact: Mapping[str, Any], now: datetime, ctx: Context
-) -> tuple[LogementState, list[dict[str, Any]]]:
-    """The dwelling's state after one fact (designation | cal | bail) and the signals it makes true."""
-    state = state or LogementState()
-    num = str(fact["num"])
-    logement = {**state.logement, **{k: v for k, v in dict(fact.get("logement") or {}).items() if v}}
-    state = replace(state, logement=logement)
-    kind = fact.get("kind")
-    if kind == "designation":
-        des = tuple(d for d in state.designataires if d[0] != num)
-        designator = (num, str(fact.get("designataire") or ""))
-        return replace(state, designataires=(*des, designator)[-MAX_CANDIDATES:]), []
-    if kind == "cal":
-        rang = fact.get("rang")
-        cand = Candidate(
-            num,
-            int(rang) if rang is not None else None,
-            int(fact["date"]),
-            str(fact.get("commission") or ""),
-            str(fact.get("eventId") or ""),
-        )
-        others = tuple(c for c in state.candidates if (c.num, c.date_cal) != (cand.num, cand.date_cal))
-        state = replace(state, candidates=(*others, cand)[-MAX_CANDIDATES:])
-    elif kind == "bail":
-        lease = (num, int(fact["date"]), str(fact.get("origine") or ""))
-        if state.lease is not None and state.lease[:2] == lease[:2]:
-            return state, []  # the same lease again (a lease then its RADATT radiation)
-        state = replace(
-            state, lease=lease, fired=() if state.lease and state.lease[1] != lease[1] else state.fired
-        )
-    else:
-        return state, []
-    return _resolve(state, ctx, now)
