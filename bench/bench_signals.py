@@ -27,6 +27,7 @@ import multiprocessing
 import random
 import resource
 import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -66,12 +67,11 @@ def bench_rules() -> Rules:
     return parse_rules(raw, "bench")
 
 
-def synthetic_states(n: int, seed: int = 1) -> dict[str, AppState]:
+def synthetic_states(n: int, seed: int = 1) -> Iterator[tuple[str, AppState]]:
     rng = random.Random(seed)
     depts = [d for d in _departements() if len(d) == 2]
     communes = [f"{d}{i:03d}" for d in depts for i in range(1, 30)]
     types = ["T1", "T2", "T3", "T4", "T5"]
-    out: dict[str, AppState] = {}
     start = date(2020, 12, 1).toordinal()
     for i in range(n):
         commune = rng.choice(communes)
@@ -81,25 +81,27 @@ def synthetic_states(n: int, seed: int = 1) -> dict[str, AppState]:
         if rng.random() < 0.1:
             day = created + rng.randrange(400)
             labels = (Label("label", "MAL_LOGE", "200000001", day, day + 365, ("PPRIOR",), False, f"e{i}"),)
-        out[f"{commune[:2]:0>3}{i:015d}"] = AppState(
-            known=True,
-            dept=commune[:2],
-            commune=commune,
-            type_logement=rng.choice(types),
-            origin="G0001",
-            created=created,
-            renewed=renewed,
-            first_proposal=created + rng.randrange(900) if rng.random() < 0.3 else 0,
-            irrecevable=TODAY - rng.randrange(60) if rng.random() < 0.01 else 0,
-            labels=labels,
+        yield (
+            f"{commune[:2]:0>3}{i:015d}",
+            AppState(
+                known=True,
+                dept=commune[:2],
+                commune=commune,
+                type_logement=rng.choice(types),
+                origin="G0001",
+                created=created,
+                renewed=renewed,
+                first_proposal=created + rng.randrange(900) if rng.random() < 0.3 else 0,
+                irrecevable=TODAY - rng.randrange(60) if rng.random() < 0.01 else 0,
+                labels=labels,
+            ),
         )
-    return out
 
 
 def _worker_rebuild(n: int, queue: Any) -> None:
     """Phase 5 in a child: the table's bytes, then the index rebuilt by decoding every state."""
     ctx = Context(bench_rules())
-    table = {k.encode(): s.to_bytes() for k, s in synthetic_states(n).items()}
+    table = {k.encode(): s.to_bytes() for k, s in synthetic_states(n)}  # one state at a time
     gc.collect()
     loaded = _peak_mib()
     started = time.process_time()
@@ -121,7 +123,7 @@ def main() -> None:
 
     started = time.process_time()
     engine = Engine(ctx)
-    engine.apps = synthetic_states(n)
+    engine.apps = dict(synthetic_states(n))
     made = time.process_time() - started
     started = time.process_time()
     for key, state in engine.apps.items():
@@ -143,7 +145,8 @@ def main() -> None:
     sweep = time.process_time() - started
     detail = ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))
     print(
-        f"  3. daily sweep: {sum(kinds.values()):,} signals ({detail}) in {sweep:.2f} s; peak {_peak_mib():,.0f} MiB"
+        f"  3. daily sweep: {sum(kinds.values()):,} signals ({detail}) in {sweep:.2f} s; "
+        f"peak {_peak_mib():,.0f} MiB"
     )
 
     started = time.process_time()
@@ -165,7 +168,8 @@ def main() -> None:
         f"in {elapsed:.1f} s; peak {peak:,.0f} MiB"
     )
     print(
-        f"goal: daily sweep < 60 s, < 2 GiB: sweep {sweep:.2f} s, full scan {scan:.1f} s, peak {peak:,.0f} MiB"
+        f"goal: daily sweep < 60 s, < 2 GiB: sweep {sweep:.2f} s, full scan {scan:.1f} s, "
+        f"peak {peak:,.0f} MiB"
     )
 
 

@@ -224,6 +224,13 @@ class SignalsCore:
             signals += step.signals
             facts += step.facts
             queue += [(DECISION, unpack_decision(p)) for p in step.replay]
+        # already due (an application loaded late, a label that ended before it arrived): now, not
+        # at the next day's tick
+        today = now.date().toordinal()
+        due = next_due(current, self.ctx)
+        if due is not None and due <= today:
+            current, more = tick(current, num, today, self.ctx, now)
+            signals += more
         outcome.outputs += [self._signal_output(s) for s in signals]
         outcome.outputs += [
             Output(

@@ -14,8 +14,8 @@ from gateway.signals.samples import bail, cal, ctx, decision, demande
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
-def _core() -> SignalsCore:
-    return SignalsCore(ctx(), load_schemas(), DeadLetters(), "t", clock=lambda: NOW)
+def _core(now: datetime = NOW) -> SignalsCore:
+    return SignalsCore(ctx(), load_schemas(), DeadLetters(), "t", clock=lambda: now)
 
 
 def _framed(schema: str, record: dict[str, object]) -> bytes:
@@ -89,7 +89,7 @@ def test_an_unauthorised_saisine_is_dead_lettered_with_its_bytes_and_the_reason(
 
 
 def test_tick_emits_the_due_signals_once_from_the_state_alone(tmp_path: Path) -> None:
-    core = _core()
+    core = _core(datetime(2026, 6, 1, tzinfo=UTC))  # before the due day: nothing at arrival
     states: dict[bytes, bytes] = {}
     num = "044250600000000205"
     out = _run(core, states, "fr.gp.Demande", demande(num, created=date(2025, 6, 2)))
@@ -111,3 +111,13 @@ def test_clock_setting(tmp_path: Path) -> None:
     path.write_text("2028-03-01", encoding="utf-8")
     assert clock().date() == date(2028, 3, 1)
     assert make_clock(None)().tzinfo is not None
+
+
+def test_an_application_already_due_when_it_arrives_signals_at_once() -> None:
+    core = _core()  # clock 2026-11-30
+    states: dict[bytes, bytes] = {}
+    out = _run(core, states, "fr.gp.Demande", demande("044250600000000206", created=date(2025, 6, 2)))
+    assert [o.topic for o in out.outputs] == ["t.canonical.signal"]  # A_RADIER due 2026-07-02
+    assert out.due is None or out.due > date(2026, 11, 30).toordinal()
+    again = _run(core, states, "fr.gp.Demande", demande("044250600000000206", created=date(2025, 6, 2)))
+    assert again.outputs == []  # once
