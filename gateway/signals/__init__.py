@@ -4,7 +4,8 @@
 the due-date index), `records` (the Signal builder, the Context), `core` (apply: the application
 side), `timed` (tick / next_due: the time-driven rules), `logement` (apply_logement: the dwelling
 side of ATTRIBUE_NON_LOGE), `engine` (in-memory runner), `replay` (the offline command's core),
-`samples` (records for tests and benches). The worker is `gateway/flows/signals.py`. Reference: docs/signals.md.
+`samples` (records for tests and benches). The worker is `gateway/flows/signals.py`.
+Reference: docs/signals.md.
 """
 
 from gateway.signals.core import SIGNAL, Context, Step, apply, apply_logement, next_due, tick
