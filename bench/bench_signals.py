@@ -28,8 +28,8 @@ import random
 import resource
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from gateway.signals.core import Context, next_due, tick
