@@ -56,6 +56,7 @@ _log = logging.getLogger(__name__)
 FLOW = "signals"
 APP_TABLE = "gp-signals-app"
 LOGEMENT_TABLE = "gp-signals-logement"
+MAX_PER_TICK = 5000  # applications swept in one tick (one transaction)
 _CE_NAMESPACE = uuid.UUID("0f3d7a52-8a41-4d57-9b1e-2c9b7f3e6a10")
 
 
@@ -282,22 +283,33 @@ class _Indexes:
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self.by_partition: dict[int, DueIndex] | None = None
+        self.generation = 0  # bumped by every rebalance
 
     def reset(self) -> None:
         self.by_partition = None
+        self.generation += 1
 
-    def build(
-        self, items: Iterable[tuple[bytes, bytes]], due_of: Callable[[bytes | None], int | None]
-    ) -> None:
+    async def build(self, table: Any, due_of: Callable[[bytes | None], int | None]) -> None:
+        """Read every state of the table once. It yields to the event loop every few thousand
+        states (2.7 M take ~30 s of CPU: the consumer's heartbeats must go on) and gives up when a
+        rebalance comes meanwhile (the next tick builds again)."""
         started = time.perf_counter()
+        generation = self.generation
         built: dict[int, DueIndex] = {}
-        n = 0
-        for key, value in items:
+        keys = [k for k in list(table.keys()) if k]  # a snapshot: recovery may change the table
+        for n, key in enumerate(keys, 1):
+            if n % 5000 == 0:
+                await asyncio.sleep(0)
+                if self.generation != generation:
+                    return
+            value = table.get(key)
+            if value is None:
+                continue
             part = partition_of(key, self.partitions)
             built.setdefault(part, DueIndex()).add(key.decode(errors="replace"), due_of(value))
-            n += 1
         self.by_partition = built
-        _log.info("signals: due index of %d applications built in %.1f s", n, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        _log.info("signals: due index of %d applications built in %.1f s", len(keys), elapsed)
 
     def add(self, partition: int, key: bytes, day: int | None) -> None:
         if self.by_partition is not None and day is not None:
@@ -329,6 +341,7 @@ class _Agents:
         self.indexes = _Indexes(self.partitions)
         self.last_day = ""
         self._producer: Any = None
+        self._pending_ticks: set[asyncio.Future[None]] = set()  # follow-up ticks being sent
 
     async def emit(self, outcome: Outcome, kind: str) -> None:
         for out in outcome.outputs:
@@ -342,12 +355,25 @@ class _Agents:
             return
         table = self.app_table
         if self.indexes.by_partition is None:
-            self.indexes.build(((k, v) for k, v in table.items() if k), self.core.due_of)
+            await self.indexes.build(table, self.core.due_of)
         index = (self.indexes.by_partition or {}).get(partition)
         if index is None:
             return
-        due = [k.encode() for k in index.pop_due(today)]
-        for app_key, outcome in self.core.on_tick(today, due, table.get):
+        keys = index.pop_due(today)
+        if len(keys) > MAX_PER_TICK:
+            # a first sweep may find millions due: one bounded transaction per tick, and a tick
+            # of the same day for the rest (sent once this one's transaction is under way)
+            for key in keys[MAX_PER_TICK:]:
+                index.add(key, today)
+            keys = keys[:MAX_PER_TICK]
+            again = date.fromordinal(today).isoformat()
+            sending = asyncio.ensure_future(asyncio.to_thread(self._send_ticks, again, [partition]))
+            self._pending_ticks.add(sending)  # held until sent (a task only weakly referenced may vanish)
+            sending.add_done_callback(self._pending_ticks.discard)
+        due = [k.encode() for k in keys]
+        for n, (app_key, outcome) in enumerate(self.core.on_tick(today, due, table.get), 1):
+            if n % 1000 == 0:
+                await asyncio.sleep(0)  # heartbeats go on
             await self.emit(outcome, "tick")
             if outcome.state is not None:
                 table[app_key] = outcome.state
@@ -393,7 +419,7 @@ class _Agents:
             if key and outcome.state is not None:
                 table[key] = outcome.state
 
-    def _send_ticks(self, today: str) -> None:
+    def _send_ticks(self, today: str, partitions: list[int] | None = None) -> None:
         """One tick per partition, from a plain producer of its own: a tick is no output of an input
         (faust's producer is transactional under exactly-once), and a lost or repeated one is harmless
         (the next look at the clock sends again after a restart; sweeps are idempotent)."""
@@ -401,7 +427,7 @@ class _Agents:
 
         if self._producer is None:
             self._producer = KafkaProducer(acks="all", **client_kwargs(self.ctx.settings))
-        for part in range(self.partitions):
+        for part in range(self.partitions) if partitions is None else partitions:
             self._producer.send(self.tick_name, key=b"tick", value=today.encode(), partition=part)
         self._producer.flush(timeout=30)
 

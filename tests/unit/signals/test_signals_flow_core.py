@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.dlq import DeadLetters
@@ -121,3 +122,37 @@ def test_an_application_already_due_when_it_arrives_signals_at_once() -> None:
     assert out.due is None or out.due > date(2026, 11, 30).toordinal()
     again = _run(core, states, "fr.gp.Demande", demande("044250600000000206", created=date(2025, 6, 2)))
     assert again.outputs == []  # once
+
+
+def test_a_tick_sweeps_a_bounded_number_of_applications_and_asks_for_another(monkeypatch: Any) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from gateway.flows import signals as flow  # noqa: PLC0415
+
+    monkeypatch.setattr(flow, "MAX_PER_TICK", 2)
+    core = _core(datetime(2026, 6, 1, tzinfo=UTC))
+    table: dict[bytes, bytes] = {}
+    nums = [f"04425060000000030{i}" for i in range(5)]
+    for num in nums:  # all five not renewed: A_RADIER due 2026-07-02
+        _run(core, table, "fr.gp.Demande", demande(num, created=date(2025, 6, 2)))
+    agents = flow._Agents.__new__(flow._Agents)  # the agents' logic without a faust app
+    agents.core, agents.app_table, agents.partitions = core, table, 1
+    agents.indexes = flow._Indexes(1)
+    agents._pending_ticks = set()
+    emitted: list[Any] = []
+    asked: list[tuple[str, list[int] | None]] = []
+
+    async def emit(outcome: Any, kind: str) -> None:
+        emitted.extend(outcome.outputs)
+
+    agents.emit = emit  # type: ignore[method-assign]
+    agents._send_ticks = lambda day, parts=None: asked.append((day, parts))  # type: ignore[method-assign]
+
+    async def ticks() -> None:
+        for _ in range(3):
+            await agents.on_tick(0, b"2026-07-02")
+            await asyncio.sleep(0.05)
+
+    asyncio.run(ticks())
+    assert len(emitted) == 5 and len({o.key for o in emitted}) == 5  # each application once
+    assert asked == [("2026-07-02", [0]), ("2026-07-02", [0])]  # two follow-up ticks for the rest
