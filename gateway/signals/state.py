@@ -63,7 +63,8 @@ class Label(NamedTuple):
 
 @dataclass(slots=True)
 class AppState:
-    """What the signal processors know of one application."""
+    """What the signal processors know of one application. Stored as a JSON list in field order:
+    add new fields at the end only (older states then read with the new field's default)."""
 
     known: bool = False  # a Demande was seen
     active: bool = True
@@ -97,9 +98,12 @@ class AppState:
             return cls()
         raw = json.loads(data)
         names = [f.name for f in fields(cls)]
-        if not isinstance(raw, list) or len(raw) != len(names):
+        if not isinstance(raw, list) or len(raw) > len(names):
             raise TypeError("not a signals application state")
-        values = dict(zip(names, raw, strict=True))
+        # fields are only ever appended: a state written before a new field takes its default
+        values = dict(zip(names, raw, strict=False))
+        for name in names[len(raw) :]:
+            values[name] = getattr(cls(), name)
         values["labels"] = tuple(_label(x) for x in values["labels"])
         values["refusals"] = tuple((str(a), bool(b)) for a, b in values["refusals"])
         values["pending"] = tuple(values["pending"])
