@@ -323,6 +323,12 @@ def test_saisine_by_an_authorised_actor_signals_and_others_are_dead_lettered() -
     _valid(ok.signals)
 
 
+def test_a_saisine_names_its_commission_for_the_named_party_rule() -> None:
+    from gateway.policy.scope import named_links  # noqa: PLC0415
+
+    assert ("commission", "CIA-243500139") in named_links(_saisine("035250100000000052", "130000035"))
+
+
 # ---- A_RADIER ------------------------------------------------------------------------------------
 def test_not_renewed_is_to_be_radiated_after_the_grace_month_never_radiated() -> None:
     e = engine()
