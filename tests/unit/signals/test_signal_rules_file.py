@@ -13,6 +13,11 @@ from gateway.errors import ConfigError
 from gateway.signals.rules import DEFAULT_RULES, SIGNAL_TYPES, load_rules
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+# the signals samples, one file per source that enters them (docs/signals.md)
+SIGNAL_SAMPLES = [
+    f"cdc-json:{SAMPLES / 'cdc-json' / name}"
+    for name in ("erp-nantes-suivi.jsonl", "erp-rennes-suivi.jsonl", "cia-rennes-saisines.jsonl")
+]
 
 
 def test_shipped_rules_load_with_the_brief_example_and_warn_for_unset_departements() -> None:
@@ -61,9 +66,7 @@ def test_signals_check_command(tmp_path: Path) -> None:
 
 
 def test_replay_prints_one_json_line_per_signal_and_nothing_else() -> None:
-    result = CliRunner().invoke(
-        cli, ["signals", "replay", f"cdc-json:{SAMPLES / 'cdc-json' / 'erp-suivi-signaux.jsonl'}"]
-    )
+    result = CliRunner().invoke(cli, ["signals", "replay", *SIGNAL_SAMPLES])
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert {line["schema"] for line in lines} == {"fr.gp.Signal"}
@@ -81,9 +84,8 @@ def test_replay_clock_and_rules_options(tmp_path: Path) -> None:
     raw["signaux"] = ["REFUS_OFFRE"]
     rules = tmp_path / "refus.yaml"
     rules.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    sample = f"cdc-json:{SAMPLES / 'cdc-json' / 'erp-suivi-signaux.jsonl'}"
     result = CliRunner().invoke(
-        cli, ["signals", "replay", "--rules", str(rules), "--now", "2026-06-01", sample]
+        cli, ["signals", "replay", "--rules", str(rules), "--now", "2026-06-01", *SIGNAL_SAMPLES]
     )
     assert result.exit_code == 0, result.stderr
     types = [json.loads(line)["record"]["typeSignal"] for line in result.stdout.splitlines()]
