@@ -72,6 +72,8 @@ class RadiationItem:
     motif: str
     sous_motif: str | None
     date_radiation: date | None
+    # the attribution data of a RADATT (arrêté of 17 Sept 2012), as the SNE sent them
+    attribution: etree._Element | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,7 @@ def _read(service: str, env: etree._Element) -> Answer:
                     motif.get("code", ""),
                     sm.get("code") if sm is not None else None,
                     _date(rad.findtext(q("dateRadiation"))),
+                    rad.find(q("attribution")),
                 )
             )
         return Answer(service, radiations=tuple(rads), payload=liste)

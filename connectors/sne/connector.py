@@ -30,8 +30,20 @@ from connectors.sne.answers import Answer, SneFaultError, UnparseableAnswer
 from connectors.sne.client import NotDelivered, SneClient, ssl_context
 from connectors.sne.config import SneConfig
 from connectors.sne.ledger import Ledger, LedgerRow
-from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for, with_application
-from connectors.sne.rules import ANOMALY_TEXTS, as_problems, mandatory_anomalies, xsd, xsd_problems
+from connectors.sne.nuu import (
+    build_interface_nuu,
+    to_bytes,
+    type_fichier_for,
+    with_application,
+)
+from connectors.sne.rules import (
+    ANOMALY_TEXTS,
+    as_problems,
+    mandatory_anomalies,
+    xml_unsafe_fields,
+    xsd,
+    xsd_problems,
+)
 
 __all__ = ["SneSink", "feedback_output", "request_id_for"]
 
@@ -212,6 +224,15 @@ class SneSink:
                 record["numUnique"] = known
                 type_fichier = type_fichier_for(rec.schema, record) or "MOD"
                 rid = request_id_for(rec.schema, record, type_fichier)
+        unsafe = xml_unsafe_fields(record)
+        if unsafe:  # the normaliser of some format let it through: refuse this record, keep going
+            raise RejectedMessage(
+                "the record cannot be written as interfaceNuu XML",
+                unsafe,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+            )
         root = build_interface_nuu(
             rec.schema, record, type_fichier, guichet=self.config.guichet, now=self._clock()
         )
@@ -243,8 +264,8 @@ class SneSink:
         return rid, type_fichier, to_bytes(root), meta
 
     async def _with_application(self, root: etree._Element, num_unique: str) -> etree._Element:
-        """A decision's RAD file completed with the application as the SNE knows it
-        (`demandeLogement`): the SNE's mandatory fields apply to every file."""
+        """A decision's RAD (radiation) or MOD (CAL decision) file completed with the application as
+        the SNE knows it (`demandeLogement`); its rules check the decision's own fields only."""
         exchange = await self._call("demandeLogement", scalar=num_unique)
         answer = exchange.answer
         if answer.anomalies:  # e.g. CTRL_DEM_0020: the SNE does not know this numéro unique
@@ -269,7 +290,7 @@ class SneSink:
             return [self._stored_output(row)]
         if row is None:
             num = meta.get("numUnique")
-            if rec.schema.endswith("Decision") and type_fichier == "RAD" and num:
+            if rec.schema.endswith("Decision") and type_fichier in ("RAD", "MOD") and num:
                 root = await self._with_application(root, str(num))
             self._refuse_if_invalid(root, rec)
             self.ledger.enqueue(rid, "numUnique", type_fichier, to_bytes(root), meta)

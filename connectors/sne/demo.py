@@ -27,7 +27,7 @@ from gateway.errors import GatewayError, RejectedMessage
 from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, dlq_topic
 
-from connectors.sne.nuu import build_interface_nuu, to_bytes, type_fichier_for
+from connectors.sne.nuu import NUU_NS, build_interface_nuu, to_bytes, type_fichier_for
 from connectors.sne.simulator.certs import ensure_certs
 from connectors.sne.simulator.state import Registry, identity_key
 from connectors.sne.testing import SimulatorProcess
@@ -85,7 +85,36 @@ def _seed(registry: Registry, records: list[tuple[str, dict[str, Any]]]) -> int:
         seeded += registry.seed(
             num, identity=identity, guichet=record["numGuichet"], date_creation=created, xml=to_bytes(root)
         )
+    known = {r.get("numUnique") for s, r in records if s.endswith("Demande")}
+    for schema, record in records:  # applications the demo knows only by number, from their decisions
+        num = record.get("numUnique")
+        if schema.endswith("Decision") and num and num not in known and _reported(schema, record):
+            known.add(num)
+            seeded += registry.seed(
+                num, identity=None, guichet="G0000", date_creation=_month(num), xml=_partial(num)
+            )
     return seeded
+
+
+def _reported(schema: str, record: dict[str, Any]) -> bool:
+    return type_fichier_for(schema, record) is not None
+
+
+def _month(num: str) -> str:
+    """First day of the filing month a demo numéro carries (DDD YY MM ...), else 2026-01-01."""
+    yy, mm = num[3:5], num[5:7]
+    return f"20{yy}-{mm}-01" if (yy + mm).isdigit() and "01" <= mm <= "12" else "2026-01-01"
+
+
+def _partial(num: str) -> bytes:
+    """The SNE's copy of an application registered elsewhere, of which the demo knows only the number
+    (the radiation and CAL-decision reports do not depend on the copy being complete)."""
+    return (
+        f'<interfaceNuu xmlns="{NUU_NS}" versionInterface="02.01"><entete><typeFichier>CRE</typeFichier>'
+        f"<dateFichier>{datetime.now(UTC).isoformat(timespec='seconds')}</dateFichier></entete><demande>"
+        f"<demandeLogement><numUnique>{num}</numUnique><numGuichet>G0000</numGuichet>"
+        f"<dateCreationDemande>{_month(num)}</dateCreationDemande></demandeLogement></demande></interfaceNuu>"
+    ).encode()
 
 
 def _feedback_counts(settings: GatewaySettings) -> Counter[str]:

@@ -9,6 +9,7 @@ sent again is turned into a modification instead of registering the household tw
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerRow", "open_sqlite"]
+__all__ = ["Ledger", "LedgerRow", "forget_erased", "open_sqlite"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -60,13 +61,34 @@ class LedgerRow:
 
 
 def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
-    """A durable SQLite database shared by threads (WAL, synchronous writes, autocommit), with `schema`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A durable SQLite database shared by threads (WAL, synchronous writes, autocommit), with `schema`.
+
+    The database holds personal data: its directory is made 0700 and the database, WAL and
+    shared-memory files 0600 (SQLite creates its -wal / -shm files with the database file's mode);
+    `secure_delete` overwrites erased content with zeros, and `forget_erased` truncates the WAL so that
+    no erased page survives in it.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_uid == os.getuid():
+        path.parent.chmod(0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if f.exists():
+            f.chmod(0o600)
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA secure_delete=ON")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(schema)
     return db
+
+
+def forget_erased(db: sqlite3.Connection) -> None:
+    """After personal data was erased or overwritten: copy the WAL into the database (whose freed
+    content `secure_delete` zeroed) and truncate the WAL to zero bytes, so that the erased values are
+    in neither file. A reader holding an old snapshot can make the truncation wait: it is retried at
+    the next erasure."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Ledger:
@@ -151,6 +173,7 @@ class Ledger:
                 "xml = NULL, updated_at = ? WHERE request_id = ?",
                 (status, num_unique, feedback, time.time(), request_id),
             )
+            forget_erased(self._db)
 
     def pending(self) -> list[LedgerRow]:
         with self._lock:

@@ -5,7 +5,9 @@ Element names follow schemas/xsd/interfaceNuu.xsd. Which typeFichier a record be
   Demande whose dateDernierRenouvellement is the day of provenance.dateEvenement -> REN; else MOD.
 - Decision RADIATION -> RAD (motif, sous-motif, attribution data); DERADIATION -> RAD with an empty
   motif code (déradiation). A Decision RENOUVELLEMENT is not sent (None): the renewal's REN is sent
-  from its Demande, which carries the data updated at renewal. Other decision types are not SNE facts.
+  from its Demande, which carries the data updated at renewal. Decision DECISION_CAL -> MOD of the
+  application carrying a `decisionCal` block (UNCERTAIN reading of interface v5.2 "attribution
+  decisions", see CONFORMANCE.md). Other decision types are not SNE facts.
 - Records whose provenance.systemeSource is "sne" came from the SNE and are never sent back (None).
 """
 
@@ -16,17 +18,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.codec.avro import sne_code
+from gateway.codec.avro import UNKNOWN_SYMBOL, sne_code
 from lxml import etree
 
 __all__ = [
     "NUU_NS",
     "VERSION_INTERFACE",
+    "as_read",
     "build_for_record",
     "build_interface_nuu",
     "q",
     "to_bytes",
     "type_fichier_for",
+    "version_of",
     "with_application",
 ]
 
@@ -68,20 +72,48 @@ def _opt(parent: etree._Element, tag: str, value: Any) -> None:
         _sub(parent, tag, _fmt(value))
 
 
-def _coded(parent: etree._Element, tag: str, enum: str | None, symbol: Any) -> None:
-    """<tag code="..."/> with the SNE code of an enum symbol (raw value when enum is None)."""
+def _coded(
+    parent: etree._Element, tag: str, enum: str | None, symbol: Any, unknown: str | None = None
+) -> None:
+    """<tag code="..."/> with the SNE code of an enum symbol (raw value when enum is None); the
+    symbol INCONNU is written with the code it stands for (`unknown`, its sibling field)."""
     if symbol is None:
+        return
+    if symbol == UNKNOWN_SYMBOL:
+        if unknown:
+            _sub(parent, tag, code=str(unknown))
         return
     code = sne_code(enum, str(symbol)) if enum else str(symbol)
     _sub(parent, tag, code=code)
 
 
-def _liste(parent: etree._Element, liste: str, item: str, enum: str | None, symbols: Sequence[Any]) -> None:
+def _c(parent: etree._Element, tag: str, enum: str | None, rec: Record, field: str) -> None:
+    """A coded field of `rec`, with its <field>CodeInconnu sibling."""
+    _coded(parent, tag, enum, rec.get(field), rec.get(f"{field}CodeInconnu"))
+
+
+def _liste(
+    parent: etree._Element,
+    liste: str,
+    item: str,
+    enum: str | None,
+    symbols: Sequence[Any],
+    *,
+    unknown: Sequence[str] = (),
+) -> None:
     if not symbols:
         return
     wrapper = _sub(parent, liste)
+    codes = iter(unknown)  # the INCONNU items' codes, in their order
     for s in symbols:
-        _coded(wrapper, item, enum, s)
+        _coded(wrapper, item, enum, s, next(codes, None) if s == UNKNOWN_SYMBOL else None)
+
+
+def _l(  # noqa: PLR0917 - the _liste arguments, then where the values are
+    parent: etree._Element, liste: str, item: str, enum: str | None, rec: Record, field: str
+) -> None:
+    """A list of coded values of `rec`, with its <field>CodesInconnus sibling."""
+    _liste(parent, liste, item, enum, rec.get(field) or [], unknown=rec.get(f"{field}CodesInconnus") or [])
 
 
 def _adresse(parent: etree._Element, tag: str, a: Record | None) -> None:
@@ -97,34 +129,45 @@ def _adresse(parent: etree._Element, tag: str, a: Record | None) -> None:
     _opt(el, "pays", a.get("pays"))
 
 
+def _in_order(items: Sequence[Record], sante: Sequence[Record]) -> list[Record]:
+    """listeRessourceRecue rebuilt in its source order: health items back at their `position`."""
+    out = list(items)
+    placed = sorted((r for r in sante if r.get("position") is not None), key=lambda r: int(r["position"]))
+    for r in placed:
+        out.insert(min(int(r["position"]), len(out)), r)
+    out.extend(r for r in sante if r.get("position") is None)
+    return out
+
+
+def _details(parent: etree._Element, liste: str, items: Sequence[Record]) -> None:
+    if not items:  # an empty list carries nothing: not written (the SNE accepts both)
+        return
+    el = _sub(parent, liste)
+    for r in items:
+        d = _sub(el, "detailRessource")
+        code = r.get("codeCodeInconnu") if r["code"] == UNKNOWN_SYMBOL else r["code"]
+        _sub(d, "ressource", code=str(code))
+        _sub(d, "montant", _fmt(r["montant"]))
+
+
 def _ressources(parent: etree._Element, p: Record) -> None:
-    recues = [(r["code"], r["montant"]) for r in p.get("ressourcesRecues") or []]
-    recues += [(r["code"], r["montant"]) for r in p.get("ressourcesSante") or []]
-    if recues:
-        liste = _sub(parent, "listeRessourceRecue")
-        for code, montant in recues:
-            d = _sub(liste, "detailRessource")
-            _sub(d, "ressource", code=str(code))
-            _sub(d, "montant", _fmt(montant))
-    versees = p.get("ressourcesVersees") or []
-    if versees:
-        liste = _sub(parent, "listeRessourceVersee")
-        for r in versees:
-            d = _sub(liste, "detailRessource")
-            _sub(d, "ressource", code=str(r["code"]))
-            _sub(d, "montant", _fmt(r["montant"]))
+    """The person's resource lists, then the dependants' (listeRessource*PersACharge)."""
+    for suffix in ("", "PersACharge"):
+        recues = _in_order(p.get(f"ressourcesRecues{suffix}") or [], p.get(f"ressourcesSante{suffix}") or [])
+        _details(parent, f"listeRessourceRecue{suffix}", recues)
+        _details(parent, f"listeRessourceVersee{suffix}", p.get(f"ressourcesVersees{suffix}") or [])
 
 
 def _personne(parent: etree._Element, tag: str, p: Record) -> None:
     el = _sub(parent, tag)
-    _coded(el, "civilite", "Civilite", p.get("civilite"))
+    _c(el, "civilite", "Civilite", p, "civilite")
     _sub(el, "nom", p.get("nom") or "")
     _opt(el, "nomPatronymique", p.get("nomPatronymique"))
     _sub(el, "prenom", p.get("prenom") or "")
     _opt(el, "dateNaissance", p.get("dateNaissance"))
-    _coded(el, "nationalite", "Nationalite", p.get("nationalite"))
-    _coded(el, "situationFamiliale", "SituationFamiliale", p.get("situationFamiliale"))
-    _coded(el, "lienDemandeur", "LienDemandeur", p.get("lienDemandeur"))
+    _c(el, "nationalite", "Nationalite", p, "nationalite")
+    _c(el, "situationFamiliale", "SituationFamiliale", p, "situationFamiliale")
+    _c(el, "lienDemandeur", "LienDemandeur", p, "lienDemandeur")
     _opt(el, "telPortable", p.get("telPortable"))
     _opt(el, "mel", p.get("mel"))
     _adresse(el, "adressePostale", p.get("adressePostale"))
@@ -132,7 +175,7 @@ def _personne(parent: etree._Element, tag: str, p: Record) -> None:
     if sp:
         s = _sub(el, "situationProfessionnelle")
         _opt(s, "profession", sp.get("profession"))
-        _coded(s, "typeContratTravail", "TypeContratTravail", sp.get("typeContratTravail"))
+        _c(s, "typeContratTravail", "TypeContratTravail", sp, "typeContratTravail")
         _opt(s, "nomEmployeurPrincipal", sp.get("nomEmployeurPrincipal"))
         _opt(s, "etranger", sp.get("etranger"))
         _opt(s, "codePostal", sp.get("codePostal"))
@@ -160,8 +203,8 @@ def _personne_physique(parent: etree._Element, d: Record) -> None:
             _sub(el, "nom", c.get("nom") or "")
             _sub(el, "prenom", c.get("prenom") or "")
             _opt(el, "dateNaissance", c.get("dateNaissance"))
-            _coded(el, "sexe", "Sexe", c.get("sexe"))
-            _coded(el, "lienParente", "LienParente", c.get("lienParente"))
+            _c(el, "sexe", "Sexe", c, "sexe")
+            _c(el, "lienParente", "LienParente", c, "lienParente")
     pan = d.get("personnesANaitre")
     if pan:
         el = _sub(pp, "personneANaitre")
@@ -172,18 +215,19 @@ def _personne_physique(parent: etree._Element, d: Record) -> None:
         for c in d["personnesEnGarde"]:
             el = _sub(liste, "personneEnGarde")
             _opt(el, "dateNaissance", c.get("dateNaissance"))
-            _coded(el, "sexe", "Sexe", c.get("sexe"))
-            _coded(el, "coParentalite", "Coparentalite", c.get("coParentalite"))
+            _c(el, "sexe", "Sexe", c, "sexe")
+            _c(el, "coParentalite", "Coparentalite", c, "coParentalite")
     la = d.get("logementActuel")
     if la:
         el = _sub(pp, "logementActuel")
-        _liste(el, "listeModeleLogement", "modeleLogement", "ModeleLogement", la.get("modelesLogement") or [])
+        _l(el, "listeModeleLogement", "modeleLogement", "ModeleLogement", la, "modelesLogement")
         _opt(el, "montantMensuelLoyer", la.get("montantMensuelLoyer"))
         _opt(el, "nombreHabitant", la.get("nombreHabitant"))
-        _coded(el, "categorieLogement", "CategorieLogement", la.get("categorieLogement"))
-        _coded(el, "typeLogementActuel", "TypeLogement", la.get("typeLogementActuel"))
+        _c(el, "categorieLogement", "CategorieLogement", la, "categorieLogement")
+        _c(el, "typeLogementActuel", "TypeLogement", la, "typeLogementActuel")
         _opt(el, "surface", la.get("surface"))
-        _opt(el, "proprietaire", la.get("proprietaire"))
+        prop = la.get("estProprietaire")
+        _opt(el, "proprietaire", la.get("proprietaire") if prop is None else prop)
 
 
 def _logement_recherche(parent: etree._Element, lr: Record | None) -> None:
@@ -191,13 +235,13 @@ def _logement_recherche(parent: etree._Element, lr: Record | None) -> None:
         return
     el = _sub(parent, "logementRecherche")
     _opt(el, "demandeElargie", lr.get("demandeElargie"))
-    _liste(el, "listeTypeLogement", "typeLogement", "TypeLogement", lr.get("typesLogement") or [])
+    _l(el, "listeTypeLogement", "typeLogement", "TypeLogement", lr, "typesLogement")
     communes = lr.get("communes") or []
     if communes:
         liste = _sub(el, "listeLocalisationSouhaite")
         for c in communes:
             _sub(_sub(liste, "localisationSouhaite"), "commune", code=str(c))
-    _coded(el, "categorieLogement", "CategorieLogementRecherche", lr.get("categorie"))
+    _c(el, "categorieLogement", "CategorieLogementRecherche", lr, "categorie")
     _opt(el, "loyerMaximum", lr.get("loyerMaximum"))
 
 
@@ -205,36 +249,57 @@ def _handicap(parent: etree._Element, h: Record | None) -> None:
     if not h:
         return
     el = _sub(parent, "complementHandicap")
-    _coded(el, "etatHandicap", "EtatHandicap", h.get("etat"))
-    _coded(el, "capaciteMarche", "CapaciteMarche", h.get("capaciteMarche"))
-    _liste(el, "listeNatureHandicapMoteur", "natureHandicapMoteur", None, h.get("naturesMoteur") or [])
-    _liste(
-        el, "listeNatureHandicapSensoriel", "natureHandicapSensoriel", None, h.get("naturesSensoriel") or []
-    )
-    _liste(el, "listeAideTechnique", "aideTechnique", "AideTechnique", h.get("aidesTechniques") or [])
-    _liste(el, "listeEquipement", "equipement", "Equipement", h.get("equipements") or [])
+    _c(el, "etatHandicap", "EtatHandicap", h, "etat")
+    _c(el, "capaciteMarche", "CapaciteMarche", h, "capaciteMarche")
+    _l(el, "listeNatureHandicapMoteur", "natureHandicapMoteur", None, h, "naturesMoteur")
+    _l(el, "listeNatureHandicapSensoriel", "natureHandicapSensoriel", None, h, "naturesSensoriel")
+    _l(el, "listeAideTechnique", "aideTechnique", "AideTechnique", h, "aidesTechniques")
+    _l(el, "listeEquipement", "equipement", "Equipement", h, "equipements")
+
+
+def _logement(parent: etree._Element, lg: Record) -> None:
+    le = _sub(parent, "logement")
+    _opt(le, "rpls", lg.get("rpls"))
+    _opt(le, "referenceBailleur", lg.get("referenceBailleur"))
+    _opt(le, "sirenBailleur", lg.get("sirenBailleur"))
+    _adresse(le, "adresse", lg.get("adresse"))
+    if lg.get("commune"):
+        _sub(le, "commune", code=str(lg["commune"]))
+    _c(le, "typeLogement", None, lg, "typeLogement")
+    _opt(le, "surface", lg.get("surface"))
+    _c(le, "zus", None, lg, "zus")
+    _opt(le, "loyer", lg.get("loyer"))
 
 
 def _attribution(parent: etree._Element, a: Record) -> None:
     el = _sub(parent, "attribution")
     _sub(el, "siren", str(a.get("siren") or ""))
     _opt(el, "dateSignatureBail", a.get("dateSignatureBail"))
-    _coded(el, "dejaLocataire", None, a.get("dejaLocataire"))
-    lg = a.get("logement") or {}
-    le = _sub(el, "logement")
-    _opt(le, "rpls", lg.get("rpls"))
-    _adresse(le, "adresse", lg.get("adresse"))
-    if lg.get("commune"):
-        _sub(le, "commune", code=str(lg["commune"]))
-    _coded(le, "typeLogement", None, lg.get("typeLogement"))
-    _opt(le, "surface", lg.get("surface"))
-    _coded(le, "zus", None, lg.get("zus"))
-    _opt(le, "loyer", lg.get("loyer"))
-    _coded(el, "accordCollectif", None, a.get("accordCollectif"))
+    _c(el, "dejaLocataire", None, a, "dejaLocataire")
+    _logement(el, a.get("logement") or {})
+    _c(el, "accordCollectif", None, a, "accordCollectif")
     _opt(el, "daloPrioritaireUrgent", a.get("daloPrioritaireUrgent"))
-    _coded(el, "contingent", None, a.get("contingent"))
-    _coded(el, "contingentDesignataire", None, a.get("contingentDesignataire"))
+    _c(el, "contingent", None, a, "contingent")
+    _c(el, "contingentDesignataire", None, a, "contingentDesignataire")
     _opt(el, "relogementAnru", a.get("relogementAnru"))
+
+
+def _decision_cal(parent: etree._Element, d: Record) -> None:
+    """A CAL decision (R441-3) reported to the SNE in a MOD of the application (UNCERTAIN names)."""
+    el = _sub(parent, "decisionCal")
+    _opt(el, "dateCommission", d.get("dateCommission"))
+    _opt(el, "commission", d.get("commission"))
+    _c(el, "decision", None, d, "decision")
+    _opt(el, "rang", d.get("rang"))
+    _opt(el, "motifs", d.get("motifs"))
+    pieces = d.get("piecesManquantes") or []
+    if pieces:
+        liste = _sub(el, "listePieceManquante")
+        for piece in pieces:
+            _sub(liste, "pieceManquante", str(piece))
+    _opt(el, "dateLimitePieces", d.get("dateLimitePieces"))
+    if d.get("logement"):
+        _logement(el, d["logement"])
 
 
 def _radiation(
@@ -245,8 +310,8 @@ def _radiation(
         _sub(el, "motifRadiation", code="")
         _opt(el, "dateRadiation", (r or {}).get("dateRadiation") or when)
         return
-    _coded(el, "motifRadiation", None, r.get("motif"))
-    _coded(el, "sousMotifRadiation", None, r.get("sousMotif"))
+    _c(el, "motifRadiation", None, r, "motif")
+    _c(el, "sousMotifRadiation", None, r, "sousMotif")
     _opt(el, "dateRadiation", r.get("dateRadiation"))
     if r.get("attribution"):
         _attribution(el, r["attribution"])
@@ -276,23 +341,63 @@ def type_fichier_for(schema: str, record: Record) -> str | None:
             return "REN"
         return "MOD"
     kind = record.get("typeEvenement")
+    if kind == "DECISION_CAL":  # reported as a modification carrying the decision (UNCERTAIN)
+        return "MOD" if record.get("decisionCal") else None
     return {"RADIATION": "RAD", "DERADIATION": "RAD"}.get(str(kind))
 
 
-def _root(type_fichier: str, now: datetime) -> tuple[etree._Element, etree._Element]:
-    root = etree.Element(q("interfaceNuu"), nsmap=_NSMAP, versionInterface=VERSION_INTERFACE)
+VERSIONS = ("02.00", "02.01")
+
+
+def _root(
+    type_fichier: str | None, now: datetime | str, version: str = VERSION_INTERFACE
+) -> tuple[etree._Element, etree._Element]:
+    root = etree.Element(q("interfaceNuu"), nsmap=_NSMAP, versionInterface=version)
     entete = _sub(root, "entete")
-    _sub(entete, "typeFichier", type_fichier)
-    _sub(entete, "dateFichier", _fmt(now))
+    if type_fichier is not None:
+        _sub(entete, "typeFichier", type_fichier)
+    _sub(entete, "dateFichier", now if isinstance(now, str) else _fmt(now))
     dl = _sub(_sub(root, "demande"), "demandeLogement")
     return root, dl
 
 
-def build_interface_nuu(
-    schema: str, record: Record, type_fichier: str, *, guichet: str, now: datetime
+def version_of(record: Record) -> str:
+    """The interface version the application came in (fichierSne), else the connector's: an
+    application read from a 02.00 file is not silently written as 02.01."""
+    fichier = record.get("fichierSne") or {}
+    version = fichier.get("versionInterface")
+    return str(version) if version in VERSIONS else VERSION_INTERFACE
+
+
+def as_read(
+    schema: str, record: Record, *, guichet: str = "", radiation: Record | None = None
 ) -> etree._Element:
-    """interfaceNuu tree for a canonical record (no validation here: see rules.py)."""
-    root, dl = _root(type_fichier, now)
+    """The interfaceNuu file a Demande was read from, rebuilt from the canonical record with its own
+    header (versionInterface, typeFichier or its absence in 02.00, dateFichier as written): the round
+    trip SNE XML -> canonical -> SNE XML. Records without fichierSne get the connector's header.
+    `radiation`: the radiation block of the file's Decision RADIATION (it holds the attribution data
+    that the Demande, the state after the radiation, does not)."""
+    if radiation is not None:
+        record = {**record, "radiation": radiation}
+    fichier = record.get("fichierSne") or {}
+    tf = fichier.get("typeFichier") if fichier else type_fichier_for(schema, record)
+    when = fichier.get("dateFichier") or datetime.now(UTC)
+    shown = tf or type_fichier_for(schema, record) or "MOD"
+    return build_interface_nuu(schema, record, shown, guichet=guichet, now=when, header_type=tf)
+
+
+def build_interface_nuu(
+    schema: str,
+    record: Record,
+    type_fichier: str,
+    *,
+    guichet: str,
+    now: datetime | str,
+    header_type: str | None = "",
+) -> etree._Element:
+    """interfaceNuu tree for a canonical record (no validation here: see rules.py). `header_type`
+    (default: `type_fichier`) is what entete/typeFichier says; None writes none (02.00 extracts)."""
+    root, dl = _root(type_fichier if header_type == "" else header_type, now, version_of(record))
     if schema.endswith("Demande"):
         _opt(dl, "numUnique", record.get("numUnique"))
         _opt(dl, "numGuichet", record.get("numGuichet") or guichet)
@@ -307,7 +412,8 @@ def build_interface_nuu(
             _opt(el, "siret", pm.get("siret"))
         _logement_recherche(dl, record.get("logementRecherche"))
         motifs = [sne_code("MotifDemande", m) for m in record.get("motifs") or []]
-        motifs += [sne_code("MotifSante", m) for m in record.get("motifsSante") or []]
+        motifs += [sne_code("MotifSante", m) for m in record.get("motifsSante") or [] if m != UNKNOWN_SYMBOL]
+        motifs += record.get("motifsSanteCodesInconnus") or []
         if record.get("violencesFamiliales"):
             motifs.append("06")
         _liste(dl, "listeMotifDemande", "motifDemande", None, sorted(set(motifs)))
@@ -315,9 +421,9 @@ def build_interface_nuu(
         dalo = record.get("dalo")
         if dalo:
             el = _sub(dl, "dalo")
-            _coded(el, "statutDalo", None, dalo.get("statut"))
+            _c(el, "statutDalo", None, dalo, "statut")
             _opt(el, "dateDecisionDalo", dalo.get("dateDecision"))
-            _coded(el, "typologieLogementDalo", None, dalo.get("typologie"))
+            _c(el, "typologieLogementDalo", None, dalo, "typologie")
         if type_fichier == "RAD":
             _radiation(dl, record.get("radiation"))
         return root
@@ -329,6 +435,8 @@ def build_interface_nuu(
         when = (record.get("provenance") or {}).get("dateEvenement")
         day = when.astimezone(UTC).date() if isinstance(when, datetime) else None
         _radiation(dl, record.get("radiation"), deradiation=kind == "DERADIATION", when=day)
+    elif kind == "DECISION_CAL" and record.get("decisionCal"):
+        _decision_cal(dl, record["decisionCal"])
     return root
 
 
@@ -341,7 +449,7 @@ def build_for_record(
     return tf, build_interface_nuu(schema, record, tf, guichet=guichet, now=now)
 
 
-_OWN = ("numUnique", "numGuichet", "radiation", "listeAnomalie", "dateDernierRenouvellement")
+_OWN = ("numUnique", "numGuichet", "radiation", "decisionCal", "listeAnomalie", "dateDernierRenouvellement")
 
 
 def _clone(el: etree._Element) -> etree._Element:

@@ -17,19 +17,32 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.codec.avro import encode_single_object, from_sne_code, load_schemas, to_jsonable
+from gateway.codec.avro import UNKNOWN_SYMBOL, encode_single_object, from_sne_code, load_schemas, to_jsonable
+from gateway.codec.xml import element_to_tree
 from gateway.connectors import SinkOutput
-from gateway.errors import RejectedMessage
+from gateway.errors import Problem, RejectedMessage
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import cloudevent_headers
+from gateway.normalise.codes import complete
+from gateway.normalise.common import Ctx, Node
+from gateway.normalise.events import map_attribution
+from gateway.normalise.values import code_shape
 from gateway.topics import canonical_topic, dlq_topic
+from lxml import etree
 
-from connectors.sne.answers import DaloItem, RadiationItem
+from connectors.sne.answers import RAW_ANSWER_HEADER, DaloItem, RadiationItem
 from connectors.sne.client import SneClient
 from connectors.sne.config import SneConfig
 from connectors.sne.ledger import Ledger
 
-__all__ = ["SERVICES", "SnePoller", "dalo_decision", "format_since", "radiation_decision"]
+__all__ = [
+    "SERVICES",
+    "SnePoller",
+    "attribution_of",
+    "dalo_decision",
+    "format_since",
+    "radiation_decision",
+]
 
 log = logging.getLogger(__name__)
 SERVICES = ("nouveauxDaloDepuisLe", "demandesRadieesDepuisLe")
@@ -70,6 +83,18 @@ def _empty_decision(event_id: str, num: str, kind: str, prov: dict[str, Any]) ->
     return record
 
 
+def _code(enum: str, code: str) -> tuple[str, str | None]:
+    """(symbol, None) for a known SNE code; ("INCONNU", code) for a code of the list's shape added
+    later (carried, as the normalisers do); else (code, None): not a valid record, dead-lettered."""
+    symbol = from_sne_code(enum, code)
+    if symbol is not None:
+        return symbol, None
+    shape = code_shape(enum)
+    if shape is not None and code != UNKNOWN_SYMBOL and shape.fullmatch(code):
+        return UNKNOWN_SYMBOL, code
+    return code, None
+
+
 def dalo_decision(item: DaloItem, origine: str, now: datetime) -> dict[str, Any]:
     day = item.date_decision or now.date()
     when = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
@@ -80,16 +105,31 @@ def dalo_decision(item: DaloItem, origine: str, now: datetime) -> dict[str, Any]
         _provenance(origine, when),
     )
     favourable = item.statut in ("ACTIF", "ACTREL")
+    statut, statut_inconnu = _code("StatutDalo", item.statut) if item.statut else ("NON", None)
     record["decisionDalo"] = {
         "commission": item.commission or item.num_unique[:3],
         "dateDecision": day,
         "sens": "FAVORABLE" if favourable else "SANS_OBJET",
-        "statut": from_sne_code("StatutDalo", item.statut) or "NON",
+        "statut": statut,
+        "statutCodeInconnu": statut_inconnu,
         "typologie": item.typologie,
         "dateLimiteRelogement": None,
         "motifs": None,
     }
+    complete("fr.gp.Decision", record)
     return record
+
+
+def attribution_of(item: RadiationItem) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The canonical attribution data of a polled radiation (mapped as the sne-xml normaliser does),
+    and the problems that keep it from being read (then the item is dead-lettered, never dropped)."""
+    if item.attribution is None:
+        return None, []
+    ctx = Ctx()
+    tree = element_to_tree(item.attribution)
+    node = Node(ctx, tree if isinstance(tree, dict) else {}, "demandeRadiee/radiation/attribution")
+    mapped = map_attribution(node)
+    return (None, ctx.problems) if ctx.problems else (mapped, [])
 
 
 def radiation_decision(item: RadiationItem, origine: str, now: datetime) -> dict[str, Any]:
@@ -101,14 +141,19 @@ def radiation_decision(item: RadiationItem, origine: str, now: datetime) -> dict
         _event_id("rad", item.num_unique, item.motif, day), item.num_unique, kind, _provenance(origine, when)
     )
     if not deradiation:
+        motif, motif_inconnu = _code("MotifRadiation", item.motif)
+        sous, sous_inconnu = (
+            _code("SousMotifIrrecevabilite", item.sous_motif) if item.sous_motif else (None, None)
+        )
         record["radiation"] = {
-            "motif": from_sne_code("MotifRadiation", item.motif) or item.motif,
-            "sousMotif": from_sne_code("SousMotifIrrecevabilite", item.sous_motif)
-            if item.sous_motif
-            else None,
+            "motif": motif,
+            "motifCodeInconnu": motif_inconnu,
+            "sousMotif": sous,
+            "sousMotifCodeInconnu": sous_inconnu,
             "dateRadiation": day,
-            "attribution": None,
+            "attribution": attribution_of(item)[0],
         }
+    complete("fr.gp.Decision", record)
     return record
 
 
@@ -156,17 +201,25 @@ class SnePoller:
         answer = exchange.answer
         origine = self.cfg.poll_origine
         records = [dalo_decision(i, origine, started) for i in answer.dalo if i.num_unique]
-        records += [
-            radiation_decision(i, origine, started)
-            for i in answer.radiations
-            if i.num_unique and not self.ledger.sent_accepted(i.num_unique, "RAD")  # not our own echo
-        ]
+        # eventId -> why its attribution data cannot be read, and the block as the SNE sent it
+        unread: dict[str, tuple[list[Problem], bytes]] = {}
+        for i in answer.radiations:
+            if i.num_unique and not self.ledger.sent_accepted(i.num_unique, "RAD"):  # not our own echo
+                records.append(radiation_decision(i, origine, started))
+                problems = attribution_of(i)[1]
+                if problems and i.attribution is not None:
+                    unread[records[-1]["eventId"]] = (problems, etree.tostring(i.attribution))
         fresh = self.ledger.unseen([r["eventId"] for r in records])
         outputs = []
         for r in records:
             if r["eventId"] not in fresh:
                 continue
             try:
+                if r["eventId"] in unread:
+                    problems, raw = unread[r["eventId"]]
+                    error = RejectedMessage("attribution data not readable", problems)
+                    error.extra_headers = ((RAW_ANSWER_HEADER, raw),)  # type: ignore[attr-defined]
+                    raise error
                 outputs.append(self._output(r))
             except RejectedMessage as exc:  # e.g. a code the canonical enums do not know yet
                 outputs.append(self._dead_letter(r, exc))
@@ -181,11 +234,12 @@ class SnePoller:
             error, topic=None, partition=None, offset=None, stage="sne-poll", connector="sne"
         )
         value = json.dumps(to_jsonable(record), ensure_ascii=False).encode()
+        extra = tuple(getattr(error, "extra_headers", ()) or ())  # e.g. the unreadable block, as sent
         return SinkOutput(
             dlq_topic(topic),
             str(record["numUnique"]).encode(),
             value,
-            (("ce_id", str(record["eventId"]).encode()), *headers),
+            (("ce_id", str(record["eventId"]).encode()), *headers, *extra),
         )
 
     async def poll_once(self, publish: Publish) -> int:

@@ -15,12 +15,15 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from gateway.normalise.codes import complete
+
 from connectors.sne.config import SneConfig
 
-__all__ = ["SimulatorProcess", "decision_radiation", "demande", "sink_config"]
+__all__ = ["SimulatorProcess", "decision_cal", "decision_radiation", "demande", "sink_config"]
 
 
 def _provenance(origine: str, reference: str | None, operation: str = "CREATION") -> dict[str, Any]:
@@ -95,6 +98,45 @@ def demande(
         "provenance": _provenance(origine, reference, "MODIFICATION" if num_unique else "CREATION"),
     }
     record.update(overrides)
+    complete("fr.gp.Demande", record)  # every field, with its default (as a decoded record has)
+    return record
+
+
+def decision_cal(
+    num_unique: str,
+    *,
+    decision: str = "ATTRIBUTION_RANG",
+    event_id: str = "evt-cal-1",
+    origine: str = "200000001",
+    reference: str | None = "ERP-CAL-0001",
+) -> dict[str, Any]:
+    """A fr.gp.Decision DECISION_CAL (R441-3), ranked attribution of an RPLS dwelling by default."""
+    record = decision_radiation(num_unique, event_id=event_id, origine=origine, reference=reference)
+    record["typeEvenement"] = "DECISION_CAL"
+    record["radiation"] = None
+    record["decisionCal"] = {
+        "dateCommission": date(2026, 11, 12),
+        "commission": "CAL-AH-35-2026-11",
+        "decision": decision,
+        "rang": 2 if decision == "ATTRIBUTION_RANG" else None,
+        "motifs": None
+        if decision.startswith("ATTRIBUTION") and decision != "ATTRIBUTION_CONDITION_SUSPENSIVE"
+        else "Ressources supérieures au plafond",
+        "piecesManquantes": ["avis d'imposition"] if decision == "ATTRIBUTION_CONDITION_SUSPENSIVE" else [],
+        "dateLimitePieces": date(2026, 11, 30) if decision == "ATTRIBUTION_CONDITION_SUSPENSIVE" else None,
+        "logement": {
+            "rpls": "3500012345",
+            "referenceBailleur": None,
+            "sirenBailleur": "200000001",
+            "adresse": None,
+            "commune": "35238",
+            "typeLogement": "T3",
+            "surface": 64.5,
+            "loyer": Decimal("412.30"),
+            "zus": "ZUSNON",
+        },
+    }
+    complete("fr.gp.Decision", record)
     return record
 
 
@@ -159,6 +201,7 @@ def decision_radiation(
         if attribution
         else None,
     }
+    complete("fr.gp.Decision", record)
     return record
 
 

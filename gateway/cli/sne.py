@@ -6,6 +6,7 @@
     gateway sne poll                                        one poll of the *DepuisLe services
     gateway sne flush                                       daily mode: send the queued records now
     gateway sne check                                       TLS material, XSD, ledger (no traffic)
+    gateway sne validate FILE...                            offline: XSD + SNE rules (exit 0 valid, 2 invalid)
 
 Connector settings come from GATEWAY_SNE_<FIELD> environment variables (opt-in; this is the only
 place they are read), overridden by the options; `--certs DIR` is a shortcut for the simulator's
@@ -200,6 +201,30 @@ async def _send_json(cfg: Any, data: bytes, file: str) -> Any:
         for o in outputs
         if o.value is not None
     ]
+
+
+@sne.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Check interfaceNuu files offline against the XSD and the SNE's rules: one line per offending
+    element (path, line, reason; never a value). Exit 0 when every file is valid, 2 otherwise."""
+    from connectors.sne.rules import file_problems  # noqa: PLC0415 - lazy CLI import
+
+    invalid = 0
+    for file in files:
+        try:
+            problems = file_problems(Path(file).read_bytes())
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {file}: {type(exc).__name__}") from exc
+        if not problems:
+            click.echo(f"{file}: valid")
+            continue
+        invalid += 1
+        for p in problems:
+            click.echo(f"{file}: {p.path}: {p.reason}")
+    if invalid:
+        click.echo(f"{invalid} of {len(files)} files invalid", err=True)
+        raise SystemExit(2)
 
 
 @sne.command("check")

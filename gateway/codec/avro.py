@@ -255,14 +255,19 @@ class SchemaSet:
         return name if "." in name else f"{NAMESPACE}.{name}"
 
     def enum_symbols(self, name: str) -> list[str]:
-        return list(self.raw(name)["symbols"])
+        """The symbols of a code list, without its reading default INCONNU (not a code)."""
+        return [s for s in self.raw(name)["symbols"] if s != UNKNOWN_SYMBOL]
 
     def sne_codes(self, name: str) -> dict[str, str]:
-        """symbol -> SNE code for an enum (identity where the schema gives no sneCodes)."""
+        """symbol -> SNE code for an enum (identity where the schema gives no sneCodes), without the
+        reading default INCONNU (its SNE code is in the record's sibling field <field>CodeInconnu)."""
         raw = self.raw(name)
         symbols: list[str] = raw["symbols"]
         codes: list[str] = raw.get("sneCodes", symbols)
-        return dict(zip(symbols, codes, strict=True))
+        return {s: c for s, c in zip(symbols, codes, strict=True) if s != UNKNOWN_SYMBOL}
+
+
+UNKNOWN_SYMBOL = "INCONNU"  # every enum's default: a code this version does not know (issue 17)
 
 
 @cache

@@ -98,6 +98,7 @@ class Output:
 class IngestResult:
     records: list[Output] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    unknown_codes: list[str] = field(default_factory=list)  # code lists of carried unknown codes
 
 
 def ingest_record(
@@ -165,6 +166,7 @@ def ingest_record(
             )
             reject(problems, f"$[{index}]", None)
             continue
+        result.unknown_codes.extend(outcome.unknown_codes)
         ce_id = uuid.uuid5(CE_NAMESPACE, f"{source_topic}/{partition}/{offset}/{index}")
         headers = cloudevent_headers(
             source=f"urn:gp-gateway:ingest:{fmt}",

@@ -297,10 +297,12 @@ class IngestRunner:
             self._in_txn, self._txn_started = True, time.monotonic()
         futures: list[Any] = []
         sent: list[tuple[str, str, bool]] = []
+        unknown: list[str] = []  # code lists of the unknown codes carried (metric label)
         dead_logged = 0
         for chunk, results in self._normalise(records):  # sends overlap the next chunks' normalising
             for record, result in zip(chunk, results, strict=True):
                 outputs: list[Output | DeadLetter] = [*result.records, *result.dead]
+                unknown.extend(result.unknown_codes)
                 for out in outputs:
                     future, topic, dead = _send(producer, out, record)
                     futures.append(future)
@@ -330,6 +332,8 @@ class IngestRunner:
         for tp, offset in offsets.items():
             self._committed[(tp.topic, tp.partition)] = offset.offset
         self._count(records, sent, time.perf_counter() - started)
+        for liste in unknown:
+            self.metrics.unknown_codes.labels(liste=liste).inc()
         self.processed += len(records)
         return len(records)
 

@@ -40,6 +40,8 @@ class CanonicalRecord:
     schema: str  # "fr.gp.Demande" | "fr.gp.Decision"
     key: str
     record: dict[str, Any]
+    # names of the code lists of the unknown codes it carries as INCONNU (metric labels; never codes)
+    unknown_codes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, schema: str, record: dict[str, Any]) -> CanonicalRecord:

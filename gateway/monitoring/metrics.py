@@ -66,6 +66,13 @@ class Metrics:
             ["flow", "source"],
             registry=self.registry,
         )
+        self.unknown_codes = Counter(
+            "gp_unknown_codes",
+            "SNE codes of a known list's shape that this version does not know, carried as INCONNU "
+            "(label: the code list's name, never the code).",
+            ["liste"],
+            registry=self.registry,
+        )
         self.processing = Histogram(
             "gp_processing_seconds",
             "Time to process one input record, publish calls included.",

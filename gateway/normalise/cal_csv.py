@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.errors import Problem
-from gateway.model.canonical import DECISION, CanonicalRecord
+from gateway.model.canonical import DECISION
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, midnight, provenance, unique
 from gateway.normalise.demande import map_logement
 from gateway.normalise.events import ORG_RE, build_decision
@@ -129,7 +130,7 @@ def _line(
         ctx.add(locator, INTERNAL_ERROR, type(exc).__name__)
         decision = None
     if ctx.ok and decision is not None:
-        return CanonicalRecord.of(DECISION, decision), used
+        return canonical(DECISION, decision), used
     problems = unique(ctx.problems) or [Problem(locator, "cannot be read")]
     return Rejection(tuple(problems), locator, fragment), used
 

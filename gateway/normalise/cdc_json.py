@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.errors import Problem
 from gateway.model.canonical import DECISION, DEMANDE, CanonicalRecord
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, length, provenance, unique
 from gateway.normalise.demande import map_demande
 from gateway.normalise.events import ORG_RE, build_decision
@@ -138,7 +139,7 @@ def _demande(ctx: Ctx, row: Node, op: str, when: datetime) -> CanonicalRecord | 
         reference=reference,
         operation=OPERATIONS[op],
     )
-    return CanonicalRecord.of(DEMANDE, record) if ctx.ok else None
+    return canonical(DEMANDE, record) if ctx.ok else None
 
 
 def _evenement(
@@ -172,4 +173,4 @@ def _evenement(
         data=donnees,
         data_path=row.p("donnees"),
     )
-    return CanonicalRecord.of(DECISION, record) if ctx.ok else None
+    return canonical(DECISION, record) if ctx.ok else None

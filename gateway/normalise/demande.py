@@ -27,7 +27,7 @@ __all__ = [
     "map_radiation",
 ]
 
-INSEE_RE = r"\d[\dAB]\d{3}"
+INSEE_RE = r"(?:[0-9]{5}|2[AB][0-9]{3})"  # INSEE commune code (Corsica: 2A / 2B), as the policy reads it
 NUM_UNIQUE_RE = r"[0-9A-Z]{18}"
 GUICHET_RE = r"G[0-9A-Z]{4}"
 HEALTH_RESOURCES = ("AAH", "AEEH", "AJPP", "PINV")
@@ -39,14 +39,14 @@ DALO_TYPOLOGIES = frozenset(
 )
 MP = "demandeLogement"  # path prefix of the mandatory rules
 LR = f"{MP}/logementRecherche"
-_COMMUNE = re.compile(r"\d{5}", re.ASCII)
+_COMMUNE = re.compile(INSEE_RE, re.ASCII)
 
 
 def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
     """The SNE's client-side mandatory-field rules, on a canonical Demande.
 
     Same fields and paths as the SNE (libsne): numGuichet, dateCreationDemande, demandeElargie, at
-    least one typeLogement, at least one localisation commune with a numeric INSEE code. The file
+    least one typeLogement, at least one localisation commune with an INSEE code. The file
     level rules (versionInterface, typeFichier, dateFichier) are checked by the sne-xml normaliser.
     """
     problems: list[Problem] = []
@@ -69,7 +69,7 @@ def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(
                     f"{LR}/listeLocalisationSouhaite/localisationSouhaite[{i + 1}]/commune",
-                    "not a numeric INSEE code",
+                    "not an INSEE code",
                 )
             )
     return problems
@@ -116,26 +116,31 @@ def map_logement(n: Node) -> dict[str, Any]:
 
 
 def _ressources(n: Node, person: dict[str, Any]) -> None:
-    for d in n.child_items("listeRessourceRecue", "detailRessource"):
-        code = d.raw("ressource")
-        montant = d.amount("montant", required=True)
-        if code is None:
-            d.ctx.add(d.p("ressource"), "missing")
-            continue
-        if isinstance(code, str) and code.strip() in HEALTH_RESOURCES:
-            if montant is not None:
-                person["ressourcesSante"].append({"code": code.strip(), "montant": montant})
-            continue
-        symbol = known_code(code, "CodeRessourceRecue") or lookup_code(
-            d.ctx, d.p("ressource"), code, "CodeRessourceRecue", "ListeRessourceRecue"
-        )
-        if symbol is not None and montant is not None:
-            person["ressourcesRecues"].append({"code": symbol, "montant": montant})
-    for d in n.child_items("listeRessourceVersee", "detailRessource"):
-        v = d.code("ressource", "RessourceVersee", "ListeRessourceVersee", required=True)
-        montant = d.amount("montant", required=True)
-        if v is not None and montant is not None:
-            person["ressourcesVersees"].append({"code": v, "montant": montant})
+    # the person's own lists, then the dependants' (listeRessource*PersACharge, declared on the person)
+    for suffix in ("", "PersACharge"):
+        sante = person[f"ressourcesSante{suffix}"]
+        for i, d in enumerate(n.child_items(f"listeRessourceRecue{suffix}", "detailRessource")):
+            code = d.raw("ressource")
+            montant = d.amount("montant", required=True)
+            if code is None:
+                d.ctx.add(d.p("ressource"), "missing")
+                continue
+            if isinstance(code, str) and code.strip() in HEALTH_RESOURCES:
+                if montant is not None:  # position: the list is written back in its order
+                    sante.append({"code": code.strip(), "montant": montant, "position": i})
+                continue
+            symbol = known_code(code, "CodeRessourceRecue")
+            if symbol is None:  # a code added later may reveal health: carried as a health resource
+                unknown = lookup_code(d.ctx, d.p("ressource"), code, "RessourceSante", "ListeRessourceRecue")
+                if unknown is not None and montant is not None:
+                    sante.append({"code": unknown, "montant": montant, "position": i})
+            elif montant is not None:
+                person[f"ressourcesRecues{suffix}"].append({"code": symbol, "montant": montant})
+        for d in n.child_items(f"listeRessourceVersee{suffix}", "detailRessource"):
+            v = d.code("ressource", "RessourceVersee", "ListeRessourceVersee", required=True)
+            montant = d.amount("montant", required=True)
+            if v is not None and montant is not None:
+                person[f"ressourcesVersees{suffix}"].append({"code": v, "montant": montant})
 
 
 def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
@@ -161,6 +166,9 @@ def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
         "ressourcesRecues": [],
         "ressourcesSante": [],
         "ressourcesVersees": [],
+        "ressourcesRecuesPersACharge": [],
+        "ressourcesSantePersACharge": [],
+        "ressourcesVerseesPersACharge": [],
     }
     if sp is not None:
         etranger = bool(sp.boolean("etranger"))
@@ -227,16 +235,20 @@ def _motifs(n: Node, out: dict[str, Any]) -> None:
         elif code is None:
             n.ctx.add(n.item_path(key, "motifDemande", i), "missing")
         else:
-            symbol = known_code(code, "MotifDemande") or lookup_code(
-                n.ctx, n.item_path(key, "motifDemande", i), code, "MotifDemande", "ListeMotifDemande"
-            )
-            if symbol and symbol not in out["motifs"]:
+            symbol = known_code(code, "MotifDemande")
+            if symbol is None:  # a motif added later may be a health or violence one: carried there
+                unknown = lookup_code(
+                    n.ctx, n.item_path(key, "motifDemande", i), code, "MotifSante", "ListeMotifDemande"
+                )
+                if unknown and unknown not in out["motifsSante"]:
+                    out["motifsSante"].append(unknown)
+            elif symbol not in out["motifs"]:
                 out["motifs"].append(symbol)
     # a set, in code-list order: the same application gives the same record whatever the source order
     for field, enum in (("motifs", "MotifDemande"), ("motifsSante", "MotifSante")):
         if len(out[field]) > 1:  # (0 or 1 symbol: already in order)
             order = load_schemas().enum_symbols(enum)
-            out[field].sort(key=order.index)
+            out[field].sort(key=lambda s: order.index(s) if s in order else len(order))  # INCONNU last
 
 
 def map_radiation(n: Node) -> dict[str, Any] | None:
@@ -277,6 +289,7 @@ def map_demande(n: Node) -> dict[str, Any]:
         "violencesFamiliales": False,
         "handicap": None,
         "dalo": None,
+        "fichierSne": None,
     }
     if pm is not None:
         out["personneMorale"] = {
@@ -327,7 +340,7 @@ def map_demande(n: Node) -> dict[str, Any]:
                 ),
                 "typeLogementActuel": la.code("typeLogementActuel", "TypeLogement", "ListeTypeLogement"),
                 "surface": la.real("surface"),
-                "proprietaire": la.text("proprietaire"),
+                **_proprietaire(la),
             }
     elif pm is None:
         n.ctx.add(n.p("personnePhysique"), "missing: a personnePhysique or a personneMorale is needed")
@@ -360,6 +373,15 @@ def map_demande(n: Node) -> dict[str, Any]:
     return out
 
 
+def _proprietaire(la: Node) -> dict[str, Any]:
+    """`proprietaire` is an xs:boolean in interfaceNuu (the household owns its dwelling): a boolean goes
+    to `estProprietaire`; any other text stays in `proprietaire` (ERP documents that name the owner)."""
+    raw = la.raw("proprietaire")
+    if isinstance(raw, bool) or (isinstance(raw, str) and raw.strip().lower() in ("true", "false")):
+        return {"proprietaire": None, "estProprietaire": la.boolean("proprietaire")}
+    return {"proprietaire": la.text("proprietaire"), "estProprietaire": None}
+
+
 def _logement_recherche(n: Node) -> dict[str, Any]:
     lr = n.child("logementRecherche")
     if lr is None:
@@ -381,7 +403,7 @@ def _logement_recherche(n: Node) -> dict[str, Any]:
             lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "missing")
         elif not (isinstance(commune, str) and _COMMUNE.fullmatch(commune.strip())):
             path = lr.item_path(key, "localisationSouhaite", i)
-            lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "not a numeric INSEE code")
+            lr.ctx.add(f"{path}/commune" if lr.sep == "/" else f"{path}.commune", "not an INSEE code")
         elif commune.strip() not in communes:
             communes.append(commune.strip())
     if not elements:

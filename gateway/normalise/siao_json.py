@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.errors import Problem
-from gateway.model.canonical import DECISION, CanonicalRecord
+from gateway.model.canonical import DECISION
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, length, provenance, unique
 from gateway.normalise.events import ORG_RE, build_decision
 from gateway.normalise.jsondocs import read_json_parts
@@ -47,7 +48,7 @@ def json_events(data: bytes, received_at: datetime, one: OneEvent) -> list[Outco
             ctx.add("$", INTERNAL_ERROR, type(exc).__name__)
             record = None
         if ctx.ok and record is not None:
-            out.append(CanonicalRecord.of(DECISION, record))
+            out.append(canonical(DECISION, record))
         else:
             problems = unique(ctx.problems) or [Problem("$", "not an event")]
             out.append(Rejection(tuple(problems), part.locator, part.fragment))

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from gateway.codec.xml import element_to_tree, localname, parse_xml
 from gateway.errors import Problem, RejectedMessage
-from gateway.model.canonical import DECISION, DEMANDE, CanonicalRecord
+from gateway.model.canonical import DECISION, DEMANDE
+from gateway.normalise.codes import canonical
 from gateway.normalise.common import Ctx, Node, event_id, length, midnight, provenance, short_digest, unique
 from gateway.normalise.demande import check_sne_mandatory, map_demande
 from gateway.normalise.events import build_decision
@@ -36,6 +39,33 @@ OPERATIONS = {
 }
 # SNE-style element names of the radiation block -> canonical names read by the event mappers
 RADIATION_NAMES = {"motif": "motifRadiation", "sousMotif": "sousMotifRadiation"}
+DECISION_CAL_NAMES = {"piecesManquantes": "listePieceManquante"}
+
+
+XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "interfaceNuu.xsd"
+
+
+@cache
+def known_elements() -> frozenset[str]:
+    """Every element name interfaceNuu.xsd declares (one source of truth with the SNE connector)."""
+    root = parse_xml(XSD.read_bytes())
+    return frozenset(str(e.get("name")) for e in root.iter("{http://www.w3.org/2001/XMLSchema}element"))
+
+
+def _unknown_elements(root: Any) -> list[Problem]:
+    """An element the interface does not declare is refused, named by its path (never dropped)."""
+    known = known_elements()
+    out: list[Problem] = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        name = localname(el)
+        if name not in known:
+            parts = [*[localname(a) for a in reversed(list(el.iterancestors()))][1:], name]
+            out.append(
+                Problem("/".join(parts), "unknown element (not in interfaceNuu): refused, not dropped")
+            )
+    return out
 
 
 def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
@@ -45,6 +75,9 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
             return [
                 Rejection((_p("$", "not an SNE interfaceNuu document (root element or namespace)"),), "$")
             ]
+        unknown = _unknown_elements(root)
+        if unknown:
+            return [Rejection(tuple(unknown[:20]), "$")]
         tree = element_to_tree(root)
     except RejectedMessage as exc:
         return [Rejection(exc.problems, "$")]
@@ -58,12 +91,19 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
         ctx.add("interfaceNuu/@versionInterface", "unsupported version (02.00 or 02.01)", length(version))
     top = Node(ctx, tree, "")
     entete = top.child("entete", required=True) or Node(ctx, {}, "entete")
-    type_fichier = entete.code("typeFichier", "TypeFichier", "ListeTypeFichier", required=True)
+    # interface 02.00 extracts may have no typeFichier: read from the content (as connectors/sne/rules.py)
+    untyped = version == "02.00" and not entete.has("typeFichier")
+    type_fichier = (
+        None if untyped else entete.code("typeFichier", "TypeFichier", "ListeTypeFichier", required=True)
+    )
     date_fichier = entete.timestamp("dateFichier", required=True)
     demande = top.child("demande", required=True)
     dl = (demande.child("demandeLogement", required=True) if demande else None) or Node(ctx, {}, "x")
     dl.path = "demandeLogement"
+    if untyped:
+        type_fichier = "RAD" if dl.has("radiation") else "MOD" if dl.has("numUnique") else "CRE"
     record = map_demande(dl)
+    record["fichierSne"] = _fichier(root, entete, untyped)
     reference = short_digest(data)  # the XML carries no guichet-side id: a digest of the document
     when = date_fichier or received_at
     guichet = record["numGuichet"] or ""
@@ -81,14 +121,16 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
         ctx.problems.extend(check_sne_mandatory(record))
     if not ctx.ok:
         return [Rejection(tuple(unique(ctx.problems)), "$")]
-    out: list[Outcome] = [CanonicalRecord.of(DEMANDE, record)]
-    out.extend(CanonicalRecord.of(DECISION, d) for d in decisions)
+    out: list[Outcome] = [canonical(DEMANDE, record)]
+    out.extend(canonical(DECISION, d) for d in decisions)
     return out
 
 
 def _decisions(
     ctx: Ctx, dl: Node, record: dict[str, Any], type_fichier: str | None, when: datetime
 ) -> list[dict[str, Any]]:
+    if dl.has("decisionCal"):  # a CAL decision reported to the SNE (as the connector writes it)
+        return [_decision_cal(dl, record, when)]
     if type_fichier not in ("RAD", "REN"):
         return []
     num = record["numUnique"]
@@ -135,6 +177,38 @@ def _decisions(
             data_path=rad.path,
         )
     ]
+
+
+def _decision_cal(dl: Node, record: dict[str, Any], when: datetime) -> dict[str, Any]:
+    """The Decision DECISION_CAL of a file carrying a decisionCal block (the connector's CAL report)."""
+    node = dl.child("decisionCal")
+    if node is not None:
+        node.names = DECISION_CAL_NAMES
+    prov = dict(record["provenance"])
+    day = node.date("dateCommission") if node is not None else None
+    prov["dateEvenement"] = midnight(day) if day is not None else when
+    content = short_digest(repr(node.data).encode()) if node is not None else None
+    return build_decision(
+        dl.ctx,
+        event_id=event_id(SOURCE, record["numGuichet"] or "", record["numUnique"], "DECISION_CAL", content),
+        num_unique=record["numUnique"],
+        type_evenement="DECISION_CAL",
+        provenance=prov,
+        data=node,
+        data_path=dl.p("decisionCal"),
+    )
+
+
+def _fichier(root: Any, entete: Node, untyped: bool) -> dict[str, Any]:
+    """The file header as written (versionInterface, typeFichier, dateFichier with its offset), so that
+    the application is written back to the SNE as it came (round trip)."""
+    raw_tf = None if untyped else entete.raw("typeFichier")
+    raw_date = entete.raw("dateFichier")
+    return {
+        "versionInterface": str(root.get("versionInterface") or ""),
+        "typeFichier": raw_tf.strip() if isinstance(raw_tf, str) else None,
+        "dateFichier": raw_date.strip() if isinstance(raw_date, str) else None,
+    }
 
 
 def _p(path: str, reason: str) -> Problem:

@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODE_MAPS",
+    "INCONNU",
     "MAX_YEAR",
     "MIN_YEAR",
     "PARIS",
+    "UnknownCode",
     "code_map",
+    "code_shape",
     "known_code",
     "length",
     "lookup_code",
@@ -119,10 +122,42 @@ def parse_timestamp(raw: Any) -> datetime | str:
     return to_millis(value.astimezone(UTC))
 
 
+INCONNU = "INCONNU"  # every enum's default symbol: never accepted as an input code
+
+
+class UnknownCode(str):
+    """The symbol INCONNU standing for a code of the list's shape that this version does not know,
+    with the code itself (`raw`): `carry_unknown_codes` moves the code to the sibling field
+    `<field>CodeInconnu(s)` of the canonical record before it is encoded."""
+
+    raw: str
+    liste: str
+
+    def __new__(cls, raw: str, liste: str) -> UnknownCode:
+        self = super().__new__(cls, INCONNU)
+        self.raw = raw
+        self.liste = liste
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnknownCode) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash((INCONNU, self.raw))
+
+
+@cache
+def code_shape(enum: str) -> re.Pattern[str] | None:
+    """The shape of an enum's SNE codes (`codeShape` of its schema): an unknown code of that shape
+    is carried as INCONNU, anything else is refused. None: unknown codes are refused."""
+    shape = load_schemas().raw(enum).get("codeShape")
+    return re.compile(shape) if shape else None
+
+
 @cache
 def code_map(enum: str) -> tuple[dict[str, str], frozenset[str]]:
     """SNE code -> symbol, and the symbols, of an enum of the canonical schemas (built once)."""
-    symbol_to_code = load_schemas().sne_codes(enum)
+    symbol_to_code = {s: c for s, c in load_schemas().sne_codes(enum).items() if s != INCONNU}
     maps = {c: s for s, c in symbol_to_code.items()}, frozenset(symbol_to_code)
     CODE_MAPS[enum] = maps
     return maps
@@ -148,6 +183,12 @@ def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | N
     by_code, symbols = code_map(enum)
     symbol = by_code.get(code) or (code if code in symbols else None)
     if symbol is None:
+        shape = code_shape(enum)
+        if shape is not None and code != INCONNU and shape.fullmatch(code):  # added later: carried
+            return UnknownCode(code, liste)
+        if shape is not None:  # a phone number, a name... in a code field: never quoted
+            ctx.add(path, f"not a code of {liste}: not the shape of its codes", length(code))
+            return None
         ctx.add(path, f"unknown code for {liste}", length(code))
     return symbol
 

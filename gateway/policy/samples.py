@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+
+from gateway.codec.avro import load_schemas
+
+DEMANDE_SCHEMA, DECISION_SCHEMA = "fr.gp.Demande", "fr.gp.Decision"
 
 __all__ = ["sample_decision", "sample_demande"]
 
@@ -62,7 +67,22 @@ def _personne(nom: str, prenom: str) -> dict[str, Any]:
         "ressourcesRecues": [],
         "ressourcesSante": [{"code": "AAH", "montant": Decimal("900.00")}],
         "ressourcesVersees": [],
+        "ressourcesRecuesPersACharge": [],
+        "ressourcesSantePersACharge": [],
+        "ressourcesVerseesPersACharge": [],
     }
+
+
+def _complete(schema: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the schema, missing ones with their defaults (as a decoded record has them)."""
+    import fastavro  # noqa: PLC0415
+
+    parsed = load_schemas().codec(schema).parsed
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, record)
+    buf.seek(0)
+    out: dict[str, Any] = fastavro.schemaless_reader(buf, parsed, parsed)  # type: ignore[assignment]
+    return out
 
 
 def sample_demande(
@@ -76,61 +96,66 @@ def sample_demande(
 ) -> dict[str, Any]:
     """A complete fr.gp.Demande with every sub-record set (so every class has data)."""
     demandeur = _personne("DEMO", "Alice")
-    return {
-        "numUnique": num_unique,
-        "numGuichet": "G3501",
-        "dateCreationDemande": date(2026, 1, 15),
-        "dateDernierRenouvellement": None,
-        "statut": "ACTIVE",
-        "radiation": None,
-        "demandeur": demandeur,
-        "personneMorale": None,
-        "cotitulaires": [_personne("DEMO", "Bob")],
-        "personnesACharge": [
-            {
-                "nom": "DEMO",
-                "prenom": "Chloe",
-                "dateNaissance": date(2018, 6, 1),
-                "sexe": None,
-                "lienParente": None,
-            }
-        ],
-        "personnesANaitre": {"nombre": 1, "dateNaissancePrevue": None},
-        "personnesEnGarde": [],
-        "logementActuel": {
-            "modelesLogement": ["LP"],
-            "montantMensuelLoyer": Decimal("650.00"),
-            "nombreHabitant": 4,
-            "categorieLogement": None,
-            "typeLogementActuel": None,
-            "surface": 45.0,
-            "proprietaire": "Propriétaire Demo",
+    return _complete(
+        DEMANDE_SCHEMA,
+        {
+            "numUnique": num_unique,
+            "numGuichet": "G3501",
+            "dateCreationDemande": date(2026, 1, 15),
+            "dateDernierRenouvellement": None,
+            "statut": "ACTIVE",
+            "radiation": None,
+            "demandeur": demandeur,
+            "personneMorale": None,
+            "cotitulaires": [_personne("DEMO", "Bob")],
+            "personnesACharge": [
+                {
+                    "nom": "DEMO",
+                    "prenom": "Chloe",
+                    "dateNaissance": date(2018, 6, 1),
+                    "sexe": None,
+                    "lienParente": None,
+                }
+            ],
+            "personnesANaitre": {"nombre": 1, "dateNaissancePrevue": None},
+            "personnesEnGarde": [],
+            "logementActuel": {
+                "modelesLogement": ["LP"],
+                "montantMensuelLoyer": Decimal("650.00"),
+                "nombreHabitant": 4,
+                "categorieLogement": None,
+                "typeLogementActuel": None,
+                "surface": 45.0,
+                "proprietaire": "Propriétaire Demo",
+                "estProprietaire": None,
+            },
+            "logementRecherche": {
+                "demandeElargie": elargie,
+                "typesLogement": ["T3"],
+                "communes": list(communes),
+                "categorie": None,
+                "loyerMaximum": Decimal("550.00"),
+            },
+            "motifs": [],
+            "motifsSante": ["HANDICAP"] if handicap else [],
+            "violencesFamiliales": violences,
+            "handicap": (
+                {
+                    "etat": "STABLE",
+                    "capaciteMarche": None,
+                    "naturesMoteur": [],
+                    "naturesSensoriel": [],
+                    "aidesTechniques": [],
+                    "equipements": [],
+                }
+                if handicap
+                else None
+            ),
+            "dalo": None,
+            "provenance": _provenance(origine),
+            "fichierSne": None,
         },
-        "logementRecherche": {
-            "demandeElargie": elargie,
-            "typesLogement": ["T3"],
-            "communes": list(communes),
-            "categorie": None,
-            "loyerMaximum": Decimal("550.00"),
-        },
-        "motifs": [],
-        "motifsSante": ["HANDICAP"] if handicap else [],
-        "violencesFamiliales": violences,
-        "handicap": (
-            {
-                "etat": "STABLE",
-                "capaciteMarche": None,
-                "naturesMoteur": [],
-                "naturesSensoriel": [],
-                "aidesTechniques": [],
-                "equipements": [],
-            }
-            if handicap
-            else None
-        ),
-        "dalo": None,
-        "provenance": _provenance(origine),
-    }
+    )
 
 
 def _logement(siren: str = "200000001", commune: str = "35238") -> dict[str, Any]:
@@ -206,4 +231,4 @@ def sample_decision(
         } | sub  # fmt: skip
     elif kind == "BAIL_SIGNE":
         record["bail"] = {"dateSignature": d, "logement": _logement()} | sub
-    return record
+    return _complete(DECISION_SCHEMA, record)

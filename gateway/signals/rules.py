@@ -43,7 +43,7 @@ DEFAULT_RULES = Path(__file__).resolve().parent.parent / "data" / "signals" / "r
 
 def _signal_types() -> tuple[str, ...]:
     """The symbols of fr.gp.TypeSignal: the one list of signal types."""
-    return tuple(load_schemas().raw("fr.gp.TypeSignal")["symbols"])
+    return tuple(load_schemas().enum_symbols("fr.gp.TypeSignal"))  # without the reading default INCONNU
 
 
 SIGNAL_TYPES: tuple[str, ...] = _signal_types()
@@ -191,7 +191,7 @@ def _check(file: RulesFile) -> list[Problem]:
         for i, s in enumerate(file.signaux)
         if s not in known_types
     ]
-    dwelling_types = set(load_schemas().raw("fr.gp.TypeLogement")["symbols"])
+    dwelling_types = set(load_schemas().enum_symbols("fr.gp.TypeLogement"))
     for code, dept in file.departements.items():
         where = f"departements.{code}"
         if not valid_departement(code):

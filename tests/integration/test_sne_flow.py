@@ -14,7 +14,7 @@ import pytest
 from connectors.sne.connector import SneSink
 from connectors.sne.poller import SnePoller
 from connectors.sne.simulator.certs import ensure_certs
-from connectors.sne.testing import SimulatorProcess, decision_radiation, demande, sink_config
+from connectors.sne.testing import SimulatorProcess, decision_cal, decision_radiation, demande, sink_config
 from gateway.codec.avro import decode_single_object, encode_single_object, load_schemas
 from gateway.connectors import SinkOutput
 from gateway.flows.egress import EgressRunner, RetryPolicy
@@ -150,6 +150,23 @@ def test_radiation_with_attribution_is_accepted(env: dict[str, Any]) -> None:
     assert radiated["numUnique"] == num and radiated["eventId"] == rad["eventId"]
     calls = env["sim"].control()["calls"]
     assert calls == {"numUnique": 2, "demandeLogement": 1}  # the application fetched to complete the RAD file
+    assert consume_all(env["bootstrap"], dlq_topic(env["topics"]["decision"]), quiet_ms=500) == []
+
+
+def test_a_cal_attribution_decision_reaches_the_sne_and_its_answer_the_feedback(env: dict[str, Any]) -> None:
+    """Issue 17: a CAL decision (R441-3) is reported to the SNE (a MOD carrying decisionCal, UNCERTAIN
+    reading of the interface, see connectors/sne/CONFORMANCE.md) with the same ledger and feedback."""
+    produce(env["bootstrap"], env["topics"]["demande"], [(b"k", _framed("fr.gp.Demande", demande("ERP-20")))])
+    with Background(_runner(env, _sink(env))):
+        [created] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
+        num = _decode(created)["numUnique"]
+        cal = decision_cal(num, reference="ERP-20", event_id=f"cal-{uuid.uuid4().hex}")
+        produce(env["bootstrap"], env["topics"]["decision"], [(num.encode(), _framed("fr.gp.Decision", cal))])
+        feedback = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 2)
+    answer = _decode(feedback[-1])
+    assert (answer["typeFichier"], answer["status"], answer["numUnique"]) == ("MOD", "ACCEPTED", num)
+    assert answer["eventId"] == cal["eventId"] and feedback[-1].key == b"ERP-20"
+    assert env["sim"].control()["calls"] == {"numUnique": 2, "demandeLogement": 1}
     assert consume_all(env["bootstrap"], dlq_topic(env["topics"]["decision"]), quiet_ms=500) == []
 
 

@@ -8,7 +8,7 @@ from lxml import etree
 
 from connectors.sne.mtom import ParsedRequest, SoapFault, build_response, safe_parser
 from connectors.sne.nuu import NUU_NS, VERSION_INTERFACE, q
-from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, xsd_problems
+from connectors.sne.rules import ANOMALY_TEXTS, Anomaly, mandatory_anomalies, type_fichier_of, xsd_problems
 from connectors.sne.simulator.state import Registry, departement_of, identity_key
 
 __all__ = ["UNEXPECTED", "handle"]
@@ -135,13 +135,16 @@ def handle(req: ParsedRequest, registry: Registry) -> tuple[str, bytes]:
             if d.sous_motif:
                 _el(rad, "sousMotifRadiation", code=d.sous_motif)
             _el(rad, "dateRadiation", d.date_radiation or date.today().isoformat())
+            attribution = _stored_attribution(registry, d.num_unique)
+            if attribution is not None:  # polled radiations carry the attribution data
+                rad.append(attribution)
         return build_response(req.service, liste)
     raise SoapFault("Sender", f"operation {req.service} not supported")
 
 
 def _file(req: ParsedRequest, registry: Registry) -> etree._Element:
     root = _parse_file(req.xml)
-    tf = _text(root, "entete", "typeFichier")
+    tf = type_fichier_of(root)
     dl = root.find(f"{q('demande')}/{q('demandeLogement')}")
     guichet = _text(dl, "numGuichet") or None
     anomalies = mandatory_anomalies(root)
@@ -204,8 +207,17 @@ def _file(req: ParsedRequest, registry: Registry) -> etree._Element:
                 return _answer_nuu(tf, num, guichet, stored.date_creation, [_an("CTRL_DEM_0021")])
         else:
             registry.radiate(num, motif, sous_motif, when)
+            registry.update(num, _with_num(root, num), renewed=False)  # keeps the attribution data
         return _answer_nuu(tf, num, guichet, stored.date_creation, [])
     return _answer_nuu(tf, num or None, guichet, created, [])
+
+
+def _stored_attribution(registry: Registry, num: str) -> etree._Element | None:
+    xml = registry.xml(num)
+    if not xml:
+        return None
+    stored = etree.fromstring(xml, safe_parser())
+    return stored.find(f"{q('demande')}/{q('demandeLogement')}/{q('radiation')}/{q('attribution')}")
 
 
 def _with_num(root: etree._Element, num: str | None) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.sne.ledger import open_sqlite
+from connectors.sne.ledger import forget_erased, open_sqlite
 
 __all__ = ["Registry", "StoredDemande", "departement_of", "identity_key"]
 
@@ -181,6 +181,7 @@ class Registry:
                 "renewed_at = CASE WHEN ? THEN ? ELSE renewed_at END WHERE num_unique = ?",
                 (xml, now, renewed, now, num_unique),
             )
+            forget_erased(self._db)  # the replaced application is in neither file
 
     def radiate(self, num_unique: str, motif: str, sous_motif: str | None, date_radiation: str) -> None:
         with self._lock:

@@ -132,7 +132,7 @@ def test_arabic_indic_digits_are_refused_in_a_commune_code() -> None:
     assert reasons(out) == {
         "after.document/personnePhysique/demandeur/adressePostale/commune": "bad format",
         "after.document/logementRecherche/listeLocalisationSouhaite/localisationSouhaite[1]/commune": (
-            "not a numeric INSEE code"
+            "not an INSEE code"
         ),
     }
 
@@ -291,7 +291,8 @@ def test_an_unknown_code_is_never_quoted(value: str) -> None:
     out = cdc(cdc_demande(with_demandeur(civilite=value)))
     [problem] = [p for r in rejections(out) for p in r.problems]
     assert problem.path == "after.document/personnePhysique/demandeur/civilite"
-    assert problem.reason == "unknown code for ListeCivilite"
+    # civilité codes have a shape: a value without it is refused, not carried (a code with it is)
+    assert problem.reason == "not a code of ListeCivilite: not the shape of its codes"
     assert problem.value == ("1 character" if len(value) == 1 else f"{len(value)} characters")
 
 
@@ -318,7 +319,7 @@ def test_an_old_reception_time_does_not_make_a_real_birth_date_future() -> None:
 
 def test_a_part_with_thousands_of_problems_keeps_the_first_ones_and_a_count() -> None:
     doc = copy.deepcopy(DEMANDE)
-    doc["logementRecherche"]["listeTypeLogement"] = ["ZZ"] * 5000
+    doc["logementRecherche"]["listeTypeLogement"] = ["not a type"] * 5000  # not the shape of a code
     [rej] = rejections(cdc(cdc_demande(doc)))
     assert len(rej.problems) == MAX_PROBLEMS + 1
     last = rej.problems[-1]

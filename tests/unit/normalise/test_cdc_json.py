@@ -81,13 +81,13 @@ def test_demande_column_problems_name_the_column() -> None:
 
 def test_document_problems_use_sne_element_paths() -> None:
     doc = json.loads(demande_row()["document"])
-    doc["logementRecherche"]["listeTypeLogement"] = ["T9"]
+    doc["logementRecherche"]["listeTypeLogement"] = ["T9 bis"]  # not the list's shape (T9 would be carried)
     doc["personnePhysique"]["demandeur"]["listeRessourceRecue"] = [{"ressource": "SAL", "montant": -5}]
     out = run({"after": demande_row(document=json.dumps(doc)), "source": SOURCE, "op": "c"})
     assert problems(out) >= {
         (
             "after.document/logementRecherche/listeTypeLogement/typeLogement[1]",
-            "unknown code for ListeTypeLogement",
+            "not a code of ListeTypeLogement: not the shape of its codes",
         ),
         (
             "after.document/personnePhysique/demandeur/listeRessourceRecue/detailRessource[1]/montant",

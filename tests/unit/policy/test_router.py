@@ -153,7 +153,12 @@ def test_statistique_gets_a_pseudonymised_non_nominative_view_and_no_audit() -> 
         and out["nbPersonnesACharge"] == 1
         and out["trancheRevenuFiscal"] == "30-45k"
     )
-    assert out["logementActuel"] == {"modelesLogement": ["LP"], "typeLogementActuel": None}
+    assert out["logementActuel"] == {  # type and mode only (with their unknown-code siblings, issue 17)
+        "modelesLogement": ["LP"],
+        "modelesLogementCodesInconnus": [],
+        "typeLogementActuel": None,
+        "typeLogementActuelCodeInconnu": None,
+    }
     assert STAT not in {e["actor"] for e in result.audit_entries()}
     rad = router.route(DECISION, b"k", sample_decision("RADIATION"), result.state)
     assert "radiation.attribution.logement.rpls" not in _paths(router, rad, STAT)
@@ -273,13 +278,15 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         for d in router.route(schema, b"k", record, None).deliveries
     }
     assert got == {
-        # Decision views renamed by the contract change of issue 14 (Decision.saisine, class priorite)
-        ("fr.gp.view.Decision_06fa2131", "837819a3a2ad4ff3"),
-        ("fr.gp.view.Decision_120357a4", "aabcf08a00a6aed6"),
-        ("fr.gp.view.Decision_4ee17af9", "583f8408af28ea21"),
-        ("fr.gp.view.Demande_19c0b63f", "a8ff92f4b4ab1163"),
-        ("fr.gp.view.Demande_460eb86e", "ee23ada03fbb4cee"),
-        ("fr.gp.view.Demande_6edc94b9", "aaaaf9c4156910fd"),
-        ("fr.gp.view.Demande_6f854708", "ab73dbe5f6bc3d0d"),
-        ("fr.gp.view.Demande_7bd29902", "69ebc5f3f0cd2e63"),
+        # issue 17 (canonical contract): dependants' resources, fichierSne, estProprietaire, position;
+        # every enum gets the default INCONNU and SNE code lists a <field>CodeInconnu(s) sibling
+        # issue 14: Decision.saisine (class priorite), TypeEvenement SAISINE_COMMISSION
+        ("fr.gp.view.Decision_8c95c466", "f32f35b4d8a57a62"),
+        ("fr.gp.view.Decision_a5d51023", "38dfb9beda845140"),
+        ("fr.gp.view.Decision_db082051", "6b6766ffdb115ff3"),
+        ("fr.gp.view.Demande_05286fb2", "0610a289d2c38959"),
+        ("fr.gp.view.Demande_4679de8b", "358a4a034cbef5a7"),
+        ("fr.gp.view.Demande_7b1839f7", "945059b1d1cd91a0"),
+        ("fr.gp.view.Demande_96db2d32", "99d731434086a46b"),
+        ("fr.gp.view.Demande_f686e94e", "e3389784b6afb22a"),
     }

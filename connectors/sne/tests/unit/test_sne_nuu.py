@@ -108,10 +108,15 @@ def _rad(record: dict[str, Any]) -> tuple[str, Any]:
     return tf, with_application(root, application)
 
 
-def test_a_radiation_alone_lacks_the_application() -> None:
+def test_a_radiation_report_does_not_depend_on_the_application_blocks() -> None:
+    """Issue 17: when the SNE's copy lacks blocks, the radiation is still reported (only its own
+    mandatory fields are checked)."""
     _, root = _build(DECISION, decision_radiation("035260100000000001"))
-    codes = sorted(a.code for a in mandatory_anomalies(root))
-    assert codes == ["CTRL_DEM_0005", "CTRL_DEM_0006", "CTRL_DEM_0007", "CTRL_DEM_0008", "CTRL_DEM_0010"]
+    assert mandatory_anomalies(root) == []
+    no_motif = decision_radiation("035260100000000001")
+    no_motif["radiation"] = dict(no_motif["radiation"], attribution=None)
+    _, root = _build(DECISION, no_motif)
+    assert [a.code for a in mandatory_anomalies(root)] == ["CTRL_DEM_0034"]
 
 
 def test_radiation_with_attribution_is_valid() -> None:

@@ -49,3 +49,27 @@ def test_an_item_with_an_unknown_code_is_dead_lettered_and_the_others_published(
         assert dict(dead.headers)["ce_id"]  # marked seen like the others: not dead-lettered twice
     finally:
         ledger.close()
+
+
+def test_codes_the_sne_added_later_are_carried_not_dead_lettered(simulator: Any, tmp_path: Path) -> None:
+    from connectors.sne.answers import DaloItem  # noqa: PLC0415
+    from gateway.codec.avro import decode_single_object, load_schemas  # noqa: PLC0415
+
+    rad = RadiationItem("035260100000000001", "RADNEW", None, date(2026, 11, 20))
+    cfg = sink_config(simulator.certs, simulator.port, tmp_path)
+    ledger = Ledger(tmp_path / "poll.sqlite")
+    try:
+        client = _Client(Answer("demandesRadieesDepuisLe", radiations=(rad,)))
+        poller = SnePoller(cfg, client, ledger, clock=lambda: NOW)  # type: ignore[arg-type]  # fake client
+        [out] = poller.poll_service("demandesRadieesDepuisLe")[0]
+        dalo = DaloItem("035260100000000002", "NOUVST", date(2026, 11, 2), None, "035")
+        poller.client = _Client(Answer("nouveauxDaloDepuisLe", dalo=(dalo,)))  # type: ignore[assignment]
+        [out2] = poller.poll_service("nouveauxDaloDepuisLe")[0]
+    finally:
+        ledger.close()
+    codecs = load_schemas().by_fingerprint()
+    assert out.topic == out2.topic == "gp.canonical.decision"
+    radiation = decode_single_object(out.value or b"", codecs)[1]["radiation"]
+    assert (radiation["motif"], radiation["motifCodeInconnu"]) == ("INCONNU", "RADNEW")
+    decision = decode_single_object(out2.value or b"", codecs)[1]["decisionDalo"]
+    assert (decision["statut"], decision["statutCodeInconnu"]) == ("INCONNU", "NOUVST")
