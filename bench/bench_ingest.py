@@ -13,8 +13,11 @@
 3. end-to-end latency at a fixed offered load: input produced at a fixed rate while the worker runs;
    latency = time a read_committed consumer receives the canonical record - time the input was sent.
 
-Broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker from the cached jars (as the tests do).
-Usage: python bench/bench_ingest.py [--records 3000] [--rate 100] [--seconds 10]
+Broker: KAFKA_BOOTSTRAP_SERVERS if set (security from GATEWAY_KAFKA_*), else a local broker from
+the cached jars (as the tests do): secured (SASL/SCRAM-SHA-512 over TLS, ACLs), or plaintext, or
+`--security both`: every row on both brokers, interleaved, with the secured/plaintext ratio and the
+start-up time of each broker.
+Usage: python bench/bench_ingest.py [--records 3000] [--rate 100] [--seconds 10] [--security both]
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from gateway.broker import LocalBroker, free_port, install_kafka
 from gateway.flows.admin import TopicSpec, ensure_topics, ingest_topics
+from gateway.security.client import read_client_file
 from gateway.settings import GatewaySettings
-from gateway.testing.kafka import start_worker, stop_worker, worker_env
+from gateway.testing.kafka import client_file, register_broker, start_worker, stop_worker, worker_env
+from gateway.testing.kafka import client_kwargs as kw
 from gateway.topics import canonical_topic, source_raw_topic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
@@ -44,8 +49,15 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sne-xml" / "demande-
 PARTITIONS = 3
 
 
+def aio_kw(bootstrap: str) -> dict[str, Any]:
+    """aiokafka kwargs of the broker the bench started (security included)."""
+    path = client_file(bootstrap)
+    sec = read_client_file(path, "bench broker").aiokafka() if path is not None else {}
+    return {"bootstrap_servers": bootstrap, **sec}
+
+
 def produce_n(bootstrap: str, topic: str, payload: bytes, n: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    producer = KafkaProducer(**kw(bootstrap), acks="all", linger_ms=5, batch_size=256 * 1024)
     for i in range(n):
         producer.send(topic, key=f"k{i}".encode(), value=payload)
     producer.flush()
@@ -57,7 +69,7 @@ def output_rate(bootstrap: str, topic: str, n: int, timeout: float = 600, skip: 
     oldest records (warm-up) are left out."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kw(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -79,11 +91,11 @@ def output_rate(bootstrap: str, topic: str, n: int, timeout: float = 600, skip: 
 async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> None:
     consumer = AIOKafkaConsumer(
         src,
-        bootstrap_servers=bootstrap,
+        **aio_kw(bootstrap),
         group_id=f"bench-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**aio_kw(bootstrap), acks="all", enable_idempotence=True)
     await consumer.start()
     await producer.start()
     done = 0
@@ -107,12 +119,12 @@ def passthrough_kafka_python(bootstrap: str, src: str, dst: str, n: int, *, tran
     batch's outputs and offsets in one transaction (KIP-447 group metadata), else flush + commit."""
     group = f"bench-kp-{uuid.uuid4().hex[:6]}"
     consumer = KafkaConsumer(
-        src, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+        src, **kw(bootstrap), group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=False, isolation_level="read_committed", max_poll_records=500,
     )  # fmt: skip
     options: dict[str, Any] = {"transactional_id": group} if transactional else {}
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        **kw(bootstrap), acks="all", enable_idempotence=True, linger_ms=5,
         batch_size=256 * 1024, **options,
     )  # fmt: skip
     if transactional:
@@ -145,7 +157,7 @@ def bench_baseline(
     bootstrap: str, payload: bytes, n: int, *, client: str, transactional: bool = False
 ) -> float:
     src, dst = f"bench.base.in.{uuid.uuid4().hex[:6]}", f"bench.base.out.{uuid.uuid4().hex[:6]}"
-    ensure_topics(bootstrap, [TopicSpec(src, PARTITIONS, 1), TopicSpec(dst, PARTITIONS, 1)])
+    ensure_topics(kw(bootstrap), [TopicSpec(src, PARTITIONS, 1), TopicSpec(dst, PARTITIONS, 1)])
     produce_n(bootstrap, src, payload, n)
     if client == "kafka-python":
         passthrough_kafka_python(bootstrap, src, dst, n, transactional=transactional)
@@ -156,8 +168,8 @@ def bench_baseline(
 
 def _flow_setup(bootstrap: str, tmp: Path, guarantee: str) -> tuple[str, dict[str, str]]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    settings = GatewaySettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=PARTITIONS)
-    ensure_topics(bootstrap, ingest_topics(settings))
+    settings = GatewaySettings(**kw(bootstrap), topic_prefix=prefix, partitions=PARTITIONS)
+    ensure_topics(kw(bootstrap), ingest_topics(settings))
     env = worker_env(
         bootstrap,
         prefix=prefix,
@@ -166,6 +178,9 @@ def _flow_setup(bootstrap: str, tmp: Path, guarantee: str) -> tuple[str, dict[st
         partitions=PARTITIONS,
         guarantee=guarantee,
     )
+    path = client_file(bootstrap)
+    if path is not None and read_client_file(path, "bench broker").security_protocol == "PLAINTEXT":
+        env["GATEWAY_KAFKA_ALLOW_PLAINTEXT"] = "true"  # the plaintext broker of the comparison
     return prefix, env
 
 
@@ -215,7 +230,7 @@ def bench_latency(
 
     def consume() -> None:
         consumer = KafkaConsumer(
-            out, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            out, **kw(bootstrap), auto_offset_reset="earliest",
             enable_auto_commit=False, isolation_level="read_committed",
         )  # fmt: skip
         while not stop.is_set():
@@ -228,7 +243,7 @@ def bench_latency(
 
     try:
         # warm-up: wait until the worker processes one record, so start-up time is not measured
-        warm = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        warm = KafkaProducer(**kw(bootstrap), acks="all")
         warm.send(raw, key=b"warm", value=payload).get(30)
         warm.close()
         thread = threading.Thread(target=consume, daemon=True)
@@ -237,7 +252,7 @@ def bench_latency(
         while not received and time.monotonic() < deadline:
             time.sleep(0.1)
         received.clear()
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        producer = KafkaProducer(**kw(bootstrap), acks="all", linger_ms=0)
         start = time.monotonic()
         for i in range(total):
             target = start + i / rate
@@ -294,6 +309,33 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
+def start_broker(tmp: Path, *, secure: bool) -> tuple[LocalBroker, float, float]:
+    """A local broker (secured: SASL/SCRAM over TLS + ACLs, or plaintext); the seconds of its first
+    start (CA, keys, format included) and of a restart of the formatted broker."""
+    settings = GatewaySettings()
+    name = "secured" if secure else "plaintext"
+    broker = LocalBroker(
+        install_kafka(settings.state_dir, settings.kafka_version),
+        tmp / name,
+        watch_parent=True,
+        secure=secure,
+    )
+    t0 = time.monotonic()
+    broker.start()
+    took = time.monotonic() - t0
+    broker.stop()
+    t0 = time.monotonic()
+    bootstrap = broker.start()
+    restart = time.monotonic() - t0
+    if secure:
+        register_broker(bootstrap, broker.security.admin_client_file)
+    else:
+        plain = tmp / "plaintext-client.json"
+        plain.write_text('{"security_protocol": "PLAINTEXT"}', encoding="utf-8")
+        register_broker(bootstrap, plain)
+    return broker, took, restart
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=3000)
@@ -307,55 +349,86 @@ def main() -> None:
         help="ingest runs: eos / alo (1 worker), eos-Np (N normalising processes), eos-Nw (N workers)",
     )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    parser.add_argument(
+        "--security",
+        choices=["secured", "plaintext", "both"],
+        default="secured",
+        help="broker(s) to measure; both: each row on a plaintext and a secured broker, interleaved,"
+        " with the secured/plaintext ratio (goal >= 0.8)",
+    )
     args = parser.parse_args()
     payload = SAMPLE.read_bytes()
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-"))
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        settings = GatewaySettings()
-        broker = LocalBroker(
-            install_kafka(settings.state_dir, settings.kafka_version), tmp / "kafka", watch_parent=True
-        )
-        bootstrap = broker.start()
+    brokers: list[LocalBroker] = []
+    targets: dict[str, str] = {}
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     try:
-        print(
-            f"broker {bootstrap}; {args.records} records of {len(payload)} bytes SNE XML, {PARTITIONS} parts"
-        )
+        if external:
+            targets["external"] = external
+        else:
+            for label in ("plaintext", "secured"):
+                if args.security in (label, "both"):
+                    broker, took, restart = start_broker(tmp, secure=label == "secured")
+                    brokers.append(broker)
+                    targets[label] = broker.bootstrap
+                    print(
+                        f"broker start-up, {label:9}: first {took:5.1f} s (keys, format),"
+                        f" restart {restart:5.1f} s"
+                    )
+        print(f"{args.records} records of {len(payload)} bytes SNE XML, {PARTITIONS} partitions")
         print(f"pure ingest_record, no Kafka (CPU ceiling) : {pure_rate(payload):8.0f} records/s")
-        base = bench_baseline(bootstrap, payload, args.records, client="kafka-python")
-        print(
-            f"{'baseline kafka-python consume->produce':40}: {base:8.0f} records/s   (the issue's baseline)"
+
+        def row(label: str, measure: Any, note: str = "") -> dict[str, float]:
+            rates = {}
+            for sec, bootstrap in targets.items():
+                rates[sec] = measure(bootstrap)
+                print(f"{label:40} [{sec:9}]: {rates[sec]:8.0f} records/s   {note}")
+            if "secured" in rates and "plaintext" in rates:
+                print(f"{label:40} secured/plaintext ratio: {rates['secured'] / rates['plaintext']:.2f}")
+            return rates
+
+        base = row(
+            "baseline kafka-python consume->produce",
+            lambda b: bench_baseline(b, payload, args.records, client="kafka-python"),
+            "(the issue's baseline)",
         )
-        base_tx = bench_baseline(bootstrap, payload, args.records, client="kafka-python", transactional=True)
-        print(f"{'baseline kafka-python, transactional':40}: {base_tx:8.0f} records/s")
-        aio = bench_baseline(bootstrap, payload, args.records, client="aiokafka")
-        print(f"{'aiokafka consume->produce (faust client)':40}: {aio:8.0f} records/s   (reference)")
-
-        def ratios(rate: float, guarantee: str) -> str:
-            out = f"ratio {rate / base:.2f}"
-            if guarantee == "exactly_once":
-                out += f"   (to transactional baseline {rate / base_tx:.2f})"
-            return out
-
+        base_tx = row(
+            "baseline kafka-python, transactional",
+            lambda b: bench_baseline(b, payload, args.records, client="kafka-python", transactional=True),
+        )
+        row(
+            "aiokafka consume->produce (faust client)",
+            lambda b: bench_baseline(b, payload, args.records, client="aiokafka"),
+            "(reference)",
+        )
         for guarantee, workers, processes in _runs(args.flows):
-            rate = bench_flow(
-                bootstrap, payload, args.records, guarantee=guarantee, tmp=tmp, workers=workers,
-                processes=processes,
-            )  # fmt: skip
             label = f"ingest ({guarantee}, {workers}w, {processes}p)"
-            print(f"{label:40}: {rate:8.0f} records/s   {ratios(rate, guarantee)}")
+            rates = row(
+                label,
+                lambda b, g=guarantee, w=workers, p=processes: bench_flow(
+                    b, payload, args.records, guarantee=g, tmp=tmp, workers=w, processes=p
+                ),
+            )
+            for sec, rate in rates.items():
+                ref = (
+                    f"   (to transactional baseline {rate / base_tx[sec]:.2f})"
+                    if guarantee == "exactly_once"
+                    else ""
+                )
+                print(f"{label:40} [{sec:9}]: ratio to baseline {rate / base[sec]:.2f}{ref}")
         for guarantee in () if args.no_latency else ("exactly_once", "at_least_once"):
-            lat = bench_latency(
-                bootstrap, payload, rate=args.rate, seconds=args.seconds, guarantee=guarantee, tmp=tmp
-            )
-            mean = statistics.fmean(lat) * 1000 if lat else float("nan")
-            print(
-                f"latency at {args.rate:.0f} rec/s ({guarantee:13}): n={len(lat)}"
-                f" p50 {pct(lat, 0.5) * 1000:7.1f} ms p99 {pct(lat, 0.99) * 1000:7.1f} ms mean {mean:7.1f} ms"
-            )
+            for sec, bootstrap in targets.items():
+                lat = bench_latency(
+                    bootstrap, payload, rate=args.rate, seconds=args.seconds, guarantee=guarantee, tmp=tmp
+                )
+                mean = statistics.fmean(lat) * 1000 if lat else float("nan")
+                print(
+                    f"latency at {args.rate:.0f} rec/s ({guarantee:13}) [{sec:9}]: n={len(lat)}"
+                    f" p50 {pct(lat, 0.5) * 1000:7.1f} ms p99 {pct(lat, 0.99) * 1000:7.1f} ms"
+                    f" mean {mean:7.1f} ms"
+                )
     finally:
-        if broker is not None:
+        for broker in brokers:
             broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

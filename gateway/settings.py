@@ -25,7 +25,10 @@ def default_state_dir() -> Path:
 class GatewaySettings(BaseSettings):
     """Settings of a gateway process. Every field can be set as GATEWAY_<FIELD> in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+    # populate_by_name: GatewaySettings(bootstrap_servers=...) is honoured (the field has env aliases)
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -75,7 +78,6 @@ class GatewaySettings(BaseSettings):
         " worker (http://<web host>:<web port>/metrics).",
     )
     console_interval_s: float = Field(60.0, gt=0, le=3600, description="Console sampling period (seconds).")
-    sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
     signals_rules_file: Path | None = Field(
         None, description="Rules file of the follow-up signals (docs/signals.md); the shipped one if unset."
     )
@@ -121,6 +123,30 @@ class GatewaySettings(BaseSettings):
         if self.console_metrics_urls:
             return [u.strip() for u in self.console_metrics_urls.split(",") if u.strip()]
         return [f"http://{self.web_host}:{self.web_port}/metrics"]
+
+    # Kafka client security (gateway/kafka_config.py resolves them; docs/security.md). With none set,
+    # a command aimed at loopback uses the local broker's admin client file in the state dir.
+    kafka_security_protocol: Literal["SASL_SSL", "SSL", "SASL_PLAINTEXT", "PLAINTEXT"] | None = Field(
+        None, description="Kafka security protocol; PLAINTEXT / SASL_PLAINTEXT need kafka_allow_plaintext."
+    )
+    kafka_allow_plaintext: bool = Field(
+        False, description="Development only: allow an unencrypted, unauthenticated Kafka connection."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] | None = Field(
+        None, description="SASL mechanism (default SCRAM-SHA-512 when a SASL user is set)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (the Kafka principal).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificate(s) the broker's certificate must chain to."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    kafka_client_file: Path | None = Field(
+        None,
+        description="A 0600 JSON client file (an admin client file or a connection kit) holding the"
+        " security settings; the GATEWAY_KAFKA_* fields above take precedence.",
+    )
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -59,6 +59,19 @@ def assign_samples(policy: Policy, samples: Path) -> list[tuple[str, str, Path, 
     return out
 
 
+def _as_source(settings: GatewaySettings, source: str) -> GatewaySettings:
+    """The settings of a source's connector: its own principal (its kit), as a landlord's ERP would
+    connect, so the broker's ACLs are what lets it write only its own raw topics. A gateway without a
+    secured broker (plaintext development) keeps its settings."""
+    from gateway.kafka_config import client_security  # noqa: PLC0415
+    from gateway.security.kits import credential_file, ensure_credential  # noqa: PLC0415
+
+    if not client_security(settings).uses_sasl:
+        return settings
+    ensure_credential(settings, source)
+    return settings.model_copy(update={"kafka_client_file": credential_file(settings, source)})
+
+
 def step_sources(ctx: Any) -> None:
     """Drop the samples into one folder per source and run a file-drop connector for each."""
     from gateway.broker.emit import run_source  # noqa: PLC0415
@@ -74,7 +87,7 @@ def step_sources(ctx: Any) -> None:
     emitted = rejected = 0
     for source, drop in sorted(folders.items()):
         connector = FileDropSource(FileDropConfig(source=source, folder=drop, settle_seconds=0, once=True))
-        asyncio.run(run_source(connector, ctx.settings))
+        asyncio.run(run_source(connector, _as_source(ctx.settings, source)))
         emitted, rejected = emitted + connector.emitted, rejected + connector.rejected
     ctx.files_emitted, ctx.files_rejected = emitted, rejected
     if SPOOF[1] in folders:

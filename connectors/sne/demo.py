@@ -24,6 +24,7 @@ from typing import Any
 
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.errors import GatewayError, RejectedMessage
+from gateway.kafka_config import client_kwargs
 from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, dlq_topic
 
@@ -41,7 +42,7 @@ def sne_report_topics(settings: GatewaySettings) -> list[str]:
     """The feedback topics that exist for the demo's prefix, and the canonical dead-letter topics."""
     from kafka import KafkaConsumer  # noqa: PLC0415
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(**client_kwargs(settings))
     try:
         names = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix + FEEDBACK_INFIX))
     finally:

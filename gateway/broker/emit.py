@@ -33,8 +33,10 @@ class KafkaEmitter:
     async def __aenter__(self) -> KafkaEmitter:
         from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # noqa: PLC0415 - no hints
 
+        from gateway.kafka_config import aiokafka_kwargs  # noqa: PLC0415 - broker -> kafka_config
+
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **aiokafka_kwargs(self.settings),
             acks="all",
             enable_idempotence=True,
             client_id=f"{self.settings.app_id}-source",

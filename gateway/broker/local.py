@@ -16,7 +16,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from gateway.broker.tls import (
+    ADMIN_PRINCIPAL,
+    BROKER_PRINCIPAL,
+    SCRAM_MECHANISM,
+    BrokerSecurity,
+    write_private,
+)
 from gateway.errors import ConfigError, RetriableError
 
 __all__ = ["LocalBroker", "broker_answers", "free_port", "pid_alive", "stop_pid"]
@@ -48,8 +56,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request within `timeout` seconds."""
+def broker_answers(bootstrap: str, timeout: float = 3.0, client: dict[str, Any] | None = None) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request within `timeout` seconds
+    (`client`: kafka-python security kwargs; a secured broker refuses a bare client)."""
     host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
@@ -60,7 +69,7 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
         from kafka import KafkaConsumer  # noqa: PLC0415 - slow import, only when probing
 
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **{**(client or {}), "bootstrap_servers": bootstrap},
             enable_auto_commit=False,
             request_timeout_ms=int(timeout * 1000) + 1000,
             connections_max_idle_ms=int(timeout * 1000) + 2000,
@@ -78,7 +87,14 @@ def broker_answers(bootstrap: str, timeout: float = 3.0) -> bool:
 
 @dataclass
 class LocalBroker:
-    """One KRaft broker+controller. Ports 0 mean "pick free ports at start"."""
+    """One KRaft broker+controller. Ports 0 mean "pick free ports at start".
+
+    Secured by default (`secure=True`): one SASL_SSL listener (SCRAM-SHA-512 over TLS) for clients
+    and the inter-broker traffic, a mutual-TLS controller listener, the StandardAuthorizer with
+    `allow.everyone.if.no.acl.found=false`, super users `broker` and `gateway-admin`, no topic
+    auto-creation. The security material lives in `security_dir` (default `<data_dir>/security`),
+    created on first start; the admin principal's credential is bootstrapped at format time.
+    `secure=False` is the development flag's plaintext broker (benchmarks compare both)."""
 
     libs: Path
     data_dir: Path
@@ -87,6 +103,8 @@ class LocalBroker:
     host: str = "127.0.0.1"
     heap: str = "512m"
     watch_parent: bool = False  # kill the broker if this process dies without stopping it
+    secure: bool = True
+    security_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _watchdog: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -98,18 +116,36 @@ class LocalBroker:
     def log_file(self) -> Path:
         return self.data_dir / "broker.log"
 
-    def _write_config(self) -> Path:
-        logs = self.data_dir / "logs"
-        props = {
+    @property
+    def security(self) -> BrokerSecurity:
+        return BrokerSecurity(self.security_dir or self.data_dir / "security")
+
+    @property
+    def admin_client_file(self) -> Path | None:
+        """The admin principal's client file (0600), None for a plaintext broker."""
+        return self.security.admin_client_file if self.secure else None
+
+    def admin_kwargs(self) -> dict[str, Any]:
+        """kafka-python kwargs of the admin principal (bootstrap included)."""
+        if not self.secure:
+            return {"bootstrap_servers": self.bootstrap}
+        sec = self.security
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_plain_username": ADMIN_PRINCIPAL,
+            "sasl_plain_password": sec.admin_secret(),
+            "ssl_cafile": str(sec.ca_cert),
+        }
+
+    def _common_props(self) -> dict[str, str]:
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(logs),
+            "log.dirs": str(self.data_dir / "logs"),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "10",
@@ -117,12 +153,53 @@ class LocalBroker:
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "10",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
             "log.retention.hours": "24",
             "log.cleaner.backoff.ms": "5000",
         }
+
+    def _plaintext_props(self) -> dict[str, str]:
+        return {
+            **self._common_props(),
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "auto.create.topics.enable": "false",
+        }
+
+    def _secure_props(self) -> dict[str, str]:
+        sec = self.security
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required"
+            f' username="{BROKER_PRINCIPAL}" password="{sec.broker_secret()}";'
+        )
+        return {
+            **self._common_props(),
+            "listeners": f"BROKER://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"BROKER://{self.host}:{self.port}",
+            "inter.broker.listener.name": "BROKER",
+            "listener.security.protocol.map": "BROKER:SASL_SSL,CONTROLLER:SSL",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.broker.scram-sha-512.sasl.jaas.config": jaas,
+            # the controller listener: mutual TLS, only the broker's own certificate (CN=broker)
+            "listener.name.controller.ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(sec.server_pem),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(sec.ca_cert),
+            "ssl.endpoint.identification.algorithm": "https",
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{BROKER_PRINCIPAL};User:{ADMIN_PRINCIPAL}",
+            "auto.create.topics.enable": "false",
+        }
+
+    def _write_config(self, props: dict[str, str]) -> Path:
         path = self.data_dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
+        write_private(path, "".join(f"{k}={v}\n" for k, v in props.items()))  # holds the broker's secret
         (self.data_dir / "log4j.properties").write_text(_LOG4J, encoding="utf-8")
         return path
 
@@ -132,30 +209,107 @@ class LocalBroker:
             raise ConfigError("`java` (17 or later) is needed to run the local Kafka broker")
         return [java, "-cp", str(self.libs / "*")]
 
+    @property
+    def _secured_marker(self) -> Path:
+        return self.data_dir / "secured"
+
     def start(self, *, wait: float = 60.0) -> str:
-        """Format (first time) and start the broker; return its bootstrap address once it answers."""
+        """Format (first time) and start the broker; return its bootstrap address once it answers.
+
+        A data directory formatted by a plaintext version of the gateway is migrated first: started
+        once in plaintext on loopback, given the SCRAM credentials of `broker` and `gateway-admin`,
+        stopped, then started secured (the marker file `secured` records it)."""
         if not any(self.libs.glob("kafka_2.13-*.jar")):
             raise ConfigError(f"no Kafka jars in {self.libs}: run `gateway broker install`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port(self.host)
         self.controller_port = self.controller_port or free_port(self.host)
-        config = self._write_config()
-        if not (self.data_dir / "logs" / "meta.properties").exists():
-            fmt = subprocess.run(  # noqa: S603
-                [*self._java(), "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx256m"},
+        formatted = (self.data_dir / "logs" / "meta.properties").exists()
+        if not self.secure:
+            if formatted and self._secured_marker.exists():
+                raise ConfigError(
+                    f"the Kafka data dir {self.data_dir} belongs to a secured broker: it is not started"
+                    " in plaintext (remove GATEWAY_KAFKA_ALLOW_PLAINTEXT, or use another state dir)"
+                )
+            config = self._write_config(self._plaintext_props())
+            if not formatted:
+                self._format(config, [])
+            return self._launch(config, wait)
+        self.security.ensure()
+        if formatted and not self._secured_marker.exists():
+            self._migrate(wait)
+        config = self._write_config(self._secure_props())
+        if not formatted:
+            self._format(
+                config,
+                [
+                    _scram_arg(BROKER_PRINCIPAL, self.security.broker_secret()),
+                    _scram_arg(ADMIN_PRINCIPAL, self.security.admin_secret()),
+                ],
             )
-            if fmt.returncode != 0:
-                detail = fmt.stderr.strip()[-800:]
-                raise ConfigError(f"cannot format the Kafka data dir {self.data_dir}: {detail}")
+            self._secured_marker.write_text("SASL_SSL\n", encoding="utf-8")
+        return self._launch(config, wait)
+
+    def _format(self, config: Path, scram: list[str]) -> None:
+        args: list[str] = []
+        for item in scram:
+            args += ["--add-scram", item]
+        fmt = subprocess.run(  # noqa: S603
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(config),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx256m"},
+        )
+        if fmt.returncode != 0:
+            detail = fmt.stderr.strip()[-800:]
+            raise ConfigError(f"cannot format the Kafka data dir {self.data_dir}: {detail}")
+
+    def _migrate(self, wait: float) -> None:
+        """Give a plaintext-formatted data dir the SCRAM credentials a secured start needs."""
+        from kafka import KafkaAdminClient  # noqa: PLC0415
+        from kafka.admin import UserScramCredentialUpsertion  # noqa: PLC0415
+
+        config = self._write_config(self._plaintext_props())
+        self._launch(config, wait)
+        try:
+            client = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="gp-migrate")
+            try:
+                result = client.alter_user_scram_credentials(
+                    [
+                        UserScramCredentialUpsertion(
+                            BROKER_PRINCIPAL, SCRAM_MECHANISM, self.security.broker_secret()
+                        ),
+                        UserScramCredentialUpsertion(
+                            ADMIN_PRINCIPAL, SCRAM_MECHANISM, self.security.admin_secret()
+                        ),
+                    ]
+                )
+            finally:
+                client.close()
+            failed = {user: err for user, err in result.items() if err}
+            if failed:
+                raise ConfigError(f"cannot migrate the plaintext Kafka data dir {self.data_dir}: {failed}")
+        finally:
+            self.stop()
+        self._secured_marker.write_text("SASL_SSL (migrated from PLAINTEXT)\n", encoding="utf-8")
+
+    def _launch(self, config: Path, wait: float) -> str:
         cmd = [
             *self._java()[:1],
             f"-Xmx{self.heap}",
             "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            # full tiered JIT: C2 compiles the AES-GCM intrinsics TLS needs (C1 only halved the
+            # secured broker's throughput in bench_ingest, for a start-up gain under a second)
             f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
             f"-Dkafka.logs.dir={self.data_dir}",
             *self._java()[1:],
@@ -180,12 +334,17 @@ class LocalBroker:
             if self.process is not None and self.process.poll() is not None:
                 tail = self.log_file.read_text(encoding="utf-8", errors="replace")[-1500:]
                 raise RetriableError(f"the Kafka broker exited with {self.process.returncode}:\n{tail}")
-            if broker_answers(self.bootstrap, timeout=2.0):
+            if broker_answers(self.bootstrap, timeout=2.0, client=self._probe_kwargs()):
                 return
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         self.stop()
         raise RetriableError(f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f}s")
+
+    def _probe_kwargs(self) -> dict[str, Any] | None:
+        if not self.secure or not (self.data_dir / "secured").exists():
+            return None
+        return {k: v for k, v in self.admin_kwargs().items() if k != "bootstrap_servers"}
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (clean shutdown), then SIGKILL after `timeout` seconds."""
@@ -276,6 +435,21 @@ def _reaped(pid: int) -> bool:
     except ChildProcessError:
         return False
     return done == pid
+
+
+def _scram_arg(user: str, password: str, iterations: int = 4096) -> str:
+    """A `kafka-storage format --add-scram` value carrying the salted password (PBKDF2, RFC 5802),
+    so that the password itself never appears on a command line."""
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+
+    salt = os.urandom(24)
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return (
+        f"{SCRAM_MECHANISM}=[name={user},iterations={iterations},"
+        f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]'
+    )
 
 
 def _cluster_id() -> str:

@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "cotation": "gateway.cli.cotation:cotation",
     "report": "gateway.cli.report:report",
     "console": "gateway.cli.console:console",
+    "acl": "gateway.cli.acl:acl",
+    "actors": "gateway.cli.actors:actors",
     "signals": "gateway.cli.signals:signals",
 }
 

@@ -14,6 +14,7 @@ import click
 
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.errors import RejectedMessage, RetriableError
+from gateway.kafka_config import as_client_kwargs
 
 __all__ = ["audit", "disclosures_of", "read_audit", "read_topic"]
 
@@ -36,7 +37,7 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterat
 
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **as_client_kwargs(bootstrap),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

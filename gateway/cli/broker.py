@@ -7,12 +7,16 @@ under <state_dir>/broker/<version>/. The listener is the port of GATEWAY_BOOTSTR
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
 
 from gateway.broker import LocalBroker, broker_answers, install_kafka, kafka_libs, libs_present, pid_alive
 from gateway.broker.local import stop_pid
+from gateway.errors import GatewayError
+from gateway.kafka_config import client_kwargs
+from gateway.security.preflight import preflight
 from gateway.settings import GatewaySettings
 
 __all__ = ["broker", "broker_dir", "ensure_local_broker", "stop_local_broker"]
@@ -34,11 +38,14 @@ def _running_pid(settings: GatewaySettings) -> int | None:
 def ensure_local_broker(settings: GatewaySettings, *, echo: bool = True) -> tuple[str, bool]:
     """Make sure a broker answers at settings.bootstrap_servers, starting the local one if needed.
 
+    A broker that listens is checked with this process's credentials: refused ones are a clear
+    error (ConfigError naming the principal and the reason), not a second broker started.
     Returns (bootstrap, started_here)."""
     bootstrap = settings.bootstrap_servers
-    if broker_answers(bootstrap):
-        return bootstrap, False
     host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if _listens(bootstrap):
+        preflight(client_kwargs(settings))
+        return bootstrap, False
     if host not in ("127.0.0.1", "localhost"):
         raise click.ClickException(f"no broker answers at {bootstrap} (a remote cluster is not started here)")
     if not libs_present(settings.state_dir, settings.kafka_version):
@@ -46,11 +53,35 @@ def ensure_local_broker(settings: GatewaySettings, *, echo: bool = True) -> tupl
             click.echo(f"fetching Apache Kafka {settings.kafka_version} from Maven Central (once)...")
         install_kafka(settings.state_dir, settings.kafka_version)
     libs = kafka_libs(settings.state_dir, settings.kafka_version)
-    local = LocalBroker(libs, broker_dir(settings), port=int(port))
+    local = LocalBroker(libs, broker_dir(settings), port=int(port), secure=_secure(settings))
     if echo:
         click.echo(f"starting Kafka {settings.kafka_version} on {local.host}:{port} ...")
     started = local.start(wait=90)
     return started, True
+
+
+def _secure(settings: GatewaySettings) -> bool:
+    """The local broker is secured unless the development flag asks for PLAINTEXT explicitly."""
+    return not (settings.kafka_allow_plaintext and settings.kafka_security_protocol == "PLAINTEXT")
+
+
+def _listens(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
+def _answers(settings: GatewaySettings) -> bool:
+    """The broker answers this process's client (False also when the credentials are refused)."""
+    try:
+        client = client_kwargs(settings)
+    except GatewayError:
+        return False
+    bootstrap = client.pop("bootstrap_servers")
+    return broker_answers(bootstrap, client=client)
 
 
 @click.group("broker")
@@ -101,14 +132,36 @@ def status() -> None:
     settings = GatewaySettings()
     pid = _running_pid(settings)
     bootstrap = settings.bootstrap_servers
-    answers = broker_answers(bootstrap)
+    answers = _answers(settings)
     libs = kafka_libs(settings.state_dir, settings.kafka_version)
     click.echo(f"kafka version : {settings.kafka_version}")
     installed = libs_present(settings.state_dir, settings.kafka_version)
     click.echo(f"jars          : {libs if installed else 'not installed'}")
     click.echo(f"data dir      : {broker_dir(settings)}")
     click.echo(f"log           : {broker_dir(settings) / 'broker.log'}")
+    secured = (broker_dir(settings) / "secured").exists()
+    admin_file = broker_dir(settings) / "security" / "admin-client.json"
+    click.echo(f"security      : {f'SASL_SSL, admin client file {admin_file}' if secured else 'PLAINTEXT'}")
     click.echo(f"local pid     : {pid if pid is not None else '-'}")
     click.echo(f"bootstrap     : {bootstrap} ({'answers' if answers else 'not answering'})")
     if not answers:
         raise SystemExit(1)
+
+
+@broker.command("init-security")
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), required=True, help="Where to create it."
+)
+@click.option(
+    "--host", "hosts", multiple=True, help="Another host name of the broker (its certificate's SAN)."
+)
+def init_security(directory: Path, hosts: tuple[str, ...]) -> None:
+    """Create a broker's security material (CA, key, SCRAM secrets, admin client file; 0600) once,
+    for a broker this command does not start (docker/compose.yaml). Prints paths, never a secret."""
+    from gateway.broker.tls import BrokerSecurity, write_private  # noqa: PLC0415
+
+    sec = BrokerSecurity(directory, tuple(hosts)).ensure()
+    write_private(directory / "admin.secret", sec.admin_secret())  # for the broker's --add-scram
+    click.echo(
+        f"security material in {directory} (CA {sec.ca_cert}, admin client file {sec.admin_client_file})"
+    )

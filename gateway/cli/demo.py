@@ -1,14 +1,18 @@
 """`gateway demo`: the gateway on its bundled sample data, from a bare machine, then stop.
 
 Steps (each a callable taking the DemoContext, listed in STEPS; the worker runs FLOWS):
-  broker   start the local Kafka broker unless one answers (stopped again at the end)
+  broker   start the local, secured Kafka broker unless one answers (stopped again at the end)
   topics   create the topics of the flows
+  acl      apply the ACLs derived from the actors file for the demo's prefix and app id
+  kits     create the connection kits of every actor and source, and the worker's own credential
   worker   start `gateway run --flows <FLOWS>` as a subprocess
   sources  drop samples/<format>/* and samples/bad/* in one folder per declared source, run file-drop
   drain    wait until the worker has committed every raw input
   route    summarise what the route flow delivered to each actor and audited
   sne      start the SNE simulator (mutual TLS) and the SNE connector; report its answers
-then print a table of what flowed where (records per topic) and stop everything cleanly.
+then print a table of what flowed where (records per topic), the command each recipient would run
+with its kit, and stop everything cleanly; or, --keep-running, leave the broker, the worker and the
+SNE simulator running detached and print how to reach them (`gateway demo stop` stops them).
 """
 
 from __future__ import annotations
@@ -29,10 +33,20 @@ import click
 from connectors.sne.demo import sne_report_topics, step_sne
 
 from gateway.broker.local import free_port
+from gateway.cli.demo_secure import (
+    print_kit_commands,
+    running_file,
+    start_detached_simulator,
+    step_acl,
+    step_kits,
+    stop_demo,
+    write_running,
+)
 from gateway.cli.signals import demo_report_topics as signals_report_topics
 from gateway.cli.signals import demo_step as signals_demo_step
 from gateway.errors import GatewayError
 from gateway.formats import INPUT_FORMATS
+from gateway.kafka_config import client_kwargs, explicit_security, local_admin_client_file
 from gateway.policy.demo import route_report_topics, step_route
 from gateway.settings import GatewaySettings
 from gateway.topics import ingest_group
@@ -56,6 +70,9 @@ class DemoContext:
     consumed: list[str] = field(default_factory=list)  # topics the worker's agents read
     ingested: tuple[int, int] = (0, 0)  # canonical records, dead letters once the sources are drained
     notes: list[str] = field(default_factory=list)
+    keep_running: bool = False
+    worker_client_file: Path | None = None  # the worker's own credential (principal <app id>.ingest)
+    kit_ids: list[str] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -101,11 +118,22 @@ def worker_env(settings: GatewaySettings) -> dict[str, str]:
 def step_worker(ctx: DemoContext) -> None:
     log = ctx.workdir / "worker.log"
     cmd = [sys.executable, "-m", "gateway", "run", "--flows", ",".join(ctx.flows)]
+    env = worker_env(ctx.settings)
+    who = "admin principal"
+    if ctx.worker_client_file is not None:  # the worker's own principal: only the gateway's ACLs
+        env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_KAFKA_")}
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(ctx.worker_client_file)
+        who = f"principal {ctx.settings.app_id}.ingest"
     with log.open("ab") as out:
         ctx.worker = subprocess.Popen(  # noqa: S603
-            cmd, env=worker_env(ctx.settings), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # --keep-running leaves it running after the demo's terminal
         )
-    ctx.say(f"gateway worker started: flows {','.join(ctx.flows)} (pid {ctx.worker.pid}, log {log})")
+    ctx.say(f"gateway worker started: flows {','.join(ctx.flows)} as {who} (pid {ctx.worker.pid}, log {log})")
 
 
 def step_sources(ctx: DemoContext) -> None:
@@ -139,15 +167,14 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
     topics = ctx.consumed or [t for t in _ingest_topics(ctx.settings) if ".raw." in t and ".dlq" not in t]
-    consumer = KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False)
-    reader = KafkaConsumer(
-        bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
+    client = client_kwargs(ctx.settings)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False)
+    reader = KafkaConsumer(**client, enable_auto_commit=False, isolation_level="read_committed")
     # consumers of the worker's groups that never subscribe: they only read the committed offsets
     # (the ingest loop has its own group for the raw topics, the faust flows the app's)
     raw = {t for t in topics if ".raw." in t}  # <prefix>.raw.<format>.<source>
     groups = {
-        name: KafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=name, enable_auto_commit=False)
+        name: KafkaConsumer(**client, group_id=name, enable_auto_commit=False)
         for name in (ctx.settings.app_id, ingest_group(ctx.settings.app_id))
     }
     try:
@@ -202,6 +229,8 @@ FLOWS: list[str] = ["ingest", "route", "signals"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
     ("topics", step_topics),
+    ("acl", step_acl),
+    ("kits", step_kits),
     ("worker", step_worker),
     ("sources", step_sources),
     ("drain", step_drain),
@@ -261,11 +290,21 @@ def _stop(ctx: DemoContext) -> None:
             ctx.say("Kafka stopped")
 
 
-@click.command("demo")
+@click.group("demo", invoke_without_command=True)
 @click.option("--prefix", default=None, help="Topic prefix (default: a fresh demo-<time> prefix per run).")
 @click.option("--keep", is_flag=True, help="Keep the work folder (drop folder, worker log).")
-def demo(prefix: str | None, keep: bool) -> None:
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Leave the broker, the worker and the SNE simulator running (`gateway demo stop` stops them).",
+)
+@click.pass_context
+def demo(click_ctx: click.Context, prefix: str | None, keep: bool, keep_running: bool) -> None:
     """Run the gateway on the bundled samples: broker, flows, sources; print what flowed where; stop."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    if keep_running and running_file(GatewaySettings()).is_file():
+        raise click.ClickException("a kept demo is running already: `gateway demo stop` first")
     # the demo's short-lived admin/consumer clients log benign close-time noise (e.g. a cancelled
     # metadata refresh); the worker and the SNE connector keep their own logs in the work folder
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
@@ -280,9 +319,20 @@ def demo(prefix: str | None, keep: bool) -> None:
         "app_id": f"{topic_prefix}-gateway",
         "web_port": free_port(),
     }
+    if not explicit_security(base) and base.kafka_client_file is None and not base.kafka_allow_plaintext:
+        # the local broker's admin client file, named explicitly: the SNE connector's process runs
+        # with a state dir of its own
+        updates["kafka_client_file"] = local_admin_client_file(base)
     settings = base.model_copy(update=updates)
-    workdir = Path(tempfile.mkdtemp(prefix="gp-demo-"))
-    ctx = DemoContext(settings=settings, workdir=workdir, samples=SAMPLES, flows=list(FLOWS))
+    if keep_running:
+        workdir = Path(settings.state_dir).expanduser() / "demo" / topic_prefix
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="gp-demo-"))
+    ctx = DemoContext(
+        settings=settings, workdir=workdir, samples=SAMPLES, flows=list(FLOWS), keep_running=keep_running
+    )
+    kept = False
     try:
         for name, step in STEPS:
             try:
@@ -293,9 +343,21 @@ def demo(prefix: str | None, keep: bool) -> None:
         from gateway.cli.cotation import demo_lines  # noqa: PLC0415 - cotation and 25 % of the samples
 
         click.echo("\n".join(demo_lines(SAMPLES)))
+        print_kit_commands(ctx)
+        if keep_running:
+            write_running(ctx, start_detached_simulator(ctx))
+            kept = True
     finally:
-        _stop(ctx)
-        if keep:
-            click.echo(f"[demo] work folder kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if not kept:
+            _stop(ctx)
+            if keep:
+                click.echo(f"[demo] work folder kept: {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+@demo.command("stop")
+def stop() -> None:
+    """Stop everything `gateway demo --keep-running` started (exit 0 when nothing runs)."""
+    stopped = stop_demo(GatewaySettings())
+    click.echo("nothing to stop: no kept demo runs" if not stopped else f"stopped: {', '.join(stopped)}")

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
 
 from gateway.flows.dlq import original_topic, replay_headers
+from gateway.kafka_config import as_client_kwargs, client_kwargs
 from gateway.model.deadletter import ERR, problems_from_headers
 from gateway.settings import GatewaySettings
 from gateway.topics import DLQ_SUFFIX
@@ -20,11 +21,11 @@ from gateway.topics import DLQ_SUFFIX
 __all__ = ["dlq"]
 
 
-def _consumer(bootstrap: str) -> Any:
+def _consumer(bootstrap: str | Mapping[str, Any]) -> Any:
     from kafka import KafkaConsumer  # noqa: PLC0415 - heavy import
 
     return KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **as_client_kwargs(bootstrap),
         enable_auto_commit=False,
         isolation_level="read_committed",
         consumer_timeout_ms=1500,
@@ -127,7 +128,7 @@ def replay(topic: str, partition: int | None, offset: int | None, all_: bool) ->
     from kafka import KafkaProducer  # noqa: PLC0415
 
     settings = GatewaySettings()
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**client_kwargs(settings), acks="all")
     count = 0
     try:
         for r in _records(settings.bootstrap_servers, topic, partition, offset):

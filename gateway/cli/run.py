@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
-from gateway.broker.local import broker_answers
 from gateway.errors import RetriableError
 from gateway.flows.admin import ensure_topics
 from gateway.flows.app import DEFAULT_FLOWS, create_app, flow_topics
+from gateway.kafka_config import as_client_kwargs, bootstrap_of, client_kwargs
 from gateway.monitoring.logs import install_repeat_filter
+from gateway.security.preflight import preflight
 from gateway.settings import GatewaySettings
 
 __all__ = ["run", "run_worker", "wait_for_broker"]
@@ -26,13 +28,26 @@ __all__ = ["run", "run_worker", "wait_for_broker"]
 _log = logging.getLogger(__name__)
 
 
-def wait_for_broker(bootstrap: str, *, max_wait: float = 0.0, quiet: bool = False) -> None:
-    """Return once a broker answers at `bootstrap`; back off 1 s, 2 s, 4 s ... 30 s between tries.
+def _answers(kwargs: dict[str, object]) -> bool:
+    try:
+        preflight(kwargs)
+    except RetriableError:
+        return False
+    return True
+
+
+def wait_for_broker(target: str | Mapping[str, Any], *, max_wait: float = 0.0, quiet: bool = False) -> None:
+    """Return once a broker answers `target` (kafka-python kwargs, or a bootstrap string reached
+    with this process's security) and accepts its credentials; back off 1 s, 2 s, 4 s ... 30 s
+    between tries. Refused credentials or certificates: ConfigError naming the principal and the
+    reason (retrying cannot help).
 
     max_wait 0 waits forever; otherwise RetriableError after `max_wait` seconds."""
+    kwargs = as_client_kwargs(target)
+    bootstrap = bootstrap_of(target)
     delay = 1.0
     started = time.monotonic()
-    while not broker_answers(bootstrap):
+    while not _answers(kwargs):
         waited = time.monotonic() - started
         if max_wait and waited >= max_wait:
             raise RetriableError(f"no Kafka broker answers at {bootstrap} (waited {waited:.0f}s)")
@@ -54,8 +69,8 @@ def run_worker(
 
     app = create_app(settings, flows)
     Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
-    wait_for_broker(settings.bootstrap_servers, max_wait=max_wait)
-    created = ensure_topics(settings.bootstrap_servers, flow_topics(app))
+    wait_for_broker(client_kwargs(settings), max_wait=max_wait)
+    created = ensure_topics(client_kwargs(settings), flow_topics(app))
     if created:
         _log.info("created topics: %s", ", ".join(created))
     click.echo(

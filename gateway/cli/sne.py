@@ -28,6 +28,7 @@ import click
 from pydantic import ValidationError
 
 from gateway.errors import ConfigError, Problem
+from gateway.kafka_config import client_kwargs
 from gateway.topics import canonical_topic, dlq_topic
 
 __all__ = ["sne"]
@@ -279,7 +280,7 @@ async def _poll_once(cfg: Any, settings: Any) -> int:
     from kafka import KafkaProducer  # noqa: PLC0415
 
     sink = SneSink(cfg, state_dir=settings.state_dir)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**client_kwargs(settings), acks="all")
 
     async def publish(outputs: Any) -> None:
         await asyncio.to_thread(_send_all, producer, outputs)
@@ -316,7 +317,7 @@ def run(*, url: str | None, guichet: str | None, certs: str | None, no_poll: boo
     settings = GatewaySettings()
     cfg = sne_config({"url": url, "guichet": guichet, "certs": certs, "topic_prefix": settings.topic_prefix})
     try:
-        wait_for_broker(settings.bootstrap_servers, max_wait=max_wait)
+        wait_for_broker(client_kwargs(settings), max_wait=max_wait)
         asyncio.run(run_sne(cfg, settings, poll=not no_poll))
     except KeyboardInterrupt:
         raise SystemExit(130) from None
@@ -342,7 +343,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     specs += [
         TopicSpec(dlq_topic(t), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(canonical)
     ]
-    await asyncio.to_thread(ensure_topics, settings.bootstrap_servers, specs)
+    await asyncio.to_thread(ensure_topics, client_kwargs(settings), specs)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -352,7 +353,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     prefix = cfg.topic_prefix
     runner = EgressRunner(
         sink,
-        bootstrap=settings.bootstrap_servers,
+        bootstrap=client_kwargs(settings),
         topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
         group_id=f"{settings.app_id}.sne",
         retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),
@@ -362,7 +363,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     tasks = [asyncio.create_task(runner.run(stop))]
     producer = None
     if poll:
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        producer = KafkaProducer(**client_kwargs(settings), acks="all")
         prod = producer
 
         async def publish(outputs: Any) -> None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import RetriableError
+from gateway.kafka_config import as_client_kwargs, bootstrap_of
 from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, dlq_topic
 
@@ -64,8 +66,12 @@ def ingest_topics(settings: GatewaySettings, raw_topics: Iterable[str] | None = 
     return specs
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: str | Mapping[str, Any], specs: Iterable[TopicSpec], *, timeout_s: float = 30.0
+) -> list[str]:
     """Create the topics that do not exist yet (existing ones are left as they are).
+    `bootstrap`: kafka-python kwargs (`gateway.kafka_config.client_kwargs`), or a bootstrap string
+    reached with this process's security settings.
 
     Returns the names created. Raises RetriableError when the broker does not answer."""
     from kafka import KafkaAdminClient  # noqa: PLC0415 - heavy import, only at the edge
@@ -74,9 +80,10 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, timeout_s: floa
 
     wanted = list(specs)
     try:
-        client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gp-gateway-admin")
+        client = KafkaAdminClient(**as_client_kwargs(bootstrap), client_id="gp-gateway-admin")
     except KafkaError as exc:
-        raise RetriableError(f"Kafka admin unreachable at {bootstrap}: {type(exc).__name__}") from exc
+        where = bootstrap_of(bootstrap)
+        raise RetriableError(f"Kafka admin unreachable at {where}: {type(exc).__name__}") from exc
     created: list[str] = []
     try:
         existing = set(client.list_topics())
@@ -93,7 +100,8 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, timeout_s: floa
         while time.monotonic() < deadline and not names <= set(client.list_topics()):
             time.sleep(0.2)
     except KafkaError as exc:
-        raise RetriableError(f"cannot create topics on {bootstrap}: {type(exc).__name__}") from exc
+        where = bootstrap_of(bootstrap)
+        raise RetriableError(f"cannot create topics on {where}: {type(exc).__name__}") from exc
     finally:
         client.close()
     return created

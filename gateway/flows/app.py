@@ -21,6 +21,7 @@ from gateway.codec.avro import SchemaSet, load_schemas
 from gateway.errors import ConfigError
 from gateway.flows.admin import TopicSpec
 from gateway.flows.dlq import DeadLetters, Headers
+from gateway.kafka_config import faust_broker_credentials
 from gateway.monitoring.metrics import Metrics
 from gateway.settings import GatewaySettings
 
@@ -190,6 +191,7 @@ def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) 
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
+        broker_credentials=faust_broker_credentials(settings),
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",

@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.codec.avro import SchemaSet, decode_single_object, load_schemas
 from gateway.connectors import Sink, SinkOutput, SinkRecord
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
+from gateway.kafka_config import as_client_kwargs
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import Envelope
 from gateway.topics import dlq_topic
@@ -191,7 +192,7 @@ class EgressRunner:
         self,
         sink: Sink,
         *,
-        bootstrap: str,
+        bootstrap: str | Mapping[str, Any],
         topics: Sequence[str],
         group_id: str,
         retry: RetryPolicy | None = None,
@@ -210,14 +211,14 @@ class EgressRunner:
         self.poll_timeout_ms = poll_timeout_ms
         self.consumer: Any = KafkaConsumer(
             *topics,
-            bootstrap_servers=bootstrap,
+            **as_client_kwargs(bootstrap),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
         self.producer: Any = KafkaProducer(
-            bootstrap_servers=bootstrap, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
+            **as_client_kwargs(bootstrap), **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
         )
         self.commit_timeout_ms = commit_timeout_ms
         self.processed = 0

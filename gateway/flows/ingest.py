@@ -36,7 +36,7 @@ from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
-from gateway.kafka_config import RECONNECT
+from gateway.kafka_config import client_kwargs
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import Policy, PolicyStore
@@ -225,7 +225,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     ctx.topics.extend(ingest_topics(settings, sources))
     group = ingest_group(settings.app_id)
     runner = IngestRunner(
-        bootstrap=settings.bootstrap_servers,
+        bootstrap=client_kwargs(settings),
         formats={t.topic: t.fmt for t in sources.values()},
         sources=sources,
         refresh=lambda: _declared_sources(store, settings, runner.sources),
@@ -235,7 +235,6 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         exactly_once=settings.processing_guarantee == "exactly_once",
         transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
         processes=settings.ingest_processes,
-        client_options=RECONNECT,
     )
     ctx.metrics.add_lag_source(runner.lag, group)
     app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests

@@ -44,6 +44,7 @@ from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.flows.egress import BROKER_BACKOFF
 from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
 from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
+from gateway.kafka_config import as_client_kwargs
 from gateway.monitoring.metrics import Metrics
 
 __all__ = ["IngestRunner", "RawRecord", "normalise_chunk"]
@@ -117,7 +118,7 @@ class IngestRunner:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bootstrap: str | Mapping[str, Any],
         formats: Mapping[str, str],
         group_id: str,
         prefix: str,
@@ -164,7 +165,7 @@ class IngestRunner:
 
         self._consumer = KafkaConsumer(
             *self.formats,
-            bootstrap_servers=self.bootstrap,
+            **as_client_kwargs(self.bootstrap),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -192,7 +193,7 @@ class IngestRunner:
             # the open transaction of a worker that died (and is not restarted with its instance id)
             # is aborted by the broker after this; a batch takes well under a second
             options["transaction_timeout_ms"] = TRANSACTION_TIMEOUT_MS
-        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, **options)
+        self._producer = KafkaProducer(**as_client_kwargs(self.bootstrap), **options)
         if self.exactly_once:
             self._producer.init_transactions()
 

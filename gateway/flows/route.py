@@ -33,6 +33,7 @@ from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.kafka_config import client_kwargs
 from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import H_SOURCE, Router, RouteResult
 from gateway.policy.scope import DECISION, DEMANDE, ScopeState
@@ -331,6 +332,6 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     async def reload_policy() -> None:
         if core.maybe_reload():
             specs = route_topics(settings, core.router.policy)
-            await asyncio.to_thread(ensure_topics, settings.bootstrap_servers, specs)
+            await asyncio.to_thread(ensure_topics, client_kwargs(settings), specs)
 
     app.timer(interval=RELOAD_INTERVAL_S)(reload_policy)

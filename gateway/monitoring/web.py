@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from gateway.broker.local import broker_answers
+from gateway.kafka_config import client_kwargs
 from gateway.monitoring.lag import DeliverableLag
 from gateway.monitoring.metrics import Metrics
 
@@ -72,14 +73,15 @@ def ingest_stuck(runner: Any, now: float, after_s: float = STUCK_AFTER_S) -> str
 
 def register_pages(app: faust.App, ctx: FlowContext) -> None:
     metrics: Metrics = ctx.metrics
-    bootstrap = ctx.settings.bootstrap_servers
+    client = client_kwargs(ctx.settings)
+    bootstrap = client.pop("bootstrap_servers")
     metrics.set_lag_source(
         DeliverableLag(lambda: consumer_offsets(app), lambda: _reader(ctx)), ctx.settings.app_id
     )
 
     @app.page("/health")
     async def health(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        ok = await asyncio.to_thread(broker_answers, bootstrap, 2.0)
+        ok = await asyncio.to_thread(broker_answers, bootstrap, 2.0, client)
         if not ok:
             return view.text("kafka unreachable\n", status=500)
         stuck = ingest_stuck(getattr(app, "gp_ingest_runner", None), time.monotonic())

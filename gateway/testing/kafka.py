@@ -17,15 +17,19 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from gateway.security.client import read_client_file
+
 __all__ = [
     "Message",
     "admin",
+    "cli_env",
     "client_kwargs",
     "consume_all",
     "count_records",
     "create_topics",
     "end_offsets",
     "produce",
+    "register_broker",
     "start_worker",
     "stop_worker",
     "wait_for_count",
@@ -51,14 +55,39 @@ class Message:
         return None
 
 
+_CLIENT_FILES: dict[str, Path] = {}  # bootstrap -> admin client file of a broker the test kit started
+
+
+def register_broker(bootstrap: str, client_file: Path | None) -> None:
+    """Record the admin client file of a broker started by the test kit (fixtures do it), so that
+    every helper here reaches `bootstrap` as its admin principal. None: forget it."""
+    if client_file is None:
+        _CLIENT_FILES.pop(bootstrap, None)
+    else:
+        _CLIENT_FILES[bootstrap] = Path(client_file)
+
+
+def client_file(bootstrap: str) -> Path | None:
+    """The admin client file registered for `bootstrap` (None: security comes from GATEWAY_KAFKA_*)."""
+    return _CLIENT_FILES.get(bootstrap)
+
+
 def client_kwargs(bootstrap: str) -> dict[str, Any]:
     """kafka-python keyword arguments to reach the test broker `bootstrap` (the `kafka_bootstrap`
-    fixture's value), security included: tests build any client of their own with these."""
-    return {"bootstrap_servers": bootstrap}
+    fixture's value) as its admin principal, security included: tests build any client of their own
+    with these. A broker the test kit started: its admin client file; an external cluster
+    (KAFKA_BOOTSTRAP_SERVERS): the GATEWAY_KAFKA_* environment, as for any gateway process."""
+    registered = _CLIENT_FILES.get(bootstrap)
+    if registered is not None:
+        return {"bootstrap_servers": bootstrap, **read_client_file(registered, "test broker").kafka_python()}
+    from gateway.kafka_config import client_kwargs as settings_kwargs  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    return settings_kwargs(GatewaySettings(bootstrap_servers=bootstrap))
 
 
 def admin(bootstrap: str) -> Any:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"gp-test-{uuid.uuid4().hex[:6]}")
+    return KafkaAdminClient(**client_kwargs(bootstrap), client_id=f"gp-test-{uuid.uuid4().hex[:6]}")
 
 
 def create_topics(
@@ -80,7 +109,7 @@ def create_topics(
                 )
     finally:
         client.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(bootstrap), enable_auto_commit=False)
     try:
         for _ in range(100):
             if all(consumer.partitions_for_topic(n) for n in names):
@@ -96,7 +125,7 @@ def produce(
     items: Iterable[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, Headers]],
 ) -> int:
     """Produce (key, value[, headers]) items, flush, return how many were acknowledged."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**client_kwargs(bootstrap), acks="all", linger_ms=5)
     futures = []
     try:
         for item in items:
@@ -112,7 +141,7 @@ def produce(
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(bootstrap), enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
@@ -132,7 +161,7 @@ def consume_all(
     """Every record of `topic` from the beginning, read until nothing new arrives for `quiet_ms`
     (or until `expect` records were read, then one more quiet period to catch duplicates)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(bootstrap),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -190,7 +219,15 @@ def worker_env(
     """Environment of a `gateway run` subprocess isolated from every other test (own topics, group)."""
     import os  # noqa: PLC0415
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    # GATEWAY_KAFKA_* (the security of an external cluster) is kept; a test-kit broker's admin
+    # client file (0600) is passed by path, never its secret
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") or k.startswith("GATEWAY_KAFKA_")
+    }
+    registered = _CLIENT_FILES.get(bootstrap)
+    if registered is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_KAFKA_")}
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(registered)
     env.update(
         {
             "GATEWAY_BOOTSTRAP_SERVERS": bootstrap,
@@ -202,6 +239,23 @@ def worker_env(
             "GATEWAY_PROCESSING_GUARANTEE": guarantee,
         }
     )
+    return env
+
+
+def cli_env(bootstrap: str) -> dict[str, str]:
+    """Environment of a `gateway ...` CLI subprocess aimed at the test broker `bootstrap`: no
+    GATEWAY_* setting of the calling shell, except that broker's security (a test-kit broker: its
+    admin client file, by path; an external cluster: the GATEWAY_KAFKA_* environment)."""
+    import os  # noqa: PLC0415
+
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") or k.startswith("GATEWAY_KAFKA_")
+    }
+    registered = _CLIENT_FILES.get(bootstrap)
+    if registered is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_KAFKA_")}
+        env["GATEWAY_KAFKA_CLIENT_FILE"] = str(registered)
+    env["GATEWAY_BOOTSTRAP_SERVERS"] = bootstrap
     return env
 
 
@@ -248,7 +302,7 @@ def stop_worker(proc: Any, timeout: float = 30.0) -> int:
 def count_records(bootstrap: str, topics: Sequence[str], *, idle_polls: int = 4) -> dict[str, int]:
     """Committed records per topic (read_committed), read from the beginning until nothing comes."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(bootstrap),
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",

@@ -1,9 +1,17 @@
 """pytest plugin of the gateway: the `kafka_bootstrap` fixture (a real broker for the session).
 
-Resolution order: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka where a Docker engine
-answers; else a local single-node KRaft broker started from the Maven-fetched jars (installed first
-when absent) on free ports, in a fresh temporary data directory, stopped at the end of the session
-(also on Ctrl-C or failure; a watchdog stops it if the session is killed outright).
+Resolution order: KAFKA_BOOTSTRAP_SERVERS if set (its security from the GATEWAY_KAFKA_* environment);
+else testcontainers' Kafka where a Docker engine answers; else a local single-node KRaft broker
+started from the Maven-fetched jars (installed first when absent) on free ports, in a fresh
+temporary data directory, stopped at the end of the session (also on Ctrl-C or failure; a watchdog
+stops it if the session is killed outright).
+
+Every broker the kit starts is secured like production (SASL/SCRAM-SHA-512 over TLS, ACLs enforced,
+no auto-created topics), with one session-wide security directory (CA, broker key, admin client
+file, all 0600): the fixture keeps returning the bootstrap string, and `gateway.testing.kafka`'s
+helpers reach it as the admin principal. For the session, GATEWAY_KAFKA_CLIENT_FILE names the admin
+client file, so that `GatewaySettings(bootstrap_servers=kafka_bootstrap)` and worker subprocesses
+(`worker_env`) connect too.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import pytest
 if TYPE_CHECKING:
     from gateway.broker import LocalBroker
 
-__all__ = ["kafka_bootstrap", "own_broker", "unique_topic"]
+__all__ = ["kafka_bootstrap", "kafka_security_dir", "own_broker", "unique_topic"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,17 +51,47 @@ def _docker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """host:port of a real Kafka broker, started for the session when none is given."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def kafka_security_dir() -> Iterator[Path | None]:
+    """The session's broker security directory (None with an external cluster): CA, broker key,
+    admin client file. GATEWAY_KAFKA_CLIENT_FILE points at its admin client file for the session."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
         return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+    from gateway.broker.tls import BrokerSecurity  # noqa: PLC0415
 
-        with KafkaContainer().with_kraft() as container:
-            yield container.get_bootstrap_server()
+    where = Path(tempfile.mkdtemp(prefix="gp-kafka-security-"))
+    sec = BrokerSecurity(where / "security").ensure()
+    before = os.environ.get("GATEWAY_KAFKA_CLIENT_FILE")
+    os.environ["GATEWAY_KAFKA_CLIENT_FILE"] = str(sec.admin_client_file)
+    try:
+        yield sec.dir
+    finally:
+        if before is None:
+            os.environ.pop("GATEWAY_KAFKA_CLIENT_FILE", None)
+        else:
+            os.environ["GATEWAY_KAFKA_CLIENT_FILE"] = before
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_security_dir: Path | None) -> Iterator[str]:
+    """host:port of a real, secured Kafka broker, started for the session when none is given."""
+    from gateway.testing.kafka import register_broker  # noqa: PLC0415
+
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external or kafka_security_dir is None:
+        yield str(external)
+        return
+    from gateway.broker.tls import BrokerSecurity  # noqa: PLC0415
+
+    sec = BrokerSecurity(kafka_security_dir)
+    if _docker_answers():
+        from gateway.testing.container import SecuredKafkaContainer  # noqa: PLC0415
+
+        with SecuredKafkaContainer(sec) as container:
+            bootstrap = container.get_bootstrap_server()
+            register_broker(bootstrap, sec.admin_client_file)
+            yield bootstrap
         return
     from gateway.broker import LocalBroker, install_kafka  # noqa: PLC0415
     from gateway.settings import GatewaySettings  # noqa: PLC0415
@@ -61,9 +99,11 @@ def kafka_bootstrap() -> Iterator[str]:
     settings = GatewaySettings()
     libs = install_kafka(settings.state_dir, settings.kafka_version)
     data = Path(tempfile.mkdtemp(prefix="gp-kafka-test-"))
-    broker = LocalBroker(libs, data, watch_parent=True)
+    broker = LocalBroker(libs, data, watch_parent=True, security_dir=sec.dir)
     try:
-        yield broker.start()
+        bootstrap = broker.start()
+        register_broker(bootstrap, sec.admin_client_file)
+        yield bootstrap
     finally:
         broker.stop()
         shutil.rmtree(data, ignore_errors=True)
@@ -76,21 +116,28 @@ def unique_topic() -> str:
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A private local broker the test may stop and restart (outage tests); skipped when
-    KAFKA_BOOTSTRAP_SERVERS names a shared cluster."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+def own_broker(tmp_path: Path, kafka_security_dir: Path | None) -> Iterator[LocalBroker]:
+    """A private, secured local broker the test may stop and restart (outage tests), with the
+    session's security directory (the same admin client file); skipped when KAFKA_BOOTSTRAP_SERVERS
+    names a shared cluster."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or kafka_security_dir is None:
         pytest.skip("needs a local broker it may stop; KAFKA_BOOTSTRAP_SERVERS names a shared one")
     from gateway.broker import LocalBroker, install_kafka  # noqa: PLC0415
     from gateway.settings import GatewaySettings  # noqa: PLC0415
+    from gateway.testing.kafka import register_broker  # noqa: PLC0415
 
     settings = GatewaySettings()
     broker = LocalBroker(
-        install_kafka(settings.state_dir, settings.kafka_version), tmp_path / "k", watch_parent=True
+        install_kafka(settings.state_dir, settings.kafka_version),
+        tmp_path / "k",
+        watch_parent=True,
+        security_dir=kafka_security_dir,
     )
     broker.start()
+    register_broker(broker.bootstrap, broker.security.admin_client_file)
     try:
         yield broker
     finally:
         broker.stop()
+        register_broker(broker.bootstrap, None)
         shutil.rmtree(tmp_path / "k", ignore_errors=True)

@@ -3,7 +3,6 @@ counts agree with what the pure normalisers say about the bundled samples."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from gateway.cli.demo import SAMPLES
 from gateway.normalise import CanonicalRecord, Rejection, normalise
 from gateway.policy.model import load_policy
 from gateway.signals import SIGNAL_TYPES
+from gateway.testing.kafka import cli_env
 
 
 def _expected() -> tuple[int, int]:
@@ -34,7 +34,7 @@ def _expected() -> tuple[int, int]:
 
 def test_demo_runs_the_samples_and_reports(kafka_bootstrap: str, tmp_path: Path) -> None:
     prefix = f"demo{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env = cli_env(kafka_bootstrap)  # the test broker's security: its admin client file
     env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWAY_STATE_DIR": str(tmp_path)})
     proc = subprocess.run(
         [sys.executable, "-m", "gateway", "demo", "--prefix", prefix],
@@ -48,6 +48,10 @@ def test_demo_runs_the_samples_and_reports(kafka_bootstrap: str, tmp_path: Path)
     assert (int(match.group(1)), int(match.group(2))) == _expected()
     assert f"{prefix}.canonical.demande" in out
     assert "gateway worker stopped" in out
+    # secured: ACLs applied, kits created, the worker under its own principal, a command per actor
+    assert "ACLs applied" in out and "connection kits ready" in out
+    assert f"as principal {prefix}-gateway.ingest" in out
+    assert re.search(r"200000001 +gateway actors client-config 200000001 > 200000001.conf && kcat", out), out
     # the route and SNE steps ran too: actor views, audit entries, SNE answers
     assert f"{prefix}.audit.disclosures" in out
     assert re.search(r"SNE: \d+ accepted", out), out

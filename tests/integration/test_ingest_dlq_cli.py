@@ -3,19 +3,18 @@ replay re-injects the original bytes into the original topic."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
 
 from gateway.errors import Problem
 from gateway.flows.dlq import DeadLetters
-from gateway.testing.kafka import consume_all, create_topics, produce
+from gateway.testing.kafka import cli_env, consume_all, create_topics, produce
 from gateway.topics import dlq_topic, source_raw_topic
 
 
 def _gateway(bootstrap: str, prefix: str, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env = cli_env(bootstrap)  # the test broker's security: its admin client file
     env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "GATEWAY_TOPIC_PREFIX": prefix})
     proc = subprocess.run(
         [sys.executable, "-m", "gateway", "dlq", *args], env=env, capture_output=True, text=True, check=False

@@ -89,7 +89,9 @@ def test_a_failing_lag_source_does_not_break_a_scrape() -> None:
 
 
 def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) -> None:
-    settings = GatewaySettings(topic_prefix="u", app_id="a", instance_id="i-1", state_dir=tmp_path)
+    settings = GatewaySettings(
+        topic_prefix="u", app_id="a", instance_id="i-1", state_dir=tmp_path, kafka_allow_plaintext=True
+    )
     app = create_app(settings, ["ingest"])
     runner = app.gp_ingest_runner  # type: ignore[attr-defined]  # the ingest loop, run as an app service
     assert runner.group_id == "a.ingest"
@@ -105,25 +107,39 @@ def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) ->
     assert "u.canonical.demande" in names
     assert "u.raw.sne-xml.rennes-habitat-erp.dlq" in names
     assert app.conf.processing_guarantee.value == "exactly_once"
-    alo = create_app(GatewaySettings(state_dir=tmp_path, processing_guarantee="at_least_once"), ["ingest"])
+    alo = create_app(
+        GatewaySettings(state_dir=tmp_path, processing_guarantee="at_least_once", kafka_allow_plaintext=True),
+        ["ingest"],
+    )
     assert alo.conf.processing_guarantee.value == "at_least_once"
     assert not alo.gp_ingest_runner.exactly_once  # type: ignore[attr-defined]
 
 
 def test_create_app_refuses_unknown_flows_and_unimplemented_registry(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown flow"):
-        create_app(GatewaySettings(state_dir=tmp_path), ["no_such_flow"])
+        create_app(GatewaySettings(state_dir=tmp_path, kafka_allow_plaintext=True), ["no_such_flow"])
     with pytest.raises(ConfigError, match="not a"):
-        create_app(GatewaySettings(state_dir=tmp_path), ["../x"])
+        create_app(GatewaySettings(state_dir=tmp_path, kafka_allow_plaintext=True), ["../x"])
     with pytest.raises(ConfigError, match="SCHEMA_REGISTRY_URL"):
-        create_app(GatewaySettings(state_dir=tmp_path, schema_registry_url="http://r"), ["ingest"])
+        create_app(
+            GatewaySettings(state_dir=tmp_path, schema_registry_url="http://r", kafka_allow_plaintext=True),
+            ["ingest"],
+        )
 
 
 def test_local_broker_configuration(tmp_path: Path) -> None:
     broker = LocalBroker(tmp_path / "libs", tmp_path / "data", port=free_port(), controller_port=free_port())
     broker.data_dir.mkdir()
-    props = broker._write_config().read_text()
-    assert f"PLAINTEXT://127.0.0.1:{broker.port}" in props
+    plain = broker._write_config(broker._plaintext_props()).read_text()
+    assert f"PLAINTEXT://127.0.0.1:{broker.port}" in plain
+    broker.security.ensure()
+    props = broker._write_config(broker._secure_props()).read_text()
+    assert f"BROKER://127.0.0.1:{broker.port}" in props
+    assert "listener.security.protocol.map=BROKER:SASL_SSL,CONTROLLER:SSL" in props
+    assert "allow.everyone.if.no.acl.found=false" in props
+    assert "auto.create.topics.enable=false" in props
+    assert "super.users=User:broker;User:gateway-admin" in props
+    assert (broker.data_dir / "server.properties").stat().st_mode & 0o777 == 0o600  # holds a secret
     assert f"controller.quorum.voters=1@127.0.0.1:{broker.controller_port}" in props
     assert "transaction.state.log.min.isr=1" in props
     assert "process.roles=broker,controller" in props
@@ -140,13 +156,14 @@ def test_install_needs_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_wait_for_broker_gives_up_with_a_clear_error() -> None:
     with pytest.raises(RetriableError, match="no Kafka broker answers"):
-        wait_for_broker(f"127.0.0.1:{free_port()}", max_wait=0.5, quiet=True)
+        wait_for_broker({"bootstrap_servers": f"127.0.0.1:{free_port()}"}, max_wait=0.5, quiet=True)
 
 
 def test_the_source_emitter_reports_an_unreachable_broker_as_retriable() -> None:
     async def main() -> None:
         async with KafkaEmitter(
-            GatewaySettings(bootstrap_servers=f"127.0.0.1:{free_port()}"), source="rennes-habitat-erp"
+            GatewaySettings(bootstrap_servers=f"127.0.0.1:{free_port()}", kafka_allow_plaintext=True),
+            source="rennes-habitat-erp",
         ):
             pass
 

@@ -87,7 +87,11 @@ def test_run_waits_for_kafka_then_gives_up_cleanly(sne_certs: Path, tmp_path: Pa
     from gateway.broker import free_port  # noqa: PLC0415
 
     bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
-    env = {"GATEWAY_BOOTSTRAP_SERVERS": bootstrap, "GATEWAY_STATE_DIR": str(tmp_path)}
+    env = {
+        "GATEWAY_BOOTSTRAP_SERVERS": bootstrap,
+        "GATEWAY_STATE_DIR": str(tmp_path),
+        "GATEWAY_KAFKA_ALLOW_PLAINTEXT": "true",  # no broker at all: the credentials are not the point
+    }
     args = ["run", "--certs", str(sne_certs), "--guichet", "G3501", "--no-poll", "--max-wait", "2"]
     result = CliRunner().invoke(sne, args, env=env)
     assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.exception
