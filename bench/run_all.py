@@ -15,6 +15,7 @@ BENCHES = [
     "bench_console.py",
     "bench_ingest.py",
     "bench_sinks.py",
+    "bench_signals.py",
 ]
 
 

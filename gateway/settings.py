@@ -78,6 +78,18 @@ class GatewaySettings(BaseSettings):
         " worker (http://<web host>:<web port>/metrics).",
     )
     console_interval_s: float = Field(60.0, gt=0, le=3600, description="Console sampling period (seconds).")
+    signals_rules_file: Path | None = Field(
+        None, description="Rules file of the follow-up signals (docs/signals.md); the shipped one if unset."
+    )
+    signals_clock: str | None = Field(
+        None,
+        pattern=r"^(\d{4}-\d{2}-\d{2}|file:.+)$",
+        description="Clock of the signals flow: unset = the system date; YYYY-MM-DD = that day;"
+        " file:PATH = the YYYY-MM-DD date written in PATH, read at every tick (tests, rehearsals).",
+    )
+    signals_tick_interval: float = Field(
+        60.0, gt=0, description="Seconds between two looks at the clock of the signals flow (tick: new day)."
+    )
     cotation_grid: Path | None = Field(None, description="Cotation grid of the `cotation` flow (YAML).")
     adequacy_rules: Path | None = Field(
         None, description="Adequacy and solvency rules of the `cotation` flow (YAML); none: no assessment."

@@ -9,6 +9,9 @@
 | {prefix}.canonical.cotation            | numéro unique| compact        | latest fr.gp.Cotation           |
 | {prefix}.canonical.adequation          | numéro unique| delete         | fr.gp.Adequation at designation |
 | {prefix}.report.attributions           | line key     | compact        | fr.gp.LigneAttributions (25 %)  |
+| {prefix}.canonical.signal              | numéro unique| delete         | fr.gp.Signal follow-up signals  |
+| {prefix}.signals.logement              | dwelling key | delete         | signals flow: dwelling facts    |
+| {prefix}.signals.tick                  | partition    | delete         | signals flow: daily ticks       |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
@@ -33,6 +36,7 @@ __all__ = [
     "raw_prefix",
     "raw_topic",
     "report_topic",
+    "signals_topic",
     "sink_group",
     "source_raw_topic",
 ]
@@ -67,7 +71,7 @@ def dlq_topic(topic: str) -> str:
 
 
 def canonical_topic(kind: str, prefix: str = "gp") -> str:
-    """kind: 'demande', 'decision', 'cotation' or 'adequation'."""
+    """kind: 'demande', 'decision', 'cotation', 'adequation' or 'signal'."""
     return f"{prefix}.canonical.{_safe(kind)}"
 
 
@@ -97,6 +101,11 @@ def audit_topic(prefix: str = "gp") -> str:
 
 def feedback_topic(organisation: str, prefix: str = "gp") -> str:
     return f"{prefix}.feedback.{_safe(organisation)}"
+
+
+def signals_topic(kind: str, prefix: str = "gp") -> str:
+    """Internal topics of the signals flow: kind 'logement' (dwelling facts) or 'tick'."""
+    return f"{prefix}.signals.{_safe(kind)}"
 
 
 def ingest_group(app_id: str) -> str:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "console": "gateway.cli.console:console",
     "acl": "gateway.cli.acl:acl",
     "actors": "gateway.cli.actors:actors",
+    "signals": "gateway.cli.signals:signals",
 }
 
 

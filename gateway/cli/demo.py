@@ -43,6 +43,8 @@ from gateway.cli.demo_secure import (
     stop_demo,
     write_running,
 )
+from gateway.cli.signals import demo_report_topics as signals_report_topics
+from gateway.cli.signals import demo_step as signals_demo_step
 from gateway.errors import GatewayError
 from gateway.formats import INPUT_FORMATS
 from gateway.kafka_config import client_kwargs, explicit_security, local_admin_client_file
@@ -224,7 +226,7 @@ TOPIC_LABELS: list[tuple[str, str]] = [
     (".audit.", "disclosure audit entries"),
     (".feedback.", "SNE answers"),
 ]
-FLOWS: list[str] = ["ingest", "route"]
+FLOWS: list[str] = ["ingest", "route", "signals"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
     ("topics", step_topics),
@@ -234,12 +236,14 @@ STEPS: list[tuple[str, DemoStep]] = [
     ("sources", step_sources),
     ("drain", step_drain),
     ("route", step_route),
+    ("signals", signals_demo_step),
     ("sne", step_sne),
 ]
 # functions naming the topics to report on
 REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [
     _ingest_topics,
     route_report_topics,
+    signals_report_topics,
     sne_report_topics,
 ]
 

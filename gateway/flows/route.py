@@ -1,7 +1,8 @@
 """Route flow: canonical topics -> one topic per actor (its policy view) + the disclosure audit topic.
 
-Consumes `{prefix}.canonical.demande` and `{prefix}.canonical.decision` (keyed by numéro unique, so
-both are co-partitioned with the scope table). For each record: decode, read the application's
+Consumes `{prefix}.canonical.demande`, `{prefix}.canonical.decision` and `{prefix}.canonical.signal`
+(keyed by numéro unique, so all are co-partitioned with the scope table; signals are routed like
+decisions, docs/signals.md). For each record: decode, read the application's
 `ScopeState` from the faust table `gp-route-scope`, run the pure router, publish each view once
 per recipient to `{prefix}.actor.{actor_id}` and one `fr.gp.AuditEntry` per nominative disclosure
 to `{prefix}.audit.disclosures`, then store the new state. Undecodable records are dead-lettered
@@ -46,7 +47,8 @@ FLOW = "route"
 TABLE = "gp-route-scope"
 RELOAD_INTERVAL_S = 30.0
 MAX_PENDING = 50  # decisions kept per application while its Demande has not been routed yet
-_KINDS = {DEMANDE, DECISION, "fr.gp.Cotation", "fr.gp.Adequation"}
+SIGNAL = "fr.gp.Signal"  # follow-up signals (gateway/flows/signals.py), routed like decisions
+_KINDS = {DEMANDE, DECISION, "fr.gp.Cotation", "fr.gp.Adequation", SIGNAL}
 
 
 class Output(NamedTuple):
@@ -95,7 +97,8 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
-    """One topic per actor of the policy (and its sinks' dead-letter topic), and the audit topic."""
+    """One topic per actor of the policy (and its sinks' dead-letter topic), the audit topic, and the
+    signal topic it reads."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     specs = [
         TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
@@ -108,6 +111,10 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
         for a in sorted(policy.actors)
     ]
     specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
+    # consumed here, written by the signals flow (which declares it too): it exists either way
+    specs.append(
+        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)})
+    )
     return specs
 
 
@@ -253,7 +260,7 @@ class RouteCore:
             result = self.router.route(codec.name, key, record, self._state(state), headers)
             results = [result]
             new_state = result.state
-            if codec.name == DECISION and not new_state.demande_seen:
+            if codec.name in (DECISION, SIGNAL) and not new_state.demande_seen:
                 new_state = self._keep_pending(new_state, value or b"", headers, result)
             elif codec.name == DEMANDE and new_state.pending:
                 replayed, new_state = self._replay_pending(new_state, key)
@@ -290,7 +297,9 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret, check_key=True)
     core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
     ctx.topics.extend(route_topics(settings, store.policy))
-    sources = {canonical_topic(k, prefix): k for k in ("demande", "decision", "cotation", "adequation")}
+    sources = {
+        canonical_topic(k, prefix): k for k in ("demande", "decision", "cotation", "adequation", "signal")
+    }
     from gateway.flows.cotation import cotation_topics  # noqa: PLC0415 - the topics it routes
 
     ctx.topics.extend(cotation_topics(settings))

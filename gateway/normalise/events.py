@@ -221,6 +221,15 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
             "motifs": n.text("motifs", max_len=1000, multiline=True),
         },
     ),
+    "SAISINE_COMMISSION": (
+        "saisine",
+        lambda n: {
+            "typeCommission": n.code("typeCommission", "TypeCommission", "TypeCommission", required=True),
+            "commission": n.text("commission", required=True, pattern=ORG_RE),
+            "dateSaisine": n.date("dateSaisine", required=True),
+            "motifs": n.text("motifs", max_len=1000),
+        },
+    ),
     "ORIENTATION_SIAO": (
         "orientation",
         lambda n: {

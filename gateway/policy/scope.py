@@ -140,7 +140,7 @@ def named_links(record: Mapping[str, Any]) -> list[tuple[str, str]]:
             out.append(("label", body))
             if name == "labelViolences":
                 out.append(("violence_label", body))
-    for name in ("avis", "inscriptionCal", "decisionDalo"):
+    for name in ("avis", "inscriptionCal", "decisionDalo", "saisine"):  # saisine: docs/signals.md
         sub = record.get(name)
         if sub and sub.get("commission"):
             out.append(("commission", sub["commission"]))

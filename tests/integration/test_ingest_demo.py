@@ -13,6 +13,7 @@ from connectors.file_drop.demo import assign_samples
 from gateway.cli.demo import SAMPLES
 from gateway.normalise import CanonicalRecord, Rejection, normalise
 from gateway.policy.model import load_policy
+from gateway.signals import SIGNAL_TYPES
 from gateway.testing.kafka import cli_env
 
 
@@ -54,3 +55,6 @@ def test_demo_runs_the_samples_and_reports(kafka_bootstrap: str, tmp_path: Path)
     # the route and SNE steps ran too: actor views, audit entries, SNE answers
     assert f"{prefix}.audit.disclosures" in out
     assert re.search(r"SNE: \d+ accepted", out), out
+    # the signals flow: at least one signal of each type from the bundled samples (docs/signals.md)
+    for kind in SIGNAL_TYPES:
+        assert re.search(rf"signal {kind}\s+[1-9]", out), out

@@ -280,9 +280,10 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
     assert got == {
         # issue 17 (canonical contract): dependants' resources, fichierSne, estProprietaire, position;
         # every enum gets the default INCONNU and SNE code lists a <field>CodeInconnu(s) sibling
-        ("fr.gp.view.Decision_0905371e", "224fed29e62a449f"),
-        ("fr.gp.view.Decision_9910f8df", "623f2c5b57ee6952"),
-        ("fr.gp.view.Decision_c50222e8", "7989dd3c95e8c21c"),
+        # issue 14: Decision.saisine (class priorite), TypeEvenement SAISINE_COMMISSION
+        ("fr.gp.view.Decision_8c95c466", "f32f35b4d8a57a62"),
+        ("fr.gp.view.Decision_a5d51023", "38dfb9beda845140"),
+        ("fr.gp.view.Decision_db082051", "6b6766ffdb115ff3"),
         ("fr.gp.view.Demande_05286fb2", "0610a289d2c38959"),
         ("fr.gp.view.Demande_4679de8b", "358a4a034cbef5a7"),
         ("fr.gp.view.Demande_7b1839f7", "945059b1d1cd91a0"),
