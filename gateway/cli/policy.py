@@ -86,12 +86,12 @@ def explain(actor_id: str, as_json: bool, policy_path: Path | None, actors_path:
     click.echo(f"protected households: {info.protected_rule}")
     if info.derived:
         click.echo(f"derived fields: {', '.join(info.derived)}")
-    click.echo("views (schema, conditions, protected -> view, fingerprint, fields):")
+    click.echo("views (schema, conditions -> view, fingerprint, fields, of which withholdable):")
     for v in info.views:
         cond = "+".join(v["conditions"]) or "-"
         click.echo(
-            f"  {v['schema']:15} {cond:30} {'protected' if v['protected'] else 'normal':9} "
-            f"{v['view']}  {v['fingerprint']}  {len(v['fields'])} fields"
+            f"  {v['schema']:15} {cond:30} "
+            f"{v['view']}  {v['fingerprint']}  {len(v['fields'])} fields, {len(v['nullable'])} withholdable"
         )
 
 
@@ -111,7 +111,6 @@ def views(write_dir: Path | None, policy_path: Path | None, actors_path: Path | 
     by_name: dict[str, Any] = {}
     for info in infos:
         label = info.role + ("+" + "+".join(info.conditions) if info.conditions else "")
-        label += " (protected)" if info.protected else ""
         seen.setdefault(info.view.name, []).append(label)
         by_name[info.view.name] = info.view
     click.echo(f"policy {loaded.version}: {len(by_name)} views")

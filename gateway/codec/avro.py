@@ -83,7 +83,10 @@ class AvroCodec:
 
     @property
     def fingerprint_hex(self) -> str:
-        return self.fingerprint[::-1].hex()
+        """The fingerprint as written in headers: the hex of the 8 bytes in frame order
+        (little-endian, as they follow ``C3 01`` in a single-object frame), so that a header and
+        its frame agree byte for byte. (Before, headers carried the big-endian number.)"""
+        return self.fingerprint.hex()
 
     def problems(self, record: Mapping[str, Any]) -> list[Problem]:
         """Every way `record` does not fit the schema (empty when it fits)."""
@@ -198,9 +201,7 @@ def decode_single_object(data: bytes, codecs: Mapping[bytes, AvroCodec]) -> tupl
         raise RejectedMessage("not an Avro single-object frame", [Problem("$", "bad magic or too short")])
     codec = codecs.get(data[2:10])
     if codec is None:
-        raise RejectedMessage(
-            "unknown writer schema", [Problem("$", "fingerprint " + data[2:10][::-1].hex())]
-        )
+        raise RejectedMessage("unknown writer schema", [Problem("$", "fingerprint " + data[2:10].hex())])
     return codec, codec.decode(data[10:])
 
 

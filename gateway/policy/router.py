@@ -61,6 +61,12 @@ class Delivery:
     headers: tuple[tuple[str, bytes], ...]
     actors: tuple[str, ...]
     nominative: bool
+    withheld: frozenset[str] = frozenset()  # paths of the view whose values were withheld (null)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Classes holding a value in this record (the audit records the view's classes instead)."""
+        return self.view.disclosed_classes(withhold=bool(self.withheld))
 
 
 @dataclass(frozen=True)
@@ -209,27 +215,28 @@ class Router:
                 out.add(cls)
         return frozenset(out)
 
-    def view_for_classes(
-        self, role_name: str, schema: str, classes: frozenset[str], protected: bool
-    ) -> View | None:
-        """The view a role gets for these granted classes (None when nothing at all is granted)."""
+    def view_for_classes(self, role_name: str, schema: str, classes: frozenset[str]) -> View | None:
+        """The view a role gets for these granted classes (None when nothing at all is granted).
+
+        The same view serves protected and unprotected households: for a role the protected-household
+        rule applies to, the fields it withholds are optional in the view (`View.nullable`) and
+        encoded as null for a protected household, so schema and headers never tell the two apart."""
         role: Role = self.policy.roles[role_name]
-        applies = protected and role_name not in self.policy.file.protected_households.exempt_roles
-        gkey = (schema, role_name, classes, applies)
+        applies = role_name not in self.policy.file.protected_households.exempt_roles
+        gkey = (schema, role_name, classes)
         if gkey in self._by_grant:
             return self._by_grant[gkey]
         per_class = self.policy.class_paths[schema]
         paths = frozenset().union(*(per_class.get(c, frozenset()) for c in classes))
         paths -= self.policy.expand_paths(schema, role.withhold_paths.get(schema, []))
-        if applies:
-            paths -= self._protected_paths[schema]
+        nullable = paths & self._protected_paths[schema] if applies else frozenset()
         derive = tuple(d for d in role.derive if schema in DERIVATIONS[d].schemas)
         view: View | None = None
         if paths or derive:
-            vkey = (schema, paths, derive)
+            vkey = (schema, paths, derive, nullable)
             view = self._views.get(vkey)
             if view is None:
-                view = build_view(schema, paths, derive, self.policy.leaf_classes[schema])
+                view = build_view(schema, paths, derive, self.policy.leaf_classes[schema], nullable)
                 self._views[vkey] = view
         self._by_grant[gkey] = view
         return view
@@ -238,7 +245,7 @@ class Router:
         self, actor: Actor, schema: str, record: Mapping[str, Any], state: ScopeState
     ) -> View | None:
         classes = self.granted_classes(actor, schema, record, state)
-        return self.view_for_classes(actor.role, schema, classes, state.protected)
+        return self.view_for_classes(actor.role, schema, classes)
 
     def views(self) -> list[View]:
         return list(self._views.values())
@@ -321,9 +328,10 @@ class Router:
                 ),
             ]
             actors = tuple(a for _, ids in members for a in ids)
-            deliveries.append(
-                Delivery(view, out_key, view.encode(record, secret), tuple(headers), actors, nominative)
-            )
+            # Only exempt roles' views have no withholdable field: the rule applies to every other.
+            withheld = view.nullable if new_state.protected else frozenset()
+            value = view.encode(record, secret, withhold=bool(withheld))
+            deliveries.append(Delivery(view, out_key, value, tuple(headers), actors, nominative, withheld))
             if nominative:
                 audit += self._audit(
                     view,
@@ -355,6 +363,8 @@ class Router:
             entry = {
                 "numUnique": num_unique,
                 "schema": schema,
+                # the view's classes, whatever a per-record rule withheld: the entry reads the same
+                # for a protected and an unprotected household (its readers may not know which)
                 "classes": list(view.classes),
                 "rule": rule,
                 "policyVersion": self.policy.version,

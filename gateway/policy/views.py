@@ -1,9 +1,16 @@
 """Per-recipient view schemas: the canonical schema with withheld fields removed (not nulled).
 
-A view is defined by (canonical schema, set of kept leaf paths, derived fields). Its Avro schema is
-self-contained, named ``fr.gp.view.<Demande|Decision>_<hash8>``; a sub-record whose leaves are all
-withheld disappears, a kept field keeps its type (a required field stays required), and a partly
-kept sub-record becomes ``fr.gp.view.<Record>_<hash8>``. Projection + encoding happen once per view.
+A view is defined by (canonical schema, set of kept leaf paths, derived fields, withholdable paths).
+Its Avro schema is self-contained, named ``fr.gp.view.<Demande|Decision>_<hash8>``; a sub-record
+whose leaves are all withheld disappears, a kept field keeps its type (a required field stays
+required), and a partly kept sub-record becomes ``fr.gp.view.<Record>_<hash8>``.
+
+Withholdable paths (``nullable``) are kept fields whose *value* a per-record rule may withhold (the
+protected-household rule): they are optional in the schema (``["null", T]``, default null) and
+projected as null when the rule applies to the record. The schema, its name and fingerprint are
+therefore the same for every record of the view, whatever the rule decided: a recipient cannot
+read the rule's outcome from the schema or the headers (issue 10 item 4). Projection + encoding
+happen once per view.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "b
 
 # Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record, 2 = array of
 # records, 3 = optional record (projected as 1: the checked writer picks the ["null", record] branch
-# from the value). Nested view records are named after a hash of their plan, so the plan's encoding
-# is part of every view's name and fingerprint: changing it renames the views for their recipients.
+# from the value), 4 = withholdable leaf (copied), 5 = withholdable leaf withheld (null; only in the
+# plan used when the rule applies). Nested view records are named after a hash of their plan, so the
+# plan's encoding is part of every view's name and fingerprint: changing it renames the views for
+# their recipients.
 Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
@@ -68,8 +77,15 @@ def _wrap(node: Node, inner: Any) -> Any:
     return inner
 
 
+def _nullable(type_: Any) -> Any:
+    """`type_` as an optional type, null first (so that its default can be null)."""
+    if isinstance(type_, list):
+        return type_ if type_ and type_[0] == "null" else ["null", *(t for t in type_ if t != "null")]
+    return ["null", type_]
+
+
 def _build(
-    nodes: Iterable[Node], keep: frozenset[str], defined: set[str]
+    nodes: Iterable[Node], keep: frozenset[str], defined: set[str], nullable: frozenset[str] = frozenset()
 ) -> tuple[list[dict[str, Any]], Plan]:
     fields: list[dict[str, Any]] = []
     plan: list[tuple[str, int, Plan, str]] = []
@@ -78,10 +94,15 @@ def _build(
         if node.is_leaf:
             if node.path in keep:
                 decl["type"] = _expand(node.field["type"], defined)
+                kind = 0
+                if node.path in nullable:
+                    decl["type"] = _nullable(decl["type"])
+                    decl["default"] = None
+                    kind = 4
                 fields.append(decl)
-                plan.append((node.name, 0, (), ""))
+                plan.append((node.name, kind, (), ""))
             continue
-        sub_fields, sub_plan = _build(node.children, keep, defined)
+        sub_fields, sub_plan = _build(node.children, keep, defined, nullable)
         if not sub_fields:
             continue  # every leaf withheld: the sub-record does not exist in the view
         assert node.record is not None  # noqa: S101 - non-leaf nodes always name their record
@@ -98,11 +119,22 @@ def _build(
     return fields, tuple(plan)
 
 
+def _withheld_plan(plan: Plan) -> Plan:
+    """The plan with every withholdable leaf withheld (kind 4 -> 5)."""
+    return tuple(
+        (name, 5 if kind == 4 else kind, _withheld_plan(sub) if sub else sub, rec)
+        for name, kind, sub, rec in plan
+    )
+
+
 def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, kind, sub, _record_name in plan:
+        if kind == 5:
+            out[name] = None
+            continue
         value = record.get(name)
-        if kind == 0 or value is None:
+        if kind in (0, 4) or value is None:
             out[name] = value
         elif kind != 2:
             out[name] = _project(value, sub)
@@ -123,21 +155,30 @@ class View:
     codec: AvroCodec
     classes: tuple[str, ...]
     plan: Plan = field(repr=False)
+    nullable: frozenset[str] = frozenset()  # kept paths whose value a per-record rule may withhold
+    withheld_plan: Plan = field(default=(), repr=False)
+    # classes still disclosed when the withholdable values are withheld
+    classes_withheld: tuple[str, ...] = ()
 
     @property
     def fingerprint_hex(self) -> str:
         return self.codec.fingerprint_hex
 
-    def project(self, record: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
-        out = _project(record, self.plan)
+    def project(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> dict[str, Any]:
+        out = _project(record, self.withheld_plan if withhold and self.nullable else self.plan)
         for d in self.derived:
             out[d.name] = d.fn(record, secret)
         return out
 
-    def encode(self, record: Mapping[str, Any], secret: bytes) -> bytes:
-        """Project and encode as an Avro single-object frame of the view schema."""
+    def disclosed_classes(self, *, withhold: bool = False) -> tuple[str, ...]:
+        """Classes holding a value in a record of this view (fewer when the values are withheld)."""
+        return self.classes_withheld if withhold and self.nullable else self.classes
+
+    def encode(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> bytes:
+        """Project and encode as an Avro single-object frame of the view schema (`withhold`: the
+        withholdable values are null)."""
         try:
-            return self.codec.encode_framed_checked(self.project(record, secret))
+            return self.codec.encode_framed_checked(self.project(record, secret, withhold=withhold))
         except RejectedMessage:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -151,22 +192,31 @@ def build_view(
     paths: frozenset[str],
     derive: Iterable[str],
     leaf_classes: Mapping[str, str],
+    nullable: frozenset[str] = frozenset(),
 ) -> View:
-    """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations."""
+    """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations; the
+    values of `nullable` (kept paths) may be withheld per record (optional in the schema)."""
     derived = tuple(DERIVATIONS[d] for d in derive if schema in DERIVATIONS[d].schemas)
-    fields, plan = _build(schema_tree(schema), paths, set())
+    nullable = nullable & paths
+    fields, plan = _build(schema_tree(schema), paths, set(), nullable)
     fields += [d.field() for d in derived]
-    digest = _hash8({"schema": schema, "paths": sorted(paths), "derived": [d.name for d in derived]})
+    ident: dict[str, Any] = {"schema": schema, "paths": sorted(paths), "derived": [d.name for d in derived]}
+    if nullable:  # views without withholdable values keep the names they had before
+        ident["nullable"] = sorted(nullable)
+    digest = _hash8(ident)
     name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{digest}"
     avro = {
         "type": "record",
         "name": name,
-        "doc": f"View of {schema} produced by the access policy: withheld fields do not exist.",
+        "doc": f"View of {schema} produced by the access policy: withheld fields do not exist"
+        + ("; an optional field may be null when a rule withholds its value." if nullable else "."),
         "fields": fields,
     }
     codec = AvroCodec.from_schema(avro, name)
     classes = tuple(sorted({leaf_classes[p] for p in paths if p in leaf_classes}))
-    return View(schema, name, paths, derived, avro, codec, classes, plan)
+    still = tuple(sorted({leaf_classes[p] for p in paths - nullable if p in leaf_classes}))
+    withheld_plan = _withheld_plan(plan)
+    return View(schema, name, paths, derived, avro, codec, classes, plan, nullable, withheld_plan, still)
 
 
 def schema_leaf_paths(avro: Mapping[str, Any]) -> set[str]:

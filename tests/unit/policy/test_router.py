@@ -29,7 +29,7 @@ def _decode(delivery: Any) -> dict[str, Any]:
 def _paths(router: Router, result: Any, actor: str) -> set[str]:
     delivery = result.for_actor(actor)
     assert delivery is not None, f"{actor} got nothing"
-    return schema_leaf_paths(delivery.view.avro)
+    return schema_leaf_paths(delivery.view.avro) - delivery.withheld
 
 
 def test_rennes_demand_reaches_dept_35_actors_only() -> None:
@@ -272,13 +272,15 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         for schema, record in samples
         for d in router.route(schema, b"k", record, None).deliveries
     }
+    # Changed on purpose by issue 10 item 4 (withholdable fields are optional in the one view of a
+    # role) and issue 12 (fingerprints written in frame byte order).
     assert got == {
-        ("fr.gp.view.Decision_5a38f8b8", "2add7a96bd526e54"),
-        ("fr.gp.view.Decision_c6a390b1", "7ae9fd884c56917f"),
-        ("fr.gp.view.Decision_cd8c73e0", "526882cb921f14c7"),
-        ("fr.gp.view.Demande_19c0b63f", "a8ff92f4b4ab1163"),
-        ("fr.gp.view.Demande_460eb86e", "ee23ada03fbb4cee"),
-        ("fr.gp.view.Demande_6edc94b9", "aaaaf9c4156910fd"),
-        ("fr.gp.view.Demande_6f854708", "ab73dbe5f6bc3d0d"),
-        ("fr.gp.view.Demande_7bd29902", "69ebc5f3f0cd2e63"),
+        ("fr.gp.view.Decision_5a38f8b8", "546e52bd967add2a"),
+        ("fr.gp.view.Decision_c6a390b1", "7f91564c88fde97a"),
+        ("fr.gp.view.Decision_cd8c73e0", "c7141f92cb826852"),
+        ("fr.gp.view.Demande_11d21b34", "6f1d2044cda67eb3"),
+        ("fr.gp.view.Demande_6edc94b9", "fd106915c4f9aaaa"),
+        ("fr.gp.view.Demande_7298a3e0", "d043f27225241617"),
+        ("fr.gp.view.Demande_7bd29902", "632ecdf0f3c5eb69"),
+        ("fr.gp.view.Demande_e95cdbcd", "bd369e1ab9650d65"),
     }
