@@ -15,7 +15,6 @@ happen once per view.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -30,7 +29,6 @@ from gateway.policy.fields import Node, schema_tree, short_name
 __all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_leaf_paths"]
 
 VIEW_NAMESPACE = "fr.gp.view"
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 # Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record, 2 = array of
 # records, 3 = optional record (projected as 1: the checked writer picks the ["null", record] branch
@@ -47,26 +45,7 @@ def _hash8(obj: Any) -> str:
 
 def _expand(type_: Any, defined: set[str]) -> Any:
     """Inline named canonical types on first use (a self-contained schema), by name afterwards."""
-    if isinstance(type_, list):
-        return [_expand(t, defined) for t in type_]
-    if isinstance(type_, dict):
-        out = dict(type_)
-        if out.get("type") == "array":
-            out["items"] = _expand(out["items"], defined)
-        elif out.get("type") == "map":
-            out["values"] = _expand(out["values"], defined)
-        return out
-    if not isinstance(type_, str) or type_ in _PRIMITIVES:
-        return type_
-    full = type_ if "." in type_ else f"fr.gp.{type_}"
-    if full in defined:
-        return full
-    defined.add(full)
-    raw = copy.deepcopy(load_schemas().raw(full))
-    if raw.get("type") == "record":
-        for f in raw["fields"]:
-            f["type"] = _expand(f["type"], defined)
-    return raw
+    return load_schemas().expand(type_, defined)
 
 
 def _wrap(node: Node, inner: Any) -> Any:
