@@ -98,6 +98,11 @@ class Framer:
         """The value to write to `topic` for a single-object frame `value`."""
         return value
 
+    def reframe_fanout(self, topics: tuple[str, ...], value: bytes) -> tuple[bytes, ...]:
+        """`value` framed for each of `topics`: one value when they all get the same bytes (the
+        usual case: a schema has one id whatever the subject), else one value per topic."""
+        return (value,)
+
 
 class ConfluentFramer(Framer):
     """Confluent wire format: schemas registered under ``<topic>-<record name>``, ids cached."""
@@ -173,6 +178,17 @@ class ConfluentFramer(Framer):
                 raise FatalError(f"no schema known for fingerprint {fingerprint.hex()} written to {topic}")
             found = self.prefix(topic, codec)
         return found + value[10:]
+
+    def reframe_fanout(self, topics: tuple[str, ...], value: bytes) -> tuple[bytes, ...]:
+        if len(topics) == 1:
+            return (self.reframe(topics[0], value),)
+        fingerprint = value[2:10]
+        prefixes = self._prefixes
+        heads = [prefixes.get((t, fingerprint)) for t in topics]
+        first = heads[0]
+        if first is not None and all(h == first for h in heads):
+            return (first + value[10:],)
+        return tuple(self.reframe(t, value) for t in topics)
 
 
 class FrameDecoder:

@@ -231,12 +231,19 @@ class Router:
         paths -= self.policy.expand_paths(schema, role.withhold_paths.get(schema, []))
         nullable = paths & self._protected_paths[schema] if applies else frozenset()
         derive = tuple(d for d in role.derive if schema in DERIVATIONS[d].schemas)
+        # A view is named after its role and the conditional grants that hold (stable across policy
+        # versions: a grant change is a new version of the same record for the recipients).
+        family = {
+            "role": role_name,
+            "conditions": sorted(c for c in classes if role.grants.get(c) is not True),
+        }
         view: View | None = None
         if paths or derive:
-            vkey = (schema, paths, derive, nullable)
+            vkey = (schema, paths, derive, nullable, role_name, tuple(family["conditions"]))
             view = self._views.get(vkey)
             if view is None:
-                view = build_view(schema, paths, derive, self.policy.leaf_classes[schema], nullable)
+                leaf_classes = self.policy.leaf_classes[schema]
+                view = build_view(schema, paths, derive, leaf_classes, nullable=nullable, family=family)
                 self._views[vkey] = view
         self._by_grant[gkey] = view
         return view
@@ -297,41 +304,24 @@ class Router:
         now = now or datetime.now(UTC)
         source_id = next((v.decode(errors="replace") for k, v in source_headers if k == "ce_id"), None)
         num_unique = record.get("numUnique")
-        secret = self.policy.secret
         deliveries = []
         audit = []
+        bodies: dict[tuple[Any, bool], bytes] = {}
         for (_, nominative), (view, members) in groups.items():
-            subject = num_unique if nominative else pseudonym(num_unique, secret)
-            out_key = key if nominative else (subject.encode() if subject else None)
-            seed = repr((schema, key, record.get("eventId"))).encode()
-            source_header: list[tuple[str, bytes]] = []
-            if nominative:
-                event_id = source_id or hashlib.sha256(seed).hexdigest()
-                if source_id is not None:
-                    source_header.append((H_SOURCE_CE_ID, source_id.encode()))
-            else:
-                # The source id (a poller's is the eventId) and an unkeyed hash of the numéro unique
-                # would undo the pseudonymisation: keyed like pseudoId, and no source id header.
-                event_id = pseudonym(repr((source_id, seed)), secret) or ""
-            headers = [
-                (H_POLICY_VERSION, self.policy.version.encode()),
-                (H_VIEW_FINGERPRINT, view.fingerprint_hex.encode()),
-                (H_VIEW_SCHEMA, view.name.encode()),
-                *source_header,
-                *cloudevent_headers(
-                    source=CE_SOURCE,
-                    type_=view.name,
-                    subject=subject or "",
-                    time=now,
-                    id_=f"{event_id}/{view.fingerprint_hex}",
-                    dataschema=view.name,
-                ),
-            ]
-            actors = tuple(a for _, ids in members for a in ids)
-            # Only exempt roles' views have no withholdable field: the rule applies to every other.
-            withheld = view.nullable if new_state.protected else frozenset()
-            value = view.encode(record, secret, withhold=bool(withheld))
-            deliveries.append(Delivery(view, out_key, value, tuple(headers), actors, nominative, withheld))
+            deliveries.append(
+                self._delivery(
+                    view,
+                    members,
+                    nominative=nominative,
+                    schema=schema,
+                    key=key,
+                    record=record,
+                    source_id=source_id,
+                    now=now,
+                    protected=new_state.protected,
+                    bodies=bodies,
+                )
+            )
             if nominative:
                 audit += self._audit(
                     view,
@@ -343,6 +333,68 @@ class Router:
                     key=key,
                 )
         return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
+
+    def _delivery(
+        self,
+        view: View,
+        members: list[tuple[str, Sequence[str]]],
+        *,
+        nominative: bool,
+        schema: str,
+        key: bytes | None,
+        record: Mapping[str, Any],
+        source_id: str | None,
+        now: datetime,
+        protected: bool,
+        bodies: dict[tuple[Any, bool], bytes],
+    ) -> Delivery:
+        num_unique = record.get("numUnique")
+        secret = self.policy.secret
+        subject = num_unique if nominative else pseudonym(num_unique, secret)
+        out_key = key if nominative else (subject.encode() if subject else None)
+        seed = repr((schema, key, record.get("eventId"))).encode()
+        source_header: list[tuple[str, bytes]] = []
+        if nominative:
+            event_id = source_id or hashlib.sha256(seed).hexdigest()
+            if source_id is not None:
+                source_header.append((H_SOURCE_CE_ID, source_id.encode()))
+        else:
+            # The source id (a poller's is the eventId) and an unkeyed hash of the numéro unique
+            # would undo the pseudonymisation: keyed like pseudoId, and no source id header.
+            event_id = pseudonym(repr((source_id, seed)), secret) or ""
+        headers = self._headers(view, subject, f"{event_id}/{view.fingerprint_hex}", source_header, now)
+        actors = tuple(a for _, ids in members for a in ids)
+        # Only exempt roles' views have no withholdable field: the rule applies to every other.
+        withheld = view.nullable if protected else frozenset()
+        bkey = (view.shape, bool(withheld))
+        body = bodies.get(bkey)  # roles with the same grants: projected and encoded once
+        if body is None:
+            body = bodies[bkey] = view.encode_body(record, secret, withhold=bool(withheld))
+        value = view.frame_prefix + body
+        return Delivery(view, out_key, value, headers, actors, nominative, withheld)
+
+    def _headers(
+        self,
+        view: View,
+        subject: str | None,
+        ce_id: str,
+        source_header: list[tuple[str, bytes]],
+        now: datetime,
+    ) -> tuple[tuple[str, bytes], ...]:
+        return (
+            (H_POLICY_VERSION, self.policy.version.encode()),
+            (H_VIEW_FINGERPRINT, view.fingerprint_hex.encode()),
+            (H_VIEW_SCHEMA, view.name.encode()),
+            *source_header,
+            *cloudevent_headers(
+                source=CE_SOURCE,
+                type_=view.name,
+                subject=subject or "",
+                time=now,
+                id_=ce_id,
+                dataschema=view.name,
+            ),
+        )
 
     def _audit(
         self,

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import AvroCodec, load_schemas
+from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
 from gateway.errors import Problem, RejectedMessage
 from gateway.policy.derive import DERIVATIONS, Derivation
 from gateway.policy.fields import Node, schema_tree, short_name
@@ -64,7 +64,11 @@ def _nullable(type_: Any) -> Any:
 
 
 def _build(
-    nodes: Iterable[Node], keep: frozenset[str], defined: set[str], nullable: frozenset[str] = frozenset()
+    nodes: Iterable[Node],
+    keep: frozenset[str],
+    defined: set[str],
+    nullable: frozenset[str] = frozenset(),
+    owner: str | None = None,
 ) -> tuple[list[dict[str, Any]], Plan]:
     fields: list[dict[str, Any]] = []
     plan: list[tuple[str, int, Plan, str]] = []
@@ -81,11 +85,14 @@ def _build(
                 fields.append(decl)
                 plan.append((node.name, kind, (), ""))
             continue
-        sub_fields, sub_plan = _build(node.children, keep, defined, nullable)
+        sub_fields, sub_plan = _build(node.children, keep, defined, nullable, owner)
         if not sub_fields:
             continue  # every leaf withheld: the sub-record does not exist in the view
         assert node.record is not None  # noqa: S101 - non-leaf nodes always name their record
-        name = f"{VIEW_NAMESPACE}.{short_name(node.record)}_{_hash8(sub_plan)}"
+        if owner is not None:  # stable: named after the view and the path, whatever its fields
+            name = f"{owner}_{node.path.replace('[]', '').replace('.', '_')}"
+        else:
+            name = f"{VIEW_NAMESPACE}.{short_name(node.record)}_{_hash8(sub_plan)}"
         if name in defined:
             inner: Any = name
         else:
@@ -138,6 +145,9 @@ class View:
     withheld_plan: Plan = field(default=(), repr=False)
     # classes still disclosed when the withholdable values are withheld
     classes_withheld: tuple[str, ...] = ()
+    # what the Avro body depends on: views of the same shape (e.g. of roles with the same grants)
+    # encode a record to the same body bytes, whatever their names
+    shape: tuple[Any, ...] = ()
 
     @property
     def fingerprint_hex(self) -> str:
@@ -153,11 +163,20 @@ class View:
         """Classes holding a value in a record of this view (fewer when the values are withheld)."""
         return self.classes_withheld if withhold and self.nullable else self.classes
 
+    @property
+    def frame_prefix(self) -> bytes:
+        """The single-object header of this view's records (``C3 01`` + fingerprint)."""
+        return SINGLE_OBJECT_MAGIC + self.codec.fingerprint
+
     def encode(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> bytes:
         """Project and encode as an Avro single-object frame of the view schema (`withhold`: the
         withholdable values are null)."""
+        return self.frame_prefix + self.encode_body(record, secret, withhold=withhold)
+
+    def encode_body(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> bytes:
+        """The Avro body (no frame): the same bytes for every view of the same `shape`."""
         try:
-            return self.codec.encode_framed_checked(self.project(record, secret, withhold=withhold))
+            return self.codec.encode_checked(self.project(record, secret, withhold=withhold))
         except RejectedMessage:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -171,19 +190,33 @@ def build_view(
     paths: frozenset[str],
     derive: Iterable[str],
     leaf_classes: Mapping[str, str],
+    *,
     nullable: frozenset[str] = frozenset(),
+    family: Mapping[str, Any] | None = None,
 ) -> View:
     """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations; the
-    values of `nullable` (kept paths) may be withheld per record (optional in the schema)."""
+    values of `nullable` (kept paths) may be withheld per record (optional in the schema).
+
+    `family` (the router gives the role and its conditional grants) names the view *stably*: the
+    name is a hash of (schema, family) and nested records are named after the view and their path,
+    so a policy change that grants or withholds fields gives a new version of the same named
+    record (a new version of the same registry subject, checked for compatibility), not a new
+    record. Without it, the name is a hash of the paths (a different name for every field set)."""
     derived = tuple(DERIVATIONS[d] for d in derive if schema in DERIVATIONS[d].schemas)
     nullable = nullable & paths
-    fields, plan = _build(schema_tree(schema), paths, set(), nullable)
+    if family is not None:
+        name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{_hash8({'schema': schema, **family})}"
+    else:
+        ident: dict[str, Any] = {
+            "schema": schema,
+            "paths": sorted(paths),
+            "derived": [d.name for d in derived],
+        }
+        if nullable:
+            ident["nullable"] = sorted(nullable)
+        name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{_hash8(ident)}"
+    fields, plan = _build(schema_tree(schema), paths, set(), nullable, name if family is not None else None)
     fields += [d.field() for d in derived]
-    ident: dict[str, Any] = {"schema": schema, "paths": sorted(paths), "derived": [d.name for d in derived]}
-    if nullable:  # views without withholdable values keep the names they had before
-        ident["nullable"] = sorted(nullable)
-    digest = _hash8(ident)
-    name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{digest}"
     avro = {
         "type": "record",
         "name": name,
@@ -194,8 +227,10 @@ def build_view(
     codec = AvroCodec.from_schema(avro, name)
     classes = tuple(sorted({leaf_classes[p] for p in paths if p in leaf_classes}))
     still = tuple(sorted({leaf_classes[p] for p in paths - nullable if p in leaf_classes}))
-    withheld_plan = _withheld_plan(plan)
-    return View(schema, name, paths, derived, avro, codec, classes, plan, nullable, withheld_plan, still)
+    shape = (schema, paths, tuple(d.name for d in derived), nullable)
+    return View(
+        schema, name, paths, derived, avro, codec, classes, plan, nullable, _withheld_plan(plan), still, shape
+    )
 
 
 def schema_leaf_paths(avro: Mapping[str, Any]) -> set[str]:

@@ -37,15 +37,36 @@ def test_rennes_demand_reaches_dept_35_actors_only() -> None:
     result = router.route(DEMANDE, b"035260100000000001", sample_demande(), None, [("ce_id", b"src-1")])
     assert result.recipients == {BAILLEUR_35, ETAT, RM, ALS, GEST, STAT, DEMO}
     assert result.rules[RM] == "territory:commune" and result.rules[BAILLEUR_35] == "territory:departement"
-    # bailleur, etat and the applicant have the same grants on a demand: one view, encoded once.
+    # bailleur, etat and the applicant have the same grants on a demand: views of their own roles
+    # (stable names for their registry subjects) of one shape, projected and encoded once.
     shared = result.for_actor(BAILLEUR_35)
-    assert shared is not None and set(shared.actors) == {BAILLEUR_35, ETAT, DEMO}
-    assert len(result.deliveries) == 5
+    assert shared is not None and set(shared.actors) == {BAILLEUR_35}
+    same = [result.for_actor(a) for a in (BAILLEUR_35, ETAT, DEMO)]
+    assert len({d.view.name for d in same if d}) == 3 and len({d.view.shape for d in same if d}) == 1
+    bodies = {d.value[10:] for d in same if d}
+    assert len(bodies) == 1
+    assert len(result.deliveries) == 7
     headers = dict(shared.headers)
     assert headers[H_POLICY_VERSION] == POLICY.version.encode()
     assert headers[H_VIEW_FINGERPRINT] == shared.view.fingerprint_hex.encode()
     assert headers[H_SOURCE_CE_ID] == b"src-1"
     assert headers["ce_type"] == shared.view.name.encode()
+
+
+def test_views_of_one_shape_are_encoded_once_per_record(monkeypatch: Any) -> None:
+    from gateway.policy.views import View  # noqa: PLC0415
+
+    calls: list[str] = []
+    original = View.encode_body
+
+    def counting(self: View, *args: Any, **kwargs: Any) -> bytes:
+        calls.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(View, "encode_body", counting)
+    result = Router(POLICY).route(DEMANDE, b"k", sample_demande(), None)
+    assert len(result.deliveries) == 7
+    assert len(calls) == len({d.view.shape for d in result.deliveries}) == 5
 
 
 def test_withheld_fields_do_not_exist_in_the_view_and_kept_values_are_exact() -> None:
@@ -273,14 +294,18 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         for d in router.route(schema, b"k", record, None).deliveries
     }
     # Changed on purpose by issue 10 item 4 (withholdable fields are optional in the one view of a
-    # role) and issue 12 (fingerprints written in frame byte order).
+    # role) and issue 12 (views named per role and conditional grants, nested records per path, so a
+    # grant change is a new version of one registry subject; fingerprints in frame byte order).
     assert got == {
-        ("fr.gp.view.Decision_5a38f8b8", "546e52bd967add2a"),
-        ("fr.gp.view.Decision_c6a390b1", "7f91564c88fde97a"),
-        ("fr.gp.view.Decision_cd8c73e0", "c7141f92cb826852"),
-        ("fr.gp.view.Demande_11d21b34", "6f1d2044cda67eb3"),
-        ("fr.gp.view.Demande_6edc94b9", "fd106915c4f9aaaa"),
-        ("fr.gp.view.Demande_7298a3e0", "d043f27225241617"),
-        ("fr.gp.view.Demande_7bd29902", "632ecdf0f3c5eb69"),
-        ("fr.gp.view.Demande_e95cdbcd", "bd369e1ab9650d65"),
+        ("fr.gp.view.Decision_2896e746", "ff0199b8c2ebc1e4"),
+        ("fr.gp.view.Decision_4eb661fb", "cf428e43e2b1fcc7"),
+        ("fr.gp.view.Decision_55fced28", "e063dc8a1bcc4f92"),
+        ("fr.gp.view.Decision_8d9a3aca", "2d5bc95f0f0be728"),
+        ("fr.gp.view.Demande_0147eddc", "56053739415d831b"),
+        ("fr.gp.view.Demande_1a909903", "9e8752fafe054c55"),
+        ("fr.gp.view.Demande_59c9e39e", "0a2bd4e413b66cca"),
+        ("fr.gp.view.Demande_781de2ce", "411449b03e4ba1d3"),
+        ("fr.gp.view.Demande_94991410", "ea5cf9b9d2505ff1"),
+        ("fr.gp.view.Demande_acf736e5", "e7e35dbd9fc44646"),
+        ("fr.gp.view.Demande_d95149f2", "255adaed1d7162fb"),
     }
