@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from gateway.codec.avro import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, decode_single_object
-from gateway.codec.registry_client import RegistryClient, SchemaRefused
+from gateway.codec.registry_client import NO_DETAIL, RegistryClient, SchemaRefused
 from gateway.errors import ConfigError, FatalError, Problem, RejectedMessage, RetriableError
 
 __all__ = [
@@ -154,6 +154,8 @@ class ConfluentFramer(Framer):
                     self._prefixes[key] = CONFLUENT_MAGIC + struct.pack(">I", sid)
                     continue
                 why = self._retry(partial(self.client.incompatibilities, subject, text), "schema registry")
+                if why == [NO_DETAIL]:  # e.g. Apicurio's check gives no detail: its refusal does
+                    why = self._reason(subject, text)
                 if why:
                     refused.append((subject, why))
                 new.append((key, subject, text))
@@ -166,6 +168,16 @@ class ConfluentFramer(Framer):
                 sid = self._retry(partial(self.client.register, subject, text), "schema registry")
                 self._prefixes[key] = CONFLUENT_MAGIC + struct.pack(">I", sid)
                 _log.info("schema registry: %s registered with id %d", subject, sid)
+
+    def _reason(self, subject: str, text: str) -> list[str]:
+        """The registry's reason for refusing `text` under `subject`, from the refused registration
+        itself (the check said the subject's compatibility rule refuses it, so nothing is written)."""
+        try:
+            sid = self._retry(partial(self.client.register, subject, text), "schema registry")
+        except SchemaRefused as exc:
+            return [exc.reason]
+        _log.warning("schema registry: %s was said incompatible but registered (id %d)", subject, sid)
+        return []
 
     def reframe(self, topic: str, value: bytes) -> bytes:
         if value[:2] != SINGLE_OBJECT_MAGIC or len(value) < 10:

@@ -21,9 +21,10 @@ from pydantic import SecretStr
 
 from gateway.errors import ConfigError, FatalError, RetriableError
 
-__all__ = ["RegistryClient", "SchemaRefused"]
+__all__ = ["NO_DETAIL", "RegistryClient", "SchemaRefused"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+NO_DETAIL = "not compatible with the latest version"
 SUBJECT_NOT_FOUND = 40401
 SCHEMA_NOT_FOUND = 40403
 
@@ -142,7 +143,7 @@ class RegistryClient:
             return []
         if out.get("is_compatible", False):
             return []
-        return [str(m) for m in out.get("messages") or []] or ["not compatible with the latest version"]
+        return [str(m) for m in out.get("messages") or []] or [NO_DETAIL]
 
     def set_compatibility(self, subject: str, level: str = "BACKWARD") -> None:
         self._call("PUT", f"/config/{self._subject(subject)}", {"compatibility": level})

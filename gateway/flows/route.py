@@ -40,7 +40,16 @@ from gateway.policy.scope import DECISION, DEMANDE, ScopeState
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
-__all__ = ["RELOAD_INTERVAL_S", "Fanout", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
+__all__ = [
+    "RELOAD_INTERVAL_S",
+    "Fanout",
+    "Output",
+    "RouteCore",
+    "RouteOutcome",
+    "output_schemas",
+    "register",
+    "route_topics",
+]
 
 _log = logging.getLogger(__name__)
 FLOW = "route"
@@ -106,6 +115,21 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     return specs
 
 
+def output_schemas(router: Router, prefix: str) -> list[tuple[str, AvroCodec]]:
+    """(topic, schema) of everything `router` may write: every view of each actor's role to the
+    actor's topic, and the audit entries to the audit topic."""
+    by_role: dict[str, list[AvroCodec]] = {}
+    for info in all_views(router):
+        by_role.setdefault(info.role, []).append(info.view.codec)
+    out = [
+        (actor_topic(a.id, prefix), codec)
+        for a in router.policy.actors.values()
+        for codec in by_role.get(a.role, [])
+    ]
+    out.append((audit_topic(prefix), load_schemas().codec(AUDIT_SCHEMA)))
+    return out
+
+
 class RouteCore:
     """The flow without Kafka: bytes in, outputs out (used by the agent and by tests)."""
 
@@ -132,24 +156,10 @@ class RouteCore:
         self._audit_topic = audit_topic(prefix)
         self._metric_labels: tuple[Router, dict[str, str]] | None = None
 
-    def output_schemas(self, router: Router) -> list[tuple[str, AvroCodec]]:
-        """(topic, schema) of everything the router may write: every view of each actor's role to the
-        actor's topic, and the audit entries."""
-        by_role: dict[str, list[AvroCodec]] = {}
-        for info in all_views(router):
-            by_role.setdefault(info.role, []).append(info.view.codec)
-        out = [
-            (actor_topic(a.id, self.prefix), codec)
-            for a in router.policy.actors.values()
-            for codec in by_role.get(a.role, [])
-        ]
-        out.append((audit_topic(self.prefix), load_schemas().codec(AUDIT_SCHEMA)))
-        return out
-
     def prepare(self, router: Router) -> None:
         """Register (or look up) every schema `router` may write (no-op without a registry);
         SchemaRefused when the registry refuses one, before any is registered."""
-        self.framer.prepare(self.output_schemas(router))
+        self.framer.prepare(output_schemas(router, self.prefix))
 
     def metric_topic(self, topic: str) -> str:
         """The `topic` label of a published record: an actor topic is labelled by its actor's role
