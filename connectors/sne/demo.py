@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.codec.avro import load_schemas
+from gateway.codec.framing import decoder_for
 from gateway.errors import GatewayError, RejectedMessage
 from gateway.settings import GatewaySettings
 from gateway.topics import canonical_topic, dlq_topic
@@ -53,7 +54,7 @@ def sne_report_topics(settings: GatewaySettings) -> list[str]:
 def _canonical(settings: GatewaySettings) -> list[tuple[str, dict[str, Any]]]:
     from gateway.testing.kafka import consume_all  # noqa: PLC0415
 
-    codecs = load_schemas().by_fingerprint()
+    decoder = decoder_for(settings.schema_registry_url, load_schemas().by_fingerprint())
     out = []
     for kind in ("demande", "decision"):
         for m in consume_all(
@@ -62,7 +63,7 @@ def _canonical(settings: GatewaySettings) -> list[tuple[str, dict[str, Any]]]:
             if not m.value:
                 continue
             try:
-                codec, record = decode_single_object(m.value, codecs)
+                codec, record = decoder.decode(m.value)
             except RejectedMessage:
                 continue
             out.append((codec.name, record))

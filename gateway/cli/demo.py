@@ -32,6 +32,7 @@ from connectors.sne.demo import sne_report_topics, step_sne
 from gateway.broker.local import free_port
 from gateway.errors import GatewayError
 from gateway.policy.demo import route_report_topics, step_route
+from gateway.registry_local.demo import step_registry, stop_registry
 from gateway.settings import GatewaySettings
 from gateway.topics import FORMATS, canonical_topic, dlq_topic, ingest_group, raw_topic
 
@@ -55,6 +56,7 @@ class DemoContext:
     flows: list[str]
     worker: subprocess.Popen[bytes] | None = None
     started_broker: bool = False
+    started_registry: bool = False
     files_emitted: int = 0
     files_rejected: int = 0
     consumed: list[str] = field(default_factory=list)  # topics the worker's agents read
@@ -224,6 +226,7 @@ TOPIC_LABELS: list[tuple[str, str]] = [
 FLOWS: list[str] = ["ingest", "route"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
+    ("registry", step_registry),
     ("topics", step_topics),
     ("worker", step_worker),
     ("sources", step_sources),
@@ -275,6 +278,7 @@ def _stop(ctx: DemoContext) -> None:
             ctx.worker.kill()
             ctx.worker.wait()
         ctx.say("gateway worker stopped")
+    stop_registry(ctx)
     if ctx.started_broker:
         from gateway.cli.broker import stop_local_broker  # noqa: PLC0415
 

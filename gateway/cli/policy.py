@@ -179,7 +179,8 @@ def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool, traffic:
 
 def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     from gateway.cli.audit import read_topic  # noqa: PLC0415
-    from gateway.codec.avro import decode_single_object, load_schemas  # noqa: PLC0415
+    from gateway.codec.avro import load_schemas  # noqa: PLC0415
+    from gateway.codec.framing import decoder_for  # noqa: PLC0415
     from gateway.errors import RejectedMessage  # noqa: PLC0415
     from gateway.policy.explain import dry_run  # noqa: PLC0415
     from gateway.policy.router import Router  # noqa: PLC0415
@@ -187,7 +188,7 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     from gateway.topics import canonical_topic  # noqa: PLC0415
 
     settings = GatewaySettings()
-    codecs = load_schemas().by_fingerprint()
+    decoder = decoder_for(settings.schema_registry_url, load_schemas().by_fingerprint())
     raw = []
     for kind in ("demande", "decision"):
         raw += list(read_topic(settings.bootstrap_servers, canonical_topic(kind, settings.topic_prefix)))
@@ -196,7 +197,7 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     skipped = 0
     for r in raw:
         try:
-            codec, record = decode_single_object(r.value or b"", codecs)
+            codec, record = decoder.decode(r.value or b"")
         except RejectedMessage:
             skipped += 1
             continue

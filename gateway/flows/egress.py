@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import SchemaSet, decode_single_object, load_schemas
+from gateway.codec.avro import SINGLE_OBJECT_MAGIC, SchemaSet, load_schemas
+from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.connectors import Sink, SinkOutput, SinkRecord
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
 from gateway.model.deadletter import dead_letter_headers
@@ -146,18 +147,20 @@ async def process_envelopes(
     retry: RetryPolicy | None = None,
     schemas: SchemaSet | None = None,
     connector: str | None = None,
+    decoder: FrameDecoder | None = None,
 ) -> EgressResult:
-    """Decode, write, and sort out outputs and dead letters (no Kafka here)."""
+    """Decode, write, and sort out outputs and dead letters (no Kafka here). `decoder` reads the
+    Confluent wire format too (a registry is configured); without it, single-object frames only."""
     retry = retry or RetryPolicy()
     name = str(connector or getattr(sink, "name", "sink"))
-    codecs = (schemas or load_schemas()).by_fingerprint()
+    decode = (decoder or FrameDecoder((schemas or load_schemas()).by_fingerprint())).decode
     result = EgressResult()
     pairs: list[tuple[Envelope, SinkRecord]] = []
     for env in envelopes:
         if env.payload is None or not env.payload:
             continue  # tombstone
         try:
-            codec, record = decode_single_object(env.payload, codecs)
+            codec, record = decode(env.payload)
         except RejectedMessage as exc:
             result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
             continue
@@ -201,11 +204,15 @@ class EgressRunner:
         replication: int = 1,
         producer_options: dict[str, Any] | None = None,
         commit_timeout_ms: int = 60_000,
+        registry_url: str | None = None,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
         self.sink = sink
         self.retry = retry or RetryPolicy()
+        # with a schema registry: inputs of both framings, Avro outputs in the Confluent wire format
+        self.decoder = decoder_for(registry_url, load_schemas().by_fingerprint())
+        self.framer = framer_for(registry_url)
         self.max_records = max_records
         self.poll_timeout_ms = poll_timeout_ms
         self.consumer: Any = KafkaConsumer(
@@ -238,10 +245,18 @@ class EgressRunner:
             ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
             self._known |= new
 
+    def _value(self, topic: str, value: bytes | None) -> bytes | None:
+        if self.framer.confluent and value is not None and value[:2] == SINGLE_OBJECT_MAGIC:
+            return self.framer.reframe(topic, value)
+        return value
+
     def _publish(self, records: Sequence[SinkOutput]) -> None:
         self._ensure({r.topic for r in records})
         futures = [
-            self.producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
+            self.producer.send(
+                r.topic, key=r.key, value=self._value(r.topic, r.value), headers=list(r.headers)
+            )
+            for r in records
         ]
         self.producer.flush(timeout=self.commit_timeout_ms / 1000)
         for f in futures:
@@ -280,7 +295,7 @@ class EgressRunner:
             self._ticked = []
         if not envelopes:
             return 0
-        result = await process_envelopes(self.sink, envelopes, retry=self.retry)
+        result = await process_envelopes(self.sink, envelopes, retry=self.retry, decoder=self.decoder)
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
         await asyncio.to_thread(self.consumer.commit, timeout_ms=self.commit_timeout_ms)
         self._uncommitted.clear()
