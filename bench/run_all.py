@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_codec.py", "bench_normalise.py", "bench_policy.py", "bench_ingest.py"]
+BENCHES = ["bench_codec.py", "bench_normalise.py", "bench_policy.py", "bench_ingest.py", "bench_framing.py"]
 
 
 def main() -> int:

@@ -59,6 +59,16 @@ def ensure_local_registry(settings: GatewaySettings, *, echo: bool = True) -> tu
         raise click.ClickException(
             f"no schema registry answers at {url} (a remote registry is not started here)"
         )
+    pid = _running_pid(settings)
+    if pid is not None:  # one local registry per state dir (its H2 file is locked by the running one)
+        try:
+            where = (data_dir(settings) / "url").read_text(encoding="utf-8").strip()
+        except OSError:
+            where = "?"
+        raise click.ClickException(
+            f"a local schema registry already runs from {data_dir(settings)} (pid {pid}, at {where}): "
+            "point GATEWAY_SCHEMA_REGISTRY_URL at it, or `gateway registry stop` it"
+        )
     if not registry_installed(settings.state_dir):
         if echo:
             click.echo(f"fetching Apicurio Registry {REGISTRY_VERSION} from Maven Central (once)...")

@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
-from gateway.codec.avro import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, decode_single_object
+from gateway.codec.avro import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MAGIC,
+    AvroCodec,
+    decode_single_object,
+    load_schemas,
+)
 from gateway.codec.registry_client import NO_DETAIL, RegistryClient, SchemaRefused
 from gateway.errors import ConfigError, FatalError, Problem, RejectedMessage, RetriableError
 
@@ -116,7 +122,9 @@ class ConfluentFramer(Framer):
         self.stop = stop
         self.max_delay = max_delay
         self._prefixes: dict[tuple[str, bytes], bytes] = {}
-        self._codecs: dict[bytes, AvroCodec] = {}
+        # schemas `reframe` may meet before `prepare` named them: every canonical one (views are added
+        # by `prepare`); a frame of any other schema is refused, never written unframed
+        self._codecs: dict[bytes, AvroCodec] = dict(load_schemas().by_fingerprint())
         self._lock = threading.Lock()
         self.registry_calls = 0
 
