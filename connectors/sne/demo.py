@@ -93,13 +93,16 @@ def _feedback_counts(settings: GatewaySettings) -> Counter[str]:
     from gateway.testing.kafka import consume_all  # noqa: PLC0415
 
     codec = load_schemas().codec("SneFeedback")
+    decoder = decoder_for(settings.schema_registry_url, {codec.fingerprint: codec})  # either framing
     counts: Counter[str] = Counter()
     for topic in sne_report_topics(settings):
         if FEEDBACK_INFIX not in topic:
             continue
         for m in consume_all(settings.bootstrap_servers, topic, quiet_ms=300):
-            if m.value and m.value[2:10] == codec.fingerprint:
-                counts[str(codec.decode(m.value[10:])["status"])] += 1
+            try:
+                counts[str(decoder.decode(m.value or b"")[1]["status"])] += 1
+            except RejectedMessage:
+                continue
     return counts
 
 
