@@ -216,3 +216,25 @@ def test_registry_down_at_start_waits_then_registers(
             assert frame.startswith(prefix) and framer.registry_calls == calls
         finally:
             registry.stop()
+
+
+def test_schemas_check_asks_the_registry(schema_registry_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+    from gateway.cli import cli  # noqa: PLC0415
+    from gateway.codec.avro import DEFAULT_SCHEMA_DIR  # noqa: PLC0415
+    from gateway.topics import canonical_topic  # noqa: PLC0415
+
+    prefix = f"reg{uuid.uuid4().hex[:8]}"
+    framer = ConfluentFramer(RegistryClient(schema_registry_url))
+    framer.prepare([(canonical_topic("demande", prefix), load_schemas().codec("fr.gp.Demande"))])
+    current = tmp_path / "avro"
+    shutil.copytree(DEFAULT_SCHEMA_DIR, current)
+    path = current / "fr.gp.Demande.avsc"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["fields"].append({"name": "nouveauChamp", "type": "string"})  # required, no default
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    env = {"GATEWAY_SCHEMA_REGISTRY_URL": schema_registry_url, "GATEWAY_TOPIC_PREFIX": prefix}
+    result = CliRunner().invoke(cli, ["schemas", "check", "--current", str(current)], env=env)
+    assert result.exit_code == 1
+    assert f"BREAKING (schema registry) {canonical_topic('demande', prefix)}-fr.gp.Demande" in result.output
+    assert "nouveauChamp" in result.output
