@@ -36,7 +36,7 @@ from gateway.broker import LocalBroker, free_port, install_kafka
 from gateway.flows.admin import TopicSpec, ensure_topics, ingest_topics
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import start_worker, stop_worker, worker_env
-from gateway.topics import canonical_topic, raw_topic
+from gateway.topics import canonical_topic, source_raw_topic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
@@ -192,10 +192,10 @@ def bench_flow(
         procs.append(start_worker(wenv, log_path=str(log)))
     try:
         # start the clock only once every worker holds its partitions: wait for a warm-up record
-        produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, 1)
+        produce_n(bootstrap, source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), payload, 1)
         output_rate(bootstrap, canonical_topic("demande", prefix), 1)
         time.sleep(2 * workers)  # let the group settle (one rebalance per extra worker)
-        produce_n(bootstrap, raw_topic("sne-xml", prefix), payload, n)
+        produce_n(bootstrap, source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), payload, n)
         return output_rate(bootstrap, canonical_topic("demande", prefix), n + 1, skip=1)
     finally:
         for proc in procs:
@@ -206,7 +206,7 @@ def bench_latency(
     bootstrap: str, payload: bytes, *, rate: float, seconds: float, guarantee: str, tmp: Path
 ) -> list[float]:
     prefix, env = _flow_setup(bootstrap, tmp, guarantee)
-    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    raw, out = source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), canonical_topic("demande", prefix)
     worker = start_worker(env, log_path=str(tmp / f"latency-{guarantee}.log"))
     sent: dict[str, float] = {}
     received: dict[str, float] = {}

@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_codec.py", "bench_normalise.py", "bench_policy.py", "bench_ingest.py", "bench_framing.py"]
+BENCHES = [
+    "bench_codec.py",
+    "bench_normalise.py",
+    "bench_cal_csv.py",
+    "bench_policy.py",
+    "bench_cotation.py",
+    "bench_console.py",
+    "bench_ingest.py",
+    "bench_framing.py",
+]
 
 
 def main() -> int:

@@ -30,8 +30,9 @@ __all__ = [
 class Problem:
     """One problem found in an input: where (a field path), what was there, and why it is wrong.
 
-    `value` is a short, redacted description of the offending value (its type or a code), never a
-    personal datum; normalisers decide what is safe to show (codes yes, names and amounts no).
+    `value` is a short, redacted description of the offending value, never a personal datum: its
+    type, its length, the expected pattern, or a code only when it belongs to the code list checked
+    (an unknown code is described by its length: a shifted column puts names or amounts there).
     """
 
     path: str

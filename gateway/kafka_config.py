@@ -8,9 +8,13 @@ from typing import Any
 
 from gateway.settings import GatewaySettings
 
-__all__ = ["client_kwargs"]
+__all__ = ["RECONNECT", "client_kwargs"]
+
+# kafka-python backs reconnects off up to 30 s by default (a worker resumed ~40 s after its broker
+# came back): 2 s at most, so a flow resumes within seconds of the broker's return.
+RECONNECT: dict[str, Any] = {"reconnect_backoff_ms": 100, "reconnect_backoff_max_ms": 2000}
 
 
 def client_kwargs(settings: GatewaySettings) -> dict[str, Any]:
     """kafka-python keyword arguments (bootstrap servers and, when configured, security)."""
-    return {"bootstrap_servers": settings.bootstrap_servers}
+    return {"bootstrap_servers": settings.bootstrap_servers, **RECONNECT}

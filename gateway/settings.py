@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GatewaySettings", "default_state_dir"]
+
+
+_HOST = re.compile(
+    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?|\[[0-9A-Fa-f:.]+\])$"
+)
 
 
 def default_state_dir() -> Path:
@@ -37,7 +43,9 @@ class GatewaySettings(BaseSettings):
     policy_file: Path | None = Field(None, description="Access policy file; the bundled default when unset.")
     state_dir: Path = Field(default_factory=default_state_dir, description="Broker data, tables, ledgers.")
     kafka_version: str = Field("3.9.1", description="Apache Kafka version fetched from Maven Central.")
-    web_port: int = Field(6066, description="Port of /health, /metrics and /status.")
+    web_port: int = Field(
+        6066, description="Port of /health, /metrics and /status (settings, secrets masked)."
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of the web server.")
     instance_id: str = Field(
         default_factory=socket.gethostname,
@@ -55,7 +63,52 @@ class GatewaySettings(BaseSettings):
         None,
         description="HMAC key pseudonymising numéros uniques for statistique; overrides the policy file's.",
     )
+    console_host: str = Field("127.0.0.1", description="Bind address of the operators' console.")
+    console_port: int = Field(6067, ge=1, le=65535, description="Port of the operators' console.")
+    console_accounts_file: Path | None = Field(
+        None,
+        description="Console accounts (argon2 hashes, 0600). Default: <state dir>/console/accounts.yaml.",
+    )
+    console_metrics_urls: str | None = Field(
+        None,
+        description="Comma-separated /metrics URLs the console samples each minute. Default: this host's"
+        " worker (http://<web host>:<web port>/metrics).",
+    )
+    console_interval_s: float = Field(60.0, gt=0, le=3600, description="Console sampling period (seconds).")
     sasl_password: SecretStr | None = Field(None, description="SASL password, when the cluster needs one.")
+    cotation_grid: Path | None = Field(None, description="Cotation grid of the `cotation` flow (YAML).")
+    adequacy_rules: Path | None = Field(
+        None, description="Adequacy and solvency rules of the `cotation` flow (YAML); none: no assessment."
+    )
+    report_territories: Path | None = Field(
+        None,
+        description="Territories and first-quartile thresholds (YAML): the `cotation` flow keeps the"
+        " 25 % report on <prefix>.report.attributions; none: no report.",
+    )
+    report_qpv: Path | None = Field(
+        None, description="Dwellings in QPV (CSV `rpls;qpv`), with report_territories."
+    )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap_shape(cls, value: str) -> str:
+        """host:port[,host:port…], checked before any connection (the value is not echoed back)."""
+        entries = [e.strip() for e in value.split(",")]
+        if not value.strip() or any(not e for e in entries):
+            raise ValueError("expected host:port[,host:port...], got an empty entry")
+        for n, entry in enumerate(entries, 1):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"entry {n} is not host:port (host name or IP address, port 1-65535)")
+        return ",".join(entries)
+
+    def console_accounts_path(self) -> Path:
+        return self.console_accounts_file or self.state_dir / "console" / "accounts.yaml"
+
+    def console_scrape_urls(self) -> list[str]:
+        if self.console_metrics_urls:
+            return [u.strip() for u in self.console_metrics_urls.split(",") if u.strip()]
+        return [f"http://{self.web_host}:{self.web_port}/metrics"]
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /status."""

@@ -2,10 +2,13 @@
 
 | topic                                  | key          | cleanup        | content                         |
 |----------------------------------------|--------------|----------------|---------------------------------|
-| {prefix}.raw.{format}                  | source key   | delete         | raw bytes from sources          |
-| {prefix}.raw.{format}.dlq              | source key   | delete         | rejected raw inputs + headers   |
+| {prefix}.raw.{format}.{source}         | source key   | delete         | raw bytes from one source       |
+| {prefix}.raw.{format}.{source}.dlq     | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
 | {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.canonical.cotation            | numéro unique| compact        | latest fr.gp.Cotation           |
+| {prefix}.canonical.adequation          | numéro unique| delete         | fr.gp.Adequation at designation |
+| {prefix}.report.attributions           | line key     | compact        | fr.gp.LigneAttributions (25 %)  |
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
@@ -14,6 +17,8 @@
 from __future__ import annotations
 
 import re
+
+from gateway.formats import FORMATS  # a leaf module too: the one registry of input formats
 
 __all__ = [
     "DLQ_SUFFIX",
@@ -25,10 +30,10 @@ __all__ = [
     "feedback_topic",
     "ingest_group",
     "raw_topic",
+    "report_topic",
     "source_raw_topic",
 ]
 
-FORMATS = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
 DLQ_SUFFIX = ".dlq"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -38,6 +43,8 @@ def _safe(part: str) -> str:
 
 
 def raw_topic(fmt: str, prefix: str = "gp") -> str:
+    """The raw topic of a format shared by every producer: no longer read by the ingest (it cannot
+    tell who sent an input); raw topics are per source (`source_raw_topic`)."""
     return f"{prefix}.raw.{_safe(fmt)}"
 
 
@@ -52,8 +59,13 @@ def dlq_topic(topic: str) -> str:
 
 
 def canonical_topic(kind: str, prefix: str = "gp") -> str:
-    """kind: 'demande' or 'decision'."""
+    """kind: 'demande', 'decision', 'cotation' or 'adequation'."""
     return f"{prefix}.canonical.{_safe(kind)}"
+
+
+def report_topic(name: str, prefix: str = "gp") -> str:
+    """Aggregated reports (no household named), e.g. 'attributions'."""
+    return f"{prefix}.report.{_safe(name)}"
 
 
 def actor_topic(actor_id: str, prefix: str = "gp") -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.connectors import ConnectorConfig
-from gateway.topics import FORMATS
+from gateway.formats import FORMATS, unique_extensions
 from pydantic import Field, field_validator
 
 __all__ = ["DEFAULT_EXTENSIONS", "FileDropConfig"]
 
-# extension -> format, used when neither `format` nor the sub-folder says it (.json is ambiguous)
-DEFAULT_EXTENSIONS: dict[str, str] = {".xml": "sne-xml", ".csv": "cal-csv"}
+# extension -> format, used when neither `format` nor the sub-folder says it: the suffixes one format
+# alone claims in the registry of formats (.json is ambiguous)
+DEFAULT_EXTENSIONS: dict[str, str] = unique_extensions()
 
 
 def _check_format(value: str) -> str:
@@ -27,6 +28,11 @@ class FileDropConfig(ConnectorConfig):
     sub-folder named like a format (incoming/sne-xml/...), `extensions[<suffix>]`.
     """
 
+    source: str = Field(
+        description="Id of the source (actors file `sources:`) this drop folder publishes for: files go"
+        " to its raw topics <prefix>.raw.<format>.<source>, and their records may be entered (saisie)"
+        " only for the organisations it speaks for."
+    )
     folder: Path = Field(description="Root folder; files are dropped in <folder>/incoming.")
     format: str | None = Field(None, description="Format of every file (else inferred per file).")
     folders: dict[str, str] = Field(

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from gateway.connectors import CheckResult, ConnectorConfig, Emit, Guarantee, RawEvent
 from gateway.errors import GatewayError, RejectedMessage
-from gateway.topics import FORMATS
+from gateway.formats import FORMATS
 
 from connectors.file_drop.config import FileDropConfig
 

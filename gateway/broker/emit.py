@@ -1,6 +1,8 @@
-"""The core side of a source connector: `emit(RawEvent)` publishes to the raw topic of its format
-and returns once the broker acknowledged it (acks=all, idempotent producer). An event the broker can
-never take (too large) is a RejectedMessage; other Kafka failures are RetriableError."""
+"""The core side of a source connector: `emit(RawEvent)` publishes to the raw topic of its source for
+its format (`<prefix>.raw.<format>.<source>`, the source being the connector's `source` setting,
+declared in the actors file with the formats it sends) and returns once the broker acknowledged it
+(acks=all, idempotent producer). An event the broker can never take (too large), or of a format its
+source does not declare, is a RejectedMessage; other Kafka failures are RetriableError."""
 
 from __future__ import annotations
 
@@ -10,17 +12,20 @@ from typing import Any
 
 from gateway.connectors import RawEvent, Source
 from gateway.errors import ConfigError, Problem, RejectedMessage, RetriableError
+from gateway.formats import FORMATS
 from gateway.settings import GatewaySettings
-from gateway.topics import FORMATS, raw_topic
+from gateway.topics import source_raw_topic
 
-__all__ = ["KafkaEmitter", "run_source"]
+__all__ = ["KafkaEmitter", "run_source", "source_id_of"]
 
 
 class KafkaEmitter:
     """An async context manager whose instances are `Emit` callables."""
 
-    def __init__(self, settings: GatewaySettings, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: GatewaySettings, *, source: str, timeout_s: float = 30.0) -> None:
         self.settings = settings
+        self.source = source
+        self._formats = _declared_formats(settings, source)
         self.timeout_s = timeout_s
         self.count = 0
         self._producer: Any = None
@@ -54,9 +59,14 @@ class KafkaEmitter:
     async def __call__(self, event: RawEvent) -> None:
         if event.format not in FORMATS:
             raise ConfigError(f"unknown format {event.format!r}")
+        if event.format not in self._formats:  # no raw topic of it: the input could never be read
+            raise RejectedMessage(
+                f"source {self.source} does not declare format {event.format} in the actors file",
+                [Problem("$", f"format {event.format} not declared for source {self.source}")],
+            )
         if self._producer is None:
             raise RuntimeError("KafkaEmitter used outside `async with`")
-        topic = raw_topic(event.format, self.settings.topic_prefix)
+        topic = source_raw_topic(event.format, self.source, self.settings.topic_prefix)
         headers = [*event.headers, ("gp.source.origin", event.origin.encode())]
         try:
             await asyncio.wait_for(
@@ -77,8 +87,33 @@ class KafkaEmitter:
         self.count += 1
 
 
-async def run_source(source: Source, settings: GatewaySettings) -> int:
-    """Run `source` until it returns (or is stopped), publishing what it emits; returns the count."""
-    async with KafkaEmitter(settings) as emit:
+def _declared_formats(settings: GatewaySettings, source: str) -> frozenset[str]:
+    from gateway.policy.model import load_policy  # noqa: PLC0415 - policy loading is not a leaf
+
+    policy = load_policy(settings.policy_file, secret=settings.pseudonymisation_secret)
+    declared = policy.sources.get(source)
+    if declared is None:
+        raise ConfigError(
+            f"source {source!r} is not declared in the actors file (`sources:`); declared: "
+            + (", ".join(sorted(policy.sources)) or "none")
+        )
+    return frozenset(declared.formats)
+
+
+def source_id_of(source: Source) -> str:
+    """The source id a connector publishes for: its config's `source` setting."""
+    sid = getattr(getattr(source, "config", None), "source", None)
+    if not isinstance(sid, str) or not sid:
+        raise ConfigError(
+            f"connector {getattr(source, 'name', '?')} has no `source` setting: a source connector"
+            " publishes for one source of the actors file"
+        )
+    return sid
+
+
+async def run_source(source: Source, settings: GatewaySettings, *, source_id: str | None = None) -> int:
+    """Run `source` until it returns (or is stopped), publishing what it emits for `source_id` (by
+    default its config's `source`); returns the count."""
+    async with KafkaEmitter(settings, source=source_id or source_id_of(source)) as emit:
         await source.run(emit)
         return emit.count

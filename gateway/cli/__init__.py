@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "policy": "gateway.cli.policy:policy",
     "audit": "gateway.cli.audit:audit",
     "sne": "gateway.cli.sne:sne",
+    "cotation": "gateway.cli.cotation:cotation",
+    "report": "gateway.cli.report:report",
+    "console": "gateway.cli.console:console",
 }
 
 
@@ -54,6 +57,9 @@ QUIET_LOGGERS = ("kafka", "aiokafka")
 def cli(log_level: str) -> None:
     """gp-gateway: share social-housing applications between the actors of the gestion partagée."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from gateway.monitoring.logs import install_repeat_filter  # noqa: PLC0415
+
+    install_repeat_filter()  # client libraries log every failed reconnect: one line per backoff window
     # the Kafka clients log whole records (keys, values, headers) at DEBUG: payloads hold health and
     # income data, so their loggers never go below INFO, whatever --log-level says
     for name in QUIET_LOGGERS:

@@ -6,7 +6,7 @@ The audit topic ({prefix}.audit.disclosures) is nominative: only gestionnaire an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from gateway.codec.avro import load_schemas
 from gateway.codec.framing import decoder_for
 from gateway.errors import RejectedMessage, RetriableError
 
-__all__ = ["audit", "read_audit", "read_topic"]
+__all__ = ["audit", "disclosures_of", "read_audit", "read_topic"]
 
 
 def read_audit(
@@ -74,6 +74,12 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterat
         consumer.close()
 
 
+def disclosures_of(entries: Iterable[dict[str, Any]], numero: str) -> list[dict[str, Any]]:
+    """The audit entries of an application: by numéro unique, or by the reference of an application
+    not numbered yet (`<numGuichet>/<referenceSource>`, the key of its canonical records)."""
+    return [e for e in entries if numero in (e.get("numUnique"), e.get("reference"))]
+
+
 @click.group("audit")
 def audit() -> None:
     """Disclosure audit (who received which classes of data about an application)."""
@@ -85,19 +91,17 @@ def audit() -> None:
 @click.option("--prefix", default=None, help="Topic prefix (default: settings).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per disclosure.")
 def who_received(numero: str, bootstrap: str | None, prefix: str | None, as_json: bool) -> None:
-    """Every disclosure of application NUMERO: actor, classes, rule, policy version, time."""
+    """Every disclosure of application NUMERO (a numéro unique, or NUMGUICHET/REFERENCE for an
+    application not numbered yet): actor, classes, rule, policy version, time."""
     from gateway.settings import GatewaySettings  # noqa: PLC0415
     from gateway.topics import audit_topic  # noqa: PLC0415
 
     settings = GatewaySettings()
     topic = audit_topic(prefix or settings.topic_prefix)
-    rows = [
-        e
-        for e in read_audit(
-            bootstrap or settings.bootstrap_servers, topic, registry_url=settings.schema_registry_url
-        )
-        if e.get("numUnique") == numero
-    ]
+    entries = read_audit(
+        bootstrap or settings.bootstrap_servers, topic, registry_url=settings.schema_registry_url
+    )
+    rows = disclosures_of(entries, numero)
     if as_json:
         for e in rows:
             click.echo(json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in e.items()}))

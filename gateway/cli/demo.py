@@ -4,7 +4,7 @@ Steps (each a callable taking the DemoContext, listed in STEPS; the worker runs 
   broker   start the local Kafka broker unless one answers (stopped again at the end)
   topics   create the topics of the flows
   worker   start `gateway run --flows <FLOWS>` as a subprocess
-  sources  copy samples/<format>/* and samples/bad/* into a drop folder, run the file-drop source
+  sources  drop samples/<format>/* and samples/bad/* in one folder per declared source, run file-drop
   drain    wait until the worker has committed every raw input
   route    summarise what the route flow delivered to each actor and audited
   sne      start the SNE simulator (mutual TLS) and the SNE connector; report its answers
@@ -13,7 +13,6 @@ then print a table of what flowed where (records per topic) and stop everything 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import subprocess
@@ -31,21 +30,16 @@ from connectors.sne.demo import sne_report_topics, step_sne
 
 from gateway.broker.local import free_port
 from gateway.errors import GatewayError
+from gateway.formats import INPUT_FORMATS
 from gateway.policy.demo import route_report_topics, step_route
 from gateway.registry_local.demo import step_registry, stop_registry
 from gateway.settings import GatewaySettings
-from gateway.topics import FORMATS, canonical_topic, dlq_topic, ingest_group, raw_topic
+from gateway.topics import ingest_group
 
 __all__ = ["FLOWS", "REPORT_TOPICS", "STEPS", "TOPIC_LABELS", "DemoContext", "DemoStep", "demo"]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-BAD_PREFIX = {
-    "sne-": "sne-xml",
-    "cdc-": "cdc-json",
-    "cal-": "cal-csv",
-    "siao-": "siao-json",
-    "comed-": "comed-json",
-}
+BAD_PREFIX = {f"{f.short}-": f.name for f in INPUT_FORMATS}  # samples/bad/<short name>-...
 
 
 @dataclass
@@ -115,26 +109,9 @@ def step_worker(ctx: DemoContext) -> None:
 
 
 def step_sources(ctx: DemoContext) -> None:
-    from connectors.file_drop import FileDropConfig, FileDropSource  # noqa: PLC0415
+    from connectors.file_drop.demo import step_sources as drop_samples  # noqa: PLC0415
 
-    from gateway.broker.emit import run_source  # noqa: PLC0415
-
-    drop = ctx.workdir / "drop"
-    incoming = drop / "incoming"
-    for fmt in FORMATS:
-        for path in sorted((ctx.samples / fmt).glob("*")):
-            if path.is_file():
-                (incoming / fmt).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, incoming / fmt / path.name)
-    for path in sorted((ctx.samples / "bad").glob("*")):
-        bad_fmt = next((f for p, f in BAD_PREFIX.items() if path.name.startswith(p)), None)
-        if bad_fmt is not None and path.is_file():
-            (incoming / bad_fmt).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, incoming / bad_fmt / f"bad-{path.name}")
-    source = FileDropSource(FileDropConfig(folder=drop, settle_seconds=0, once=True))
-    asyncio.run(run_source(source, ctx.settings))
-    ctx.files_emitted, ctx.files_rejected = source.emitted, source.rejected
-    ctx.say(f"file-drop: {source.emitted} files published, {source.rejected} rejected (folder {drop})")
+    drop_samples(ctx)  # one file-drop connector per declared source (connectors/file_drop/demo.py)
 
 
 def _left(consumer: Any, reader: Any, group: Any, tps: list[Any]) -> int:
@@ -161,14 +138,14 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
     its outputs are already in the topics, so a downstream topic is never seen drained too early."""
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    topics = ctx.consumed or [raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS]
+    topics = ctx.consumed or [t for t in _ingest_topics(ctx.settings) if ".raw." in t and ".dlq" not in t]
     consumer = KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False)
     reader = KafkaConsumer(
         bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
     )
     # consumers of the worker's groups that never subscribe: they only read the committed offsets
     # (the ingest loop has its own group for the raw topics, the faust flows the app's)
-    raw = {raw_topic(f, ctx.settings.topic_prefix) for f in FORMATS}
+    raw = {t for t in topics if ".raw." in t}  # <prefix>.raw.<format>.<source>
     groups = {
         name: KafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=name, enable_auto_commit=False)
         for name in (ctx.settings.app_id, ingest_group(ctx.settings.app_id))
@@ -207,11 +184,9 @@ def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:
 
 
 def _ingest_topics(settings: GatewaySettings) -> list[str]:
-    p = settings.topic_prefix
-    out = []
-    for fmt in FORMATS:
-        out += [raw_topic(fmt, p), dlq_topic(raw_topic(fmt, p))]
-    return [*out, canonical_topic("demande", p), canonical_topic("decision", p)]
+    from connectors.file_drop.demo import ingest_report_topics  # noqa: PLC0415
+
+    return ingest_report_topics(settings)
 
 
 # (part of a topic name, what the report says about it); first match wins, "$" marks the end
@@ -315,6 +290,9 @@ def demo(prefix: str | None, keep: bool) -> None:
             except GatewayError as exc:
                 raise click.ClickException(f"demo step {name!r} failed: {exc}") from exc
         report(ctx)
+        from gateway.cli.cotation import demo_lines  # noqa: PLC0415 - cotation and 25 % of the samples
+
+        click.echo("\n".join(demo_lines(SAMPLES)))
     finally:
         _stop(ctx)
         if keep:

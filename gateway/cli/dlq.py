@@ -69,8 +69,9 @@ def dlq() -> None:
 
 @dlq.command("list")
 def list_() -> None:
-    """Dead-letter topics of this gateway (topic prefix) and how many records each holds."""
-    from kafka import TopicPartition  # noqa: PLC0415
+    """Dead-letter topics of this gateway (topic prefix) and how many dead letters each holds
+    (committed records: transaction markers and aborted records are not dead letters)."""
+    from gateway.monitoring.lag import count_committed_records  # noqa: PLC0415
 
     settings = GatewaySettings()
     consumer = _consumer(settings.bootstrap_servers)
@@ -82,10 +83,8 @@ def list_() -> None:
         )
         if not names:
             click.echo(f"no dead-letter topic with prefix {settings.topic_prefix!r}")
-        for name in names:
-            tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
-            begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-            click.echo(f"{name:40} {sum(end[tp] - begin[tp] for tp in tps):8d}")
+        for name, count in count_committed_records(consumer, names).items():
+            click.echo(f"{name:40} {count:8d}")
     finally:
         consumer.close()
 

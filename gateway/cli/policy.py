@@ -48,7 +48,10 @@ def policy() -> None:
 def check(policy_path: Path | None, actors_path: Path | None) -> None:
     """Validate a policy and its actors (every problem listed; exit 2 when refused)."""
     loaded = _load(policy_path, actors_path)
-    click.echo(f"policy {loaded.version}: {len(loaded.actors)} actors, {len(loaded.roles)} roles, OK")
+    click.echo(
+        f"policy {loaded.version}: {len(loaded.actors)} actors, {len(loaded.roles)} roles,"
+        f" {len(loaded.sources)} sources, {len(loaded.trusted)} trusted relations, OK"
+    )
 
 
 @policy.command("explain")
@@ -201,7 +204,8 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
         except RejectedMessage:
             skipped += 1
             continue
-        records.append((codec.name, r.key, record))
+        source = [(k, v) for k, v in (r.headers or []) if k == "gp.source" and v]  # who entered it
+        records.append((codec.name, r.key, record, source))
     stats = dry_run(Router(before), Router(after), records)
     changed = {
         a: s

@@ -18,6 +18,7 @@ from gateway.broker.local import broker_answers
 from gateway.errors import RetriableError
 from gateway.flows.admin import ensure_topics
 from gateway.flows.app import DEFAULT_FLOWS, create_app, flow_topics
+from gateway.monitoring.logs import install_repeat_filter
 from gateway.settings import GatewaySettings
 
 __all__ = ["run", "run_worker", "wait_for_broker"]
@@ -62,7 +63,13 @@ def run_worker(
         f"guarantee {settings.processing_guarantee}, web http://{settings.web_host}:{settings.web_port}",
         err=True,
     )
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
+
+    class CalmWorker(Worker):  # faust ships no type hints: Worker is Any
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install_repeat_filter(logger)
+
+    worker = CalmWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 
 

@@ -320,7 +320,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
 
     canonical = {canonical_topic("demande", cfg.topic_prefix), canonical_topic("decision", cfg.topic_prefix)}
-    specs = [t for t in ingest_topics(settings, formats=()) if t.name in canonical]
+    specs = [t for t in ingest_topics(settings, raw_topics=()) if t.name in canonical]
     p, r = settings.partitions, settings.replication_factor
     specs += [
         TopicSpec(dlq_topic(t), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(canonical)

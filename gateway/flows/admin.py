@@ -2,8 +2,8 @@
 
 | topic                         | cleanup | why                                                   |
 |-------------------------------|---------|-------------------------------------------------------|
-| {prefix}.raw.{format}         | delete  | raw inputs, kept for replay for `retention.ms`        |
-| {prefix}.raw.{format}.dlq     | delete  | dead letters, kept longer (30 days) for operators     |
+| {prefix}.raw.{format}.{source}     | delete | raw inputs of one source, kept for replay (7 days) |
+| {prefix}.raw.{format}.{source}.dlq | delete | dead letters, kept longer (30 days) for operators  |
 | {prefix}.canonical.demande    | compact | the latest fr.gp.Demande per numéro unique            |
 | {prefix}.canonical.decision   | delete  | fr.gp.Decision events (every event matters)           |
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gateway.errors import RetriableError
 from gateway.settings import GatewaySettings
-from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic
 
 __all__ = ["TopicSpec", "ensure_topics", "ingest_topics"]
 
@@ -38,12 +38,17 @@ class TopicSpec:
         return {"cleanup.policy": self.cleanup_policy, **self.configs}
 
 
-def ingest_topics(settings: GatewaySettings, formats: Sequence[str] = FORMATS) -> list[TopicSpec]:
-    """The topics the ingest flow reads and writes."""
+def ingest_topics(settings: GatewaySettings, raw_topics: Iterable[str] | None = None) -> list[TopicSpec]:
+    """The topics the ingest flow reads and writes: the raw topics (by default those of the sources
+    the actors file of `settings.policy_file` declares), their dead-letter topics, the canonical ones."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    if raw_topics is None:
+        from gateway.flows.ingest import raw_topics as declared  # noqa: PLC0415 - ingest imports admin
+        from gateway.policy.model import load_policy  # noqa: PLC0415
+
+        raw_topics = declared(load_policy(settings.policy_file), prefix)
     specs: list[TopicSpec] = []
-    for fmt in formats:
-        raw = raw_topic(fmt, prefix)
+    for raw in raw_topics:
         specs.append(TopicSpec(raw, p, r, "delete", {"retention.ms": str(7 * DAY_MS)}))
         specs.append(TopicSpec(dlq_topic(raw), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}))
     specs.append(

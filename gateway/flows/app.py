@@ -214,6 +214,7 @@ def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) 
     ctx = flow_context(app, settings)
     outbox = _Outbox(app)
     app.gp_outbox = outbox  # type: ignore[attr-defined]  # faust.App has no slot for user data
+    app.gp_flows = tuple(flows)  # type: ignore[attr-defined]  # for /status
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's signal typing is narrower
     async def _drop_revoked(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:

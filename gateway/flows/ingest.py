@@ -1,4 +1,10 @@
-"""Ingest flow: raw topic per format -> normalise -> canonical Avro records or dead letters.
+"""Ingest flow: raw topic per source and format -> normalise -> canonical Avro records or dead letters.
+
+Raw topics are `<prefix>.raw.<format>.<source>`, one per (source, format) pair the actors file
+declares; only that source's principal may write to one, so the topic says who sent each input. A
+canonical record whose `provenance.saisie` is neither that source nor an organisation it speaks for
+(nor one of their guichets) is dead-lettered with the reason; the others carry the source's id in
+the header `gp.source`, which the route flow reads to apply the named-party rule (docs/policy.md).
 
 Each raw record is normalised with `gateway.normalise.normalise(fmt, bytes)`. Every canonical record
 is published Avro single-object framed to `{prefix}.canonical.demande|decision`, keyed by numéro
@@ -18,7 +24,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,19 +33,26 @@ import mode
 
 from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import framer_for
-from gateway.errors import GatewayError, Problem
-from gateway.flows.admin import ingest_topics
+from gateway.errors import ConfigError, GatewayError, Problem
+from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.app import FlowContext
 from gateway.flows.dlq import DeadLetter, DeadLetters
+from gateway.kafka_config import RECONNECT
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
-from gateway.topics import FORMATS, canonical_topic, ingest_group, raw_topic
+from gateway.policy.model import Policy, PolicyStore
+from gateway.policy.router import H_SOURCE  # the authenticated source of a canonical record
+from gateway.settings import GatewaySettings
+from gateway.topics import canonical_topic, ingest_group, source_raw_topic
 
 __all__ = [
     "CE_NAMESPACE",
+    "H_SOURCE",
     "IngestResult",
     "Output",
+    "RawTopic",
     "ingest_record",
+    "raw_topics",
     "register",
 ]
 
@@ -50,6 +63,28 @@ STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
 CE_NAMESPACE = uuid.UUID("7d0b1a6e-3f0c-5d8e-9a57-6f7c2b1e4a10")
 _KIND = {DEMANDE: "demande", DECISION: "decision"}
+NOT_SPOKEN_FOR = "entered (saisie) for an organisation the source does not speak for"
+
+
+@dataclass(frozen=True, slots=True)
+class RawTopic:
+    """A raw topic the ingest reads: its format, the source that alone writes it, and the
+    `provenance.saisie` codes that source may enter."""
+
+    topic: str
+    fmt: str
+    source: str
+    may_enter: frozenset[str]
+
+
+def raw_topics(policy: Policy, prefix: str) -> dict[str, RawTopic]:
+    """The raw topics of the (source, format) pairs the actors file declares, by name."""
+    out = {}
+    for src in policy.sources.values():
+        for fmt in src.formats:
+            topic = source_raw_topic(fmt, src.id, prefix)
+            out[topic] = RawTopic(topic, fmt, src.id, policy.may_enter(src.id))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +113,14 @@ def ingest_record(
     schemas: SchemaSet,
     dead_letters: DeadLetters,
     prefix: str = "gp",
+    source: str | None = None,
+    may_enter: Collection[str] | None = None,
 ) -> IngestResult:
-    """Pure core of the flow: one raw record in, canonical records and dead letters out."""
+    """Pure core of the flow: one raw record in, canonical records and dead letters out.
+
+    `source`: the source that wrote the raw topic (header `gp.source` of the outputs); `may_enter`:
+    the `provenance.saisie` codes it may enter, a record claiming another being dead-lettered (None:
+    not checked, for tools that normalise without a source)."""
     from gateway.normalise import CanonicalRecord, normalise  # noqa: PLC0415 - heavy, loaded on use
 
     result = IngestResult()
@@ -109,6 +150,10 @@ def ingest_record(
             reject(outcome.problems, outcome.locator, outcome.fragment)
             continue
         kind = _KIND.get(outcome.schema)
+        if may_enter is not None and (outcome.record.get("provenance") or {}).get("saisie") not in may_enter:
+            # the reason only: the code it claimed may name an organisation, the record holds data
+            reject([Problem("provenance.saisie", NOT_SPOKEN_FOR)], f"$[{index}]", None)
+            continue
         if kind is None:
             reject([Problem("$", "no canonical topic for schema", outcome.schema)], f"$[{index}]", None)
             continue
@@ -137,10 +182,27 @@ def ingest_record(
             ("gp.source.format", fmt.encode()),
             ("gp.source.coordinates", f"{source_topic}/{partition}/{offset}".encode()),
         ]
+        if source is not None:
+            headers.append((H_SOURCE, source.encode()))
         result.records.append(
             Output(canonical_topic(kind, prefix), outcome.key.encode(), value, tuple(headers))
         )
     return result
+
+
+def _declared_sources(
+    store: PolicyStore, settings: GatewaySettings, current: Mapping[str, RawTopic]
+) -> dict[str, RawTopic] | None:
+    """The raw topics the actors file declares now, their topics created (None: refused or unreachable,
+    the running ones are kept)."""
+    try:
+        topics = raw_topics(store.reload(), settings.topic_prefix)
+        if set(topics) - set(current):
+            ensure_topics(settings.bootstrap_servers, ingest_topics(settings, topics))
+    except GatewayError as exc:  # ConfigError (refused policy) or RetriableError (broker)
+        _log.error("ingest: sources not reloaded, the running ones are kept: %s", exc)
+        return None
+    return topics
 
 
 def register(app: faust.App, ctx: FlowContext) -> None:
@@ -150,20 +212,27 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     from gateway.flows.ingest_runner import IngestRunner  # noqa: PLC0415 - avoids an import cycle
 
     prefix = settings.topic_prefix
+    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret)
+    sources = raw_topics(store.policy, prefix)
+    if not sources:
+        raise ConfigError("the actors file declares no source (`sources:`): the ingest would read nothing")
+    ctx.topics.extend(ingest_topics(settings, sources))
     # with a registry: the canonical schemas registered (or looked up) before anything is written
     framer = framer_for(settings.schema_registry_url)
     framer.prepare((canonical_topic(kind, prefix), ctx.schemas.codec(s)) for s, kind in _KIND.items())
-    ctx.topics.extend(ingest_topics(settings))
     group = ingest_group(settings.app_id)
     runner = IngestRunner(
         bootstrap=settings.bootstrap_servers,
-        formats={raw_topic(fmt, prefix): fmt for fmt in FORMATS},
+        formats={t.topic: t.fmt for t in sources.values()},
+        sources=sources,
+        refresh=lambda: _declared_sources(store, settings, runner.sources),
         group_id=group,
         prefix=prefix,
         metrics=ctx.metrics,
         exactly_once=settings.processing_guarantee == "exactly_once",
         transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
         processes=settings.ingest_processes,
+        client_options=RECONNECT,
         framer=framer,
     )
     ctx.metrics.add_lag_source(runner.lag, group)

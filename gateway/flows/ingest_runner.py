@@ -32,7 +32,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -43,7 +43,7 @@ from gateway.codec.framing import Framer
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.flows.egress import BROKER_BACKOFF
-from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, ingest_record
+from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
 from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
 from gateway.monitoring.metrics import Metrics
 
@@ -67,6 +67,8 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None
+    source: str | None = None  # the source whose raw topic it was read from
+    may_enter: frozenset[str] | None = None  # the provenance.saisie codes that source may enter
 
 
 _DEAD_LETTERS = DeadLetters()  # build() only: pure, no producer
@@ -87,6 +89,8 @@ def normalise_chunk(records: Sequence[RawRecord], prefix: str) -> list[IngestRes
             schemas=schemas,
             dead_letters=_DEAD_LETTERS,
             prefix=prefix,
+            source=r.source,
+            may_enter=r.may_enter,
         )
         for r in records
     ]
@@ -107,7 +111,9 @@ def _warm_up(parent: int) -> None:
 
 
 class IngestRunner:
-    """Consumer group `group_id` on the raw topics (`formats`: topic -> format name)."""
+    """Consumer group `group_id` on the raw topics (`formats`: topic -> format name; `sources`: topic
+    -> its source, whose records' `saisie` is checked; a topic without one is read unchecked, for
+    benchmarks and tools only: the worker reads the declared sources' topics)."""
 
     def __init__(
         self,
@@ -122,11 +128,19 @@ class IngestRunner:
         processes: int = 0,
         max_records: int = 500,
         client_options: Mapping[str, Any] | None = None,
+        sources: Mapping[str, RawTopic] | None = None,
+        refresh: Callable[[], Mapping[str, RawTopic] | None] | None = None,
+        refresh_interval_s: float = 30.0,
         framer: Framer | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.framer = framer if framer is not None and framer.confluent else None
         self.formats = dict(formats)
+        self.sources = dict(sources or {})
+        self.refresh = refresh  # the declared sources again (None: keep them), called between batches
+        self.refresh_interval_s = refresh_interval_s
+        self._next_refresh = time.monotonic() + refresh_interval_s
+        self.last_success = time.monotonic()  # the last batch committed (or the start): /health
         self.group_id = group_id
         self.prefix = prefix
         self.metrics = metrics
@@ -209,19 +223,16 @@ class IngestRunner:
 
     # -- one batch ----------------------------------------------------------------------------
     def _raw(self, polled: Mapping[Any, Sequence[Any]]) -> list[RawRecord]:
-        return [
-            RawRecord(
-                self.formats.get(m.topic, "unknown"),
-                m.topic,
-                m.partition,
-                m.offset,
-                m.key,
-                m.value,
-                m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
-            )
-            for records in polled.values()
-            for m in records
-        ]
+        out = []
+        for tp, records in polled.items():
+            fmt, src = self.formats.get(tp.topic, "unknown"), self.sources.get(tp.topic)
+            who = (src.source, src.may_enter) if src is not None else (None, None)
+            ts = [m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None for m in records]
+            out += [
+                RawRecord(fmt, m.topic, m.partition, m.offset, m.key, m.value, t, *who)
+                for m, t in zip(records, ts, strict=True)
+            ]
+        return out
 
     def _normalise(self, records: list[RawRecord]) -> Iterator[tuple[list[RawRecord], list[IngestResult]]]:
         """(records, results) chunk by chunk, in input order. With a pool, the batch is cut into
@@ -364,10 +375,11 @@ class IngestRunner:
                         self._open_consumer()
                     if self._producer is None:
                         self._open_producer()
+                    self._maybe_refresh()
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)
-                    failures = 0
+                    failures, self.last_success = 0, time.monotonic()
                 except BrokenProcessPool:  # a normalising process died (OOM killer...): new pool
                     failures += 1
                     self._pool_died(polled)
@@ -409,6 +421,22 @@ class IngestRunner:
             describe(exc),
             BROKER_BACKOFF.delay(failures),
         )
+
+    def _maybe_refresh(self) -> None:
+        """Between batches: take the sources the actors file declares now (a source added, removed, or
+        speaking for other organisations), re-subscribing when the set of raw topics changed."""
+        if self.refresh is None or time.monotonic() < self._next_refresh:
+            return
+        self._next_refresh = time.monotonic() + self.refresh_interval_s
+        new = self.refresh()
+        if new is None or dict(new) == self.sources:
+            return
+        formats = {t: src.fmt for t, src in new.items()}
+        resubscribe = set(formats) != set(self.formats)
+        self.sources, self.formats = dict(new), formats
+        if resubscribe and self._consumer is not None:
+            self._consumer.subscribe(list(formats))  # a rebalance; records left stay in their topics
+        log.info("ingest: sources reloaded, %d raw topics read", len(formats))
 
     def _pool_died(self, polled: Mapping[Any, Sequence[Any]]) -> None:
         """A batch that killed the pool twice is normalised in this thread once (no endless respawn)."""

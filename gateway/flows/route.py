@@ -35,7 +35,7 @@ from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
-from gateway.policy.router import AUDIT_SCHEMA, Router, RouteResult
+from gateway.policy.router import AUDIT_SCHEMA, H_SOURCE, Router, RouteResult
 from gateway.policy.scope import DECISION, DEMANDE, ScopeState
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic
@@ -56,7 +56,7 @@ FLOW = "route"
 TABLE = "gp-route-scope"
 RELOAD_INTERVAL_S = 30.0
 MAX_PENDING = 50  # decisions kept per application while its Demande has not been routed yet
-_KINDS = {DEMANDE, DECISION}
+_KINDS = {DEMANDE, DECISION, "fr.gp.Cotation", "fr.gp.Adequation"}
 
 
 class Output(NamedTuple):
@@ -245,29 +245,33 @@ class RouteCore:
             )
             return state
         ce_id = next((v.decode(errors="replace") for k, v in headers if k == "ce_id"), None)
+        src = next((v.decode(errors="replace") for k, v in headers if k == H_SOURCE), None)
         item = {"v": base64.b64encode(value).decode(), "ce": ce_id, "to": sorted(result.recipients)}
+        if src is not None:
+            item["src"] = src  # the named-party rule needs who entered it when it is routed again
         return replace(state, pending=(*state.pending, json.dumps(item)))
 
-    def _read_pending(self, raw: str) -> tuple[AvroCodec, dict[str, Any], str | None, list[Any]]:
-        """(codec, record, source ce_id, actors already served) of a kept decision; raises when damaged."""
+    def _read_pending(self, raw: str) -> tuple[AvroCodec, dict[str, Any], list[tuple[str, bytes]], list[Any]]:
+        """(codec, record, its headers (ce_id, gp.source), actors already served) of a kept decision;
+        raises when damaged."""
         item = json.loads(raw)
         codec, record = self._decoder.decode(base64.b64decode(item["v"], validate=True))
-        ce, to = item.get("ce"), item.get("to", [])
-        if not (ce is None or isinstance(ce, str)) or not isinstance(to, list):
+        ce, src, to = item.get("ce"), item.get("src"), item.get("to", [])
+        if not all(v is None or isinstance(v, str) for v in (ce, src)) or not isinstance(to, list):
             raise TypeError("pending decision of the wrong shape")
-        return codec, record, ce, to
+        headers = [(k, v.encode()) for k, v in (("ce_id", ce), (H_SOURCE, src)) if v]
+        return codec, record, headers, to
 
     def _replay_pending(self, state: ScopeState, key: bytes | None) -> tuple[list[RouteResult], ScopeState]:
         """Now that the application is known, send its earlier decisions to the actors that missed them."""
         out = []
         for raw in state.pending:
             try:
-                codec, record, ce, to = self._read_pending(raw)
+                codec, record, headers, to = self._read_pending(raw)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError, RejectedMessage) as exc:
                 # The Demande being routed is not at fault: drop the unreadable item, not the Demande.
                 _log.warning("route: unreadable pending decision dropped (%s)", type(exc).__name__)
                 continue
-            headers = [("ce_id", ce.encode())] if ce else []
             result = self.router.route(codec.name, key, record, state, headers)
             state = result.state
             out.append(result.without({str(a) for a in to}))
@@ -328,7 +332,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the actor and audit topics, the scope table, the routing agent and the reload timer."""
     settings = ctx.settings
     prefix = settings.topic_prefix
-    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret)
+    store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret, check_key=True)
     url = settings.schema_registry_url
     codecs = {fp: c for fp, c in ctx.schemas.by_fingerprint().items() if c.name in _KINDS}
     core = RouteCore(
@@ -340,7 +344,10 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         decoder=decoder_for(url, codecs),
     )
     ctx.topics.extend(route_topics(settings, store.policy))
-    sources = {canonical_topic("demande", prefix): "demande", canonical_topic("decision", prefix): "decision"}
+    sources = {canonical_topic(k, prefix): k for k in ("demande", "decision", "cotation", "adequation")}
+    from gateway.flows.cotation import cotation_topics  # noqa: PLC0415 - the topics it routes
+
+    ctx.topics.extend(cotation_topics(settings))
     source = app.topic(*sources, key_type=bytes, value_type=bytes)
     table = app.Table(TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     metrics = ctx.metrics

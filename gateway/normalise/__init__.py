@@ -16,13 +16,25 @@ import fastavro.validation
 
 from gateway.codec.avro import load_schemas
 from gateway.errors import ConfigError, Problem
+from gateway.formats import FORMATS, INPUT_FORMATS
 from gateway.model.canonical import CanonicalRecord
+from gateway.normalise.common import unique
 from gateway.normalise.demande import check_sne_mandatory
-from gateway.normalise.outcome import Outcome, Rejection
+from gateway.normalise.limits import (
+    GARBAGE_MIN_PARTS,
+    GARBAGE_RATIO,
+    MAX_BYTES,
+    MAX_INPUT_BYTES,
+    MAX_PROBLEMS,
+)
+from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
+from gateway.normalise.textrules import reset_today, set_today
+from gateway.normalise.values import PARIS
 
 __all__ = [
     "FORMATS",
     "INTERNAL_ERROR",
+    "MAX_BYTES",
     "MAX_INPUT_BYTES",
     "Outcome",
     "Rejection",
@@ -30,23 +42,14 @@ __all__ = [
     "normalise",
 ]
 
-FORMATS: tuple[str, ...] = ("sne-xml", "cdc-json", "siao-json", "cal-csv", "comed-json")
-MAX_INPUT_BYTES = 16 * 1024 * 1024
-
-INTERNAL_ERROR = "cannot be normalised (internal error)"
+GARBAGE_SHOWN = 10  # distinct problems kept in the one rejection of a mostly unreadable input
 _log = logging.getLogger(__name__)
 
 Normaliser = Callable[[bytes, datetime], list[Outcome]]
 
 
-# format -> "module:function" (imported on first use)
-_NORMALISERS = {
-    "sne-xml": "gateway.normalise.sne_xml:normalise_sne_xml",
-    "cdc-json": "gateway.normalise.cdc_json:normalise_cdc_json",
-    "siao-json": "gateway.normalise.siao_json:normalise_siao_json",
-    "cal-csv": "gateway.normalise.cal_csv:normalise_cal_csv",
-    "comed-json": "gateway.normalise.comed_json:normalise_comed_json",
-}
+# format -> "module:function" (imported on first use), from the one registry of formats
+_NORMALISERS = {f.name: f.normaliser for f in INPUT_FORMATS}
 
 
 def _normaliser(fmt: str) -> Normaliser:
@@ -71,8 +74,13 @@ def normalise(
     if not isinstance(data, bytes | bytearray | memoryview):
         return [Rejection((Problem("$", "not bytes", type(data).__name__),), "$")]
     data = bytes(data)
-    if len(data) > MAX_INPUT_BYTES:
-        return [Rejection((Problem("$", "too large", f"{len(data)} bytes"),), "$")]
+    limit = MAX_BYTES.get(fmt, MAX_INPUT_BYTES)
+    if len(data) > limit:
+        value = f"{len(data)} bytes, limit {limit} for {fmt}"
+        return [Rejection((Problem("$", "too large", value),), "$")]
+    # dates of past facts may not be after today: the later of the reception day and the clock's
+    # (a record's Kafka timestamp can be old, or 0: it must not make a real birth date "future")
+    token = set_today(max(when.astimezone(PARIS).date(), datetime.now(PARIS).date()))
     try:
         outcomes = normaliser(data, when)
     except RecursionError:
@@ -80,7 +88,30 @@ def normalise(
     except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes as an exception
         _log.warning("normaliser %s failed on an input: %s (internal error)", fmt, type(exc).__name__)
         return [Rejection((Problem("$", INTERNAL_ERROR, type(exc).__name__),), "$")]
+    finally:
+        reset_today(token)
+    outcomes = [_capped(o) for o in mostly_unreadable(outcomes)]
     return [_checked(o) for o in outcomes] if check else outcomes
+
+
+def _capped(outcome: Outcome) -> Outcome:
+    """A rejection lists at most MAX_PROBLEMS problems, then how many more there were."""
+    if not isinstance(outcome, Rejection) or len(outcome.problems) <= MAX_PROBLEMS:
+        return outcome
+    more = Problem("$", f"{len(outcome.problems) - MAX_PROBLEMS} more problems not listed")
+    return Rejection((*outcome.problems[:MAX_PROBLEMS], more), outcome.locator, outcome.fragment)
+
+
+def mostly_unreadable(outcomes: list[Outcome]) -> list[Outcome]:
+    """One rejection for a multi-record input that is mostly unreadable (a wrong format, a binary
+    file): at least GARBAGE_MIN_PARTS rejected parts, more than GARBAGE_RATIO of its parts. Its good
+    parts are not sent on either (they are suspect); the whole input is the dead letter."""
+    bad = [o for o in outcomes if isinstance(o, Rejection)]
+    if len(bad) < GARBAGE_MIN_PARTS or len(bad) <= GARBAGE_RATIO * len(outcomes):
+        return outcomes
+    summary = Problem("$", f"mostly unreadable: {len(bad)} of {len(outcomes)} parts rejected")
+    shown = unique(Problem(p.path, p.reason, p.value) for r in bad for p in r.problems)[:GARBAGE_SHOWN]
+    return [Rejection((summary, *shown), "$")]
 
 
 def _checked(outcome: Outcome) -> Outcome:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import re
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from gateway.model.canonical import DECISION, CanonicalRecord
 from gateway.normalise.common import Ctx, Node, event_id, midnight, provenance, unique
 from gateway.normalise.demande import map_logement
 from gateway.normalise.events import ORG_RE, build_decision
-from gateway.normalise.outcome import Outcome, Rejection
+from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
 
 __all__ = ["COLUMNS", "REQUIRED_COLUMNS", "normalise_cal_csv"]
 
@@ -54,72 +53,110 @@ def _column(name: str) -> str:
     return _BY_LOWER.get(key, name.strip())
 
 
+MAX_CONTINUATION = 50  # physical lines one quoted record may span
+
+
 def normalise_cal_csv(data: bytes, received_at: datetime) -> list[Outcome]:
+    """Linear in the input: each physical line is read once; a record spans several lines only
+    inside a quoted field, and a quote that never closes rejects its own line only."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    text = data.decode("utf-8", errors="surrogateescape")
-    lines = text.splitlines(keepends=True)
+    lines = data.splitlines(keepends=True)  # bytes: splits on \n, \r\n and \r only
     start = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if start is None:
         return [Rejection((Problem("$", "empty input"),), "$")]
-    header_line = lines[start]
-    if _has_surrogates(header_line):
-        return [Rejection((Problem("line 1", "not UTF-8 text"),), "$")]
+    parsed = _header(lines[start], start)
+    if isinstance(parsed, Rejection):
+        return [parsed]
+    header, delimiter = parsed
+    out: list[Outcome] = []
+    i = start + 1
+    while i < len(lines):
+        raw = lines[i]
+        i += 1
+        if raw.strip():
+            outcome, used = _line(lines, i - 1, header, delimiter, received_at)
+            out.append(outcome)
+            i += used - 1
+    return out
+
+
+def _header(line: bytes, start: int) -> tuple[list[str], str] | Rejection:
+    try:
+        header_line = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejection((Problem("line 1", "not UTF-8 text"),), "$")
     delimiter = ";" if ";" in header_line or "," not in header_line else ","
     try:
         header = [_column(h) for h in next(csv.reader([header_line], delimiter=delimiter))]
     except (csv.Error, StopIteration):
-        return [Rejection((Problem(f"line {start + 1}", "malformed CSV header"),), "$")]
+        return Rejection((Problem(f"line {start + 1}", "malformed CSV header"),), "$")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        return [Rejection(tuple(Problem(c, "missing column") for c in missing), "$")]
-    out: list[Outcome] = []
-    body = lines[start + 1 :]
-    reader = csv.reader(iter(body), delimiter=delimiter)
-    consumed = 0
-    while True:
-        first = consumed
+        return Rejection(tuple(Problem(c, "missing column") for c in missing), "$")
+    return header, delimiter
+
+
+def _line(
+    lines: list[bytes], at: int, header: list[str], delimiter: str, received_at: datetime
+) -> tuple[Outcome, int]:
+    """The outcome of the record starting at physical line `at`, and how many lines it used."""
+    raw = lines[at]
+    locator = f"line {at + 1}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejection((Problem(locator, "not UTF-8 text"),), locator, raw), 1
+    used = 1
+    if '"' not in text:  # fast path: no quoting
+        row = text.rstrip("\r\n").split(delimiter)
+        fragment = raw
+    else:
+        record = _quoted(lines, at, text, delimiter)
+        if isinstance(record, str):  # the quote never closes, or the CSV is malformed
+            return Rejection((Problem(locator, record),), locator, raw), 1
+        row, used = record
+        fragment = b"".join(lines[at : at + used])
+        if len(row) != len(header) and used > 1:  # a stray quote joined lines: reject its line only
+            row, fragment, used = [], raw, 1
+    if len(row) != len(header):
+        problem = Problem(locator, f"expected {len(header)} fields, got {len(row)}")
+        return Rejection((problem,), locator, fragment), used
+    ctx = Ctx()
+    try:  # one line's internal error rejects that line only
+        decision = _decision(ctx, dict(zip(header, row, strict=True)), received_at)
+    except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes
+        ctx.add(locator, INTERNAL_ERROR, type(exc).__name__)
+        decision = None
+    if ctx.ok and decision is not None:
+        return CanonicalRecord.of(DECISION, decision), used
+    problems = unique(ctx.problems) or [Problem(locator, "cannot be read")]
+    return Rejection(tuple(problems), locator, fragment), used
+
+
+def _quoted(lines: list[bytes], first: int, text: str, delimiter: str) -> tuple[list[str], int] | str:
+    """The fields of the record that starts at line `first` and holds quotes, and how many physical
+    lines it spans; or the reason it cannot be read."""
+    parts = [text]
+    quotes = text.count('"')
+    used = 1
+    while quotes % 2 and used < MAX_CONTINUATION and first + used < len(lines):
         try:
-            row = next(reader)
-        except StopIteration:
+            more = lines[first + used].decode("utf-8")
+        except UnicodeDecodeError:
             break
-        except csv.Error as exc:
-            consumed = reader.line_num
-            out.append(_bad(first, consumed, start, body, f"malformed CSV ({type(exc).__name__})"))
-            continue
-        consumed = reader.line_num
-        locator = f"line {start + 2 + first}"
-        fragment = "".join(body[first:consumed]).encode("utf-8", errors="surrogateescape")
-        if not any(cell.strip() for cell in row):
-            continue
-        if any(_has_surrogates(cell) for cell in row):
-            out.append(Rejection((Problem(locator, "not UTF-8 text"),), locator, fragment))
-            continue
-        if len(row) != len(header):
-            problem = Problem(locator, f"expected {len(header)} fields, got {len(row)}")
-            out.append(Rejection((problem,), locator, fragment))
-            continue
-        ctx = Ctx()
-        record = _decision(ctx, dict(zip(header, row, strict=True)), received_at)
-        if ctx.ok and record is not None:
-            out.append(CanonicalRecord.of(DECISION, record))
-        else:
-            problems = unique(ctx.problems) or [Problem(locator, "cannot be read")]
-            out.append(Rejection(tuple(problems), locator, fragment))
-    return out
-
-
-def _bad(first: int, consumed: int, start: int, body: list[str], reason: str) -> Rejection:
-    locator = f"line {start + 2 + first}"
-    fragment = "".join(body[first:consumed]).encode("utf-8", errors="surrogateescape")
-    return Rejection((Problem(locator, reason),), locator, fragment)
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
-
-
-def _has_surrogates(text: str) -> bool:
-    return _SURROGATE.search(text) is not None
+        parts.append(more)
+        quotes += more.count('"')
+        used += 1
+    if quotes % 2:
+        return "unbalanced quote"
+    try:
+        rows = list(csv.reader(parts, delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return f"malformed CSV ({type(exc).__name__})"
+    if len(rows) != 1:
+        return "malformed CSV (quoting)"
+    return rows[0], used
 
 
 def _decision(ctx: Ctx, row: dict[str, Any], received_at: datetime) -> dict[str, Any] | None:

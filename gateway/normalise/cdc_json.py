@@ -18,11 +18,11 @@ from typing import Any
 
 from gateway.errors import Problem
 from gateway.model.canonical import DECISION, DEMANDE, CanonicalRecord
-from gateway.normalise.common import Ctx, Node, event_id, provenance, unique
+from gateway.normalise.common import Ctx, Node, event_id, length, provenance, unique
 from gateway.normalise.demande import map_demande
 from gateway.normalise.events import ORG_RE, build_decision
 from gateway.normalise.jsondocs import read_json_parts
-from gateway.normalise.outcome import Outcome, Rejection
+from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
 
 __all__ = ["OPERATIONS", "TABLES", "normalise_cdc_json"]
 
@@ -47,7 +47,14 @@ def normalise_cdc_json(data: bytes, received_at: datetime) -> list[Outcome]:
         if part.value is None:  # tombstone
             continue
         ctx = Ctx()
-        record = _one(ctx, part.value, received_at)
+        try:  # one part's internal error rejects that part only
+            record = _one(ctx, part.value, received_at)
+        except RecursionError:
+            ctx.add("$", "too deeply nested")
+            record = None
+        except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes
+            ctx.add("$", INTERNAL_ERROR, type(exc).__name__)
+            record = None
         if not ctx.ok or record is None:
             problems = unique(ctx.problems) or [Problem("$", "not a change event")]
             out.append(Rejection(tuple(problems), part.locator, part.fragment))
@@ -87,7 +94,7 @@ def _one(ctx: Ctx, value: Any, received_at: datetime) -> CanonicalRecord | None:
     if op is None:
         return None
     if op not in OPERATIONS:
-        ctx.add(payload.p("op"), f"unknown Debezium op '{op}' (c, u, r or d)", op)
+        ctx.add(payload.p("op"), "unknown Debezium op (c, u, r or d)", length(op))
         return None
     source = payload.child("source", required=True)
     if source is None:
@@ -103,7 +110,7 @@ def _one(ctx: Ctx, value: Any, received_at: datetime) -> CanonicalRecord | None:
         return _demande(ctx, row, op, when)
     if table == "evenement":
         return _evenement(ctx, row, op=op, when=when, connector=connector, source_ts=source_ts)
-    ctx.add(source.p("table"), f"unknown table '{table[:32]}' (expected {' or '.join(TABLES)})", table[:32])
+    ctx.add(source.p("table"), f"unknown table (expected {' or '.join(TABLES)})", length(table))
     return None
 
 

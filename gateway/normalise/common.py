@@ -3,8 +3,8 @@
 A `Node` wraps one mapping of a decoded source (an XML element turned into a dict, a JSON object,
 a CSV row) with its path in the source's vocabulary. Every accessor returns the converted value
 or None and records a `Problem` (path, reason, safe value) instead of raising, so a normaliser
-collects EVERY problem of an input before it decides. Problem values are codes or type names,
-never personal data.
+collects EVERY problem of an input before it decides. Problem values are type names, lengths,
+expected patterns or codes of the list checked, never the offending value (docs/normalise.md).
 """
 
 from __future__ import annotations
@@ -13,11 +13,20 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from gateway.errors import Problem
+from gateway.normalise.textrules import (
+    CONTROL_CHARACTER,
+    CONTROL_MULTILINE,
+    CONTROL_ONE_LINE,
+    FORMULA_START,
+    current_today,
+    has_control,
+    neutralise_formula,
+)
 from gateway.normalise.values import (
     CODE_MAPS,
     MAX_YEAR,
@@ -25,6 +34,7 @@ from gateway.normalise.values import (
     PARIS,
     code_map,
     known_code,
+    length,
     lookup_code,
     midnight,
     parse_date,
@@ -37,16 +47,21 @@ from gateway.normalise.values import (
 T = TypeVar("T")
 
 __all__ = [
+    "CONTROL_CHARACTER",
     "EVENT_NAMESPACE",
+    "FORMULA_START",
     "MAX_AMOUNT",
     "MAX_TEXT",
     "PARIS",
     "Ctx",
     "Node",
     "event_id",
+    "has_control",
     "known_code",
+    "length",
     "lookup_code",
     "midnight",
+    "neutralise_formula",
     "provenance",
     "short_digest",
     "shown_code",
@@ -58,9 +73,10 @@ MAX_TEXT = 500  # characters in one free-text field
 MAX_AMOUNT = Decimal("1000000000")  # euros; fits decimal(12, 2)
 CENT = Decimal("0.01")
 EVENT_NAMESPACE = uuid.UUID("6f1e0c2a-7d0b-5c1e-9a43-2b8f0e5d6a11")  # gp-gateway decisions
-_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$", re.ASCII)  # ASCII digits only (not Arabic-Indic...)
 # fast paths (ASCII digits only; anything else takes the general rules)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_FR_DAY = re.compile(r"\d{2}/\d{2}/\d{4}", re.ASCII)
 _PLAIN_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
 
 
@@ -110,6 +126,7 @@ class Ctx:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.today: date | None = current_today()
 
     def add(self, path: str, reason: str, value: str | None = None) -> None:
         self.problems.append(Problem(path, reason, value))
@@ -122,7 +139,8 @@ class Ctx:
 def _pattern(pattern: str) -> re.Pattern[str]:
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
-        compiled = _PATTERNS[pattern] = re.compile(pattern)  # patterns are constants of the code
+        # patterns are constants of the code; \d means an ASCII digit (not Arabic-Indic...)
+        compiled = _PATTERNS[pattern] = re.compile(pattern, re.ASCII)
     return compiled
 
 
@@ -217,8 +235,17 @@ class Node:
 
     # -- scalars --------------------------------------------------------------------------------
     def text(
-        self, name: str, *, required: bool | str = False, max_len: int = MAX_TEXT, pattern: str | None = None
+        self,
+        name: str,
+        *,
+        required: bool | str = False,
+        max_len: int = MAX_TEXT,
+        pattern: str | None = None,
+        multiline: bool = False,
     ) -> str | None:
+        """A text; refused when too long, not matching `pattern`, or holding a control character
+        (line breaks and tabs too, unless `multiline`). A free text (no pattern) a spreadsheet would
+        run as a formula comes back neutralised (see `neutralise_formula`)."""
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
         if type(raw) is str:
@@ -241,10 +268,15 @@ class Node:
         if len(value) > max_len:
             self.ctx.add(self.p(name), "too large", f"{len(value)} characters")
             return None
-        if pattern is not None and not (_PATTERNS.get(pattern) or _pattern(pattern)).fullmatch(value):
-            self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
+        if pattern is not None:
+            if not (_PATTERNS.get(pattern) or _pattern(pattern)).fullmatch(value):
+                self.ctx.add(self.p(name), "bad format", f"expected {pattern}")
+                return None
+            return value
+        if (CONTROL_MULTILINE if multiline else CONTROL_ONE_LINE).search(value) is not None:
+            self.ctx.add(self.p(name), CONTROL_CHARACTER)
             return None
-        return value
+        return "'" + value if value.startswith(FORMULA_START) else value
 
     def code(self, name: str, enum: str, liste: str, *, required: bool | str = False) -> str | None:
         """An enum symbol from an SNE code (or from the symbol itself); unknown codes are problems."""
@@ -266,19 +298,31 @@ class Node:
             return None
         return lookup_code(self.ctx, self.p(name), raw, enum, liste)
 
-    def date(self, name: str, *, required: bool | str = False) -> date | None:
+    def date(self, name: str, *, required: bool | str = False, past: bool = False) -> date | None:
+        """A date; `past`: the date of a past fact (a birth, the creation of the application), refused
+        when after the day the input was received (one day of tolerance for time zones)."""
         names = self.names
         raw = self.data.get(names.get(name, name) if names else name)
-        if type(raw) is str and _ISO_DAY.fullmatch(raw):  # fast path: plain yyyy-mm-dd
-            try:  # the same rules as parse_date: a real day, MIN_YEAR..MAX_YEAR
-                day = date.fromisoformat(raw)
+        if type(raw) is str and (_ISO_DAY.fullmatch(raw) or _FR_DAY.fullmatch(raw)):
+            try:  # fast path, the same rules as parse_date: a real day, MIN_YEAR..MAX_YEAR
+                day = (
+                    date.fromisoformat(raw)
+                    if raw[2] != "/"
+                    else date(int(raw[6:10]), int(raw[3:5]), int(raw[0:2]))
+                )
             except ValueError:
                 day = None
-            if day is not None and MIN_YEAR <= day.year <= MAX_YEAR:
-                return day
-            self.ctx.add(self.p(name), "impossible date", "str")
-            return None
-        return self._parsed(name, required, parse_date)
+            if day is None or not MIN_YEAR <= day.year <= MAX_YEAR:
+                self.ctx.add(self.p(name), "impossible date", "str")
+                return None
+        else:
+            day = self._parsed(name, required, parse_date)
+        if past and day is not None:
+            today = self.ctx.today or datetime.now(PARIS).date()
+            if day > today + timedelta(days=1):
+                self.ctx.add(self.p(name), "date in the future", "date")
+                return None
+        return day
 
     def timestamp(self, name: str, *, required: bool | str = False) -> datetime | None:
         return self._parsed(name, required, parse_timestamp)
@@ -329,7 +373,7 @@ class Node:
         if not value.is_finite():
             self.ctx.add(self.p(name), "not a number", "non-finite")
             return None
-        if value < 0:
+        if value < 0 or value.is_signed():  # -0.00 too: a sign that means nothing is a bad value
             self.ctx.add(self.p(name), negative)
             return None
         if value >= MAX_AMOUNT:
@@ -358,7 +402,8 @@ class Node:
             self.ctx.add(self.p(name), "not an integer", "bool")
             return None
         try:
-            value = int(str(raw).strip()) if isinstance(raw, str | int) else None
+            text = str(raw).strip()
+            value = int(text) if isinstance(raw, str | int) and text.isascii() else None
         except ValueError:
             value = None
         if value is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.codec.avro import load_schemas
 from gateway.errors import Problem
-from gateway.normalise.common import Node, _is_mapping, known_code, lookup_code
+from gateway.normalise.common import Node, _is_mapping, known_code, length, lookup_code
 
 __all__ = [
     "HEALTH_RESOURCES",
@@ -39,7 +39,7 @@ DALO_TYPOLOGIES = frozenset(
 )
 MP = "demandeLogement"  # path prefix of the mandatory rules
 LR = f"{MP}/logementRecherche"
-_COMMUNE = re.compile(r"\d{5}")
+_COMMUNE = re.compile(r"\d{5}", re.ASCII)
 
 
 def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
@@ -65,7 +65,7 @@ def check_sne_mandatory(record: Mapping[str, Any]) -> list[Problem]:
     if not communes:
         problems.append(Problem(f"{LR}/listeLocalisationSouhaite", "missing: at least one commune"))
     for i, commune in enumerate(communes):
-        if not (isinstance(commune, str) and commune.isdigit()):
+        if not (isinstance(commune, str) and _COMMUNE.fullmatch(commune)):
             problems.append(
                 Problem(
                     f"{LR}/listeLocalisationSouhaite/localisationSouhaite[{i + 1}]/commune",
@@ -147,7 +147,7 @@ def map_personne(n: Node, *, cotitulaire: bool) -> dict[str, Any]:
         "nom": n.text("nom", required=True, max_len=100),
         "nomPatronymique": n.text("nomPatronymique", max_len=100),
         "prenom": n.text("prenom", required=True, max_len=100),
-        "dateNaissance": n.date("dateNaissance"),
+        "dateNaissance": n.date("dateNaissance", past=True),
         "nationalite": n.code("nationalite", "Nationalite", "ListeNationalite"),
         "situationFamiliale": n.code("situationFamiliale", "SituationFamiliale", "ListeSituationFamiliale"),
         "lienDemandeur": (
@@ -261,8 +261,8 @@ def map_demande(n: Node) -> dict[str, Any]:
     out: dict[str, Any] = {
         "numUnique": n.text("numUnique", pattern=NUM_UNIQUE_RE),
         "numGuichet": n.text("numGuichet", required=True, pattern=GUICHET_RE),
-        "dateCreationDemande": n.date("dateCreationDemande", required=True),
-        "dateDernierRenouvellement": n.date("dateDernierRenouvellement"),
+        "dateCreationDemande": n.date("dateCreationDemande", required=True, past=True),
+        "dateDernierRenouvellement": n.date("dateDernierRenouvellement", past=True),
         "statut": "ACTIVE",
         "radiation": None,
         "demandeur": None,
@@ -294,7 +294,7 @@ def map_demande(n: Node) -> dict[str, Any]:
             {
                 "nom": c.text("nom", required=True, max_len=100),
                 "prenom": c.text("prenom", required=True, max_len=100),
-                "dateNaissance": c.date("dateNaissance"),
+                "dateNaissance": c.date("dateNaissance", past=True),
                 "sexe": c.code("sexe", "Sexe", "ListeSexe"),
                 "lienParente": c.code("lienParente", "LienParente", "ListeLienParente"),
             }
@@ -308,7 +308,7 @@ def map_demande(n: Node) -> dict[str, Any]:
                 out["personnesANaitre"] = {"nombre": nombre, "dateNaissancePrevue": date_prevue}
         out["personnesEnGarde"] = [
             {
-                "dateNaissance": g.date("dateNaissance"),
+                "dateNaissance": g.date("dateNaissance", past=True),
                 "sexe": g.code("sexe", "Sexe", "ListeSexe"),
                 "coParentalite": g.code("coParentalite", "Coparentalite", "ListeCoparentalite"),
             }
@@ -342,8 +342,8 @@ def map_demande(n: Node) -> dict[str, Any]:
         if typologie is not None and typologie not in DALO_TYPOLOGIES:
             dalo.ctx.add(
                 dalo.p("typologieLogementDalo"),
-                f"unknown code '{typologie}' for ListeTypologieLogementDalo",
-                typologie,
+                "unknown code for ListeTypologieLogementDalo",
+                length(typologie),
             )
             typologie = None
         out["dalo"] = {

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.normalise.common import Ctx, Node
+from gateway.normalise.common import CONTROL_CHARACTER, Ctx, Node, has_control, neutralise_formula
 from gateway.normalise.demande import map_logement
 
 __all__ = [
     "CAL_DECISION_LETTERS",
+    "DEPARTEMENT_RE",
     "EVENT_FIELDS",
     "HEALTH_CATEGORIES",
     "ORG_RE",
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 ORG_RE = r"\d{9}|G[0-9A-Z]{4}|[A-Z]{2,12}-[0-9A-Z]{1,14}"  # SIREN, guichet code, or actor id (CIA-…)
+# a département: 01-19, 21-95 with Corsica 2A/2B (not 20), the DROM 971-976
+DEPARTEMENT_RE = r"0[1-9]|1\d|2[1-9AB]|[3-8]\d|9[0-5]|97[1-6]"
 HEALTH_CATEGORIES = frozenset({"HANDICAP", "SORTANT_ACT"})
 VIOLENCE_CATEGORIES = frozenset({"VIOLENCES_FAMILIALES", "MARIAGE_FORCE", "PROSTITUTION", "TRAITE"})
 # R441-3 a) to e): a CAL secretariat may write the letter instead of the symbol.
@@ -52,8 +55,10 @@ def _strings(n: Node, name: str) -> list[str]:
     for i, v in enumerate(values):
         if not isinstance(v, str) or len(v) > 100:
             n.ctx.add(f"{n.p(name)}[{i}]", "not a short text", type(v).__name__)
+        elif has_control(v.strip()):
+            n.ctx.add(f"{n.p(name)}[{i}]", CONTROL_CHARACTER)
         else:
-            out.append(v.strip())
+            out.append(neutralise_formula(v.strip()))
     return out
 
 
@@ -116,6 +121,7 @@ def _decision_cal(n: Node) -> dict[str, Any]:
     motifs = n.text(
         "motifs",
         max_len=1000,
+        multiline=True,
         required=f"missing (mandatory for {decision})" if decision in NEEDS_MOTIFS else False,
     )
     return {
@@ -180,7 +186,7 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
         "refus",
         lambda n: {
             "dateRefus": n.date("dateRefus", required=True),
-            "motif": n.text("motif", max_len=1000),
+            "motif": n.text("motif", max_len=1000, multiline=True),
             "logement": _logement(n, "logement"),
         },
     ),
@@ -201,7 +207,7 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
             "statut": n.code("statut", "StatutDalo", "ListeStatutDalo", required=True),
             "typologie": n.text("typologie", max_len=2, pattern=r"0[1-6]|2[1-6]|30|4\d|50"),
             "dateLimiteRelogement": n.date("dateLimiteRelogement"),
-            "motifs": n.text("motifs", max_len=1000),
+            "motifs": n.text("motifs", max_len=1000, multiline=True),
         },
     ),
     "LABEL_PRIORITAIRE": ("label", _label),
@@ -212,7 +218,7 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
             "commission": n.text("commission", required=True, max_len=64),
             "dateAvis": n.date("dateAvis", required=True),
             "avis": n.code("avis", "SensAvis", "SensAvis", required=True),
-            "motifs": n.text("motifs", max_len=1000),
+            "motifs": n.text("motifs", max_len=1000, multiline=True),
         },
     ),
     "ORIENTATION_SIAO": (
@@ -221,7 +227,7 @@ MAPPERS: dict[str, tuple[str, Callable[[Node], dict[str, Any]]]] = {
             "siao": n.text("siao", required=True, pattern=ORG_RE),
             "dateOrientation": n.date("dateOrientation", required=True),
             "enHebergement": bool(n.boolean("enHebergement", required=True)),
-            "departement": n.text("departement", pattern=r"\d{2,3}|2[AB]"),
+            "departement": n.text("departement", pattern=DEPARTEMENT_RE),
             "structure": n.text("structure", max_len=200),
         },
     ),

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from gateway.errors import Problem
 from gateway.model.canonical import CanonicalRecord
 
-__all__ = ["Outcome", "Rejection"]
+__all__ = ["INTERNAL_ERROR", "Outcome", "Rejection"]
+
+INTERNAL_ERROR = "cannot be normalised (internal error)"
 
 
 @dataclass(frozen=True)

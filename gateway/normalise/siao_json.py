@@ -13,10 +13,10 @@ from typing import Any
 
 from gateway.errors import Problem
 from gateway.model.canonical import DECISION, CanonicalRecord
-from gateway.normalise.common import Ctx, Node, event_id, provenance, shown_code, unique
+from gateway.normalise.common import Ctx, Node, event_id, length, provenance, unique
 from gateway.normalise.events import ORG_RE, build_decision
 from gateway.normalise.jsondocs import read_json_parts
-from gateway.normalise.outcome import Outcome, Rejection
+from gateway.normalise.outcome import INTERNAL_ERROR, Outcome, Rejection
 
 __all__ = ["SIAO_EVENTS", "json_events", "normalise_siao_json"]
 
@@ -38,7 +38,14 @@ def json_events(data: bytes, received_at: datetime, one: OneEvent) -> list[Outco
             ctx.add("$", "not a JSON object", type(part.value).__name__)
             out.append(Rejection(tuple(ctx.problems), part.locator, part.fragment))
             continue
-        record = one(ctx, Node(ctx, part.value, "", sep="."), received_at)
+        try:  # one part's internal error rejects that part only
+            record = one(ctx, Node(ctx, part.value, "", sep="."), received_at)
+        except RecursionError:
+            ctx.add("$", "too deeply nested")
+            record = None
+        except Exception as exc:  # noqa: BLE001 - the contract: bad input never escapes
+            ctx.add("$", INTERNAL_ERROR, type(exc).__name__)
+            record = None
         if ctx.ok and record is not None:
             out.append(CanonicalRecord.of(DECISION, record))
         else:
@@ -56,9 +63,8 @@ def _siao_event(ctx: Ctx, n: Node, received_at: datetime) -> dict[str, Any] | No
     saisie = n.text("saisiePar", pattern=ORG_RE)
     date_saisie = n.timestamp("dateSaisie") or received_at
     if kind is not None and kind not in SIAO_EVENTS:
-        shown = shown_code(kind)
         kinds = " or ".join(SIAO_EVENTS)
-        ctx.add(n.p("typeEvenement"), f"unknown code {shown} for a SIAO event ({kinds})", shown)
+        ctx.add(n.p("typeEvenement"), f"unknown code for a SIAO event ({kinds})", length(kind))
         return None
     if kind is None or siao is None or when is None:
         return None

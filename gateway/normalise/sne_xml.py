@@ -13,7 +13,7 @@ from typing import Any
 from gateway.codec.xml import element_to_tree, localname, parse_xml
 from gateway.errors import Problem, RejectedMessage
 from gateway.model.canonical import DECISION, DEMANDE, CanonicalRecord
-from gateway.normalise.common import Ctx, Node, event_id, midnight, provenance, short_digest, unique
+from gateway.normalise.common import Ctx, Node, event_id, length, midnight, provenance, short_digest, unique
 from gateway.normalise.demande import check_sne_mandatory, map_demande
 from gateway.normalise.events import build_decision
 from gateway.normalise.outcome import Outcome, Rejection
@@ -55,7 +55,7 @@ def normalise_sne_xml(data: bytes, received_at: datetime) -> list[Outcome]:
     if version is None:
         ctx.add("interfaceNuu/@versionInterface", "missing")
     elif version not in VERSIONS:
-        ctx.add("interfaceNuu/@versionInterface", "unsupported version (02.00 or 02.01)", version[:8])
+        ctx.add("interfaceNuu/@versionInterface", "unsupported version (02.00 or 02.01)", length(version))
     top = Node(ctx, tree, "")
     entete = top.child("entete", required=True) or Node(ctx, {}, "entete")
     type_fichier = entete.code("typeFichier", "TypeFichier", "ListeTypeFichier", required=True)

@@ -23,6 +23,7 @@ __all__ = [
     "PARIS",
     "code_map",
     "known_code",
+    "length",
     "lookup_code",
     "midnight",
     "parse_date",
@@ -34,8 +35,8 @@ __all__ = [
 
 PARIS = ZoneInfo("Europe/Paris")
 _EPOCH = date(1970, 1, 1)
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
-_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$", re.ASCII)
+_FR_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$", re.ASCII)
 MIN_YEAR, MAX_YEAR = 1880, 2200
 CODE_MAPS: dict[str, tuple[dict[str, str], frozenset[str]]] = {}  # enum -> code_map(enum), filled once
 
@@ -63,7 +64,8 @@ def parse_date(raw: Any) -> date | str:
     if isinstance(raw, int):  # io.debezium.time.Date: days since the epoch
         if abs(raw) > 200_000:
             return "impossible date"
-        return _EPOCH + timedelta(days=raw)
+        day = _EPOCH + timedelta(days=raw)
+        return day if MIN_YEAR <= day.year <= MAX_YEAR else "impossible date"
     if not isinstance(raw, str):
         return "not a date"
     text = raw.strip()
@@ -146,18 +148,19 @@ def lookup_code(ctx: Ctx, path: str, raw: Any, enum: str, liste: str) -> str | N
     by_code, symbols = code_map(enum)
     symbol = by_code.get(code) or (code if code in symbols else None)
     if symbol is None:
-        shown = shown_code(code)
-        ctx.add(path, f"unknown code {shown} for {liste}", shown)
+        ctx.add(path, f"unknown code for {liste}", length(code))
     return symbol
 
 
-_CODE_LIKE = re.compile(r"[A-Z0-9_]{1,4}|[A-Z0-9_]*[0-9_][A-Z0-9_]*")
+def length(value: str) -> str:
+    """How a value that is not a code of the list checked appears in a problem: its length only.
+
+    Problems reach logs, stderr and dead-letter headers; a value outside the list may be anything
+    a shifted column or a wrong field put there (a phone number, an income, a birth date, a name).
+    """
+    return "1 character" if len(value) == 1 else f"{len(value)} characters"
 
 
 def shown_code(value: str) -> str:
-    """How an unknown code may appear in a problem: quoted when it looks like a code (short, or with a
-    digit or underscore, upper case), else only its length, since a shifted column can put a name,
-    an amount or free text where a code was expected and problems end up in logs and DLQ headers."""
-    if len(value) <= 12 and _CODE_LIKE.fullmatch(value):
-        return f"'{value}'"
-    return f"({len(value)} characters, not shown)"
+    """Kept for callers of the former API: an unknown value is never quoted, see `length`."""
+    return length(value)

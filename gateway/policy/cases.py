@@ -18,6 +18,14 @@ cases:
       fields: {typeEvenement: DESIGNATION}
 ```
 Failures name the case, the path and what was expected; actual values are never printed.
+
+Meaning of the expectations (issue 10): paths are field paths of the canonical schema or of the
+view schema, `[]` and list indexes optional (`cotitulaires.mel` = `cotitulaires[].mel`); a path that
+names no field, or an unknown class, is an error (a case that checks nothing), not a pass.
+`present` = disclosed in this record (a value, not null); `absent` = not disclosed in this record:
+the path is missing from the view, or its value is null (withheld) or an empty list; an `absent`
+on a field the input itself holds no value in is reported as checking nothing.
+`classes_include` / `classes_exclude` = the classes of the leaves that hold a value in this record.
 """
 
 from __future__ import annotations
@@ -34,12 +42,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.errors import ConfigError, GatewayError, Problem
+from gateway.policy.fields import leaf_paths
 from gateway.policy.router import Router
 from gateway.policy.samples import sample_decision, sample_demande
 from gateway.policy.scope import ScopeState
 from gateway.policy.views import schema_leaf_paths
 
-__all__ = ["CaseResult", "coerce_record", "load_cases", "run_cases"]
+__all__ = [
+    "CaseResult",
+    "coerce_record",
+    "disclosed",
+    "disclosed_classes",
+    "known_paths",
+    "load_cases",
+    "run_cases",
+    "values_at",
+]
 
 
 class _Strict(BaseModel):
@@ -171,6 +189,46 @@ def _same(expected: Any, actual: Any) -> bool:
     return isinstance(actual, Decimal | date | datetime) and str(expected) == str(actual)
 
 
+def _bare(path: str) -> str:
+    """A case path without list markers and indexes: `cotitulaires[].mel`, `cotitulaires.0.mel` and
+    `cotitulaires.mel` name the same field."""
+    return ".".join(p for p in path.replace("[]", "").split(".") if not p.isdigit())
+
+
+def _prefixes(paths: set[str]) -> set[str]:
+    return {p.rsplit(".", i)[0] for p in paths for i in range(p.count(".") + 1)}
+
+
+def known_paths(schema: str, view_avro: Mapping[str, Any]) -> set[str]:
+    """Every field path (records and leaves, bare) of the canonical schema and of the view schema."""
+    canonical = {_bare(p) for p in leaf_paths(schema)}
+    return _prefixes(canonical | {_bare(p) for p in schema_leaf_paths(view_avro)})
+
+
+def values_at(record: Any, path: str) -> list[Any]:
+    """The values at a bare `path` of a decoded record (one per element of the lists on the way);
+    [] when the path is missing."""
+    nodes = [record]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for node in nodes:  # lists are flattened below: nodes are records or scalars
+            if isinstance(node, Mapping) and part in node:
+                nxt.append(node[part])
+        nodes = [v for n in nxt for v in (n if isinstance(n, list) else [n])]
+    return nodes
+
+
+def disclosed(record: Any, path: str) -> bool:
+    """A field is disclosed in a record when it holds a value: missing from the view, null
+    (withheld) and an empty list are all *not disclosed*."""
+    return any(v is not None and v != [] for v in values_at(record, path))
+
+
+def disclosed_classes(record: Mapping[str, Any], leaf_classes: Mapping[str, str]) -> set[str]:
+    """The classes of the leaves that hold a value in this (decoded view) record."""
+    return {cls for leaf, cls in leaf_classes.items() if disclosed(record, _bare(leaf))}
+
+
 def _check(case: Case, router: Router) -> list[str]:
     state: ScopeState | None = None
     for past in case.history:
@@ -190,17 +248,28 @@ def _check(case: Case, router: Router) -> list[str]:
     if delivery is None:
         return ["not delivered"]
     failures = []
-    paths = schema_leaf_paths(delivery.view.avro) - delivery.withheld  # withheld values: not disclosed
+    known = known_paths(schema, delivery.view.avro)
+    for p in [*expect.present, *expect.absent, *expect.fields]:
+        if _bare(p) not in known:
+            failures.append(f"{p}: names no field of the canonical or view schemas (checks nothing)")
+    classes = set(router.policy.file.classes)
+    for c in [*expect.classes_include, *expect.classes_exclude]:
+        if c not in classes:
+            failures.append(f"class {c}: not a class of the policy (checks nothing)")
+    if failures:
+        return failures
     if expect.rule is not None and result.rules.get(case.actor) != expect.rule:
         failures.append(f"rule: expected {expect.rule}, got {result.rules.get(case.actor)}")
-    for p in expect.present:
-        if not any(q == p or q.startswith((p + ".", p + "[]")) for q in paths):
-            failures.append(f"{p}: expected present in the view, absent")
-    for p in expect.absent:
-        if any(q == p or q.startswith((p + ".", p + "[]")) for q in paths):
-            failures.append(f"{p}: expected absent from the view, present")
     codec = delivery.view.codec
     _, out = decode_single_object(delivery.value, {codec.fingerprint: codec})
+    for p in expect.present:
+        if not disclosed(out, _bare(p)):
+            failures.append(f"{p}: expected present (disclosed in this record), not disclosed")
+    for p in expect.absent:
+        if not disclosed(record, _bare(p)):
+            failures.append(f"{p}: the input holds no value there, so `absent` checks nothing")
+        elif disclosed(out, _bare(p)):
+            failures.append(f"{p}: expected absent (not disclosed in this record), disclosed")
     for p, want in expect.fields.items():
         try:
             got = _get_path(out, p)
@@ -209,12 +278,13 @@ def _check(case: Case, router: Router) -> list[str]:
             continue
         if not _same(want, got):
             failures.append(f"{p}: expected {want!r}, got a different value ({type(got).__name__})")
+    shown = disclosed_classes(out, router.policy.leaf_classes.get(schema, {}))
     for c in expect.classes_include:
-        if c not in delivery.classes:
-            failures.append(f"class {c}: expected disclosed, withheld")
+        if c not in shown:
+            failures.append(f"class {c}: expected disclosed in this record, not disclosed")
     for c in expect.classes_exclude:
-        if c in delivery.classes:
-            failures.append(f"class {c}: expected withheld, disclosed")
+        if c in shown:
+            failures.append(f"class {c}: expected not disclosed in this record, disclosed")
     if expect.audited is not None:
         audited = case.actor in {e["actor"] for e in result.audit_entries()}
         if audited != expect.audited:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,9 +174,15 @@ class DryRunStats:
 
 
 def dry_run(
-    old: Router, new: Router, records: Iterable[tuple[str, bytes | None, Mapping[str, Any]]]
+    old: Router,
+    new: Router,
+    records: Iterable[
+        tuple[str, bytes | None, Mapping[str, Any]]
+        | tuple[str, bytes | None, Mapping[str, Any], Sequence[tuple[str, bytes]]]
+    ],
 ) -> dict[str, DryRunStats]:
-    """Route the same records (in order) under two policies; per actor, what changes (pure)."""
+    """Route the same records (in order) under two policies; per actor, what changes (pure). A
+    record may come with its headers (`gp.source`: who entered it, for the named-party rule)."""
     from gateway.policy.scope import ScopeState  # noqa: PLC0415
     from gateway.policy.views import schema_leaf_paths  # noqa: PLC0415
 
@@ -190,10 +196,11 @@ def dry_run(
             got = paths_cache[id(view)] = schema_leaf_paths(view.avro)
         return got
 
-    for schema, key, record in records:
+    for schema, key, record, *rest in records:
+        headers: Sequence[tuple[str, bytes]] = rest[0] if rest else ()
         s_old, s_new = states.get(key, (None, None))
-        r_old = old.route(schema, key, record, s_old)
-        r_new = new.route(schema, key, record, s_new)
+        r_old = old.route(schema, key, record, s_old, headers)
+        r_new = new.route(schema, key, record, s_new, headers)
         states[key] = (r_old.state, r_new.state)
         before = {a: d for d in r_old.deliveries for a in d.actors}
         after = {a: d for d in r_new.deliveries for a in d.actors}

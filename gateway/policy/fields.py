@@ -24,7 +24,7 @@ __all__ = [
     "short_name",
 ]
 
-CANONICAL_SCHEMAS = ("fr.gp.Demande", "fr.gp.Decision")
+CANONICAL_SCHEMAS = ("fr.gp.Demande", "fr.gp.Decision", "fr.gp.Cotation", "fr.gp.Adequation")
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 

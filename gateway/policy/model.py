@@ -50,6 +50,8 @@ Condition = Literal["designated_by_actor", "own_contingent", "labelled_by_actor"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$")
 _COMMUNE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _DEPT = re.compile(r"^(\d{2}|2[AB]|97\d)$")
+_LONG_DIGITS = re.compile(r"\d{9}")
+_GUICHET = re.compile(r"^G[0-9A-Z]{4}$")
 _NUM_UNIQUE = re.compile(r"^[0-9A-Z]{18}$")
 
 
@@ -112,6 +114,11 @@ class Actor(_Strict):
     reservations: dict[str, int] = Field(default_factory=dict, description="commune -> dwellings")
     contingent: str | None = Field(None, description="fr.gp.TypeReservataire of a réservataire.")
     numUnique: str | None = None  # noqa: N815 - the canonical field name
+    guichets: list[str] = Field(
+        default_factory=list,
+        description="Guichet codes (Gxxxx) of its registration counters: an event entered or caused at"
+        " one of them (provenance.saisie / origine) is this organisation's.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Actor:
@@ -125,6 +132,10 @@ class Actor(_Strict):
         ]
         if self.numUnique is not None and not _NUM_UNIQUE.match(self.numUnique):
             problems.append("numUnique must have 18 characters")
+        if self.numUnique is not None and _LONG_DIGITS.search(self.id):
+            # the id names the actor's topic and principal: it must not carry the numéro unique
+            problems.append("the id of an applicant must be opaque (no run of 9 or more digits)")
+        problems += [f"guichet {g!r} is not a guichet code" for g in self.guichets if not _GUICHET.match(g)]
         if self.contingent is not None and self.contingent not in load_schemas().enum_symbols(
             "fr.gp.TypeReservataire"
         ):
@@ -144,12 +155,12 @@ class Source(_Strict):
 
     id: str = Field(description="Principal name and raw-topic suffix: lower-case letters, digits, '-'.")
     name: str = ""
-    formats: list[str] = Field(description="Input formats it sends (gateway.topics.FORMATS).")
+    formats: list[str] = Field(description="Input formats it sends (gateway.formats.FORMATS).")
     speaks_for: list[str] = Field(description="Actor ids it may enter events for (saisie).")
 
     @model_validator(mode="after")
     def _shape(self) -> Source:
-        from gateway.topics import FORMATS  # noqa: PLC0415 - topics is a leaf module
+        from gateway.formats import FORMATS  # noqa: PLC0415 - the registry of input formats (a leaf)
 
         problems = []
         if not _SOURCE_ID.match(self.id):
@@ -239,6 +250,31 @@ class Policy:
     @property
     def secret(self) -> bytes:
         return self.file.pseudonymisation_secret.get_secret_value().encode()
+
+    @cached_property
+    def guichet_owner(self) -> dict[str, str]:
+        """Guichet code -> the actor whose registration counter it is."""
+        return {g: a.id for a in self.actors.values() for g in a.guichets}
+
+    def organisation(self, code: str | None) -> str | None:
+        """The actor an organisation code of a record names (its id, or one of its guichet codes)."""
+        if not code:
+            return None
+        return code if code in self.actors else self.guichet_owner.get(code)
+
+    def may_enter(self, source_id: str) -> frozenset[str]:
+        """The `provenance.saisie` codes an input of this source may carry: the source itself, the
+        organisations it speaks for and their guichets (empty for an undeclared source)."""
+        key = ("may_enter", source_id)
+        found = self._cache.get(key)
+        if found is None:
+            src = self.sources.get(source_id)
+            codes: set[str] = set()
+            if src is not None:
+                codes = {src.id, *src.speaks_for}
+                codes.update(g for a in src.speaks_for if a in self.actors for g in self.actors[a].guichets)
+            found = self._cache[key] = frozenset(codes)
+        return frozenset(found)
 
 
 def _check_paths(where: str, by_schema: Mapping[str, list[str]], problems: list[Problem]) -> None:
@@ -382,6 +418,11 @@ def _source_problems(
         problems += [
             Problem(where, f"speaks for unknown actor {a!r}") for a in src.speaks_for if a not in known
         ]
+    owners: dict[str, str] = {}
+    for actor in actors:
+        for g in actor.guichets:
+            if owners.setdefault(g, actor.id) != actor.id:
+                problems.append(Problem(f"actors({actor.id})", f"guichet {g} is also {owners[g]}'s"))
     for i, rel in enumerate(trusted):
         problems += [
             Problem(f"trusted[{i}]", f"unknown actor {a!r}")
@@ -395,13 +436,23 @@ class PolicyStore:
     """The running policy. `reload()` swaps in a new one only when it is valid as a whole."""
 
     def __init__(
-        self, path: Path | None = None, actors_path: Path | None = None, *, secret: SecretStr | None = None
+        self,
+        path: Path | None = None,
+        actors_path: Path | None = None,
+        *,
+        secret: SecretStr | None = None,
+        check_key: bool = False,
     ) -> None:
+        """`check_key` (the running worker): a weak pseudonymisation key is refused outside the
+        bundled demo policy, and tolerated with a warning in it (gateway.policy.secret)."""
         self.path = path
         self.actors_path = actors_path
         self.secret = secret
+        self.check_key = check_key
         self._lock = threading.Lock()
         self._policy = load_policy(path, actors_path, secret=secret)
+        if check_key:
+            _check_key(self._policy)
         self.last_error: ConfigError | None = None
 
     @property
@@ -412,6 +463,8 @@ class PolicyStore:
         """Load the files again; on error keep the running policy and raise the ConfigError."""
         try:
             new = load_policy(self.path, self.actors_path, secret=self.secret)
+            if self.check_key:
+                _check_key(new)
         except ConfigError as exc:
             self.last_error = exc
             raise
@@ -419,3 +472,11 @@ class PolicyStore:
             self._policy = new
             self.last_error = None
         return new
+
+
+def _check_key(policy: Policy) -> None:
+    """The running policy's pseudonymisation key (gateway.policy.secret): refused when weak outside
+    the bundled demo policy, tolerated with a warning in it."""
+    from gateway.policy.secret import check_pseudonymisation_key  # noqa: PLC0415
+
+    check_pseudonymisation_key(policy.source, policy.secret, DEFAULT_POLICY_FILE)

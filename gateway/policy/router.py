@@ -17,12 +17,21 @@ from gateway.codec.avro import SINGLE_OBJECT_MAGIC, load_schemas
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.derive import DERIVATIONS, pseudonym
 from gateway.policy.model import Actor, ConditionalGrant, Policy, Role
-from gateway.policy.scope import DECISION, ScopeIndex, ScopeState, update_state
+from gateway.policy.scope import (
+    DECISION,
+    Entry,
+    NamedParties,
+    ScopeIndex,
+    ScopeState,
+    dwelling_key,
+    update_state,
+)
 from gateway.policy.views import View, build_view
 
 __all__ = [
     "AUDIT_SCHEMA",
     "H_POLICY_VERSION",
+    "H_SOURCE",
     "H_SOURCE_CE_ID",
     "H_VIEW_FINGERPRINT",
     "H_VIEW_SCHEMA",
@@ -37,7 +46,10 @@ H_POLICY_VERSION = "gp.policy.version"
 H_VIEW_FINGERPRINT = "gp.view.fingerprint"
 H_VIEW_SCHEMA = "gp.view.schema"
 H_SOURCE_CE_ID = "gp.source.ce_id"
+H_SOURCE = "gp.source"  # the authenticated source of a canonical record (set by the ingest)
 CE_SOURCE = "gp-gateway/policy"
+MASKED = "MASQUE"  # non-nominative views: an origine / saisie that is not an organisation's
+_DWELLING_EVENTS = ("inscriptionCal", "visite", "decisionCal", "refus", "bail")
 
 
 def _avro_string(value: str) -> bytes:
@@ -149,6 +161,7 @@ class Router:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.index = ScopeIndex.build(policy)
+        self.parties = NamedParties(policy)
         self._views: dict[tuple[Any, ...], View] = {}
         self._by_grant: dict[tuple[Any, ...], View | None] = {}
         self._audit_codec = load_schemas().codec(AUDIT_SCHEMA)
@@ -161,6 +174,9 @@ class Router:
             for schema in policy.leaf_classes
         }
         self._nominative = {name: role.nominative for name, role in policy.roles.items()}
+        self._applicants = frozenset(
+            a.id for a in policy.actors.values() if policy.roles[a.role].scope == "own_application"
+        )
         head = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint
         self._audit_heads = {a: head + _avro_string(a) for a in policy.actors}
         self._static: dict[str, frozenset[str] | None] = {}
@@ -184,9 +200,11 @@ class Router:
         ):
             return False
         if grant.when == "designated_by_actor":
-            return actor.id in state.designataires
+            return actor.id in state.designataires and self._own_designation(actor.id, schema, record, state)
         if grant.when == "own_contingent":
-            if actor.id not in state.designataires:
+            if actor.id not in state.designataires or not self._own_designation(
+                actor.id, schema, record, state
+            ):
                 return False
             attribution = (record.get("radiation") or {}).get("attribution") if schema == DECISION else None
             if attribution is None or actor.contingent is None:
@@ -198,6 +216,29 @@ class Router:
         if grant.when == "labelled_by_actor":
             bodies = state.violence_labellers if cls == "violences" else state.labellers
             return actor.id in bodies
+        return True
+
+    def _own_designation(
+        self, actor_id: str, schema: str, record: Mapping[str, Any], state: ScopeState
+    ) -> bool:
+        """False when the event is another organisation's designation, or concerns a dwelling that
+        only other organisations designated ("own designations", docs/policy.md)."""
+        if schema != DECISION:
+            return True
+        designation = record.get("designation")
+        if designation:
+            return self.index.resolve(designation.get("designataire") or "") == actor_id
+        logements = [(record.get(n) or {}).get("logement") for n in _DWELLING_EVENTS]
+        attribution = (record.get("radiation") or {}).get("attribution")
+        if attribution:
+            logements.append(attribution.get("logement"))
+        for logement in logements:
+            key = dwelling_key(logement)
+            if key is None:
+                continue
+            owners = {d.rpartition("|")[2] for d in state.designated if d.rpartition("|")[0] == key}
+            if owners and actor_id not in owners:
+                return False
         return True
 
     def granted_classes(
@@ -268,8 +309,7 @@ class Router:
         now: datetime | None = None,
     ) -> RouteResult:
         schema = schema if "." in schema else f"fr.gp.{schema}"
-        new_state = update_state(state, schema, record)
-        chunks = self.index.in_scope(schema, record, new_state)
+        new_state, chunks = self._scope(schema, record, state, source_headers)
         # Conditions depend on the actor only through these ids: every other actor of a role gets
         # the role's view, computed once per event.
         special = {*new_state.designataires, *new_state.labellers, *new_state.violence_labellers}
@@ -306,7 +346,7 @@ class Router:
         num_unique = record.get("numUnique")
         deliveries = []
         audit = []
-        bodies: dict[tuple[Any, bool], bytes] = {}
+        bodies: dict[tuple[Any, bool, bool], bytes] = {}
         for (_, nominative), (view, members) in groups.items():
             deliveries.append(
                 self._delivery(
@@ -346,7 +386,7 @@ class Router:
         source_id: str | None,
         now: datetime,
         protected: bool,
-        bodies: dict[tuple[Any, bool], bytes],
+        bodies: dict[tuple[Any, bool, bool], bytes],
     ) -> Delivery:
         num_unique = record.get("numUnique")
         secret = self.policy.secret
@@ -366,10 +406,11 @@ class Router:
         actors = tuple(a for _, ids in members for a in ids)
         # Only exempt roles' views have no withholdable field: the rule applies to every other.
         withheld = view.nullable if protected else frozenset()
-        bkey = (view.shape, bool(withheld))
+        bkey = (view.shape, bool(withheld), nominative)
         body = bodies.get(bkey)  # roles with the same grants: projected and encoded once
         if body is None:
-            body = bodies[bkey] = view.encode_body(record, secret, withhold=bool(withheld))
+            shown = record if nominative else self._masked(record)
+            body = bodies[bkey] = view.encode_body(shown, secret, withhold=bool(withheld))
         value = view.frame_prefix + body
         return Delivery(view, out_key, value, headers, actors, nominative, withheld)
 
@@ -395,6 +436,38 @@ class Router:
                 dataschema=view.name,
             ),
         )
+
+    def _scope(
+        self,
+        schema: str,
+        record: Mapping[str, Any],
+        state: ScopeState | None,
+        source_headers: Sequence[tuple[str, bytes]],
+    ) -> tuple[ScopeState, list[tuple[str, str, tuple[str, ...]]]]:
+        """The new state and the actors in scope, under the named-party rule for who entered it."""
+        source = next((v.decode(errors="replace") for k, v in source_headers if k == H_SOURCE), None)
+        entry = Entry(source, (record.get("provenance") or {}).get("saisie"))
+        admit = self.parties.admit(entry)
+        new_state = update_state(
+            state, schema, record, admit, speakers=self.parties.speakers(entry), resolve=self.parties.resolve
+        )
+        return new_state, self.index.in_scope(schema, record, new_state, admit)
+
+    def _masked(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The record for a non-nominative view: a provenance `origine` / `saisie` that does not name
+        an organisation of the policy (an applicant's own id, an unknown code) becomes MASKED, so an
+        applicant-originated event leads back to nobody."""
+        prov = record.get("provenance")
+        if not prov:
+            return record
+        changed = {}
+        for name in ("origine", "saisie"):
+            org = self.policy.organisation(prov.get(name))
+            if org is None or org in self._applicants:
+                changed[name] = MASKED
+        if not changed:
+            return record
+        return {**record, "provenance": {**prov, **changed}}
 
     def _audit(
         self,
@@ -424,6 +497,7 @@ class Router:
                 "viewFingerprint": view.fingerprint_hex,
                 "sourceEventId": source_id,
                 "time": now,
+                "reference": key.decode("utf-8", "replace") if key else None,
             }
             body = self._audit_codec.encode_checked({"actor": "", **entry})
             prefix = SINGLE_OBJECT_MAGIC + self._audit_codec.fingerprint

@@ -2,18 +2,34 @@
 
 Decisions arrive without the application's communes, so the flow keeps a `ScopeState` per numéro
 unique (in a faust table) and updates it with every record before routing it.
+
+The named-party rule (docs/policy.md): an organisation named in an event (causer, commission, SIAO,
+designating réservataire, labelling body) gains scope from it only when the event's entering source
+speaks for it, the entering organisation's territory overlaps its own, or the actors file trusts
+the pair; otherwise the link is recorded unconfirmed and grants nothing until an event of the
+application entered for the named party confirms it. An applicant never gains scope by being named.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.policy.model import Actor, Policy
 
-__all__ = ["ScopeIndex", "ScopeState", "causers", "departement_of", "update_state"]
+__all__ = [
+    "Entry",
+    "NamedParties",
+    "ScopeIndex",
+    "ScopeState",
+    "causers",
+    "departement_of",
+    "dwelling_key",
+    "named_links",
+    "update_state",
+]
 
 DEMANDE = "fr.gp.Demande"
 DECISION = "fr.gp.Decision"
@@ -40,6 +56,10 @@ class ScopeState:
     labellers: tuple[str, ...] = ()  # bodies that gave any priority label
     demande_seen: bool = False  # a Demande of this application was routed
     pending: tuple[str, ...] = ()  # decisions routed before any Demande (kept by the flow, opaque here)
+    # links the named-party rule did not admit: "<kind>|<organisation>", granting nothing until confirmed
+    unconfirmed: tuple[str, ...] = ()
+    orientation_date: tuple[str, ...] = ()  # ISO date of the latest ORIENTATION_SIAO (at most one)
+    designated: tuple[str, ...] = ()  # "<dwelling key>|<designataire>" of each admitted designation
 
     @property
     def protected(self) -> bool:
@@ -84,41 +104,144 @@ def _add(values: tuple[str, ...], *new: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def update_state(state: ScopeState | None, schema: str, record: Mapping[str, Any]) -> ScopeState:
-    """The state after `record` (pure)."""
+@dataclass(frozen=True)
+class Entry:
+    """Who entered an event: the authenticated source (header `gp.source`; None when the record did
+    not come through the ingest, e.g. the SNE poller's) and the record's `provenance.saisie`."""
+
+    source: str | None = None
+    saisie: str | None = None
+
+
+Admit = Callable[[str], bool]  # named organisation -> does this event give it scope?
+LINK_KINDS = ("siao", "commission", "designataire", "label", "violence_label")
+_FIELDS = {
+    "siao": "siao_links",
+    "commission": "commissions",
+    "designataire": "designataires",
+    "label": "labellers",
+    "violence_label": "violence_labellers",
+}
+
+
+def named_links(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, organisation code) of every link a Decision names (see LINK_KINDS)."""
+    out: list[tuple[str, str]] = []
+    designation = record.get("designation")
+    if designation and designation.get("designataire"):
+        out.append(("designataire", designation["designataire"]))
+    orientation = record.get("orientation")
+    if orientation and orientation.get("siao"):
+        out.append(("siao", orientation["siao"]))
+    for name in ("label", "labelSante", "labelViolences"):
+        label = record.get(name)
+        if label and label.get("organismeLabellisant"):
+            body = label["organismeLabellisant"]
+            out.append(("label", body))
+            if name == "labelViolences":
+                out.append(("violence_label", body))
+    for name in ("avis", "inscriptionCal", "decisionDalo"):
+        sub = record.get(name)
+        if sub and sub.get("commission"):
+            out.append(("commission", sub["commission"]))
+    return out
+
+
+def dwelling_key(logement: Mapping[str, Any] | None) -> str | None:
+    """A dwelling's identity across events: its RPLS id, else landlord SIREN / landlord reference."""
+    if not logement:
+        return None
+    if logement.get("rpls"):
+        return f"rpls:{logement['rpls']}"
+    if logement.get("sirenBailleur") and logement.get("referenceBailleur"):
+        return f"ref:{logement['sirenBailleur']}/{logement['referenceBailleur']}"
+    return None
+
+
+def _orientation(state: ScopeState, orientation: Mapping[str, Any]) -> ScopeState:
+    """The latest orientation (by its date; the later routed one on a tie) sets where the household
+    is in hébergement *currently*: one in another département, or with enHebergement false, ends it."""
+    when: Any = orientation.get("dateOrientation")
+    when_s = str(when.isoformat() if hasattr(when, "isoformat") else when or "")
+    if state.orientation_date and when_s < state.orientation_date[0]:
+        return state  # an older orientation routed late does not say where the household is now
+    dept = orientation.get("departement")
+    depts = (dept,) if orientation.get("enHebergement") and dept else ()
+    return replace(state, hebergement_depts=depts, orientation_date=(when_s,))
+
+
+def update_state(
+    state: ScopeState | None,
+    schema: str,
+    record: Mapping[str, Any],
+    admit: Admit | None = None,
+    *,
+    speakers: Iterable[str] = (),
+    resolve: Callable[[str], str] | None = None,
+) -> ScopeState:
+    """The state after `record` (pure).
+
+    `admit(organisation)`: whether this event gives a named organisation scope (the named-party rule;
+    None admits every one, for tools without a policy); a link not admitted is recorded unconfirmed.
+    `speakers`: the organisations the event was entered for (the entering organisation, those its
+    source speaks for): their unconfirmed links on the application are confirmed by it.
+    `resolve`: organisation code -> actor id (guichet codes to their organisation)."""
     state = state or ScopeState()
     if schema == DEMANDE:
         lr = record.get("logementRecherche") or {}
-        return replace(
+        new = replace(
             state,
             communes=tuple(lr.get("communes") or ()),
             elargie=bool(lr.get("demandeElargie")),
             violences=bool(record.get("violencesFamiliales")),
             demande_seen=True,
         )
+        return _confirm(new, speakers)
     if schema != DECISION:
         return state
     new = state
-    designation = record.get("designation")
-    if designation:
-        new = replace(new, designataires=_add(new.designataires, designation.get("designataire")))
     orientation = record.get("orientation")
-    if orientation:
-        new = replace(new, siao_links=_add(new.siao_links, orientation.get("siao")))
-        if orientation.get("enHebergement") and orientation.get("departement"):
-            new = replace(new, hebergement_depts=_add(new.hebergement_depts, orientation["departement"]))
-    for name in ("label", "labelSante", "labelViolences"):
-        label = record.get(name)
-        if label:
-            body = label.get("organismeLabellisant")
-            new = replace(new, labellers=_add(new.labellers, body))
-            if name == "labelViolences":
-                new = replace(new, violence_label=True, violence_labellers=_add(new.violence_labellers, body))
-    for name in ("avis", "inscriptionCal", "decisionDalo"):
-        sub = record.get(name)
-        if sub:
-            new = replace(new, commissions=_add(new.commissions, sub.get("commission")))
-    return new
+    siao = orientation.get("siao") if orientation else None
+    if orientation and (admit is None or (siao and admit(resolve(siao) if resolve else siao))):
+        # an orientation is its SIAO's act: one the rule does not admit says nothing of hébergement
+        new = _orientation(new, orientation)
+    for kind, code in named_links(record):
+        org = resolve(code) if resolve is not None else code
+        if admit is None or admit(org):
+            new = _link(new, kind, org)
+            if kind == "designataire":
+                dwelling = dwelling_key((record.get("designation") or {}).get("logement"))
+                if dwelling:
+                    new = replace(new, designated=_add(new.designated, f"{dwelling}|{org}"))
+        else:
+            new = replace(new, unconfirmed=_add(new.unconfirmed, f"{kind}|{org}"))
+    if record.get("labelViolences"):  # protection applies whoever gave the label (fail closed)
+        new = replace(new, violence_label=True)
+    return _confirm(new, speakers)
+
+
+def _link(state: ScopeState, kind: str, org: str) -> ScopeState:
+    name = _FIELDS[kind]
+    linked: tuple[str, ...] = _add(getattr(state, name), org)
+    state = replace(state, **{name: linked})  # type: ignore[arg-type]  # a tuple field, by name
+    if kind == "violence_label":
+        state = replace(state, violence_label=True)
+    return state
+
+
+def _confirm(state: ScopeState, speakers: Iterable[str]) -> ScopeState:
+    """Unconfirmed links of the organisations this event was entered for become effective."""
+    who = set(speakers)
+    if not who or not state.unconfirmed:
+        return state
+    keep = []
+    for item in state.unconfirmed:
+        kind, _, org = item.partition("|")
+        if org in who and kind in _FIELDS:
+            state = _link(state, kind, org)
+        else:
+            keep.append(item)
+    return replace(state, unconfirmed=tuple(keep))
 
 
 def _logements(record: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -131,8 +254,8 @@ def _logements(record: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield rad["attribution"]["logement"]
 
 
-def causers(schema: str, record: Mapping[str, Any]) -> set[str]:
-    """Organisations that caused this event: they always see it."""
+def causers(schema: str, record: Mapping[str, Any], resolve: Callable[[str], str] | None = None) -> set[str]:
+    """Organisations that caused this event (they see it when the named-party rule admits them)."""
     out = {str((record.get("provenance") or {}).get("origine") or "")}
     if schema == DECISION:
         designation = record.get("designation")
@@ -144,7 +267,74 @@ def causers(schema: str, record: Mapping[str, Any]) -> set[str]:
         if rad and rad.get("attribution"):
             out.add(rad["attribution"].get("siren") or "")
     out.discard("")
-    return out
+    return {resolve(c) for c in out} if resolve is not None else out
+
+
+class NamedParties:
+    """The named-party rule over one policy: who an event was entered for, and whom it may name."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._applicants = frozenset(
+            a.id for a in policy.actors.values() if policy.roles[a.role].scope == "own_application"
+        )
+        self._territory = {
+            a.id: (frozenset((*a.communes, *a.reservations)), frozenset(a.departements))
+            for a in policy.actors.values()
+        }
+
+    def resolve(self, code: str) -> str:
+        """The actor an organisation code names (a guichet code -> its organisation), else the code."""
+        return self.policy.organisation(code) or code
+
+    def entering(self, entry: Entry) -> str | None:
+        """The organisation that entered the event (its `saisie`, a guichet resolved), if an actor."""
+        return self.policy.organisation(entry.saisie)
+
+    def speakers(self, entry: Entry) -> frozenset[str]:
+        """The organisations the event was entered for: the entering one and, when the source is
+        known, every organisation the source speaks for (never an applicant)."""
+        out = set()
+        entering = self.entering(entry)
+        if entering is not None:
+            out.add(entering)
+        src = self.policy.sources.get(entry.source) if entry.source else None
+        if src is not None:
+            out.update(src.speaks_for)
+        return frozenset(out - self._applicants)
+
+    def overlap(self, a: str, b: str) -> bool:
+        """Whether the territories of actors `a` and `b` share a commune or a département."""
+        ta, tb = self._territory.get(a), self._territory.get(b)
+        if ta is None or tb is None:
+            return False
+        (ca, da), (cb, db) = ta, tb
+        if not ca.isdisjoint(cb) or not da.isdisjoint(db):
+            return True
+        return any(departement_of(c) in db for c in ca) or any(departement_of(c) in da for c in cb)
+
+    def admits(self, entry: Entry, named: str) -> bool:
+        """Whether an event entered by `entry` gives the named organisation scope."""
+        if named not in self.policy.actors or named in self._applicants:
+            return False  # an applicant never gains scope from being named (own_application only)
+        if named in self.speakers(entry):
+            return True
+        entering = self.entering(entry)
+        if entering is None:
+            return False
+        return self.overlap(entering, named) or (entering, named) in self.policy.trusted
+
+    def admit(self, entry: Entry) -> Admit:
+        """`admits` for one event, memoised (an event names few parties, some twice)."""
+        seen: dict[str, bool] = {}
+
+        def check(named: str) -> bool:
+            found = seen.get(named)
+            if found is None:
+                found = seen[named] = self.admits(entry, named)
+            return found
+
+        return check
 
 
 Chunk = tuple[str, str, tuple[str, ...]]  # (scope rule, role, actor ids of that role)
@@ -171,6 +361,10 @@ class ScopeIndex:
     everything: Bucket = ()
     by_id: dict[str, Actor] = field(default_factory=dict)
     linked_kinds: dict[str, str] = field(default_factory=dict)  # actor id -> siao|commission
+    guichets: dict[str, str] = field(default_factory=dict)  # guichet code -> actor id
+
+    def resolve(self, code: str) -> str:
+        return code if code in self.by_id else self.guichets.get(code, code)
 
     @classmethod
     def build(cls, policy: Policy) -> ScopeIndex:
@@ -179,6 +373,7 @@ class ScopeIndex:
         }
         everything: list[Actor] = []
         idx = cls()
+        idx.guichets = dict(policy.guichet_owner)
         for actor in policy.actors.values():
             idx.by_id[actor.id] = actor
             kind = policy.roles[actor.role].scope
@@ -210,8 +405,11 @@ class ScopeIndex:
         actor = self.by_id.get(actor_id)
         return ((actor.role, (actor_id,)),) if actor is not None else ()
 
-    def in_scope(self, schema: str, record: Mapping[str, Any], state: ScopeState) -> list[Chunk]:
-        """(rule, role, actor ids) chunks: every actor in scope once, with the first rule that applies."""
+    def in_scope(
+        self, schema: str, record: Mapping[str, Any], state: ScopeState, admit: Admit | None = None
+    ) -> list[Chunk]:
+        """(rule, role, actor ids) chunks: every actor in scope once, with the first rule that applies.
+        A causer sees the event only when `admit` (the named-party rule for this event) admits it."""
         out: list[Chunk] = []
         seen: set[str] = set()
 
@@ -244,7 +442,8 @@ class ScopeIndex:
         num = record.get("numUnique")
         if num:
             add(self.by_num_unique.get(num, ()), "own_application")
-        for actor_id in sorted(causers(schema, record)):
-            add(self._actor_bucket(actor_id), "causer")
+        for actor_id in sorted(causers(schema, record, self.resolve)):
+            if admit is None or admit(actor_id):
+                add(self._actor_bucket(actor_id), "causer")
         add(self.everything, "statistique")
         return out

@@ -32,10 +32,10 @@ VIEW_NAMESPACE = "fr.gp.view"
 
 # Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record, 2 = array of
 # records, 3 = optional record (projected as 1: the checked writer picks the ["null", record] branch
-# from the value), 4 = withholdable leaf (copied), 5 = withholdable leaf withheld (null; only in the
-# plan used when the rule applies). Nested view records are named after a hash of their plan, so the
-# plan's encoding is part of every view's name and fingerprint: changing it renames the views for
-# their recipients.
+# from the value), 4 = withholdable leaf (copied), 5 = withheld (null; only in the plan used when the
+# rule applies), 6 = withholdable sub-record (every kept leaf withholdable: optional, projected as 3).
+# Views built without a `family` name their nested records after a hash of their plan (the plan's
+# encoding is then part of their names and fingerprints); the router's views name them by path.
 Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
@@ -99,16 +99,21 @@ def _build(
             defined.add(name)
             inner = {"type": "record", "name": name, "fields": sub_fields}
         decl["type"] = _wrap(node, inner)
-        fields.append(decl)
         kind = 2 if node.array else 3 if node.optional else 1
+        if not node.array and all(k in (4, 6) for _, k, _, _ in sub_plan):
+            # every kept leaf withholdable: the whole sub-record is (null when withheld)
+            decl["type"] = _nullable(decl["type"])
+            decl["default"] = None
+            kind = 6
+        fields.append(decl)
         plan.append((node.name, kind, sub_plan, name))
     return fields, tuple(plan)
 
 
 def _withheld_plan(plan: Plan) -> Plan:
-    """The plan with every withholdable leaf withheld (kind 4 -> 5)."""
+    """The plan with every withholdable leaf or sub-record withheld (kinds 4 and 6 -> 5)."""
     return tuple(
-        (name, 5 if kind == 4 else kind, _withheld_plan(sub) if sub else sub, rec)
+        (name, 5 if kind in (4, 6) else kind, _withheld_plan(sub) if sub else sub, rec)
         for name, kind, sub, rec in plan
     )
 

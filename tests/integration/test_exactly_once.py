@@ -23,7 +23,7 @@ from gateway.testing.kafka import (
     stop_worker,
     worker_env,
 )
-from gateway.topics import canonical_topic, dlq_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic, source_raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 N = 600
@@ -40,7 +40,7 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n(
         bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=3, state_dir=tmp_path
     )
     ensure_topics(kafka_bootstrap, ingest_topics(settings))
-    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    raw, out = source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), canonical_topic("demande", prefix)
     dlq = dlq_topic(raw)
     payload = SAMPLE.read_bytes()
     # every 10th input is malformed: dead letters must be exactly-once too
@@ -104,7 +104,7 @@ def test_two_workers_one_sigkilled_the_other_takes_its_partitions_over_exactly_o
         kafka_bootstrap,
         ingest_topics(GatewaySettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=3)),
     )
-    raw, out = raw_topic("sne-xml", prefix), canonical_topic("demande", prefix)
+    raw, out = source_raw_topic("sne-xml", "rennes-habitat-erp", prefix), canonical_topic("demande", prefix)
     payload = SAMPLE.read_bytes()
     inputs = [(f"src-{i}".encode(), f"<bad {i}".encode() if i % 10 == 0 else payload) for i in range(N)]
     workers = [

@@ -12,30 +12,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from connectors.file_drop.demo import assign_samples
 from gateway.broker.local import free_port
-from gateway.cli.demo import BAD_PREFIX, SAMPLES
+from gateway.cli.demo import SAMPLES
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.model.deadletter import ERR, problems_from_headers
 from gateway.normalise import CanonicalRecord, Rejection, normalise
+from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import Message, consume_all, produce, start_worker, stop_worker, worker_env
-from gateway.topics import FORMATS, canonical_topic, dlq_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic, source_raw_topic
 
 CE_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "ce_specversion")
 
 
-def _good() -> list[tuple[str, Path]]:
-    return [(fmt, p) for fmt in FORMATS for p in sorted((SAMPLES / fmt).glob("*")) if p.is_file()]
-
-
-def _bad() -> list[tuple[str, Path]]:
-    out = []
-    for p in sorted((SAMPLES / "bad").glob("*")):
-        fmt = next((f for prefix, f in BAD_PREFIX.items() if p.name.startswith(prefix)), None)
-        if fmt is not None:
-            out.append((fmt, p))
-    return out
+def _files() -> list[tuple[str, str, Path]]:
+    """(source, format, path) of every good and bad sample, each sent by the demo source that speaks
+    for the organisation that entered it (the demo's spoofed input left out)."""
+    return [
+        (source, fmt, p)
+        for source, fmt, p, name in assign_samples(load_policy(), SAMPLES)
+        if not name.startswith("spoof-")
+    ]
 
 
 class Running:
@@ -60,8 +59,12 @@ def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
         log_path=str(tmp / "w.log"),
     )
     try:
-        for fmt, path in _good() + _bad():
-            produce(kafka_bootstrap, raw_topic(fmt, prefix), [(path.name.encode(), path.read_bytes())])
+        for source, fmt, path in _files():
+            produce(
+                kafka_bootstrap,
+                source_raw_topic(fmt, source, prefix),
+                [(path.name.encode(), path.read_bytes())],
+            )
         yield Running(kafka_bootstrap, prefix, port)
     finally:
         stop_worker(proc)
@@ -69,10 +72,12 @@ def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def test_samples_become_canonical_records_keyed_by_numero_unique(running: Running) -> None:
     expected: Counter[tuple[str, str]] = Counter()
-    for fmt, path in _good() + _bad():
+    sources = set()
+    for source, fmt, path in _files():
         for o in normalise(fmt, path.read_bytes()):
             if isinstance(o, CanonicalRecord):
                 expected[(o.schema, o.key)] += 1
+                sources.add(source)
     assert expected, "the samples should yield canonical records"
     by_kind = {"fr.gp.Demande": "demande", "fr.gp.Decision": "decision"}
     codecs = load_schemas().by_fingerprint()
@@ -90,6 +95,7 @@ def test_samples_become_canonical_records_keyed_by_numero_unique(running: Runnin
             codec, record = decode_single_object(m.value, codecs)
             assert codec.name == schema
             assert m.header("gp.schema.fingerprint") == codec.fingerprint_hex.encode()
+            assert (m.header("gp.source") or b"").decode() in sources  # the source that sent it
             assert m.value[2:10] == codec.fingerprint
             if record.get("numUnique"):
                 assert m.key == record["numUnique"].encode()
@@ -99,11 +105,11 @@ def test_samples_become_canonical_records_keyed_by_numero_unique(running: Runnin
 
 def test_malformed_samples_are_dead_lettered_with_original_bytes(running: Running) -> None:
     expected: dict[str, list[bytes]] = {}
-    for fmt, path in _good() + _bad():
+    for source, fmt, path in _files():
         data = path.read_bytes()
         for o in normalise(fmt, data):
             if isinstance(o, Rejection):
-                topic = dlq_topic(raw_topic(fmt, running.prefix))
+                topic = dlq_topic(source_raw_topic(fmt, source, running.prefix))
                 expected.setdefault(topic, []).append(o.fragment if o.fragment is not None else data)
     assert expected, "samples/bad should yield rejections"
     for topic, originals in expected.items():

@@ -10,22 +10,24 @@ import sys
 import uuid
 from pathlib import Path
 
-from gateway.cli.demo import BAD_PREFIX, SAMPLES
+from connectors.file_drop.demo import assign_samples
+from gateway.cli.demo import SAMPLES
 from gateway.normalise import CanonicalRecord, Rejection, normalise
-from gateway.topics import FORMATS
+from gateway.policy.model import load_policy
 
 
 def _expected() -> tuple[int, int]:
+    """What the normalisers make of the samples, each dropped by its demo source: a record the
+    source may not enter (the spoofed input) is a dead letter."""
     canonical = dead = 0
-    files = [(f, p) for f in FORMATS for p in (SAMPLES / f).glob("*") if p.is_file()]
-    for p in (SAMPLES / "bad").glob("*"):
-        fmt = next((f for pre, f in BAD_PREFIX.items() if p.name.startswith(pre)), None)
-        if fmt:
-            files.append((fmt, p))
-    for fmt, p in files:
+    policy = load_policy()
+    for source, fmt, p, _ in assign_samples(policy, SAMPLES):
         for o in normalise(fmt, p.read_bytes()):
-            canonical += isinstance(o, CanonicalRecord)
-            dead += isinstance(o, Rejection)
+            ok = isinstance(o, CanonicalRecord) and o.record["provenance"]["saisie"] in policy.may_enter(
+                source
+            )
+            canonical += ok
+            dead += isinstance(o, Rejection) or not ok
     return canonical, dead
 
 

@@ -11,7 +11,7 @@ import uuid
 from gateway.errors import Problem
 from gateway.flows.dlq import DeadLetters
 from gateway.testing.kafka import consume_all, create_topics, produce
-from gateway.topics import dlq_topic, raw_topic
+from gateway.topics import dlq_topic, source_raw_topic
 
 
 def _gateway(bootstrap: str, prefix: str, *args: str) -> str:
@@ -26,7 +26,7 @@ def _gateway(bootstrap: str, prefix: str, *args: str) -> str:
 
 def test_dlq_show_and_replay(kafka_bootstrap: str) -> None:
     prefix = f"dlq{uuid.uuid4().hex[:6]}"
-    raw = raw_topic("cal-csv", prefix)
+    raw = source_raw_topic("cal-csv", "rennes-habitat-erp", prefix)
     dlq = dlq_topic(raw)
     create_topics(kafka_bootstrap, [raw, dlq])
     secret = b"2026-13-45;DUPONT Jeanne;035260100000000001\n"

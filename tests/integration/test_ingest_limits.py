@@ -15,7 +15,7 @@ from gateway.flows.ingest import ingest_record
 from gateway.model.deadletter import ERR, problems_from_headers
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, worker_env
-from gateway.topics import canonical_topic, dlq_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic, source_raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 PRODUCER_LIMIT = 1_048_576  # kafka-python's default max_request_size, as the worker's producer has
@@ -27,7 +27,7 @@ def test_an_input_whose_dead_letter_is_too_large_is_dead_lettered_without_its_by
     prefix = f"lim{uuid.uuid4().hex[:8]}"
     settings = GatewaySettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=1)
     ensure_topics(kafka_bootstrap, ingest_topics(settings))
-    raw = raw_topic("sne-xml", prefix)
+    raw = source_raw_topic("sne-xml", "rennes-habitat-erp", prefix)
     huge = b"<not-xml " + b"x" * (PRODUCER_LIMIT - 220)  # fits a record, not with ~500 B of headers
     letter = ingest_record(
         "sne-xml", huge, source_topic=raw, partition=0, offset=0, key=b"big", timestamp_ms=0,

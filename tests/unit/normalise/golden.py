@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import Problem
+from gateway.formats import INPUT_FORMATS
 from gateway.model.canonical import CanonicalRecord
 from gateway.normalise.outcome import Rejection
 from lxml import etree
@@ -35,20 +36,8 @@ SAMPLES = ROOT / "samples"
 GOLDEN = Path(__file__).with_name("golden_outputs.json")
 RECEIVED_AT = datetime(2026, 5, 4, 12, 30, 15, 123456, tzinfo=UTC)
 
-FORMATS = {
-    "sne-xml": "gateway.normalise.sne_xml:normalise_sne_xml",
-    "cdc-json": "gateway.normalise.cdc_json:normalise_cdc_json",
-    "siao-json": "gateway.normalise.siao_json:normalise_siao_json",
-    "cal-csv": "gateway.normalise.cal_csv:normalise_cal_csv",
-    "comed-json": "gateway.normalise.comed_json:normalise_comed_json",
-}
-BAD_FORMATS = {
-    "sne": "sne-xml",
-    "cdc": "cdc-json",
-    "siao": "siao-json",
-    "cal": "cal-csv",
-    "comed": "comed-json",
-}
+FORMATS = {f.name: f.normaliser for f in INPUT_FORMATS}  # the one registry of input formats
+BAD_FORMATS = {f.short: f.name for f in INPUT_FORMATS}  # samples/bad/<short name>-...
 
 TEXTS = ("", " ", "x", "-1", "0", "1,5", "1e3", "12 345", "31/12/2020", "2020-02-30", "1879-01-01",
          "2026-01-14T25:00:00", "2026-03-29T02:30:00", "true", "NaN", "99999999999999", "ZZ9",

@@ -87,7 +87,7 @@ def test_document_problems_use_sne_element_paths() -> None:
     assert problems(out) >= {
         (
             "after.document/logementRecherche/listeTypeLogement/typeLogement[1]",
-            "unknown code 'T9' for ListeTypeLogement",
+            "unknown code for ListeTypeLogement",
         ),
         (
             "after.document/personnePhysique/demandeur/listeRessourceRecue/detailRessource[1]/montant",
@@ -135,9 +135,10 @@ def test_event_rows_with_bad_values_each_rejected_and_others_kept() -> None:
     locators = [r.locator for r in rejections(out)]
     assert locators == ["line 2", "line 3", "line 4", "line 5"]
     assert rejections(out)[-1].fragment is not None
-    unknown = "unknown code (9 characters, not shown) for TypeEvenement"
+    unknown = "unknown code for TypeEvenement"
     assert ("after.type_evenement", unknown) in problems(out)
-    assert ("source.table", "unknown table 'locataire' (expected demande or evenement)") in problems(out)
+    # issue 10: the unknown table's name is not quoted (it is free text of the source)
+    assert ("source.table", "unknown table (expected demande or evenement)") in problems(out)
 
 
 def test_event_without_its_data_is_rejected() -> None:

@@ -33,7 +33,7 @@ def test_default_policy_classifies_every_leaf_of_both_schemas() -> None:
     assert policy.leaf_classes["fr.gp.Demande"]["cotitulaires[].revenuFiscal.montantMoins1"] == "ressources"
     assert policy.leaf_classes["fr.gp.Demande"]["demandeur.ressourcesSante[].code"] == "sante_handicap"
     assert policy.leaf_classes["fr.gp.Decision"]["labelViolences.categorie"] == "violences"
-    assert len(policy.actors) == 10  # the demo cast and one demo applicant
+    assert len(policy.actors) == 11  # the demo cast and one demo applicant
     assert policy.version.startswith("2026.1+")
 
 

@@ -95,7 +95,9 @@ def _in_territory(actor_id: str, demande: dict[str, Any]) -> bool:
     kind = POLICY.roles[actor.role].scope
     wanted = demande["logementRecherche"]["communes"]
     elargie = demande["logementRecherche"]["demandeElargie"]
-    if demande["provenance"]["origine"] == actor_id or kind == "everything":
+    if (
+        _org(demande["provenance"]["origine"]) == actor_id and _admitted(actor_id, demande)
+    ) or kind == "everything":
         return True
     if kind == "own_application":
         return demande["numUnique"] == actor.numUnique
@@ -111,30 +113,70 @@ def _in_territory(actor_id: str, demande: dict[str, Any]) -> bool:
     return False
 
 
-def _linked(actor_id: str, events: list[dict[str, Any]]) -> bool:
-    """The actor is a SIAO / commission that some event links to the application."""
-    actor = POLICY.actors[actor_id]
-    kind = POLICY.roles[actor.role].scope
-    for e in events:
-        if kind == "siao":
-            o = e.get("orientation")
-            if o and (
-                o["siao"] == actor_id or (o["enHebergement"] and o["departement"] in actor.departements)
-            ):
-                return True
-        if kind in ("siao", "commission"):
-            labels = [e.get(n) for n in ("label", "labelSante", "labelViolences")]
-            if any(lb and lb["organismeLabellisant"] == actor_id for lb in labels):
-                return True
-        if kind == "commission":
-            subs = [e.get(n) for n in ("avis", "inscriptionCal", "decisionDalo")]
-            if any(sub and sub["commission"] == actor_id for sub in subs):
-                return True
+def _org(code: str | None) -> str | None:
+    if code in POLICY.actors:
+        return code
+    return next((a.id for a in POLICY.actors.values() if code in a.guichets), None)
+
+
+def _territory(actor_id: str) -> tuple[set[str], set[str]]:
+    a = POLICY.actors[actor_id]
+    return {*a.communes, *a.reservations}, set(a.departements)
+
+
+def _admitted(actor_id: str, event: dict[str, Any]) -> bool:
+    """The named-party rule (docs/policy.md), no source known: the entering organisation itself, one
+    whose territory overlaps, or a trusted pair; never an applicant."""
+    if POLICY.roles[POLICY.actors[actor_id].role].scope == "own_application":
+        return False
+    entering = _org(event["provenance"]["saisie"])
+    if entering is None:
+        return False
+    if entering == actor_id or (entering, actor_id) in POLICY.trusted:
+        return True
+    (ca, da), (cb, db) = _territory(entering), _territory(actor_id)
+    return bool(
+        ca & cb or da & db or {c[:2] for c in ca} & db or {c[:2] for c in cb} & da
+    )  # the demo's départements are metropolitan
+
+
+def _named(actor_id: str, e: dict[str, Any], kind: str) -> bool:
+    if kind == "siao" and (e.get("orientation") or {}).get("siao") == actor_id:
+        return True
+    if kind in ("siao", "commission"):
+        labels = [e.get(n) for n in ("label", "labelSante", "labelViolences")]
+        if any(lb and lb["organismeLabellisant"] == actor_id for lb in labels):
+            return True
+    if kind == "commission":
+        subs = [e.get(n) for n in ("avis", "inscriptionCal", "decisionDalo")]
+        return any(sub and sub["commission"] == actor_id for sub in subs)
     return False
 
 
+def _linked(actor_id: str, events: list[dict[str, Any]]) -> bool:
+    """The actor is a SIAO / commission that some event links to the application (admitted by the
+    named-party rule, or confirmed by a later event it entered), or the SIAO of the département where
+    the latest orientation says the household is in hébergement."""
+    actor = POLICY.actors[actor_id]
+    kind = POLICY.roles[actor.role].scope
+    latest = None
+    for i, e in enumerate(events):
+        o = e.get("orientation")
+        if o and (latest is None or o["dateOrientation"] >= latest["dateOrientation"]):
+            latest = o
+        if _named(actor_id, e, kind) and (
+            _admitted(actor_id, e) or any(_org(f["provenance"]["saisie"]) == actor_id for f in events[i:])
+        ):
+            return True
+    return bool(
+        kind == "siao" and latest and latest["enHebergement"] and latest["departement"] in actor.departements
+    )
+
+
 def _causes(actor_id: str, event: dict[str, Any]) -> bool:
-    if event["provenance"]["origine"] == actor_id:
+    if not _admitted(actor_id, event):
+        return False
+    if _org(event["provenance"]["origine"]) == actor_id:
         return True
     if event.get("designation") and event["designation"]["designataire"] == actor_id:
         return True

@@ -17,7 +17,7 @@ BAILLEUR_35, BAILLEUR_44, ETAT, RM, ALS, SIAO, CIA, GEST, STAT = (
     "200000001", "200000002", "130000035", "243500139", "824541148", "300000035", "CIA-243500139",
     "300000099", "STAT-35",
 )  # fmt: skip
-DEMO = "DEMO-035260100000000001"  # the demo applicant of 035260100000000001
+DEMO = "DEM-7K2Q9X4M"  # the demo applicant of 035260100000000001
 
 
 def _decode(delivery: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from gateway.flows.app import create_app, flow_topics
 from gateway.flows.dlq import DeadLetters, original_topic, replay_headers
 from gateway.model.deadletter import ERR
 from gateway.monitoring.metrics import Metrics
+from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
-from gateway.topics import FORMATS
 
 
 def test_ingest_topics_declare_partitions_replication_and_cleanup() -> None:
@@ -28,11 +28,12 @@ def test_ingest_topics_declare_partitions_replication_and_cleanup() -> None:
     }
     assert specs["x.canonical.demande"].all_configs()["cleanup.policy"] == "compact"
     assert specs["x.canonical.decision"].all_configs()["cleanup.policy"] == "delete"
-    for fmt in FORMATS:
-        assert specs[f"x.raw.{fmt}"].cleanup_policy == "delete"
-        assert specs[f"x.raw.{fmt}.dlq"].cleanup_policy == "delete"
+    pairs = [(fmt, src.id) for src in load_policy().sources.values() for fmt in src.formats]
+    for fmt, source in pairs:  # one raw topic per (source, format) the actors file declares
+        assert specs[f"x.raw.{fmt}.{source}"].cleanup_policy == "delete"
+        assert specs[f"x.raw.{fmt}.{source}.dlq"].cleanup_policy == "delete"
     assert {s.partitions for s in specs.values()} == {4}
-    assert len(specs) == 2 * len(FORMATS) + 2
+    assert len(specs) == 2 * len(pairs) + 2
 
 
 def test_dead_letter_helpers_round_trip() -> None:
@@ -93,12 +94,16 @@ def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) ->
     runner = app.gp_ingest_runner  # type: ignore[attr-defined]  # the ingest loop, run as an app service
     assert runner.group_id == "a.ingest"
     assert runner.transactional_id == "a.ingest.i-1"
-    assert set(runner.formats) == {f"u.raw.{fmt}" for fmt in FORMATS}
+    declared = {f"u.raw.{fmt}.{src.id}": fmt for src in load_policy().sources.values() for fmt in src.formats}
+    assert runner.formats == declared
+    assert {t: (s.fmt, s.source) for t, s in runner.sources.items()} == {
+        t: (fmt, t.rsplit(".", 1)[1]) for t, fmt in declared.items()
+    }
     assert runner.exactly_once
     assert len(app._extra_services) == 1  # the thread is started and stopped with the app
     names = {s.name for s in flow_topics(app)}
     assert "u.canonical.demande" in names
-    assert "u.raw.sne-xml.dlq" in names
+    assert "u.raw.sne-xml.rennes-habitat-erp.dlq" in names
     assert app.conf.processing_guarantee.value == "exactly_once"
     alo = create_app(GatewaySettings(state_dir=tmp_path, processing_guarantee="at_least_once"), ["ingest"])
     assert alo.conf.processing_guarantee.value == "at_least_once"
@@ -140,7 +145,9 @@ def test_wait_for_broker_gives_up_with_a_clear_error() -> None:
 
 def test_the_source_emitter_reports_an_unreachable_broker_as_retriable() -> None:
     async def main() -> None:
-        async with KafkaEmitter(GatewaySettings(bootstrap_servers=f"127.0.0.1:{free_port()}")):
+        async with KafkaEmitter(
+            GatewaySettings(bootstrap_servers=f"127.0.0.1:{free_port()}"), source="rennes-habitat-erp"
+        ):
             pass
 
     with pytest.raises(RetriableError, match="cannot reach Kafka"):
@@ -156,7 +163,7 @@ def test_the_source_emitter_refuses_an_event_too_large_for_the_broker() -> None:
         async def send_and_wait(self, *args: object, **kwargs: object) -> None:
             raise MessageSizeTooLargeError("The message is 2000000 bytes")
 
-    emitter = KafkaEmitter(GatewaySettings())
+    emitter = KafkaEmitter(GatewaySettings(), source="rennes-habitat-erp")
     emitter._producer = _Producer()
     event = RawEvent(format="sne-xml", payload=b"x" * 10, key=None, origin="a.xml", headers=())
     with pytest.raises(RejectedMessage) as info:

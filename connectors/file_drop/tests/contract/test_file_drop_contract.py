@@ -16,8 +16,8 @@ def _factory(cls: type, config: Any, tmp_path: Path) -> Any:
 
 TestFileDropContract = source_contract(
     FileDropSource,
-    valid_config={"folder": "/tmp/drop"},
-    invalid_config={"format": "pdf", "max_bytes": -1},  # folder missing too
+    valid_config={"folder": "/tmp/drop", "source": "rennes-habitat"},
+    invalid_config={"format": "pdf", "max_bytes": -1},  # folder and source missing too
     factory=_factory,
 )
 

@@ -13,7 +13,9 @@ from gateway.errors import Problem, RejectedMessage, RetriableError
 
 def _source(tmp_path: Path, **kw: object) -> FileDropSource:
     return FileDropSource(
-        FileDropConfig.model_validate({"folder": tmp_path, "settle_seconds": 0, "once": True, **kw})
+        FileDropConfig.model_validate(
+            {"folder": tmp_path, "source": "src-a", "settle_seconds": 0, "once": True, **kw}
+        )
     )
 
 
@@ -85,12 +87,14 @@ def test_a_failed_emit_leaves_the_file_for_the_next_scan(tmp_path: Path) -> None
 
 def test_files_still_being_written_wait(tmp_path: Path) -> None:
     _drop(tmp_path, "sne-xml/a.xml", b"<a/>")
-    src = FileDropSource(FileDropConfig(folder=tmp_path, settle_seconds=3600, once=True))
+    src = FileDropSource(FileDropConfig(folder=tmp_path, source="src-a", settle_seconds=3600, once=True))
     assert src.pending() == []
 
 
 def test_stop_ends_a_watching_run(tmp_path: Path) -> None:
-    src = FileDropSource(FileDropConfig(folder=tmp_path, poll_interval=0.05, settle_seconds=0))
+    src = FileDropSource(
+        FileDropConfig(folder=tmp_path, source="src-a", poll_interval=0.05, settle_seconds=0)
+    )
 
     async def main() -> None:
         async def emit(event: RawEvent) -> None: ...
@@ -105,7 +109,9 @@ def test_stop_ends_a_watching_run(tmp_path: Path) -> None:
 
 def test_config_rejects_unknown_formats_all_at_once() -> None:
     with pytest.raises(ValueError, match="unknown format") as info:
-        FileDropConfig.model_validate({"folder": "/x", "format": "pdf", "folders": {"a": "doc"}})
+        FileDropConfig.model_validate(
+            {"folder": "/x", "source": "src-a", "format": "pdf", "folders": {"a": "doc"}}
+        )
     assert len(info.value.errors()) == 2  # type: ignore[attr-defined]
 
 
