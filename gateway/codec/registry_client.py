@@ -56,6 +56,12 @@ class RegistryClient:
         password: SecretStr | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                "GATEWAY_SCHEMA_REGISTRY_URL must be the http(s) base URL of a Confluent-compatible API "
+                "(e.g. http://127.0.0.1:8081/apis/ccompat/v7)"
+            )
         self.timeout = timeout
         self._auth: str | None = None
         if user is not None:

@@ -110,13 +110,13 @@ def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) ->
     assert not alo.gp_ingest_runner.exactly_once  # type: ignore[attr-defined]
 
 
-def test_create_app_refuses_unknown_flows_and_unimplemented_registry(tmp_path: Path) -> None:
+def test_create_app_refuses_unknown_flows_and_a_registry_url_that_is_not_http(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown flow"):
         create_app(GatewaySettings(state_dir=tmp_path), ["no_such_flow"])
     with pytest.raises(ConfigError, match="not a"):
         create_app(GatewaySettings(state_dir=tmp_path), ["../x"])
     with pytest.raises(ConfigError, match="SCHEMA_REGISTRY_URL"):
-        create_app(GatewaySettings(state_dir=tmp_path, schema_registry_url="http://r"), ["ingest"])
+        create_app(GatewaySettings(state_dir=tmp_path, schema_registry_url="registry:8081"), ["ingest"])
 
 
 def test_local_broker_configuration(tmp_path: Path) -> None:
