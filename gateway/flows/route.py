@@ -154,6 +154,7 @@ class RouteCore:
         self._mtimes = self._current_mtimes()
         self._topics: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._audit_topic = audit_topic(prefix)
+        self._audit_codec = load_schemas().codec(AUDIT_SCHEMA)
         self._metric_labels: tuple[Router, dict[str, str]] | None = None
 
     def prepare(self, router: Router) -> None:
@@ -315,6 +316,8 @@ class RouteCore:
         version = (("gp.policy.version", self.router.policy.version.encode()),)
         framer = self.framer
         confluent = framer.confluent
+        # audit entries all share one schema: its cached Confluent header, looked up once per record
+        audit_head = framer.prefix(self._audit_topic, self._audit_codec) if confluent else b""
         for res in results:
             for delivery in res.deliveries:
                 topics = self._topics_of(delivery.actors)
@@ -323,7 +326,7 @@ class RouteCore:
             for batch in res.audit:
                 values = tuple(batch.values())
                 if confluent:
-                    values = tuple(framer.reframe(self._audit_topic, v) for v in values)
+                    values = tuple(audit_head + v[10:] for v in values)
                 fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 
