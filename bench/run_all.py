@@ -16,6 +16,7 @@ BENCHES = [
     "bench_ingest.py",
     "bench_sinks.py",
     "bench_signals.py",
+    "bench_framing.py",
 ]
 
 

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.codec.avro import load_schemas
+from gateway.codec.framing import decoder_for
 from gateway.errors import GatewayError, RejectedMessage
 from gateway.kafka_config import client_kwargs
 from gateway.settings import GatewaySettings
@@ -54,7 +55,7 @@ def sne_report_topics(settings: GatewaySettings) -> list[str]:
 def _canonical(settings: GatewaySettings) -> list[tuple[str, dict[str, Any]]]:
     from gateway.testing.kafka import consume_all  # noqa: PLC0415
 
-    codecs = load_schemas().by_fingerprint()
+    decoder = decoder_for(settings.schema_registry_url, load_schemas().by_fingerprint())
     out = []
     for kind in ("demande", "decision"):
         for m in consume_all(
@@ -63,7 +64,7 @@ def _canonical(settings: GatewaySettings) -> list[tuple[str, dict[str, Any]]]:
             if not m.value:
                 continue
             try:
-                codec, record = decode_single_object(m.value, codecs)
+                codec, record = decoder.decode(m.value)
             except RejectedMessage:
                 continue
             out.append((codec.name, record))
@@ -122,13 +123,16 @@ def _feedback_counts(settings: GatewaySettings) -> Counter[str]:
     from gateway.testing.kafka import consume_all  # noqa: PLC0415
 
     codec = load_schemas().codec("SneFeedback")
+    decoder = decoder_for(settings.schema_registry_url, {codec.fingerprint: codec})  # either framing
     counts: Counter[str] = Counter()
     for topic in sne_report_topics(settings):
         if FEEDBACK_INFIX not in topic:
             continue
         for m in consume_all(settings.bootstrap_servers, topic, quiet_ms=300):
-            if m.value and m.value[2:10] == codec.fingerprint:
-                counts[str(codec.decode(m.value[10:])["status"])] += 1
+            try:
+                counts[str(decoder.decode(m.value or b"")[1]["status"])] += 1
+            except RejectedMessage:
+                continue
     return counts
 
 

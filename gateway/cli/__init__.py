@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "normalise": "gateway.cli.normalise:normalise",
     "schemas": "gateway.cli.schemas:schemas",
     "broker": "gateway.cli.broker:broker",
+    "registry": "gateway.cli.registry:registry",
     "run": "gateway.cli.run:run",
     "demo": "gateway.cli.demo:demo",
     "dlq": "gateway.cli.dlq:dlq",

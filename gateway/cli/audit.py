@@ -12,20 +12,24 @@ from typing import Any
 
 import click
 
-from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.codec.avro import load_schemas
+from gateway.codec.framing import decoder_for
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.kafka_config import as_client_kwargs
 
 __all__ = ["audit", "disclosures_of", "read_audit", "read_topic"]
 
 
-def read_audit(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
-    """Every decodable fr.gp.AuditEntry of `topic`, from the beginning to the current end."""
+def read_audit(
+    bootstrap: str, topic: str, *, timeout_s: float = 30.0, registry_url: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every decodable fr.gp.AuditEntry of `topic`, from the beginning to the current end (either
+    framing: the Confluent wire format needs `registry_url`)."""
     codec = load_schemas().codec("fr.gp.AuditEntry")
-    codecs = {codec.fingerprint: codec}
+    decoder = decoder_for(registry_url, {codec.fingerprint: codec})
     for r in read_topic(bootstrap, topic, timeout_s=timeout_s):
         try:
-            yield decode_single_object(r.value or b"", codecs)[1]
+            yield decoder.decode(r.value or b"")[1]
         except RejectedMessage:
             continue  # not an audit entry: skipped, never printed
 
@@ -95,7 +99,10 @@ def who_received(numero: str, bootstrap: str | None, prefix: str | None, as_json
 
     settings = GatewaySettings()
     topic = audit_topic(prefix or settings.topic_prefix)
-    rows = disclosures_of(read_audit(bootstrap or settings.bootstrap_servers, topic), numero)
+    entries = read_audit(
+        bootstrap or settings.bootstrap_servers, topic, registry_url=settings.schema_registry_url
+    )
+    rows = disclosures_of(entries, numero)
     if as_json:
         for e in rows:
             click.echo(json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in e.items()}))

@@ -49,6 +49,7 @@ from gateway.errors import GatewayError
 from gateway.formats import INPUT_FORMATS
 from gateway.kafka_config import client_kwargs, explicit_security, local_admin_client_file
 from gateway.policy.demo import route_report_topics, step_route
+from gateway.registry_local.demo import step_registry, stop_registry
 from gateway.settings import GatewaySettings
 from gateway.topics import ingest_group
 
@@ -66,6 +67,7 @@ class DemoContext:
     flows: list[str]
     worker: subprocess.Popen[bytes] | None = None
     started_broker: bool = False
+    started_registry: bool = False
     files_emitted: int = 0
     files_rejected: int = 0
     consumed: list[str] = field(default_factory=list)  # topics the worker's agents read
@@ -229,6 +231,7 @@ TOPIC_LABELS: list[tuple[str, str]] = [
 FLOWS: list[str] = ["ingest", "route", "signals"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
+    ("registry", step_registry),
     ("topics", step_topics),
     ("acl", step_acl),
     ("kits", step_kits),
@@ -284,6 +287,7 @@ def _stop(ctx: DemoContext) -> None:
             ctx.worker.kill()
             ctx.worker.wait()
         ctx.say("gateway worker stopped")
+    stop_registry(ctx)
     if ctx.started_broker:
         from gateway.cli.broker import stop_local_broker  # noqa: PLC0415
 

@@ -89,12 +89,12 @@ def explain(actor_id: str, as_json: bool, policy_path: Path | None, actors_path:
     click.echo(f"protected households: {info.protected_rule}")
     if info.derived:
         click.echo(f"derived fields: {', '.join(info.derived)}")
-    click.echo("views (schema, conditions, protected -> view, fingerprint, fields):")
+    click.echo("views (schema, conditions -> view, fingerprint, fields, of which withholdable):")
     for v in info.views:
         cond = "+".join(v["conditions"]) or "-"
         click.echo(
-            f"  {v['schema']:15} {cond:30} {'protected' if v['protected'] else 'normal':9} "
-            f"{v['view']}  {v['fingerprint']}  {len(v['fields'])} fields"
+            f"  {v['schema']:15} {cond:30} "
+            f"{v['view']}  {v['fingerprint']}  {len(v['fields'])} fields, {len(v['nullable'])} withholdable"
         )
 
 
@@ -114,7 +114,6 @@ def views(write_dir: Path | None, policy_path: Path | None, actors_path: Path | 
     by_name: dict[str, Any] = {}
     for info in infos:
         label = info.role + ("+" + "+".join(info.conditions) if info.conditions else "")
-        label += " (protected)" if info.protected else ""
         seen.setdefault(info.view.name, []).append(label)
         by_name[info.view.name] = info.view
     click.echo(f"policy {loaded.version}: {len(by_name)} views")
@@ -183,7 +182,8 @@ def diff(old: Path, new: Path, actors_path: Path | None, as_json: bool, traffic:
 
 def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     from gateway.cli.audit import read_topic  # noqa: PLC0415
-    from gateway.codec.avro import decode_single_object, load_schemas  # noqa: PLC0415
+    from gateway.codec.avro import load_schemas  # noqa: PLC0415
+    from gateway.codec.framing import decoder_for  # noqa: PLC0415
     from gateway.errors import RejectedMessage  # noqa: PLC0415
     from gateway.policy.explain import dry_run  # noqa: PLC0415
     from gateway.policy.router import Router  # noqa: PLC0415
@@ -191,7 +191,7 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     from gateway.topics import canonical_topic  # noqa: PLC0415
 
     settings = GatewaySettings()
-    codecs = load_schemas().by_fingerprint()
+    decoder = decoder_for(settings.schema_registry_url, load_schemas().by_fingerprint())
     raw = []
     for kind in ("demande", "decision"):
         raw += list(read_topic(settings.bootstrap_servers, canonical_topic(kind, settings.topic_prefix)))
@@ -200,7 +200,7 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     skipped = 0
     for r in raw:
         try:
-            codec, record = decode_single_object(r.value or b"", codecs)
+            codec, record = decoder.decode(r.value or b"")
         except RejectedMessage:
             skipped += 1
             continue

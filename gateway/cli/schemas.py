@@ -73,9 +73,42 @@ def check(released: Path, current: Path) -> None:
         breaking = check_directories(released, current)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read the schemas: {exc}") from exc
-    if breaking:
+    registry = _registry_verdict(current)
+    if breaking or registry:
         for b in breaking:
             click.echo(f"BREAKING {b}", err=True)
-        click.echo(f"{len(breaking)} breaking change(s) against {released}", err=True)
+        for refusal in registry:
+            click.echo(f"BREAKING (schema registry) {refusal}", err=True)
+        click.echo(f"{len(breaking) + len(registry)} breaking change(s) against {released}", err=True)
         raise SystemExit(1)
     click.echo(f"compatible: {current} can read data written with {released}")
+
+
+def _registry_verdict(current: Path) -> list[str]:
+    """With GATEWAY_SCHEMA_REGISTRY_URL set: the registry's verdict on the canonical schemas of
+    `current` against what its subjects hold (the subjects the gateway writes them under)."""
+    from gateway.codec.avro import SchemaSet  # noqa: PLC0415
+    from gateway.codec.framing import schema_text, subject_name  # noqa: PLC0415
+    from gateway.codec.registry_client import NO_DETAIL, RegistryClient  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+    from gateway.topics import audit_topic, canonical_topic  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    if not settings.schema_registry_url:
+        return []
+    client = RegistryClient(settings.schema_registry_url)
+    schemas = SchemaSet(current)
+    prefix = settings.topic_prefix
+    pairs = [
+        (canonical_topic("demande", prefix), "fr.gp.Demande"),
+        (canonical_topic("decision", prefix), "fr.gp.Decision"),
+        (audit_topic(prefix), "fr.gp.AuditEntry"),
+    ]
+    out = []
+    for topic, name in pairs:
+        subject = subject_name(topic, name)
+        why = client.incompatibilities(subject, schema_text(schemas.codec(name)))
+        if why:
+            out.append(f"{subject}: {'; '.join(w for w in why if w != NO_DETAIL) or NO_DETAIL}")
+    click.echo(f"schema registry {settings.schema_registry_url}: {len(out)} subject(s) refuse the change")
+    return out

@@ -279,11 +279,15 @@ async def _poll_once(cfg: Any, settings: Any) -> int:
     from connectors.sne.poller import SnePoller  # noqa: PLC0415
     from kafka import KafkaProducer  # noqa: PLC0415
 
+    from gateway.codec.framing import framer_for  # noqa: PLC0415
+
     sink = SneSink(cfg, state_dir=settings.state_dir)
     producer = KafkaProducer(**client_kwargs(settings), acks="all")
 
+    framer = framer_for(settings.schema_registry_url)
+
     async def publish(outputs: Any) -> None:
-        await asyncio.to_thread(_send_all, producer, outputs)
+        await asyncio.to_thread(_send_all, producer, outputs, framer)
 
     try:
         return await SnePoller(cfg, sink.client, sink.ledger).poll_once(publish)
@@ -292,8 +296,12 @@ async def _poll_once(cfg: Any, settings: Any) -> int:
         sink.close()
 
 
-def _send_all(producer: Any, outputs: Any) -> None:
-    futures = [producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers)) for o in outputs]
+def _send_all(producer: Any, outputs: Any, framer: Any = None) -> None:
+    def value(o: Any) -> Any:  # Confluent wire format when a schema registry is configured
+        confluent = framer is not None and framer.confluent and o.value[:2] == b"\xc3\x01"
+        return framer.reframe(o.topic, o.value) if confluent else o.value
+
+    futures = [producer.send(o.topic, key=o.key, value=value(o), headers=list(o.headers)) for o in outputs]
     producer.flush()
     for f in futures:
         f.get(timeout=60)
@@ -354,12 +362,13 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     prefix = cfg.topic_prefix
     runner = EgressRunner(
         sink,
-        client=principal_client_kwargs(settings, sink.name),  # its own principal, as every sink
+        client=principal_client_kwargs(settings, f"{settings.app_id}.{sink.name}"),  # the gateway worker
         topics=[canonical_topic("demande", prefix), canonical_topic("decision", prefix)],
         group_id=f"{settings.app_id}.sne",
         retry=RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay, cfg.retry_max_delay),
         partitions=settings.partitions,
         replication=settings.replication_factor,
+        registry_url=settings.schema_registry_url,
     )
     tasks = [asyncio.create_task(runner.run(stop))]
     producer = None
@@ -368,7 +377,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
         prod = producer
 
         async def publish(outputs: Any) -> None:
-            await asyncio.to_thread(_send_all, prod, outputs)
+            await asyncio.to_thread(_send_all, prod, outputs, runner.framer)
 
         tasks.append(asyncio.create_task(SnePoller(cfg, sink.client, sink.ledger).run(publish, stop)))
     try:

@@ -14,6 +14,7 @@ writer does not take; refusals name field paths (avro_check).
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import struct
@@ -52,6 +53,7 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 
 Record = dict[str, Any]
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NO_FAST_WRITER: Writer = bytes  # marks a schema the fast writer does not compile (never called)
 
 
@@ -69,6 +71,8 @@ class AvroCodec:
     name: str
     parsed: Any
     fingerprint: bytes  # 8 bytes, little-endian, as written in single-object frames
+    # the self-contained schema (JSON data, with docs and defaults) as a registry gets it
+    raw: Any = field(default=None, compare=False, repr=False)
     # the schema compiled by avro_write on first use of encode_checked (not part of the value)
     _writer: Writer | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -79,11 +83,14 @@ class AvroCodec:
         except Exception as exc:  # fastavro has no common root; wrap at the boundary
             raise ConfigError(f"invalid Avro schema {name or ''}: {exc}") from exc
         full = name or (parsed.get("name") if isinstance(parsed, dict) else None) or "anonymous"
-        return cls(name=str(full), parsed=parsed, fingerprint=_fingerprint(parsed))
+        return cls(name=str(full), parsed=parsed, fingerprint=_fingerprint(parsed), raw=schema)
 
     @property
     def fingerprint_hex(self) -> str:
-        return self.fingerprint[::-1].hex()
+        """The fingerprint as written in headers: the hex of the 8 bytes in frame order
+        (little-endian, as they follow ``C3 01`` in a single-object frame), so that a header and
+        its frame agree byte for byte. (Before, headers carried the big-endian number.)"""
+        return self.fingerprint.hex()
 
     def problems(self, record: Mapping[str, Any]) -> list[Problem]:
         """Every way `record` does not fit the schema (empty when it fits)."""
@@ -198,9 +205,7 @@ def decode_single_object(data: bytes, codecs: Mapping[bytes, AvroCodec]) -> tupl
         raise RejectedMessage("not an Avro single-object frame", [Problem("$", "bad magic or too short")])
     codec = codecs.get(data[2:10])
     if codec is None:
-        raise RejectedMessage(
-            "unknown writer schema", [Problem("$", "fingerprint " + data[2:10][::-1].hex())]
-        )
+        raise RejectedMessage("unknown writer schema", [Problem("$", "fingerprint " + data[2:10].hex())])
     return codec, codec.decode(data[10:])
 
 
@@ -234,10 +239,38 @@ class SchemaSet:
                     parsed = fastavro.schema.load_schema(str(directory / f"{full}.avsc"))
                 except Exception as exc:
                     raise ConfigError(f"schema {full} does not load: {exc}") from exc
-                self._codecs[full] = AvroCodec(full, parsed, _fingerprint(parsed))
+                self._codecs[full] = AvroCodec(full, parsed, _fingerprint(parsed), self.self_contained(full))
 
     def names(self) -> list[str]:
         return sorted(self._raw)
+
+    def expand(self, type_: Any, defined: set[str]) -> Any:
+        """`type_` with the named canonical types it uses inlined on first use (names in `defined`
+        are referred to by name): the building block of self-contained schemas."""
+        if isinstance(type_, list):
+            return [self.expand(t, defined) for t in type_]
+        if isinstance(type_, dict):
+            out = dict(type_)
+            if out.get("type") == "array":
+                out["items"] = self.expand(out["items"], defined)
+            elif out.get("type") == "map":
+                out["values"] = self.expand(out["values"], defined)
+            elif out.get("type") == "record" and "fields" in out:
+                out["fields"] = [{**f, "type": self.expand(f["type"], defined)} for f in out["fields"]]
+            return out
+        if not isinstance(type_, str) or type_ in _PRIMITIVES:
+            return type_
+        full = self._full(type_)
+        if full in defined or full not in self._raw:
+            return full
+        defined.add(full)
+        return self.expand(copy.deepcopy(self._raw[full]), defined)
+
+    def self_contained(self, name: str) -> dict[str, Any]:
+        """The schema `name` with every named type it uses inlined (what a registry stores)."""
+        full = self._full(name)
+        out: dict[str, Any] = self.expand(full, set())
+        return out
 
     def raw(self, name: str) -> dict[str, Any]:
         return self._raw[self._full(name)]

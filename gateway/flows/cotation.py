@@ -33,7 +33,8 @@ from typing import Any
 import faust
 import mode
 
-from gateway.codec.avro import SchemaSet, decode_single_object
+from gateway.codec.avro import SchemaSet
+from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.cotation.state import ADEQUATION, COTATION, CotationState
 from gateway.errors import ConfigError, GatewayError
 from gateway.flows.admin import DAY_MS, TopicSpec
@@ -107,6 +108,8 @@ class CotationRunner:
         self._reported = 0.0
         self.schemas = schemas
         self.prefix = settings.topic_prefix
+        # with a schema registry: Confluent frames in (canonical topics) and out
+        self.framer = framer_for(settings.schema_registry_url)
         self.published = 0
         self.caught_up = False
 
@@ -120,6 +123,8 @@ class CotationRunner:
             except GatewayError as exc:  # a record the schema refuses: a defect of ours, named
                 _log.error("cotation: %s record of an application not published: %s", schema, exc)
                 continue
+            if self.framer.confluent:
+                value = self.framer.reframe(topic, value)
             producer.send(topic, key=key, value=value, headers=headers)
             self.published += 1
 
@@ -134,6 +139,7 @@ class CotationRunner:
         )
         producer = KafkaProducer(**kwargs, acks="all", linger_ms=20)
         codecs = {fp: c for fp, c in self.schemas.by_fingerprint().items() if c.name in (DEMANDE, DECISION)}
+        decoder = decoder_for(self.settings.schema_registry_url, codecs)
         try:
             topics = [canonical_topic("demande", self.prefix), canonical_topic("decision", self.prefix)]
             while not stop.is_set() and not all(consumer.partitions_for_topic(t) for t in topics):
@@ -150,7 +156,7 @@ class CotationRunner:
                 now = self._today()
                 for records in batch.values():
                     for msg in records:
-                        self._publish(producer, self._handle(codecs, msg.value, now))
+                        self._publish(producer, self._handle(decoder, msg.value, now))
                 if not self.caught_up:
                     self.caught_up = all(consumer.position(tp) >= ends[tp] for tp in parts)
                     self.state.live = self.caught_up
@@ -183,14 +189,16 @@ class CotationRunner:
                     ("gp.schema.name", LINE.encode()),
                     ("gp.schema.fingerprint", codec.fingerprint_hex.encode()),
                 ]
+                if self.framer.confluent:
+                    value = self.framer.reframe(topic, value)
                 producer.send(topic, key=key.encode(), value=value, headers=headers)
                 self.published += 1
 
     def _handle(
-        self, codecs: dict[bytes, Any], value: bytes | None, now: date
+        self, decoder: FrameDecoder, value: bytes | None, now: date
     ) -> list[tuple[str, dict[str, Any]]]:
         try:
-            codec, record = decode_single_object(value or b"", codecs)
+            codec, record = decoder.decode(value or b"")
         except GatewayError:
             return []  # not a canonical record of ours: the route flow dead-letters it
         if self.report is not None:

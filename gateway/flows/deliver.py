@@ -16,7 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object, load_schemas
+from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
+from gateway.codec.framing import FrameDecoder
 from gateway.connectors import Sink, SinkOutput, SinkRecord
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
 from gateway.model.deadletter import dead_letter_headers
@@ -145,6 +146,7 @@ async def process_envelopes(
     schemas: SchemaSet | None = None,
     connector: str | None = None,
     codecs: Mapping[bytes, AvroCodec] | None = None,
+    decoder: FrameDecoder | None = None,
     health: SinkHealth | None = None,
 ) -> EgressResult:
     """Decode, write, and sort out outputs and dead letters (no Kafka here).
@@ -155,13 +157,15 @@ async def process_envelopes(
     health = health or SinkHealth()
     name = str(connector or sink.name)
     known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
+    # `decoder` also reads the Confluent wire format (a registry is configured)
+    decode = (decoder or FrameDecoder(known)).decode
     result = EgressResult()
     pairs: list[tuple[Envelope, SinkRecord]] = []
     for env in envelopes:
         if env.payload is None or not env.payload:
             continue  # tombstone
         try:
-            codec, record = decode_single_object(env.payload, known)
+            codec, record = decode(env.payload)
         except RejectedMessage as exc:
             result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
             continue

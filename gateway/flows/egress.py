@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.codec.avro import AvroCodec
+from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
+from gateway.codec.framing import decoder_for, framer_for
 from gateway.connectors import Sink, SinkContext, SinkOutput
 from gateway.errors import RetriableError
 from gateway.flows.deliver import EgressResult, SinkHealth, SinkUnavailable, process_envelopes
@@ -81,6 +82,7 @@ class EgressRunner:
         metrics: Metrics | None = None,
         health: SinkHealth | None = None,
         create_topics: Callable[[set[str]], None] | None = None,
+        registry_url: str | None = None,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
@@ -94,6 +96,10 @@ class EgressRunner:
         self.max_records = max_records
         self.poll_timeout_ms = poll_timeout_ms
         self.codecs = codecs
+        # with a schema registry: inputs of both framings, Avro outputs in the Confluent wire format
+        known = codecs if codecs is not None else load_schemas().by_fingerprint()
+        self.decoder = decoder_for(registry_url, known) if registry_url else None
+        self.framer = framer_for(registry_url)
         self.metrics = metrics
         self.health = health or SinkHealth()
         self.group_id = group_id
@@ -135,12 +141,20 @@ class EgressRunner:
             ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
         self._known |= new
 
+    def _value(self, topic: str, value: bytes | None) -> bytes | None:
+        if self.framer.confluent and value is not None and value[:2] == SINGLE_OBJECT_MAGIC:
+            return self.framer.reframe(topic, value)
+        return value
+
     def _publish(self, records: Sequence[SinkOutput]) -> None:
         if not records:
             return
         self._ensure({r.topic for r in records})
         futures = [
-            self.producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records
+            self.producer.send(
+                r.topic, key=r.key, value=self._value(r.topic, r.value), headers=list(r.headers)
+            )
+            for r in records
         ]
         self.producer.flush(timeout=self.commit_timeout_ms / 1000)
         for f in futures:
@@ -194,6 +208,7 @@ class EgressRunner:
             retry=self.retry,
             connector=self.name,
             codecs=self.codecs,
+            decoder=self.decoder,
             health=self.health,
         )
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])

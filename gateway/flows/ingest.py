@@ -32,6 +32,7 @@ import faust
 import mode
 
 from gateway.codec.avro import SchemaSet
+from gateway.codec.framing import framer_for
 from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.flows.app import FlowContext
@@ -210,11 +211,6 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the ingest topics and run the ingest runner (gateway.flows.ingest_runner) in a thread
     of the worker, started and stopped with the faust app."""
     settings = ctx.settings
-    if settings.schema_registry_url:
-        raise ConfigError(
-            "GATEWAY_SCHEMA_REGISTRY_URL is set but the Confluent wire format (registry registration) "
-            "is not implemented yet: unset it to use Avro single-object framing"
-        )
     from gateway.flows.ingest_runner import IngestRunner  # noqa: PLC0415 - avoids an import cycle
 
     prefix = settings.topic_prefix
@@ -223,6 +219,9 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     if not sources:
         raise ConfigError("the actors file declares no source (`sources:`): the ingest would read nothing")
     ctx.topics.extend(ingest_topics(settings, sources))
+    # with a registry: the canonical schemas registered (or looked up) before anything is written
+    framer = framer_for(settings.schema_registry_url)
+    framer.prepare((canonical_topic(kind, prefix), ctx.schemas.codec(s)) for s, kind in _KIND.items())
     group = ingest_group(settings.app_id)
     runner = IngestRunner(
         bootstrap=client_kwargs(settings),
@@ -235,6 +234,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         exactly_once=settings.processing_guarantee == "exactly_once",
         transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
         processes=settings.ingest_processes,
+        framer=framer,
     )
     ctx.metrics.add_lag_source(runner.lag, group)
     app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests

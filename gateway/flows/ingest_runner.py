@@ -35,10 +35,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.codec.avro import load_schemas
+from gateway.codec.framing import Framer
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
@@ -131,8 +132,10 @@ class IngestRunner:
         sources: Mapping[str, RawTopic] | None = None,
         refresh: Callable[[], Mapping[str, RawTopic] | None] | None = None,
         refresh_interval_s: float = 30.0,
+        framer: Framer | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.framer = framer if framer is not None and framer.confluent else None
         self.formats = dict(formats)
         self.sources = dict(sources or {})
         self.refresh = refresh  # the declared sources again (None: keep them), called between batches
@@ -302,7 +305,11 @@ class IngestRunner:
         dead_logged = 0
         for chunk, results in self._normalise(records):  # sends overlap the next chunks' normalising
             for record, result in zip(chunk, results, strict=True):
-                outputs: list[Output | DeadLetter] = [*result.records, *result.dead]
+                canonical = result.records
+                if self.framer is not None:  # Confluent wire format: cached ids, never unframed
+                    reframe = self.framer.reframe
+                    canonical = [replace(o, value=reframe(o.topic, o.value)) for o in canonical]
+                outputs: list[Output | DeadLetter] = [*canonical, *result.dead]
                 unknown.extend(result.unknown_codes)
                 for out in outputs:
                     future, topic, dead = _send(producer, out, record)

@@ -28,19 +28,30 @@ from typing import Any, NamedTuple
 
 import faust
 
-from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object
+from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
+from gateway.codec.framing import FrameDecoder, Framer, SchemaRefused, decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
+from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
-from gateway.policy.router import H_SOURCE, Router, RouteResult
+from gateway.policy.router import AUDIT_SCHEMA, H_SOURCE, Router, RouteResult
 from gateway.policy.scope import DECISION, DEMANDE, ScopeState
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic
 
-__all__ = ["RELOAD_INTERVAL_S", "Fanout", "Output", "RouteCore", "RouteOutcome", "register", "route_topics"]
+__all__ = [
+    "RELOAD_INTERVAL_S",
+    "Fanout",
+    "Output",
+    "RouteCore",
+    "RouteOutcome",
+    "output_schemas",
+    "register",
+    "route_topics",
+]
 
 _log = logging.getLogger(__name__)
 FLOW = "route"
@@ -118,21 +129,52 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     return specs
 
 
+def output_schemas(router: Router, prefix: str) -> list[tuple[str, AvroCodec]]:
+    """(topic, schema) of everything `router` may write: every view of each actor's role to the
+    actor's topic, and the audit entries to the audit topic."""
+    by_role: dict[str, list[AvroCodec]] = {}
+    for info in all_views(router):
+        by_role.setdefault(info.role, []).append(info.view.codec)
+    out = [
+        (actor_topic(a.id, prefix), codec)
+        for a in router.policy.actors.values()
+        for codec in by_role.get(a.role, [])
+    ]
+    out.append((audit_topic(prefix), load_schemas().codec(AUDIT_SCHEMA)))
+    return out
+
+
 class RouteCore:
     """The flow without Kafka: bytes in, outputs out (used by the agent and by tests)."""
 
     def __init__(
-        self, store: PolicyStore, schemas: SchemaSet, dead_letters: DeadLetters, prefix: str = "gp"
+        self,
+        store: PolicyStore,
+        schemas: SchemaSet,
+        dead_letters: DeadLetters,
+        prefix: str = "gp",
+        *,
+        framer: Framer | None = None,
+        decoder: FrameDecoder | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
         self.dead_letters = dead_letters
+        self.framer = framer or Framer()
         self.router = Router(store.policy)
         self._codecs = {fp: c for fp, c in schemas.by_fingerprint().items() if c.name in _KINDS}
+        self._decoder = decoder or FrameDecoder(self._codecs)
+        self.prepare(self.router)  # with a registry: every view registered before anything is written
         self._mtimes = self._current_mtimes()
         self._topics: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._audit_topic = audit_topic(prefix)
+        self._audit_codec = load_schemas().codec(AUDIT_SCHEMA)
         self._metric_labels: tuple[Router, dict[str, str]] | None = None
+
+    def prepare(self, router: Router) -> None:
+        """Register (or look up) every schema `router` may write (no-op without a registry);
+        SchemaRefused when the registry refuses one, before any is registered."""
+        self.framer.prepare(output_schemas(router, self.prefix))
 
     def metric_topic(self, topic: str) -> str:
         """The `topic` label of a published record: an actor topic is labelled by its actor's role
@@ -189,7 +231,13 @@ class RouteCore:
                 "policy reload refused, the running policy %s is kept: %s", self.store.policy.version, exc
             )
             return False
-        self.router = Router(policy)
+        router = Router(policy)
+        try:
+            self.prepare(router)
+        except SchemaRefused as exc:
+            _log.error("policy %s refused, the running policy is kept: %s", policy.version, exc)
+            return False
+        self.router = router
         _log.info("policy %s loaded", policy.version)
         return True
 
@@ -222,7 +270,7 @@ class RouteCore:
         """(codec, record, its headers (ce_id, gp.source), actors already served) of a kept decision;
         raises when damaged."""
         item = json.loads(raw)
-        codec, record = decode_single_object(base64.b64decode(item["v"], validate=True), self._codecs)
+        codec, record = self._decoder.decode(base64.b64decode(item["v"], validate=True))
         ce, src, to = item.get("ce"), item.get("src"), item.get("to", [])
         if not all(v is None or isinstance(v, str) for v in (ce, src)) or not isinstance(to, list):
             raise TypeError("pending decision of the wrong shape")
@@ -256,7 +304,7 @@ class RouteCore:
         state: bytes | None,
     ) -> RouteOutcome:
         try:
-            codec, record = decode_single_object(value or b"", self._codecs)
+            codec, record = self._decoder.decode(value or b"")
             result = self.router.route(codec.name, key, record, self._state(state), headers)
             results = [result]
             new_state = result.state
@@ -280,12 +328,19 @@ class RouteCore:
         outcome = RouteOutcome(state=new_state.to_bytes())
         fanouts = outcome.fanouts
         version = (("gp.policy.version", self.router.policy.version.encode()),)
+        framer = self.framer
+        confluent = framer.confluent
+        # audit entries all share one schema: its cached Confluent header, looked up once per record
+        audit_head = framer.prefix(self._audit_topic, self._audit_codec) if confluent else b""
         for res in results:
             for delivery in res.deliveries:
                 topics = self._topics_of(delivery.actors)
-                fanouts.append(Fanout(topics, delivery.key, (delivery.value,), delivery.headers))
+                values = framer.reframe_fanout(topics, delivery.value) if confluent else (delivery.value,)
+                fanouts.append(Fanout(topics, delivery.key, values, delivery.headers))
             for batch in res.audit:
                 values = tuple(batch.values())
+                if confluent:
+                    values = tuple(audit_head + v[10:] for v in values)
                 fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 
@@ -295,7 +350,16 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     settings = ctx.settings
     prefix = settings.topic_prefix
     store = PolicyStore(settings.policy_file, secret=settings.pseudonymisation_secret, check_key=True)
-    core = RouteCore(store, ctx.schemas, ctx.dead_letters, prefix)
+    url = settings.schema_registry_url
+    codecs = {fp: c for fp, c in ctx.schemas.by_fingerprint().items() if c.name in _KINDS}
+    core = RouteCore(
+        store,
+        ctx.schemas,
+        ctx.dead_letters,
+        prefix,
+        framer=framer_for(url),
+        decoder=decoder_for(url, codecs),
+    )
     ctx.topics.extend(route_topics(settings, store.policy))
     sources = {
         canonical_topic(k, prefix): k for k in ("demande", "decision", "cotation", "adequation", "signal")

@@ -153,6 +153,7 @@ async def run_sink(
             metrics=metrics,
             health=health,
             create_topics=create,
+            registry_url=settings.schema_registry_url,
         )
     )
     missing = [t for t in topics if await asyncio.to_thread(runner.consumer.partitions_for_topic, t) is None]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from gateway.codec.avro import decode_single_object, load_schemas
+from gateway.codec.avro import load_schemas
+from gateway.codec.framing import decoder_for
 from gateway.errors import RejectedMessage
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic
@@ -52,10 +53,11 @@ def step_route(ctx: Any) -> None:
     policy = _policy(settings)
     audit = consume_all(settings.bootstrap_servers, audit_topic(settings.topic_prefix), quiet_ms=3000)
     codec = load_schemas().codec("fr.gp.AuditEntry")
+    decoder = decoder_for(settings.schema_registry_url, {codec.fingerprint: codec})
     entries = []
     for m in audit:
         try:
-            entries.append(decode_single_object(m.value or b"", {codec.fingerprint: codec})[1])
+            entries.append(decoder.decode(m.value or b"")[1])
         except RejectedMessage:
             continue
     per_actor = Counter(e["actor"] for e in entries)

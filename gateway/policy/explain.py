@@ -29,7 +29,6 @@ class ViewInfo:
     view: View
     role: str
     conditions: tuple[str, ...]  # conditional classes granted in this variant
-    protected: bool
 
 
 def _variants(policy: Policy, role_name: str) -> list[tuple[frozenset[str], tuple[str, ...]]]:
@@ -44,17 +43,17 @@ def _variants(policy: Policy, role_name: str) -> list[tuple[frozenset[str], tupl
 
 
 def all_views(router: Router) -> list[ViewInfo]:
-    """Every view the policy can produce: role x schema x conditional grants x protected household."""
+    """Every view the policy can produce: role x schema x conditional grants (one view serves
+    protected and unprotected households alike: the views are not labelled by protection)."""
     policy = router.policy
     out: list[ViewInfo] = []
     roles_in_use = {a.role for a in policy.actors.values()} or set(policy.roles)
     for role_name in sorted(roles_in_use):
         for schema in CANONICAL_SCHEMAS:
             for classes, combo in _variants(policy, role_name):
-                for protected in (False, True):
-                    view = router.view_for_classes(role_name, schema, classes, protected)
-                    if view is not None:
-                        out.append(ViewInfo(view, role_name, combo, protected))
+                view = router.view_for_classes(role_name, schema, classes)
+                if view is not None:
+                    out.append(ViewInfo(view, role_name, combo))
     return out
 
 
@@ -117,7 +116,7 @@ def explain_actor(router: Router, actor_id: str) -> ActorExplanation | None:
             "view": info.view.name,
             "fingerprint": info.view.fingerprint_hex,
             "conditions": list(info.conditions),
-            "protected": info.protected,
+            "nullable": sorted(info.view.nullable),
             "fields": sorted(info.view.paths) + [d.name for d in info.view.derived],
         }
         for info in all_views(router)

@@ -73,6 +73,12 @@ class Delivery:
     headers: tuple[tuple[str, bytes], ...]
     actors: tuple[str, ...]
     nominative: bool
+    withheld: frozenset[str] = frozenset()  # paths of the view whose values were withheld (null)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Classes holding a value in this record (the audit records the view's classes instead)."""
+        return self.view.disclosed_classes(withhold=bool(self.withheld))
 
 
 @dataclass(frozen=True)
@@ -250,27 +256,35 @@ class Router:
                 out.add(cls)
         return frozenset(out)
 
-    def view_for_classes(
-        self, role_name: str, schema: str, classes: frozenset[str], protected: bool
-    ) -> View | None:
-        """The view a role gets for these granted classes (None when nothing at all is granted)."""
+    def view_for_classes(self, role_name: str, schema: str, classes: frozenset[str]) -> View | None:
+        """The view a role gets for these granted classes (None when nothing at all is granted).
+
+        The same view serves protected and unprotected households: for a role the protected-household
+        rule applies to, the fields it withholds are optional in the view (`View.nullable`) and
+        encoded as null for a protected household, so schema and headers never tell the two apart."""
         role: Role = self.policy.roles[role_name]
-        applies = protected and role_name not in self.policy.file.protected_households.exempt_roles
-        gkey = (schema, role_name, classes, applies)
+        applies = role_name not in self.policy.file.protected_households.exempt_roles
+        gkey = (schema, role_name, classes)
         if gkey in self._by_grant:
             return self._by_grant[gkey]
         per_class = self.policy.class_paths[schema]
         paths = frozenset().union(*(per_class.get(c, frozenset()) for c in classes))
         paths -= self.policy.expand_paths(schema, role.withhold_paths.get(schema, []))
-        if applies:
-            paths -= self._protected_paths[schema]
+        nullable = paths & self._protected_paths[schema] if applies else frozenset()
         derive = tuple(d for d in role.derive if schema in DERIVATIONS[d].schemas)
+        # A view is named after its role and the conditional grants that hold (stable across policy
+        # versions: a grant change is a new version of the same record for the recipients).
+        family = {
+            "role": role_name,
+            "conditions": sorted(c for c in classes if role.grants.get(c) is not True),
+        }
         view: View | None = None
         if paths or derive:
-            vkey = (schema, paths, derive)
+            vkey = (schema, paths, derive, nullable, role_name, tuple(family["conditions"]))
             view = self._views.get(vkey)
             if view is None:
-                view = build_view(schema, paths, derive, self.policy.leaf_classes[schema])
+                leaf_classes = self.policy.leaf_classes[schema]
+                view = build_view(schema, paths, derive, leaf_classes, nullable=nullable, family=family)
                 self._views[vkey] = view
         self._by_grant[gkey] = view
         return view
@@ -279,7 +293,7 @@ class Router:
         self, actor: Actor, schema: str, record: Mapping[str, Any], state: ScopeState
     ) -> View | None:
         classes = self.granted_classes(actor, schema, record, state)
-        return self.view_for_classes(actor.role, schema, classes, state.protected)
+        return self.view_for_classes(actor.role, schema, classes)
 
     def views(self) -> list[View]:
         return list(self._views.values())
@@ -330,40 +344,23 @@ class Router:
         now = now or datetime.now(UTC)
         source_id = next((v.decode(errors="replace") for k, v in source_headers if k == "ce_id"), None)
         num_unique = record.get("numUnique")
-        secret = self.policy.secret
         deliveries = []
         audit = []
+        bodies: dict[tuple[Any, bool, bool], bytes] = {}
         for (_, nominative), (view, members) in groups.items():
-            subject = num_unique if nominative else pseudonym(num_unique, secret)
-            out_key = key if nominative else (subject.encode() if subject else None)
-            seed = repr((schema, key, record.get("eventId"))).encode()
-            source_header: list[tuple[str, bytes]] = []
-            if nominative:
-                event_id = source_id or hashlib.sha256(seed).hexdigest()
-                if source_id is not None:
-                    source_header.append((H_SOURCE_CE_ID, source_id.encode()))
-            else:
-                # The source id (a poller's is the eventId) and an unkeyed hash of the numéro unique
-                # would undo the pseudonymisation: keyed like pseudoId, and no source id header.
-                event_id = pseudonym(repr((source_id, seed)), secret) or ""
-            headers = [
-                (H_POLICY_VERSION, self.policy.version.encode()),
-                (H_VIEW_FINGERPRINT, view.fingerprint_hex.encode()),
-                (H_VIEW_SCHEMA, view.name.encode()),
-                *source_header,
-                *cloudevent_headers(
-                    source=CE_SOURCE,
-                    type_=view.name,
-                    subject=subject or "",
-                    time=now,
-                    id_=f"{event_id}/{view.fingerprint_hex}",
-                    dataschema=view.name,
-                ),
-            ]
-            actors = tuple(a for _, ids in members for a in ids)
-            body = record if nominative else self._masked(record)
             deliveries.append(
-                Delivery(view, out_key, view.encode(body, secret), tuple(headers), actors, nominative)
+                self._delivery(
+                    view,
+                    members,
+                    nominative=nominative,
+                    schema=schema,
+                    key=key,
+                    record=record,
+                    source_id=source_id,
+                    now=now,
+                    protected=new_state.protected,
+                    bodies=bodies,
+                )
             )
             if nominative:
                 audit += self._audit(
@@ -376,6 +373,69 @@ class Router:
                     key=key,
                 )
         return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
+
+    def _delivery(
+        self,
+        view: View,
+        members: list[tuple[str, Sequence[str]]],
+        *,
+        nominative: bool,
+        schema: str,
+        key: bytes | None,
+        record: Mapping[str, Any],
+        source_id: str | None,
+        now: datetime,
+        protected: bool,
+        bodies: dict[tuple[Any, bool, bool], bytes],
+    ) -> Delivery:
+        num_unique = record.get("numUnique")
+        secret = self.policy.secret
+        subject = num_unique if nominative else pseudonym(num_unique, secret)
+        out_key = key if nominative else (subject.encode() if subject else None)
+        seed = repr((schema, key, record.get("eventId"))).encode()
+        source_header: list[tuple[str, bytes]] = []
+        if nominative:
+            event_id = source_id or hashlib.sha256(seed).hexdigest()
+            if source_id is not None:
+                source_header.append((H_SOURCE_CE_ID, source_id.encode()))
+        else:
+            # The source id (a poller's is the eventId) and an unkeyed hash of the numéro unique
+            # would undo the pseudonymisation: keyed like pseudoId, and no source id header.
+            event_id = pseudonym(repr((source_id, seed)), secret) or ""
+        headers = self._headers(view, subject, f"{event_id}/{view.fingerprint_hex}", source_header, now)
+        actors = tuple(a for _, ids in members for a in ids)
+        # Only exempt roles' views have no withholdable field: the rule applies to every other.
+        withheld = view.nullable if protected else frozenset()
+        bkey = (view.shape, bool(withheld), nominative)
+        body = bodies.get(bkey)  # roles with the same grants: projected and encoded once
+        if body is None:
+            shown = record if nominative else self._masked(record)
+            body = bodies[bkey] = view.encode_body(shown, secret, withhold=bool(withheld))
+        value = view.frame_prefix + body
+        return Delivery(view, out_key, value, headers, actors, nominative, withheld)
+
+    def _headers(
+        self,
+        view: View,
+        subject: str | None,
+        ce_id: str,
+        source_header: list[tuple[str, bytes]],
+        now: datetime,
+    ) -> tuple[tuple[str, bytes], ...]:
+        return (
+            (H_POLICY_VERSION, self.policy.version.encode()),
+            (H_VIEW_FINGERPRINT, view.fingerprint_hex.encode()),
+            (H_VIEW_SCHEMA, view.name.encode()),
+            *source_header,
+            *cloudevent_headers(
+                source=CE_SOURCE,
+                type_=view.name,
+                subject=subject or "",
+                time=now,
+                id_=ce_id,
+                dataschema=view.name,
+            ),
+        )
 
     def _scope(
         self,
@@ -428,6 +488,8 @@ class Router:
             entry = {
                 "numUnique": num_unique,
                 "schema": schema,
+                # the view's classes, whatever a per-record rule withheld: the entry reads the same
+                # for a protected and an unprotected household (its readers may not know which)
                 "classes": list(view.classes),
                 "rule": rule,
                 "policyVersion": self.policy.version,

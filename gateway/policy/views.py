@@ -1,21 +1,27 @@
 """Per-recipient view schemas: the canonical schema with withheld fields removed (not nulled).
 
-A view is defined by (canonical schema, set of kept leaf paths, derived fields). Its Avro schema is
-self-contained, named ``fr.gp.view.<Demande|Decision>_<hash8>``; a sub-record whose leaves are all
-withheld disappears, a kept field keeps its type (a required field stays required), and a partly
-kept sub-record becomes ``fr.gp.view.<Record>_<hash8>``. Projection + encoding happen once per view.
+A view is defined by (canonical schema, set of kept leaf paths, derived fields, withholdable paths).
+Its Avro schema is self-contained, named ``fr.gp.view.<Demande|Decision>_<hash8>``; a sub-record
+whose leaves are all withheld disappears, a kept field keeps its type (a required field stays
+required), and a partly kept sub-record becomes ``fr.gp.view.<Record>_<hash8>``.
+
+Withholdable paths (``nullable``) are kept fields whose *value* a per-record rule may withhold (the
+protected-household rule): they are optional in the schema (``["null", T]``, default null) and
+projected as null when the rule applies to the record. The schema, its name and fingerprint are
+therefore the same for every record of the view, whatever the rule decided: a recipient cannot
+read the rule's outcome from the schema or the headers (issue 10 item 4). Projection + encoding
+happen once per view.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import AvroCodec, load_schemas
+from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
 from gateway.errors import Problem, RejectedMessage
 from gateway.policy.derive import DERIVATIONS, Derivation
 from gateway.policy.fields import Node, schema_tree, short_name
@@ -23,12 +29,13 @@ from gateway.policy.fields import Node, schema_tree, short_name
 __all__ = ["VIEW_NAMESPACE", "View", "build_view", "schema_leaf_paths", "view_leaf_paths"]
 
 VIEW_NAMESPACE = "fr.gp.view"
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 # Projection plan: (field name, kind, sub-plan, record name); kind 0 = copy, 1 = record, 2 = array of
 # records, 3 = optional record (projected as 1: the checked writer picks the ["null", record] branch
-# from the value). Nested view records are named after a hash of their plan, so the plan's encoding
-# is part of every view's name and fingerprint: changing it renames the views for their recipients.
+# from the value), 4 = withholdable leaf (copied), 5 = withheld (null; only in the plan used when the
+# rule applies), 6 = withholdable sub-record (every kept leaf withholdable: optional, projected as 3).
+# Views built without a `family` name their nested records after a hash of their plan (the plan's
+# encoding is then part of their names and fingerprints); the router's views name them by path.
 Plan = tuple[tuple[str, int, "Plan", str], ...]
 
 
@@ -38,26 +45,7 @@ def _hash8(obj: Any) -> str:
 
 def _expand(type_: Any, defined: set[str]) -> Any:
     """Inline named canonical types on first use (a self-contained schema), by name afterwards."""
-    if isinstance(type_, list):
-        return [_expand(t, defined) for t in type_]
-    if isinstance(type_, dict):
-        out = dict(type_)
-        if out.get("type") == "array":
-            out["items"] = _expand(out["items"], defined)
-        elif out.get("type") == "map":
-            out["values"] = _expand(out["values"], defined)
-        return out
-    if not isinstance(type_, str) or type_ in _PRIMITIVES:
-        return type_
-    full = type_ if "." in type_ else f"fr.gp.{type_}"
-    if full in defined:
-        return full
-    defined.add(full)
-    raw = copy.deepcopy(load_schemas().raw(full))
-    if raw.get("type") == "record":
-        for f in raw["fields"]:
-            f["type"] = _expand(f["type"], defined)
-    return raw
+    return load_schemas().expand(type_, defined)
 
 
 def _wrap(node: Node, inner: Any) -> Any:
@@ -68,8 +56,19 @@ def _wrap(node: Node, inner: Any) -> Any:
     return inner
 
 
+def _nullable(type_: Any) -> Any:
+    """`type_` as an optional type, null first (so that its default can be null)."""
+    if isinstance(type_, list):
+        return type_ if type_ and type_[0] == "null" else ["null", *(t for t in type_ if t != "null")]
+    return ["null", type_]
+
+
 def _build(
-    nodes: Iterable[Node], keep: frozenset[str], defined: set[str]
+    nodes: Iterable[Node],
+    keep: frozenset[str],
+    defined: set[str],
+    nullable: frozenset[str] = frozenset(),
+    owner: str | None = None,
 ) -> tuple[list[dict[str, Any]], Plan]:
     fields: list[dict[str, Any]] = []
     plan: list[tuple[str, int, Plan, str]] = []
@@ -78,31 +77,55 @@ def _build(
         if node.is_leaf:
             if node.path in keep:
                 decl["type"] = _expand(node.field["type"], defined)
+                kind = 0
+                if node.path in nullable:
+                    decl["type"] = _nullable(decl["type"])
+                    decl["default"] = None
+                    kind = 4
                 fields.append(decl)
-                plan.append((node.name, 0, (), ""))
+                plan.append((node.name, kind, (), ""))
             continue
-        sub_fields, sub_plan = _build(node.children, keep, defined)
+        sub_fields, sub_plan = _build(node.children, keep, defined, nullable, owner)
         if not sub_fields:
             continue  # every leaf withheld: the sub-record does not exist in the view
         assert node.record is not None  # noqa: S101 - non-leaf nodes always name their record
-        name = f"{VIEW_NAMESPACE}.{short_name(node.record)}_{_hash8(sub_plan)}"
+        if owner is not None:  # stable: named after the view and the path, whatever its fields
+            name = f"{owner}_{node.path.replace('[]', '').replace('.', '_')}"
+        else:
+            name = f"{VIEW_NAMESPACE}.{short_name(node.record)}_{_hash8(sub_plan)}"
         if name in defined:
             inner: Any = name
         else:
             defined.add(name)
             inner = {"type": "record", "name": name, "fields": sub_fields}
         decl["type"] = _wrap(node, inner)
-        fields.append(decl)
         kind = 2 if node.array else 3 if node.optional else 1
+        if not node.array and all(k in (4, 6) for _, k, _, _ in sub_plan):
+            # every kept leaf withholdable: the whole sub-record is (null when withheld)
+            decl["type"] = _nullable(decl["type"])
+            decl["default"] = None
+            kind = 6
+        fields.append(decl)
         plan.append((node.name, kind, sub_plan, name))
     return fields, tuple(plan)
+
+
+def _withheld_plan(plan: Plan) -> Plan:
+    """The plan with every withholdable leaf or sub-record withheld (kinds 4 and 6 -> 5)."""
+    return tuple(
+        (name, 5 if kind in (4, 6) else kind, _withheld_plan(sub) if sub else sub, rec)
+        for name, kind, sub, rec in plan
+    )
 
 
 def _project(record: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, kind, sub, _record_name in plan:
+        if kind == 5:
+            out[name] = None
+            continue
         value = record.get(name)
-        if kind == 0 or value is None:
+        if kind in (0, 4) or value is None:
             out[name] = value
         elif kind != 2:
             out[name] = _project(value, sub)
@@ -123,21 +146,42 @@ class View:
     codec: AvroCodec
     classes: tuple[str, ...]
     plan: Plan = field(repr=False)
+    nullable: frozenset[str] = frozenset()  # kept paths whose value a per-record rule may withhold
+    withheld_plan: Plan = field(default=(), repr=False)
+    # classes still disclosed when the withholdable values are withheld
+    classes_withheld: tuple[str, ...] = ()
+    # what the Avro body depends on: views of the same shape (e.g. of roles with the same grants)
+    # encode a record to the same body bytes, whatever their names
+    shape: tuple[Any, ...] = ()
 
     @property
     def fingerprint_hex(self) -> str:
         return self.codec.fingerprint_hex
 
-    def project(self, record: Mapping[str, Any], secret: bytes) -> dict[str, Any]:
-        out = _project(record, self.plan)
+    def project(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> dict[str, Any]:
+        out = _project(record, self.withheld_plan if withhold and self.nullable else self.plan)
         for d in self.derived:
             out[d.name] = d.fn(record, secret)
         return out
 
-    def encode(self, record: Mapping[str, Any], secret: bytes) -> bytes:
-        """Project and encode as an Avro single-object frame of the view schema."""
+    def disclosed_classes(self, *, withhold: bool = False) -> tuple[str, ...]:
+        """Classes holding a value in a record of this view (fewer when the values are withheld)."""
+        return self.classes_withheld if withhold and self.nullable else self.classes
+
+    @property
+    def frame_prefix(self) -> bytes:
+        """The single-object header of this view's records (``C3 01`` + fingerprint)."""
+        return SINGLE_OBJECT_MAGIC + self.codec.fingerprint
+
+    def encode(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> bytes:
+        """Project and encode as an Avro single-object frame of the view schema (`withhold`: the
+        withholdable values are null)."""
+        return self.frame_prefix + self.encode_body(record, secret, withhold=withhold)
+
+    def encode_body(self, record: Mapping[str, Any], secret: bytes, *, withhold: bool = False) -> bytes:
+        """The Avro body (no frame): the same bytes for every view of the same `shape`."""
         try:
-            return self.codec.encode_framed_checked(self.project(record, secret))
+            return self.codec.encode_checked(self.project(record, secret, withhold=withhold))
         except RejectedMessage:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -151,22 +195,47 @@ def build_view(
     paths: frozenset[str],
     derive: Iterable[str],
     leaf_classes: Mapping[str, str],
+    *,
+    nullable: frozenset[str] = frozenset(),
+    family: Mapping[str, Any] | None = None,
 ) -> View:
-    """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations."""
+    """The view of `schema` keeping exactly `paths` (leaf paths) plus the named derivations; the
+    values of `nullable` (kept paths) may be withheld per record (optional in the schema).
+
+    `family` (the router gives the role and its conditional grants) names the view *stably*: the
+    name is a hash of (schema, family) and nested records are named after the view and their path,
+    so a policy change that grants or withholds fields gives a new version of the same named
+    record (a new version of the same registry subject, checked for compatibility), not a new
+    record. Without it, the name is a hash of the paths (a different name for every field set)."""
     derived = tuple(DERIVATIONS[d] for d in derive if schema in DERIVATIONS[d].schemas)
-    fields, plan = _build(schema_tree(schema), paths, set())
+    nullable = nullable & paths
+    if family is not None:
+        name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{_hash8({'schema': schema, **family})}"
+    else:
+        ident: dict[str, Any] = {
+            "schema": schema,
+            "paths": sorted(paths),
+            "derived": [d.name for d in derived],
+        }
+        if nullable:
+            ident["nullable"] = sorted(nullable)
+        name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{_hash8(ident)}"
+    fields, plan = _build(schema_tree(schema), paths, set(), nullable, name if family is not None else None)
     fields += [d.field() for d in derived]
-    digest = _hash8({"schema": schema, "paths": sorted(paths), "derived": [d.name for d in derived]})
-    name = f"{VIEW_NAMESPACE}.{short_name(schema)}_{digest}"
     avro = {
         "type": "record",
         "name": name,
-        "doc": f"View of {schema} produced by the access policy: withheld fields do not exist.",
+        "doc": f"View of {schema} produced by the access policy: withheld fields do not exist"
+        + ("; an optional field may be null when a rule withholds its value." if nullable else "."),
         "fields": fields,
     }
     codec = AvroCodec.from_schema(avro, name)
     classes = tuple(sorted({leaf_classes[p] for p in paths if p in leaf_classes}))
-    return View(schema, name, paths, derived, avro, codec, classes, plan)
+    still = tuple(sorted({leaf_classes[p] for p in paths - nullable if p in leaf_classes}))
+    shape = (schema, paths, tuple(d.name for d in derived), nullable)
+    return View(
+        schema, name, paths, derived, avro, codec, classes, plan, nullable, _withheld_plan(plan), still, shape
+    )
 
 
 def schema_leaf_paths(avro: Mapping[str, Any]) -> set[str]:

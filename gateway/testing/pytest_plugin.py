@@ -28,8 +28,16 @@ import pytest
 
 if TYPE_CHECKING:
     from gateway.broker import LocalBroker
+    from gateway.registry_local import LocalRegistry
 
-__all__ = ["kafka_bootstrap", "kafka_security_dir", "own_broker", "unique_topic"]
+__all__ = [
+    "kafka_bootstrap",
+    "kafka_security_dir",
+    "own_broker",
+    "own_registry",
+    "schema_registry_url",
+    "unique_topic",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,3 +149,39 @@ def own_broker(tmp_path: Path, kafka_security_dir: Path | None) -> Iterator[Loca
         broker.stop()
         register_broker(broker.bootstrap, None)
         shutil.rmtree(tmp_path / "k", ignore_errors=True)
+
+
+def _local_registry(data: Path) -> LocalRegistry:
+    from gateway.registry_local import LocalRegistry, install_registry  # noqa: PLC0415
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    return LocalRegistry(install_registry(GatewaySettings().state_dir), data, watch_parent=True)
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """Base URL of a real Confluent-compatible schema registry (…/apis/ccompat/v7): the one named
+    by GATEWAY_TEST_SCHEMA_REGISTRY_URL, else a local Apicurio Registry started once for the session
+    (installed first when absent) in a fresh temporary data directory, stopped at the end."""
+    external = os.environ.get("GATEWAY_TEST_SCHEMA_REGISTRY_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    data = Path(tempfile.mkdtemp(prefix="gp-registry-test-"))
+    registry = _local_registry(data)
+    try:
+        yield registry.start()
+    finally:
+        registry.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A private local schema registry the test may stop and restart (outage tests)."""
+    registry = _local_registry(tmp_path / "registry")
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()

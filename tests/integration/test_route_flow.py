@@ -91,7 +91,7 @@ def test_demand_and_decisions_reach_exactly_the_expected_actors(kafka_bootstrap:
     for actor, messages in got.items():
         for m in messages:
             assert m.header(H_POLICY_VERSION) == policy.version.encode()
-            fp = bytes.fromhex((m.header(H_VIEW_FINGERPRINT) or b"").decode())[::-1]
+            fp = bytes.fromhex((m.header(H_VIEW_FINGERPRINT) or b"").decode())
             assert m.value is not None and m.value[2:10] == fp
             # a non-nominative recipient gets no source id (it would lead back to the record)
             sources = {None} if actor == STAT else {b"dem-1", b"dec-0", b"dec-1", b"dec-2"}

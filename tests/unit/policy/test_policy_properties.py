@@ -31,6 +31,21 @@ def _decoded(delivery: Any) -> dict[str, Any]:
     return record
 
 
+def _valued_paths(record: Any, prefix: str = "") -> set[str]:
+    """Leaf paths holding a non-null value."""
+    out: set[str] = set()
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= _valued_paths(value, path + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for v in value:
+                out |= _valued_paths(v, path + "[].")
+        elif value is not None and value != []:
+            out.add(path)
+    return out
+
+
 def _history_facts(history: list[dict[str, Any]]) -> dict[str, set[str]]:
     facts: dict[str, set[str]] = {"designataires": set(), "violence_labellers": set()}
     for rec in history:
@@ -65,8 +80,11 @@ def _check_fields(schema: str, record: dict[str, Any], history: list[dict[str, A
                 if isinstance(grant, ConditionalGrant) and grant.event_types is not None:
                     assert record.get("typeEvenement") in grant.event_types
             if protected and actor.role not in EXEMPT:
-                leaked = out_paths & PROTECTED_PATHS[schema]
+                # the view is the unprotected one; the protected values are withheld (null)
+                leaked = (out_paths & PROTECTED_PATHS[schema]) - delivery.withheld
                 assert not leaked, f"protected household leaked {sorted(leaked)} to {actor.role}"
+                held = _valued_paths(_decoded(delivery)) & PROTECTED_PATHS[schema]
+                assert not held, f"protected household leaked values of {sorted(held)} to {actor.role}"
             if not role.nominative:
                 assert "numUnique" not in out_paths
                 assert delivery.key != (record.get("numUnique") or "").encode() or not record.get("numUnique")

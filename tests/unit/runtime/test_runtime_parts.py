@@ -115,14 +115,16 @@ def test_create_app_registers_flows_and_declares_their_topics(tmp_path: Path) ->
     assert not alo.gp_ingest_runner.exactly_once  # type: ignore[attr-defined]
 
 
-def test_create_app_refuses_unknown_flows_and_unimplemented_registry(tmp_path: Path) -> None:
+def test_create_app_refuses_unknown_flows_and_a_registry_url_that_is_not_http(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown flow"):
         create_app(GatewaySettings(state_dir=tmp_path, kafka_allow_plaintext=True), ["no_such_flow"])
     with pytest.raises(ConfigError, match="not a"):
         create_app(GatewaySettings(state_dir=tmp_path, kafka_allow_plaintext=True), ["../x"])
     with pytest.raises(ConfigError, match="SCHEMA_REGISTRY_URL"):
         create_app(
-            GatewaySettings(state_dir=tmp_path, schema_registry_url="http://r", kafka_allow_plaintext=True),
+            GatewaySettings(
+                state_dir=tmp_path, schema_registry_url="registry:8081", kafka_allow_plaintext=True
+            ),
             ["ingest"],
         )
 
