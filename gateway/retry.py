@@ -7,11 +7,18 @@ retrying, so that backoff and its bounds are the same everywhere.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.errors import RetriableError
 
-__all__ = ["BROKER_BACKOFF", "RetryPolicy", "broker_lost"]
+__all__ = ["BROKER_BACKOFF", "RetryPolicy", "broker_lost", "with_retry"]
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +51,26 @@ def broker_lost(exc: BaseException) -> bool:
     if isinstance(exc, (RetriableError, BrokerNotAvailableError, CommitFailedError)):
         return True
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+def with_retry(
+    fn: Callable[[], T], what: str, stop: threading.Event | None = None, max_delay: float = 30.0
+) -> T:
+    """`fn()`, retried with exponential backoff (0.5 s up to `max_delay`) while it raises
+    RetriableError, one log line per retry; gives up (re-raises) only when `stop` is set."""
+    policy = RetryPolicy(attempts=0, base_delay=0.5, max_delay=max_delay)
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except RetriableError as exc:
+            attempt += 1
+            if stop is not None and stop.is_set():
+                raise
+            delay = policy.delay(attempt, exc.retry_after)
+            _log.warning("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)
+            if stop is not None:
+                if stop.wait(delay):
+                    raise
+            else:
+                threading.Event().wait(delay)

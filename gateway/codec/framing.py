@@ -37,7 +37,8 @@ from gateway.codec.avro import (
     load_schemas,
 )
 from gateway.codec.registry_client import NO_DETAIL, RegistryClient, SchemaRefused
-from gateway.errors import ConfigError, FatalError, Problem, RejectedMessage, RetriableError
+from gateway.errors import ConfigError, FatalError, Problem, RejectedMessage
+from gateway.retry import with_retry
 
 __all__ = [
     "ConfluentFramer",
@@ -65,28 +66,6 @@ def schema_text(codec: AvroCodec) -> str:
     if codec.raw is None:
         raise FatalError(f"schema {codec.name} has no source text to register")
     return json.dumps(codec.raw, ensure_ascii=False, separators=(",", ":"))
-
-
-def with_retry(
-    fn: Callable[[], T], what: str, stop: threading.Event | None = None, max_delay: float = 30.0
-) -> T:
-    """`fn()`, retried with exponential backoff (0.5 s up to `max_delay`) while it raises
-    RetriableError, one log line per retry; gives up (re-raises) only when `stop` is set."""
-    delay, attempt = 0.5, 0
-    while True:
-        try:
-            return fn()
-        except RetriableError as exc:
-            attempt += 1
-            if stop is not None and stop.is_set():
-                raise
-            _log.warning("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)
-            if stop is not None:
-                if stop.wait(delay):
-                    raise
-            else:
-                threading.Event().wait(delay)
-            delay = min(delay * 2, max_delay)
 
 
 class Framer:

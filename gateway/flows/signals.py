@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 import faust
 from kafka.partitioner.default import murmur2
 
-from gateway.codec.avro import AvroCodec, SchemaSet, decode_single_object
+from gateway.codec.avro import AvroCodec, SchemaSet
+from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec
 from gateway.flows.app import FlowContext, publish
@@ -118,12 +119,17 @@ class SignalsCore:
         schemas: SchemaSet,
         dead_letters: DeadLetters,
         prefix: str = "gp",
+        *,
         clock: Callable[[], datetime] | None = None,
+        registry_url: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.dead_letters = dead_letters
         self.clock = clock or (lambda: datetime.now(UTC))
         self._codecs = {fp: c for fp, c in schemas.by_fingerprint().items() if c.name in (DEMANDE, DECISION)}
+        # with a schema registry: canonical inputs in either framing, signals in the Confluent one
+        self._decode = decoder_for(registry_url, self._codecs).decode
+        self._framer = framer_for(registry_url)
         self._signal_codec: AvroCodec = schemas.codec(SIGNAL)
         self.signal_topic = canonical_topic("signal", prefix)
         self.logement_topic = signals_topic("logement", prefix)
@@ -143,9 +149,10 @@ class SignalsCore:
             ("gp.schema.fingerprint", self._signal_codec.fingerprint_hex.encode()),
             ("gp.signal.type", str(record["typeSignal"]).encode()),
         ]
-        return Output(
-            self.signal_topic, num.encode(), self._signal_codec.encode_framed_checked(record), tuple(headers)
-        )
+        value = self._signal_codec.encode_framed_checked(record)
+        if self._framer.confluent:
+            value = self._framer.reframe(self.signal_topic, value)
+        return Output(self.signal_topic, num.encode(), value, tuple(headers))
 
     def _dead(
         self,
@@ -182,7 +189,7 @@ class SignalsCore:
     ) -> Outcome:
         """One canonical Demande / Decision of the application `key`."""
         try:
-            codec, record = decode_single_object(value or b"", self._codecs)
+            codec, record = self._decode(value or b"")
         except RejectedMessage as exc:
             return self._dead(
                 topic=topic,
@@ -457,7 +464,14 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     policy = load_policy(settings.policy_file)
     sctx = Context(rules, {a.id: a.role for a in policy.actors.values()})
     clock = make_clock(settings.signals_clock)
-    core = SignalsCore(sctx, ctx.schemas, ctx.dead_letters, settings.topic_prefix, clock)
+    core = SignalsCore(
+        sctx,
+        ctx.schemas,
+        ctx.dead_letters,
+        settings.topic_prefix,
+        clock=clock,
+        registry_url=settings.schema_registry_url,
+    )
     ctx.topics.extend(signals_topics(settings))
     agents = _Agents(app, ctx, core, clock)
 
