@@ -98,11 +98,24 @@ def test_actor_topic_decoded_with_confluent_kafka_only_and_the_guide_example_run
             entry = deserialize(m.value, SerializationContext(audit_topic(prefix), MessageField.VALUE))
             assert isinstance(entry, dict) and entry["numUnique"] == NUM
     assert {r.get("typeEvenement") for r in decoded} == {None, "DESIGNATION", "DECISION_CAL"}
-    # the guide's example, as written, with a kit holding the broker and the registry
+    # the guide's example, as written, with the actor's own kit (`gateway actors client-config`:
+    # its credential, the broker's CA, its group, the registry) after `gateway acl apply`
     script = tmp_path / "decode.py"
     script.write_text(_guide_example(), encoding="utf-8")
+    gateway = [sys.executable, "-m", "gateway"]
+    applied = subprocess.run([*gateway, "acl", "apply"], env=env, capture_output=True, text=True, check=False)
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    made = subprocess.run(
+        [*gateway, "actors", "client-config", RM, "--format", "librdkafka"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert f"schema.registry.url={schema_registry_url}" in made.stdout
     kit = tmp_path / "client.properties"
-    kit.write_text(f"bootstrap.servers={kafka_bootstrap}\nschema.registry.url={schema_registry_url}\n")
+    kit.write_text(made.stdout, encoding="utf-8")
     run = subprocess.run(
         [sys.executable, str(script), str(kit), topic, "--until-idle", "8"],
         capture_output=True,
