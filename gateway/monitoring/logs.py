@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CLIENT_LOGGERS", "RepeatFilter", "install_repeat_filter"]
+__all__ = ["BENIGN", "CLIENT_LOGGERS", "BenignFilter", "RepeatFilter", "install_repeat_filter"]
 
 CLIENT_LOGGERS = ("kafka", "aiokafka", "faust", "mode")
 
@@ -68,9 +68,36 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+# (logger, text) of client records logged as errors for conditions that are expected and retried:
+# on a fresh broker the group coordinator is not available for the first seconds (the offsets topic
+# is being created), which aiokafka logs at ERROR at every normal start.
+BENIGN: tuple[tuple[str, str], ...] = (
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinatorNotAvailableError"),
+)
+
+
+class BenignFilter(logging.Filter):
+    """On a client logger: an expected, retried condition becomes INFO (dropped below INFO's level)."""
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO and any(t in record.getMessage() for t in self.texts):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 def install_repeat_filter(logger: logging.Logger | None = None) -> None:
-    """Add one RepeatFilter to every handler of `logger` (the root logger by default), once."""
+    """Add one RepeatFilter to every handler of `logger` (the root logger by default), and the
+    BenignFilter to the client loggers that need it; once."""
     target = logger or logging.getLogger()
     for handler in target.handlers:
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(RepeatFilter())
+    for name in {n for n, _ in BENIGN}:
+        client = logging.getLogger(name)
+        if not any(isinstance(f, BenignFilter) for f in client.filters):
+            client.addFilter(BenignFilter(tuple(t for n, t in BENIGN if n == name)))

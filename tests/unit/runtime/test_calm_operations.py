@@ -93,3 +93,13 @@ def test_health_names_a_stuck_ingest(
     if why:
         assert "5 records waiting" in why
     assert ingest_stuck(None, now) is None
+
+
+def test_the_coordinator_not_yet_available_at_start_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    install_repeat_filter()
+    log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    with caplog.at_level(logging.WARNING, logger="aiokafka"):
+        log.error("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError")
+        log.error("Group Coordinator Request failed: [Error 7] RequestTimedOutError")
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [("ERROR", "Group Coordinator Request failed: [Error 7] RequestTimedOutError")]
