@@ -110,17 +110,25 @@ def demo_report_topics(settings: GatewaySettings) -> list[str]:
 
 def demo_step(ctx: Any, max_wait_s: float = 120.0) -> None:
     """`gateway demo`: wait for a signal of every type from the bundled samples, note one line per type."""
+    from gateway.codec.framing import decoder_for  # noqa: PLC0415
+    from gateway.errors import RejectedMessage  # noqa: PLC0415
     from gateway.testing.kafka import consume_all  # noqa: PLC0415 - only for the demo
 
     codec = load_schemas().codec(SIGNAL)
+    decode = decoder_for(
+        ctx.settings.schema_registry_url, {codec.fingerprint: codec}
+    ).decode  # either framing
     topic = canonical_topic("signal", ctx.settings.topic_prefix)
     deadline = time.monotonic() + max_wait_s
     counts: Counter[str] = Counter()
     while True:
         counts.clear()
         for m in consume_all(ctx.bootstrap, topic, quiet_ms=1500, max_wait_s=10):
-            if m.value and m.value[2:10] == codec.fingerprint:
-                counts[str(codec.decode(m.value[10:])["typeSignal"])] += 1
+            if m.value:
+                try:
+                    counts[str(decode(m.value)[1]["typeSignal"])] += 1
+                except RejectedMessage:
+                    continue
         if set(counts) >= set(SIGNAL_TYPES) or time.monotonic() > deadline:
             break
         time.sleep(2)

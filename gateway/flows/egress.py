@@ -38,6 +38,7 @@ from gateway.connectors import Sink, SinkContext, SinkOutput
 from gateway.errors import RetriableError
 from gateway.flows.deliver import EgressResult, SinkHealth, SinkUnavailable, process_envelopes
 from gateway.flows.deliver import reason as _reason
+from gateway.kafka_config import as_client_kwargs
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
 from gateway.retry import BROKER_BACKOFF, RetryPolicy, broker_lost
@@ -88,7 +89,8 @@ class EgressRunner:
 
         kwargs: dict[str, Any] = dict(client or {})
         if bootstrap is not None and "bootstrap_servers" not in kwargs:
-            kwargs["bootstrap_servers"] = bootstrap
+            # a bare bootstrap: this process's own security settings (GATEWAY_KAFKA_*)
+            kwargs = {**as_client_kwargs(bootstrap), **kwargs}
         self.sink = sink
         self.name = context.connector if context else sink.name
         self.context = context

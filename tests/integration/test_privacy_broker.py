@@ -15,7 +15,7 @@ from gateway.flows.admin import ensure_topics, ingest_topics
 from gateway.model.deadletter import ERR, problems_from_headers
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import admin, consume_all, produce, stop_worker, worker_env
-from gateway.topics import canonical_topic, dlq_topic, raw_topic
+from gateway.topics import canonical_topic, dlq_topic, source_raw_topic
 
 HEADER = "numUnique;siren;commission;dateCommission;rang;decision;motifs\n"
 PHONE = "0612345678"  # in a code column
@@ -47,7 +47,8 @@ def test_markers_stay_out_of_every_channel_and_bad_parts_are_their_own_dead_lett
     prefix = f"prv{uuid.uuid4().hex[:8]}"
     settings = GatewaySettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=1)
     ensure_topics(kafka_bootstrap, ingest_topics(settings))
-    cal, cdc = raw_topic("cal-csv", prefix), raw_topic("cdc-json", prefix)
+    src = "rennes-habitat-erp"  # a source of the demo actors file that speaks for 200000001
+    cal, cdc = source_raw_topic("cal-csv", src, prefix), source_raw_topic("cdc-json", src, prefix)
     bad_phone = _line(2, decision=PHONE)
     bad_quote = f'035260100000000004;200000001;"{NAME};05/03/2026;4;d;x\n'
     csv = HEADER + _line(1) + bad_phone + _line(3) + bad_quote + _line(5)

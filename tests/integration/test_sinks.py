@@ -59,9 +59,19 @@ def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
     prefix = f"s{uuid.uuid4().hex[:8]}"
     actor, records = actor_stream(count=COUNT)
     topic = actor_topic(actor, prefix)
-    create_topics(kafka_bootstrap, [topic], partitions=3)
+    # the actor topic and its sinks' dead-letter topic, as the route flow creates them
+    create_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=3)
     produce(kafka_bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
     env = worker_env(kafka_bootstrap, prefix=prefix, state_dir=str(tmp_path / "state"), web_port=0)
+    # the sink connects as the actor (its kit): the actor's ACLs are what let it read and dead-letter
+    applied = subprocess.run(
+        [sys.executable, "-m", "gateway", "acl", "apply"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr[-2000:]
     yield Stream(kafka_bootstrap, env, actor, topic, records, tmp_path)
 
 

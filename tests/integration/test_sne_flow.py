@@ -4,6 +4,9 @@ over mutual TLS, the egress runner on the canonical topics, the poller."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -257,6 +260,15 @@ def test_gateway_sne_run_end_to_end(env: dict[str, Any], monkeypatch: pytest.Mon
     monkeypatch.setenv("GATEWAY_TOPIC_PREFIX", env["prefix"])
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(env["tmp"] / "state"))
     monkeypatch.setenv("GATEWAY_APP_ID", f"app-{env['prefix']}")
+    # `gateway sne run` connects as the gateway worker <app id>.sne: its ACLs come from `acl apply`
+    applied = subprocess.run(
+        [sys.executable, "-m", "gateway", "acl", "apply"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr[-2000:]
     settings = GatewaySettings()
     cfg = sne_config(
         {

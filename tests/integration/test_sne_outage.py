@@ -59,6 +59,15 @@ def test_sne_run_survives_a_broker_lost_while_publishing(own_broker: LocalBroker
         GATEWAY_SNE_MODE="daily",  # the batch is sent when the test says so
         GATEWAY_SNE_DAILY_AT=(datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M"),
     )
+    # the connector runs as the gateway worker <app id>.sne: its ACLs come from `gateway acl apply`
+    applied = subprocess.run(
+        [sys.executable, "-m", "gateway", "acl", "apply"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr[-2000:]
     cmd = [sys.executable, "-m", "gateway", "sne", "run", "--no-poll", "--certs", str(certs)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
