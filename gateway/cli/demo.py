@@ -228,6 +228,27 @@ TOPIC_LABELS: list[tuple[str, str]] = [
     (".audit.", "disclosure audit entries"),
     (".feedback.", "SNE answers"),
 ]
+
+
+def step_settle(ctx: DemoContext, timeout_s: float = 180.0) -> None:
+    """Wait until every consumer group of the demo's gateway has nothing left to deliver (the lag a
+    read_committed consumer would see) at two checks in a row, so the summary and the table that
+    follow count the same, complete topics: the same samples give the same figures."""
+    from gateway.console.sources import group_offsets  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        lags = {
+            g: lag for g, (_, lag) in group_offsets(ctx.settings).items() if g.startswith(ctx.settings.app_id)
+        }
+        quiet = quiet + 1 if lags and all(lag == 0 for lag in lags.values()) else 0
+        time.sleep(2.0)
+    ctx.say(
+        "every flow settled (nothing left to deliver)" if quiet >= 2 else "flows still busy: figures may move"
+    )
+
+
 FLOWS: list[str] = ["ingest", "route", "signals"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
@@ -238,9 +259,10 @@ STEPS: list[tuple[str, DemoStep]] = [
     ("worker", step_worker),
     ("sources", step_sources),
     ("drain", step_drain),
-    ("route", step_route),
     ("signals", signals_demo_step),
     ("sne", step_sne),
+    ("settle", step_settle),
+    ("route", step_route),
 ]
 # functions naming the topics to report on
 REPORT_TOPICS: list[Callable[[GatewaySettings], list[str]]] = [
