@@ -15,6 +15,11 @@
 | {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
+| {prefix}.retention.control             | partition    | delete         | retention run/plan requests     |
+| {prefix}.retention.status              | request id   | delete         | retention answers per partition |
+| {prefix}.retention.receipts            | numéro unique| delete         | erasure receipts per store      |
+
+Retention settings of each topic and their reasons: docs/retention.md.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "raw_prefix",
     "raw_topic",
     "report_topic",
+    "retention_topic",
     "signals_topic",
     "sink_group",
     "source_raw_topic",
@@ -111,3 +117,11 @@ def signals_topic(kind: str, prefix: str = "gp") -> str:
 def ingest_group(app_id: str) -> str:
     """Consumer group of the ingest loop on the raw topics (the faust flows use `app_id` itself)."""
     return f"{app_id}.ingest"
+
+
+def retention_topic(kind: str, prefix: str = "gp") -> str:
+    """Topics of the retention flow (docs/retention.md): kind 'control' (requests of `gateway
+    retention run|plan`, one record per partition), 'status' (the worker's answers) or 'receipts'
+    (each store's receipt of an erasure, keyed by numéro unique, co-partitioned with the canonical
+    topics)."""
+    return f"{prefix}.retention.{_safe(kind)}"
