@@ -38,6 +38,7 @@ __all__ = [
     "Entry",
     "complete",
     "due_date",
+    "entries_of",
     "is_due",
     "missing",
     "on_demande",
@@ -237,3 +238,20 @@ def plan(entries: Iterable[tuple[str, Entry]], now: date, expected: Iterable[str
         yield plan_line(num, entry, stores)
     for num, entry in undated:
         yield plan_line(num, entry, stores)
+
+
+def entries_of(records: Iterable[tuple[bytes | None, bytes | None]]) -> Iterator[tuple[str, Entry]]:
+    """The clock from its changelog, read in order: the latest value of each key (None: deleted),
+    each decoded once; unreadable entries are skipped (the worker reads them as none too)."""
+    latest: dict[bytes, bytes | None] = {}
+    for key, value in records:
+        if key:
+            latest[key] = value
+    for key, value in latest.items():
+        if value is None:
+            continue
+        try:
+            entry = Entry.from_bytes(value)
+        except (ValueError, KeyError, TypeError):
+            continue
+        yield key.decode("utf-8", "replace"), entry

@@ -208,3 +208,19 @@ def test_plan_lists_what_is_due_by_due_date_then_numero() -> None:
         f"035260100000000006 sans-date canonical,raw,route {NO_DATE_REASON}",
     ]
     assert list(plan(entries, date(2025, 12, 31), STORES))[0].startswith("035260100000000005 ")
+
+
+def test_the_clock_is_read_back_from_its_changelog_latest_value_per_key() -> None:
+    from gateway.retention.clock import entries_of
+
+    a = Entry(WAITING, date(2025, 1, 1), date(2026, 1, 1))
+    b = Entry(NO_DATE)
+    records = [
+        (b"A", b.to_bytes()),
+        (b"A", a.to_bytes()),
+        (b"B", a.to_bytes()),
+        (b"B", None),  # deleted: erased or cancelled
+        (b"C", b"not json"),
+        (None, a.to_bytes()),
+    ]
+    assert list(entries_of(records)) == [("A", a)]
