@@ -38,7 +38,7 @@ from kafka.partitioner.default import murmur2
 from gateway.codec.avro import AvroCodec, SchemaSet
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
@@ -104,7 +104,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 def signals_topics(settings: GatewaySettings) -> list[TopicSpec]:
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     return [
-        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}),
+        TopicSpec(canonical_topic("signal", prefix), p, r, "compact", keyed_configs()),
         TopicSpec(signals_topic("logement", prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(signals_topic("tick", prefix), p, r, "delete", {"retention.ms": str(7 * DAY_MS)}),
     ]
