@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, RejectedMessage, RetriableError
-from gateway.flows.admin import DAY_MS, TopicSpec
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.retention_edge import RawPurge, make_clock, partition_of
 from gateway.kafka_config import client_kwargs, client_security
@@ -86,13 +86,19 @@ def expected_stores(settings: GatewaySettings) -> tuple[str, ...]:
 
 def retention_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """The control, status and receipts topics (co-partitioned with the canonical ones): short-lived
-    messages between the command, the stores and the flow, kept 7 days."""
+    messages between the command, the stores and the flow, kept 7 days; and every canonical topic it
+    writes tombstones to (declared as their own flows declare them: a topic that does not exist
+    would hold the erasure up, the cotation flow may not run)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     week = {"retention.ms": str(7 * DAY_MS)}
-    return [
+    specs = [
         TopicSpec(retention_topic(k, prefix), p, r, "delete", dict(week))
         for k in ("control", "status", "receipts")
     ]
+    specs += [
+        TopicSpec(canonical_topic(k, prefix), p, r, "compact", keyed_configs()) for k in CANONICAL_KINDS
+    ]
+    return specs
 
 
 class Output(NamedTuple):

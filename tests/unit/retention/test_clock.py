@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-
 from gateway.retention.clock import (
     ERASING,
     NO_DATE,
@@ -16,6 +15,7 @@ from gateway.retention.clock import (
     Entry,
     complete,
     due_date,
+    entries_of,
     is_due,
     missing,
     on_demande,
@@ -207,12 +207,10 @@ def test_plan_lists_what_is_due_by_due_date_then_numero() -> None:
         "035260100000000003 2026-05-01 canonical,raw,route",
         f"035260100000000006 sans-date canonical,raw,route {NO_DATE_REASON}",
     ]
-    assert list(plan(entries, date(2025, 12, 31), STORES))[0].startswith("035260100000000005 ")
+    assert next(iter(plan(entries, date(2025, 12, 31), STORES))).startswith("035260100000000005 ")
 
 
 def test_the_clock_is_read_back_from_its_changelog_latest_value_per_key() -> None:
-    from gateway.retention.clock import entries_of
-
     a = Entry(WAITING, date(2025, 1, 1), date(2026, 1, 1))
     b = Entry(NO_DATE)
     records = [

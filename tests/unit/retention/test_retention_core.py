@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-
 from gateway.codec.avro import load_schemas
 from gateway.errors import ConfigError
 from gateway.flows.retention import CANONICAL_KINDS, RetentionCore, expected_stores

@@ -43,7 +43,7 @@ def test_every_declared_topic_has_an_explicit_retention_and_one_declaration() ->
             assert configs["delete.retention.ms"] == WEEK, spec.name
         if "delete" in policy:
             assert int(configs["retention.ms"]) > 0, spec.name
-    keyed = [n for n in by_name if ".canonical." in n or ".actor." in n and not n.endswith(".dlq")]
+    keyed = [n for n in by_name if ".canonical." in n or (".actor." in n and not n.endswith(".dlq"))]
     assert keyed
     for name in keyed:
         assert "compact" in by_name[name]["cleanup.policy"], name
