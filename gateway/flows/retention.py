@@ -86,9 +86,9 @@ def expected_stores(settings: GatewaySettings) -> tuple[str, ...]:
 
 def retention_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """The control, status and receipts topics (co-partitioned with the canonical ones): short-lived
-    messages between the command, the stores and the flow, kept 7 days; and every canonical topic it
-    writes tombstones to (declared as their own flows declare them: a topic that does not exist
-    would hold the erasure up, the cotation flow may not run)."""
+    messages between the command, the stores and the flow, kept 7 days; every canonical topic it
+    writes tombstones to and the audit topic, declared as their own flows declare them (a topic that
+    does not exist would hold the erasure up, and the cotation flow may not run)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     week = {"retention.ms": str(7 * DAY_MS)}
     specs = [
@@ -98,6 +98,8 @@ def retention_topics(settings: GatewaySettings) -> list[TopicSpec]:
     specs += [
         TopicSpec(canonical_topic(k, prefix), p, r, "compact", keyed_configs()) for k in CANONICAL_KINDS
     ]
+    # the audit entries go where the route flow writes its own (declared as it does)
+    specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
     return specs
 
 
