@@ -23,12 +23,13 @@ from typing import Any
 from gateway.broker.local import free_port
 from gateway.codec.avro import load_schemas
 from gateway.codec.framing import decoder_for
-from gateway.flows.admin import ensure_topics, ingest_topics
+from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics, keyed_configs
 from gateway.flows.retention import CANONICAL_KINDS, retention_topics
 from gateway.retention.protocol import ERASURE_HEADER
 from gateway.settings import GatewaySettings
 from gateway.signals.samples import demande
 from gateway.testing.kafka import (
+    admin,
     cli_env,
     client_kwargs,
     consume_all,
@@ -39,6 +40,7 @@ from gateway.testing.kafka import (
 )
 from gateway.topics import audit_topic, canonical_topic, ingest_group, retention_topic, source_raw_topic
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 RADIATED, DERADIATED, KILLED = "035250100000000001", "035250100000000002", "035250100000000003"
 RADIATION = date.today() - timedelta(days=30)
@@ -272,3 +274,28 @@ def test_sigkill_mid_erasure_then_restart_finishes_with_one_audit_entry_and_ever
         assert len(_effacements(kafka_bootstrap, prefix, schema_registry_url)) == 1
     finally:
         stop_worker(worker)
+
+
+def test_ensure_topics_reconciles_the_configs_of_an_existing_topic(kafka_bootstrap: str) -> None:
+    topic = f"rec{uuid.uuid4().hex[:8]}.canonical.decision"
+    old = TopicSpec(topic, 1, 1, "delete", {"retention.ms": str(DAY_MS)})
+    assert ensure_topics(client_kwargs(kafka_bootstrap), [old]) == [topic]
+    new = TopicSpec(topic, 1, 1, "compact", keyed_configs())
+    # without reconcile an existing topic is left as it is
+    assert ensure_topics(client_kwargs(kafka_bootstrap), [new]) == []
+
+    def configs() -> dict[str, str]:
+        client = admin(kafka_bootstrap)
+        try:
+            got = client.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all"
+            )
+        finally:
+            client.close()
+        return {k: v.get("value") for k, v in got["topic"][topic].items()}
+
+    assert configs()["cleanup.policy"] == "delete"
+    assert ensure_topics(client_kwargs(kafka_bootstrap), [new], reconcile=True) == []
+    after = configs()
+    assert {k: after[k] for k in new.all_configs()} == new.all_configs()
+    assert after["retention.ms"] == str(DAY_MS)  # undeclared configs are left as they were

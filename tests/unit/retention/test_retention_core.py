@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from gateway.codec.avro import load_schemas
-from gateway.errors import ConfigError
+from gateway.codec.framing import decoder_for
+from gateway.errors import ConfigError, RejectedMessage
 from gateway.flows.retention import CANONICAL_KINDS, RetentionCore, expected_stores
 from gateway.retention.clock import ERASING, WAITING, Entry
 from gateway.retention.messages import Command, Status
@@ -155,3 +156,15 @@ def test_expected_stores_default_and_setting() -> None:
     assert expected_stores(GatewaySettings(retention_stores="canonical,raw")) == ("canonical", "raw")
     with pytest.raises(ConfigError, match="unknown store"):
         expected_stores(GatewaySettings(retention_stores="canonical,disk"))
+
+
+def test_the_audit_readers_skip_an_erasure_entry_they_do_not_show() -> None:
+    audit = load_schemas().codec("fr.gp.AuditEntry")
+    c = core(("canonical",))
+    erasing = Entry(ERASING, date(2025, 1, 1), date(2026, 1, 1), request="r", stores=frozenset())
+    step = c.on_receipt(NUM.encode(), b"canonical", [(ERASURE_HEADER, b"r")], erasing)
+    [entry] = step.outputs
+    assert entry.value is not None
+    # what `gateway audit who-received` and the console's audit lookup decode with
+    with pytest.raises(RejectedMessage):
+        decoder_for(None, {audit.fingerprint: audit}).decode(entry.value)
