@@ -181,7 +181,7 @@ class RetentionCore:
         for key, entry in entries.items():
             if not clock.is_due(entry, now):
                 continue
-            started = clock.start(entry, command.request)  # an erasure under way keeps its request
+            started = clock.start(entry, command.request, command.by)  # one under way keeps its own
             step.outputs += self.tombstones(key, started.request or command.request)
             step.writes[key] = started
             step.events.append("redrive" if entry.state == ERASING else "start")
@@ -220,7 +220,10 @@ class RetentionCore:
         num = key.decode("utf-8", "replace")
         now = self.clock()
         request = entry.request or CLOCK
-        par = f"{self.principal} ({'horloge' if request == CLOCK else 'retention run ' + request})"
+        asked = "horloge" if request == CLOCK else f"retention run {request}"
+        if entry.by and request != CLOCK:
+            asked += f" asked by {entry.by}"
+        par = f"{self.principal} ({asked})"
         record = effacement(num, entry, now, par, sorted(entry.stores))
         value = self._codec.encode_framed_checked(record)
         if self._framer.confluent:

@@ -76,6 +76,7 @@ class Entry:
     radiation: date | None = None  # None only for NO_DATE
     due: date | None = None
     request: str | None = None  # ERASING: the request that started the erasure (or "horloge")
+    by: str | None = None  # ERASING: the principal that asked for it (`retention run`), if known
     stores: frozenset[str] = frozenset()  # ERASING: the stores that have receipted
     future: bool = False  # the radiation date was later than the clock's day when it was received
     successor: Entry | None = field(default=None, compare=False)  # a Demande received while erasing
@@ -88,6 +89,8 @@ class Entry:
             out["d"] = self.due.isoformat()
         if self.request is not None:
             out["q"] = self.request
+        if self.by is not None:
+            out["b"] = self.by
         if self.stores:
             out["g"] = sorted(self.stores)
         if self.future:
@@ -104,12 +107,13 @@ class Entry:
         state = _STATES[data["s"]]
         rad, due = data.get("r"), data.get("d")
         succ = data.get("n")
-        request = data.get("q")
+        request, by = data.get("q"), data.get("b")
         return cls(
             state=state,
             radiation=date.fromisoformat(rad) if rad else None,
             due=date.fromisoformat(due) if due else None,
             request=str(request) if request is not None else None,
+            by=str(by) if by is not None else None,
             stores=frozenset(str(s) for s in data.get("g", ())),
             future=bool(data.get("f")),
             successor=cls.from_json(succ) if isinstance(succ, Mapping) else None,
@@ -188,12 +192,13 @@ def is_due(entry: Entry, now: date) -> bool:
     return entry.state == WAITING and entry.due is not None and entry.due <= now
 
 
-def start(entry: Entry, request: str) -> Entry:
-    """The entry once its erasure started: tombstones written on the canonical topics (store
-    `canonical` received). An entry already being erased keeps its request and receipts."""
+def start(entry: Entry, request: str, by: str | None = None) -> Entry:
+    """The entry once its erasure started by `request` (asked by `by`): tombstones written on the
+    canonical topics (store `canonical` received). An entry already being erased keeps its request,
+    who asked and its receipts."""
     if entry.state == ERASING:
         return replace(entry, stores=entry.stores | {"canonical"})
-    return replace(entry, state=ERASING, request=request, stores=frozenset({"canonical"}))
+    return replace(entry, state=ERASING, request=request, by=by, stores=frozenset({"canonical"}))
 
 
 def receive(entry: Entry, store: str) -> Entry:

@@ -63,7 +63,7 @@ def test_a_command_erases_what_is_due_and_receipts_complete_it_with_one_audit_en
         NUM.encode(): Entry(WAITING, date(2025, 11, 29), date(2026, 11, 29)),
         b"035260100000000002": Entry(WAITING, date(2025, 12, 1), date(2026, 12, 1)),  # not due
     }
-    step, now = c.start(Command("run", "r1"), entries)
+    step, now = c.start(Command("run", "r1", by="ops-admin"), entries)
     assert now == NOW.date()
     assert [(o.topic, o.key, o.value) for o in step.outputs] == [
         (f"gp.canonical.{k}", NUM.encode(), None) for k in CANONICAL_KINDS
@@ -94,7 +94,7 @@ def test_a_command_erases_what_is_due_and_receipts_complete_it_with_one_audit_en
     assert record["dateRadiation"] == date(2025, 11, 29)
     assert record["dateEffacement"] == date(2026, 11, 29)
     assert record["stores"] == ["canonical", "raw", "route"]
-    assert "r1" in record["par"]
+    assert record["par"] == "gp-gateway.retention (retention run r1 asked by ops-admin)"
     # a late or repeated receipt finds nothing to erase: no second audit entry
     late = c.on_receipt(NUM.encode(), b"route", [(ERASURE_HEADER, b"r1")], None)
     assert late.outputs == []
