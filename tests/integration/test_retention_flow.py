@@ -299,3 +299,32 @@ def test_ensure_topics_reconciles_the_configs_of_an_existing_topic(kafka_bootstr
     after = configs()
     assert {k: after[k] for k in new.all_configs()} == new.all_configs()
     assert after["retention.ms"] == str(DAY_MS)  # undeclared configs are left as they were
+
+
+def test_the_daily_clock_erases_on_the_due_date_without_any_command(
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
+) -> None:
+    prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw", schema_registry_url)
+    env["GATEWAY_RETENTION_CLOCK_INTERVAL"] = "1"
+    cli = _cli_env(kafka_bootstrap, env)
+    worker = start_worker(env, flows="retention", log_path=str(tmp_path / "worker.log"))
+    try:
+        produce(
+            kafka_bootstrap,
+            canonical_topic("demande", prefix),
+            [(KILLED.encode(), _framed(_radiated(KILLED)))],
+        )
+        _wait_planned(cli, {KILLED})
+        time.sleep(3)  # the clock looked several times: nothing is due yet
+        assert _effacements(kafka_bootstrap, prefix, schema_registry_url) == []
+        clock.write_text(LATER.isoformat(), encoding="utf-8")  # the day changes; no input, no command
+        deadline = time.monotonic() + 90
+        erased = _effacements(kafka_bootstrap, prefix, schema_registry_url)
+        while not erased and time.monotonic() < deadline:
+            time.sleep(2)
+            erased = _effacements(kafka_bootstrap, prefix, schema_registry_url)
+        assert [(e["numUnique"], e["par"].endswith("(horloge)")) for e in erased] == [(KILLED, True)]
+        tombstones = consume_all(kafka_bootstrap, canonical_topic("demande", prefix), quiet_ms=1000)
+        assert [m.header(ERASURE_HEADER) for m in tombstones if m.value is None] == [b"horloge"]
+    finally:
+        stop_worker(worker)
