@@ -48,14 +48,17 @@ def compacted_topics(bootstrap: str, topics: Sequence[str]) -> list[str]:
     """The topics of `topics` whose cleanup.policy includes compact."""
     client = admin(bootstrap)
     try:
-        described = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        wanted = [
+            ConfigResource(ConfigResourceType.TOPIC, t, configs={"cleanup.policy": None}) for t in topics
+        ]
+        described = client.describe_configs(wanted, config_filter="All")
         out: list[str] = []
-        for response in described:
-            for resource in response.resources:
-                _err, _msg, _type, name, entries = resource[:5]
-                for entry in entries:
-                    if entry[0] == "cleanup.policy" and "compact" in (entry[1] or ""):
-                        out.append(name)
+        for by_name in described.values():
+            for name, configs in by_name.items():
+                entry = configs.get("cleanup.policy") or {}
+                value = entry.get("value") if isinstance(entry, dict) else entry
+                if "compact" in str(value or ""):
+                    out.append(name)
         return sorted(out)
     finally:
         client.close()
