@@ -230,6 +230,13 @@ class EgressRunner:
             m.records_out.labels("sink", self.name, "delivered").inc(result.written)
         if result.dead:
             m.dead_lettered.labels("sink", self.name).inc(len(result.dead))
+        for outcome, n in (
+            ("erased", result.erased),
+            ("dead_lettered", result.erasures_refused),
+            ("not_erased", result.not_erased),
+        ):
+            if n:
+                m.sink_erasures.labels(self.name, outcome).inc(n)
         m.processing.labels("sink").observe(seconds / max(1, polled))
 
     async def _resume_if_pending(self, envelopes: list[Envelope]) -> list[Envelope]:
