@@ -168,9 +168,9 @@ def test_a_sink_that_cannot_erase_gets_the_effacement_as_a_record() -> None:
     assert result.not_erased == 1  # type: ignore[attr-defined]
 
 
-def test_a_sink_that_cannot_erase_is_refused_unless_the_operator_allows_it(tmp_path: object) -> None:
+def test_a_sink_that_cannot_erase_is_refused_unless_the_operator_allows_it() -> None:
     settings = GatewaySettings()
-    with pytest.raises(ConfigError, match="cannot erase.*--allow-no-erasure"):
+    with pytest.raises(ConfigError, match=r"cannot erase.*--allow-no-erasure"):
         _plan(CannotErase(), settings, SinkOptions(actor="200000002"))
     assert _plan(CannotErase(), settings, SinkOptions(actor="200000002", allow_no_erasure=True))
     assert _plan(Recording(), settings, SinkOptions(actor="200000002"))
