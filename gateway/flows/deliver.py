@@ -198,7 +198,7 @@ async def process_envelopes(
         pairs.append((env, rec))
     if not pairs:
         return result
-    if any(r.schema == ERASURE_SCHEMA for _, r in pairs):  # an application erased: in stream order
+    if ERASURE_SCHEMA in {r.schema for _, r in pairs}:  # an application erased: in stream order
         await _in_order(sink, pairs, retry=retry, result=result, connector=name, health=health)
         return result
     await _write_run(sink, pairs, retry=retry, result=result, connector=name, health=health)
