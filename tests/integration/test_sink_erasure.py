@@ -62,7 +62,12 @@ class Erased:
 
 
 @pytest.fixture
-def erased(kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path) -> Iterator[Erased]:
+def erased(
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Erased]:
+    """The actor topic, framed as the route flow frames it: with the registry (Confluent wire
+    format; the default), or without one (`single-object`, the project's own framing)."""
+    confluent = getattr(request, "param", "confluent") == "confluent"
     _, stream = actor_stream(ACTOR)
     decoded = {str(r.header("ce_id")): r for r in sink_records(ACTOR)}
     demands = {r.key for r in decoded.values() if ".Demande" in r.schema}
@@ -77,17 +82,21 @@ def erased(kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path) -> It
     prefix = f"e{uuid.uuid4().hex[:8]}"
     topic = actor_topic(ACTOR, prefix)
     create_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=3)
-    # the route flow's framing with a registry: the Confluent wire format, TopicRecordNameStrategy
-    framer = ConfluentFramer(RegistryClient(schema_registry_url))
-    codecs = view_codecs(GatewaySettings())
     erasure = effacement(erased_key)
     records: list[ActorRecord] = [*mine, *theirs, erasure]
-    framer.prepare([(topic, codecs[r.value[2:10]]) for r in records])
-    produce(kafka_bootstrap, topic, [(r.key, framer.reframe(topic, r.value), r.headers) for r in records])
-    assert (topic, codecs[erasure.value[2:10]].fingerprint) in framer.ids
-    assert subject_name(topic, ERASURE_SCHEMA) == f"{topic}-fr.gp.Effacement"
     env = worker_env(kafka_bootstrap, prefix=prefix, state_dir=str(tmp_path / "state"), web_port=0)
-    env["GATEWAY_SCHEMA_REGISTRY_URL"] = schema_registry_url
+    if confluent:  # the route flow's framing with a registry: TopicRecordNameStrategy subjects
+        framer = ConfluentFramer(RegistryClient(schema_registry_url))
+        codecs = view_codecs(GatewaySettings())
+        framer.prepare([(topic, codecs[r.value[2:10]]) for r in records])
+        values = [framer.reframe(topic, r.value) for r in records]
+        assert (topic, codecs[erasure.value[2:10]].fingerprint) in framer.ids
+        assert subject_name(topic, ERASURE_SCHEMA) == f"{topic}-fr.gp.Effacement"
+        assert all(v[:1] == b"\x00" for v in values)
+        env["GATEWAY_SCHEMA_REGISTRY_URL"] = schema_registry_url
+    else:
+        values = [r.value for r in records]
+    produce(kafka_bootstrap, topic, [(r.key, v, r.headers) for r, v in zip(records, values, strict=True)])
     applied = subprocess.run(
         [sys.executable, "-m", "gateway", "acl", "apply"],
         env=env,
@@ -130,7 +139,11 @@ def test_postgres_holds_no_row_of_the_erased_application(erased: Erased, postgre
     assert not [m for m in erased.markers if m in dumped]
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize(
+    ("erased", "fmt"),
+    [("confluent", "jsonl"), ("confluent", "csv"), ("single-object", "jsonl")],
+    indirect=["erased"],
+)
 def test_the_folder_holds_no_byte_of_the_erased_application(erased: Erased, fmt: str) -> None:
     out = erased.tmp / "files"
     erased.run("file", "--set", f"dir={out}", "--set", f"format={fmt}")
