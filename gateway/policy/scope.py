@@ -60,6 +60,10 @@ class ScopeState:
     unconfirmed: tuple[str, ...] = ()
     orientation_date: tuple[str, ...] = ()  # ISO date of the latest ORIENTATION_SIAO (at most one)
     designated: tuple[str, ...] = ()  # "<dwelling key>|<designataire>" of each admitted designation
+    # actors that received anything about it (retention: each gets the fr.gp.Effacement), whatever
+    # the scope became since: keyed by the numéro unique (nominative views) or by its pseudonym
+    recipients: tuple[str, ...] = ()
+    pseudonymous: tuple[str, ...] = ()
 
     @property
     def protected(self) -> bool:
