@@ -68,7 +68,7 @@ def effacement_record(
     }
 
 
-def erasure_notices(  # noqa: PLR0913 - each is one fact of the erasure
+def erasure_notices(
     state: ScopeState,
     num_unique: str,
     *,
