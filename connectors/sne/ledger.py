@@ -228,6 +228,21 @@ class Ledger:
                 "INSERT OR IGNORE INTO polled (event_id, at) VALUES (?, ?)", [(e, now) for e in event_ids]
             )
 
+    def erase(self, num_unique: str) -> int:
+        """Delete every row about application `num_unique` (an erasure, docs/retention.md): its
+        requests (by the numéro unique the SNE gave, or the one the request was built with: queued,
+        sending or answered, with their XML and the SNE's answer) and its creations; then the WAL is
+        checkpointed and truncated, so that with `secure_delete` the values are in neither file.
+        Returns how many rows were deleted."""
+        with self._lock:
+            deleted = self._db.execute(
+                "DELETE FROM requests WHERE num_unique = ? OR json_extract(meta, '$.numUnique') = ?",
+                (num_unique, num_unique),
+            ).rowcount
+            deleted += self._db.execute("DELETE FROM creations WHERE num_unique = ?", (num_unique,)).rowcount
+            forget_erased(self._db)
+            return int(deleted)
+
     def sent_accepted(self, num_unique: str, type_fichier: str) -> bool:
         """Whether this gateway had a `type_fichier` file about `num_unique` accepted by the SNE."""
         with self._lock:
