@@ -43,7 +43,7 @@ from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.cotation.state import ADEQUATION, COTATION, CotationState
 from gateway.errors import ConfigError, GatewayError
-from gateway.flows.admin import DAY_MS, TopicSpec
+from gateway.flows.admin import DAY_MS, TopicSpec, receipts_topic
 from gateway.flows.app import FlowContext
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
@@ -69,6 +69,7 @@ def cotation_topics(settings: GatewaySettings) -> list[TopicSpec]:
     specs = [
         TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", {"segment.ms": str(DAY_MS)}),
         TopicSpec(canonical_topic("adequation", prefix), p, r, "delete", {"retention.ms": "-1"}),
+        receipts_topic(settings),
     ]
     if settings.report_territories is not None:
         specs.append(

@@ -39,7 +39,7 @@ import faust
 from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
 from gateway.codec.framing import FrameDecoder, Framer, SchemaRefused, decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
+from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
@@ -137,6 +137,7 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     specs.append(
         TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)})
     )
+    specs.append(receipts_topic(settings))  # its erasure receipts
     return specs
 
 
