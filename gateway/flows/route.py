@@ -43,7 +43,7 @@ from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
-from gateway.policy.erasure import EFFACEMENT, erasure_notices
+from gateway.policy.erasure import EFFACEMENT, erasure_notices, legacy_recipients
 from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import AUDIT_SCHEMA, H_SOURCE, Router, RouteResult
@@ -382,8 +382,11 @@ class RouteCore:
         num_unique = key.decode("utf-8", "replace")
         radiation, due = protocol.erasure_dates(headers, now.date())
         policy = self.router.policy
+        current = self._state(state)
+        if state and b'"recipients"' not in state:  # stored before the recipients were recorded
+            current = legacy_recipients(current, num_unique, self.router)
         notices, gone = erasure_notices(
-            self._state(state),
+            current,
             num_unique,
             known=policy.actors,
             secret=policy.secret,

@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.derive import pseudonym
-from gateway.policy.router import H_POLICY_VERSION, H_VIEW_FINGERPRINT, H_VIEW_SCHEMA
-from gateway.policy.scope import ScopeState
+from gateway.policy.router import H_POLICY_VERSION, H_VIEW_FINGERPRINT, H_VIEW_SCHEMA, Router
+from gateway.policy.scope import DEMANDE, ScopeState
 
-__all__ = ["EFFACEMENT", "Erasure", "effacement_record", "erasure_notices", "recipients_of"]
+__all__ = [
+    "EFFACEMENT",
+    "Erasure",
+    "effacement_record",
+    "erasure_notices",
+    "legacy_recipients",
+    "recipients_of",
+]
 
 EFFACEMENT = "fr.gp.Effacement"
 CE_SOURCE = "gp-gateway/retention"
@@ -52,6 +59,28 @@ def recipients_of(state: ScopeState, known: Collection[str]) -> tuple[tuple[str,
     pseudo = tuple(a for a in state.pseudonymous if a in known)
     gone = sum(1 for a in (*state.recipients, *state.pseudonymous) if a not in known)
     return named, pseudo, gone
+
+
+def legacy_recipients(state: ScopeState, num_unique: str, router: Router) -> ScopeState:
+    """`state` (stored before recipients were recorded) with the recipients it most likely had: the
+    actors its scope gives the application now, and the organisations linked to it (designating,
+    labelling, commissions, SIAO). Best effort for states older than `ScopeState.recipients`."""
+    policy = router.policy
+    ids = [
+        a for _, _, chunk in router.index.in_scope(DEMANDE, {"numUnique": num_unique}, state) for a in chunk
+    ]
+    linked = (
+        *state.designataires,
+        *state.labellers,
+        *state.violence_labellers,
+        *state.commissions,
+        *state.siao_links,
+    )
+    ids += [router.index.resolve(org) for org in linked]
+    known = [a for a in dict.fromkeys(ids) if a in policy.actors]
+    named = tuple(a for a in known if policy.roles[policy.actors[a].role].nominative)
+    pseudo = tuple(a for a in known if not policy.roles[policy.actors[a].role].nominative)
+    return replace(state, recipients=named, pseudonymous=pseudo)
 
 
 def effacement_record(

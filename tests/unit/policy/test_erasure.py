@@ -3,6 +3,7 @@ and the tombstones it skips."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -173,3 +174,21 @@ def test_former_actors_are_counted_not_sent_and_the_header_matches_the_protocol(
     )  # fmt: skip
     assert gone == 1 and [n.actors for n in notices] == [("A",), ("S",)]
     assert erasure_module.ERASURE_HEADER == protocol.ERASURE_HEADER
+
+
+def test_a_state_stored_before_the_recipients_field_erases_at_its_scope_and_links(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    routed = _route(core, "fr.gp.Demande", sample_demande(), None)
+    designated = _route(
+        core, "fr.gp.Decision", sample_decision("DESIGNATION", NUM, origine="824541148"), routed.state
+    )
+    state = ScopeState.from_bytes(designated.state)
+    fields = {
+        f: getattr(state, f) for f in state.__dataclass_fields__ if f not in ("recipients", "pseudonymous")
+    }
+    legacy = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}).encode()
+    assert b'"recipients"' not in legacy
+    got = _effacements(_tombstone(core, "t.canonical.demande", ERASE, legacy))
+    expected = {actor_topic(a, "t") for a in (*state.recipients, *state.pseudonymous)}
+    assert set(got) == expected  # the same actors as the recorded ones, here
+    assert actor_topic("300000044", "t") not in got
