@@ -318,7 +318,11 @@ def test_the_erasure_tombstone_deletes_the_ledger_rows_and_writes_the_receipt(en
         produce(env["bootstrap"], demandes, [(num.encode(), None)])  # no header: not an erasure
         produce(env["bootstrap"], decisions, [(num.encode(), None, erasure)])  # compaction only
         # a second application after them: once it is answered, the tombstones were read
-        produce(env["bootstrap"], demandes, [(b"k2", _framed("fr.gp.Demande", demande("ERP-AUTRE-4K")))])
+        produce(
+            env["bootstrap"],
+            demandes,
+            [(b"k2", _framed("fr.gp.Demande", demande("ERP-AUTRE-4K", nom="Autre")))],
+        )
         wait_for_count(env["bootstrap"], env["topics"]["feedback"], 2)
         assert sink.ledger.created("200000001", reference) == num  # still there
         produce(env["bootstrap"], demandes, [(num.encode(), None, erasure)])
