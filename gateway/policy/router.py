@@ -63,20 +63,6 @@ def _avro_string(value: str) -> bytes:
     return bytes(out) + data
 
 
-def _served(state: ScopeState, deliveries: Sequence[Delivery]) -> ScopeState:
-    """`state` with every actor of `deliveries` among its recipients (retention: each one gets the
-    erasure), by the key it received: the numéro unique (nominative) or its pseudonym."""
-    named = [a for d in deliveries if d.nominative for a in d.actors if a not in state.recipients]
-    pseudo = [a for d in deliveries if not d.nominative for a in d.actors if a not in state.pseudonymous]
-    if not named and not pseudo:
-        return state
-    return replace(
-        state,
-        recipients=(*state.recipients, *dict.fromkeys(named)),
-        pseudonymous=(*state.pseudonymous, *dict.fromkeys(pseudo)),
-    )
-
-
 @dataclass(frozen=True)
 class Delivery:
     """One encoded view and every actor that receives it."""
@@ -386,7 +372,12 @@ class Router:
                     now=now,
                     key=key,
                 )
-        return RouteResult(_served(new_state, deliveries), tuple(deliveries), tuple(audit), tuple(chunks))
+        # every recipient is recorded (retention: each gets the erasure), by the key it received
+        served = new_state.served(
+            [a for d in deliveries if d.nominative for a in d.actors],
+            [a for d in deliveries if not d.nominative for a in d.actors],
+        )
+        return RouteResult(served, tuple(deliveries), tuple(audit), tuple(chunks))
 
     def _delivery(
         self,

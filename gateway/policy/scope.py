@@ -73,6 +73,15 @@ class ScopeState:
     def departements(self) -> frozenset[str]:
         return frozenset(departement_of(c) for c in self.communes)
 
+    def served(self, named: Iterable[str], pseudonymous: Iterable[str]) -> ScopeState:
+        """The state with these actors among its recipients: `named` received nominative views (keyed
+        by the numéro unique), `pseudonymous` pseudonymised ones (keyed by its pseudonym)."""
+        new = [a for a in dict.fromkeys(named) if a not in self.recipients]
+        pseudo = [a for a in dict.fromkeys(pseudonymous) if a not in self.pseudonymous]
+        if not new and not pseudo:
+            return self
+        return replace(self, recipients=(*self.recipients, *new), pseudonymous=(*self.pseudonymous, *pseudo))
+
     def to_bytes(self) -> bytes:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True).encode()
 
