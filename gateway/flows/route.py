@@ -42,7 +42,7 @@ from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
-from gateway.kafka_config import client_kwargs
+from gateway.kafka_config import client_kwargs, client_security
 from gateway.policy.erasure import EFFACEMENT, erasure_notices, legacy_recipients
 from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
@@ -411,6 +411,15 @@ class RouteCore:
         return outcome
 
 
+def _principal(settings: GatewaySettings) -> str:
+    """Who this worker is on the broker (its SCRAM user), for the Effacement's `par`; with a TLS
+    client certificate, the route worker's principal name."""
+    try:
+        return client_security(settings).sasl_username or f"{settings.app_id}.route"
+    except ConfigError:
+        return f"{settings.app_id}.route"
+
+
 def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the actor and audit topics, the scope table, the routing agent and the reload timer."""
     settings = ctx.settings
@@ -425,7 +434,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         prefix,
         framer=framer_for(url),
         decoder=decoder_for(url, codecs),
-        principal=f"{settings.app_id}.route",
+        principal=_principal(settings),
     )
     ctx.topics.extend(route_topics(settings, store.policy))
     sources = {
