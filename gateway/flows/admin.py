@@ -21,9 +21,9 @@ from typing import Any
 from gateway.errors import RetriableError
 from gateway.kafka_config import as_client_kwargs, bootstrap_of
 from gateway.settings import GatewaySettings
-from gateway.topics import canonical_topic, dlq_topic
+from gateway.topics import canonical_topic, dlq_topic, retention_topic
 
-__all__ = ["TopicSpec", "ensure_topics", "ingest_topics"]
+__all__ = ["TopicSpec", "ensure_topics", "ingest_topics", "receipts_topic"]
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -64,6 +64,14 @@ def ingest_topics(settings: GatewaySettings, raw_topics: Iterable[str] | None = 
     )
     specs.append(TopicSpec(canonical_topic("decision", prefix), p, r, "delete", {"retention.ms": "-1"}))
     return specs
+
+
+def receipts_topic(settings: GatewaySettings) -> TopicSpec:
+    """The erasure receipts topic (gateway.retention.protocol), keyed by numéro unique: declared by
+    every flow that writes a receipt, so that it exists whichever flow starts first; bounded
+    retention (a receipt names an erased application)."""
+    p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    return TopicSpec(retention_topic("receipts", prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
 
 
 def ensure_topics(

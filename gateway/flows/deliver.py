@@ -30,6 +30,7 @@ from gateway.connectors import ERASURE_SCHEMA, Erasure, Sink, SinkOutput, SinkRe
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import Envelope
+from gateway.retention import protocol
 from gateway.retry import RetryPolicy
 from gateway.topics import dlq_topic
 
@@ -154,6 +155,25 @@ def _reject(
     result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
 
 
+def _erasure(env: Envelope) -> SinkRecord | None:
+    """The SinkRecord of a demand topic's erasure tombstone (gateway.retention.protocol), for sinks
+    that hold applications read from the canonical topics (`erasure_tombstones = True`); None for
+    any other tombstone (compaction only)."""
+    request = protocol.erasure_of(env.headers)
+    if request is None or not env.key or not (env.topic or "").endswith(".canonical.demande"):
+        return None
+    num = env.key.decode("utf-8", "replace")
+    return SinkRecord(
+        schema=protocol.TOMBSTONE_SCHEMA,
+        key=num,
+        record={"numUnique": num, "request": request},
+        headers=env.headers,
+        topic=env.topic or "",
+        partition=-1 if env.partition is None else env.partition,
+        offset=-1 if env.offset is None else env.offset,
+    )
+
+
 async def process_envelopes(
     sink: Sink,
     envelopes: Sequence[Envelope],
@@ -177,8 +197,11 @@ async def process_envelopes(
     decode = (decoder or FrameDecoder(known)).decode
     result = EgressResult()
     pairs: list[tuple[Envelope, SinkRecord]] = []
+    erasures = bool(getattr(sink, "erasure_tombstones", False))
     for env in envelopes:
         if env.payload is None or not env.payload:
+            if erasures and (rec := _erasure(env)) is not None:
+                pairs.append((env, rec))  # in order with the records around it
             continue  # tombstone
         try:
             codec, record = decode(env.payload)
