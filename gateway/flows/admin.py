@@ -30,9 +30,17 @@ from typing import Any
 from gateway.errors import RetriableError
 from gateway.kafka_config import as_client_kwargs, bootstrap_of
 from gateway.settings import GatewaySettings
-from gateway.topics import canonical_topic, dlq_topic
+from gateway.topics import canonical_topic, dlq_topic, retention_topic
 
-__all__ = ["DAY_MS", "TopicSpec", "ensure_topics", "ingest_topics", "keyed_configs", "reconcile_configs"]
+__all__ = [
+    "DAY_MS",
+    "TopicSpec",
+    "ensure_topics",
+    "ingest_topics",
+    "keyed_configs",
+    "receipts_topic",
+    "reconcile_configs",
+]
 
 _log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
@@ -76,6 +84,14 @@ def ingest_topics(settings: GatewaySettings, raw_topics: Iterable[str] | None = 
     specs.append(TopicSpec(canonical_topic("demande", prefix), p, r, "compact", keyed_configs()))
     specs.append(TopicSpec(canonical_topic("decision", prefix), p, r, "compact", keyed_configs()))
     return specs
+
+
+def receipts_topic(settings: GatewaySettings) -> TopicSpec:
+    """The erasure receipts topic (gateway.retention.protocol), keyed by numéro unique: declared by
+    every flow that writes a receipt, so that it exists whichever flow starts first; bounded
+    retention (a receipt names an erased application)."""
+    p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    return TopicSpec(retention_topic("receipts", prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
 
 
 def ensure_topics(

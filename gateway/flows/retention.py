@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, RejectedMessage, RetriableError
-from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.retention_edge import RawPurge, make_clock, partition_of
 from gateway.kafka_config import client_kwargs, client_security
@@ -47,7 +47,15 @@ from gateway.model.envelope import cloudevent_headers
 from gateway.retention import clock
 from gateway.retention.clock import ERASING, Entry
 from gateway.retention.messages import Command, Status, effacement
-from gateway.retention.protocol import CLOCK, ERASURE_HEADER, ERASURE_SCHEMA, STORES, erasure_of
+from gateway.retention.protocol import (
+    CLOCK,
+    DUE_HEADER,
+    ERASURE_HEADER,
+    ERASURE_SCHEMA,
+    RADIATION_HEADER,
+    STORES,
+    erasure_of,
+)
 from gateway.settings import GatewaySettings
 from gateway.topics import audit_topic, canonical_topic, retention_topic
 
@@ -91,10 +99,8 @@ def retention_topics(settings: GatewaySettings) -> list[TopicSpec]:
     does not exist would hold the erasure up, and the cotation flow may not run)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     week = {"retention.ms": str(7 * DAY_MS)}
-    specs = [
-        TopicSpec(retention_topic(k, prefix), p, r, "delete", dict(week))
-        for k in ("control", "status", "receipts")
-    ]
+    specs = [TopicSpec(retention_topic(k, prefix), p, r, "delete", dict(week)) for k in ("control", "status")]
+    specs.append(receipts_topic(settings))  # as every store that writes a receipt declares it
     specs += [
         TopicSpec(canonical_topic(k, prefix), p, r, "compact", keyed_configs()) for k in CANONICAL_KINDS
     ]
@@ -166,8 +172,16 @@ class RetentionCore:
             step.writes[key] = change.entry
         return step
 
-    def tombstones(self, key: bytes, request: str) -> list[Output]:
-        headers = ((ERASURE_HEADER, request.encode()),)
+    def tombstones(self, key: bytes, entry: Entry) -> list[Output]:
+        """The erasure tombstones of `key` on every canonical topic keyed by numéro unique: header
+        `gp.erasure` (the request), and the radiation and due dates (the route flow copies them into
+        the fr.gp.Effacement it sends the recipients)."""
+        headers: tuple[tuple[str, bytes], ...] = ((ERASURE_HEADER, (entry.request or CLOCK).encode()),)
+        if entry.radiation is not None and entry.due is not None:
+            headers += (
+                (RADIATION_HEADER, entry.radiation.isoformat().encode()),
+                (DUE_HEADER, entry.due.isoformat().encode()),
+            )
         return [Output(topic, key, None, headers) for topic in self.canonical]
 
     def start(self, command: Command, entries: Mapping[bytes, Entry]) -> tuple[Step, date | None]:
@@ -182,7 +196,7 @@ class RetentionCore:
             if not clock.is_due(entry, now):
                 continue
             started = clock.start(entry, command.request, command.by)  # one under way keeps its own
-            step.outputs += self.tombstones(key, started.request or command.request)
+            step.outputs += self.tombstones(key, started)
             step.writes[key] = started
             step.events.append("redrive" if entry.state == ERASING else "start")
         return step, now

@@ -372,7 +372,12 @@ class Router:
                     now=now,
                     key=key,
                 )
-        return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
+        # every recipient is recorded (retention: each gets the erasure), by the key it received
+        served = new_state.served(
+            [a for d in deliveries if d.nominative for a in d.actors],
+            [a for d in deliveries if not d.nominative for a in d.actors],
+        )
+        return RouteResult(served, tuple(deliveries), tuple(audit), tuple(chunks))
 
     def _delivery(
         self,

@@ -14,7 +14,7 @@ from gateway.errors import ConfigError, RejectedMessage
 from gateway.flows.retention import CANONICAL_KINDS, RetentionCore, expected_stores
 from gateway.retention.clock import ERASING, WAITING, Entry
 from gateway.retention.messages import Command, Status
-from gateway.retention.protocol import ERASURE_HEADER
+from gateway.retention.protocol import DUE_HEADER, ERASURE_HEADER, RADIATION_HEADER
 from gateway.settings import GatewaySettings
 from gateway.signals.samples import demande
 
@@ -68,7 +68,15 @@ def test_a_command_erases_what_is_due_and_receipts_complete_it_with_one_audit_en
     assert [(o.topic, o.key, o.value) for o in step.outputs] == [
         (f"gp.canonical.{k}", NUM.encode(), None) for k in CANONICAL_KINDS
     ]
-    assert all(o.headers == ((ERASURE_HEADER, b"r1"),) for o in step.outputs)
+    assert all(
+        o.headers
+        == (
+            (ERASURE_HEADER, b"r1"),
+            (RADIATION_HEADER, b"2025-11-29"),
+            (DUE_HEADER, b"2026-11-29"),
+        )
+        for o in step.outputs
+    )
     erasing = step.writes[NUM.encode()]
     assert erasing is not None
     assert erasing.state == ERASING
@@ -124,7 +132,7 @@ def test_an_erasure_under_way_is_re_driven_by_the_next_command_keeping_its_reque
         ERASING, date(2025, 1, 1), date(2026, 1, 1), request="r0", stores=frozenset({"canonical", "raw"})
     )
     step, _ = c.start(Command("run", "r1"), {NUM.encode(): erasing})
-    assert {o.headers for o in step.outputs} == {((ERASURE_HEADER, b"r0"),)}
+    assert {o.headers[0] for o in step.outputs} == {(ERASURE_HEADER, b"r0")}
     assert step.writes[NUM.encode()] == erasing
     assert step.events == ["redrive"]
 
