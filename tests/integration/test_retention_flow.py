@@ -124,7 +124,8 @@ def _effacements(bootstrap: str, prefix: str, registry: str | None) -> list[dict
     out = []
     for m in consume_all(bootstrap, audit_topic(prefix), quiet_ms=1500, max_wait_s=30):
         assert m.value is not None
-        out.append(decoder.decode(m.value)[1])
+        if m.header("gp.schema.name") == b"fr.gp.Effacement":  # the route's disclosures are skipped
+            out.append(decoder.decode(m.value)[1])
     return out
 
 
@@ -326,5 +327,29 @@ def test_the_daily_clock_erases_on_the_due_date_without_any_command(
         assert [(e["numUnique"], e["par"].endswith("(horloge)")) for e in erased] == [(KILLED, True)]
         tombstones = consume_all(kafka_bootstrap, canonical_topic("demande", prefix), quiet_ms=1000)
         assert [m.header(ERASURE_HEADER) for m in tombstones if m.value is None] == [b"horloge"]
+    finally:
+        stop_worker(worker)
+
+
+def test_with_the_real_route_flow_its_receipt_completes_the_erasure(
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
+) -> None:
+    prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw,route", schema_registry_url)
+    cli = _cli_env(kafka_bootstrap, env)
+    worker = start_worker(env, flows="route,retention", log_path=str(tmp_path / "worker.log"))
+    try:
+        produce(
+            kafka_bootstrap,
+            canonical_topic("demande", prefix),
+            [(KILLED.encode(), _framed(_radiated(KILLED)))],
+        )
+        _wait_planned(cli, {KILLED})
+        clock.write_text(LATER.isoformat(), encoding="utf-8")
+        done = _cli(cli, "run", "--timeout", "120")
+        assert done.returncode == 0, done.stdout + done.stderr
+        erased = _effacements(kafka_bootstrap, prefix, schema_registry_url)
+        assert [(e["numUnique"], e["stores"]) for e in erased] == [(KILLED, ["canonical", "raw", "route"])]
+        receipts = consume_all(kafka_bootstrap, retention_topic("receipts", prefix), quiet_ms=1000)
+        assert [(m.key, m.value) for m in receipts] == [(KILLED.encode(), b"route")]
     finally:
         stop_worker(worker)
