@@ -43,7 +43,7 @@ from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.cotation.state import ADEQUATION, COTATION, CotationState
 from gateway.errors import ConfigError, GatewayError
-from gateway.flows.admin import DAY_MS, TopicSpec, receipts_topic
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
@@ -64,11 +64,12 @@ REPORT_INTERVAL_S = 60.0
 
 def cotation_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """`<prefix>.canonical.cotation` (compacted: the latest cotation per application) and
-    `<prefix>.canonical.adequation` (every assessment)."""
+    `<prefix>.canonical.adequation` (every assessment, whole for 7 days, then the latest per
+    application: compacted like every topic keyed by numéro unique, docs/retention.md)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     specs = [
-        TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", {"segment.ms": str(DAY_MS)}),
-        TopicSpec(canonical_topic("adequation", prefix), p, r, "delete", {"retention.ms": "-1"}),
+        TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", keyed_configs()),
+        TopicSpec(canonical_topic("adequation", prefix), p, r, "compact", keyed_configs()),
         receipts_topic(settings),
     ]
     if settings.report_territories is not None:

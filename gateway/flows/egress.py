@@ -139,10 +139,12 @@ class EgressRunner:
         if self._create_topics is not None:
             self._create_topics(new)
         else:
-            from gateway.flows.admin import TopicSpec, ensure_topics  # noqa: PLC0415
+            from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics  # noqa: PLC0415
 
             p, r = self._layout
-            ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
+            # feedback topics: 30 days (docs/retention.md)
+            specs = [TopicSpec(t, p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(new)]
+            ensure_topics(self._bootstrap, specs)
         self._known |= new
 
     def _value(self, topic: str, value: bytes | None) -> bytes | None:

@@ -39,7 +39,7 @@ import faust
 from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
 from gateway.codec.framing import FrameDecoder, Framer, SchemaRefused, decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, receipts_topic
+from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs, client_security
@@ -122,8 +122,16 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     """One topic per actor of the policy (and its sinks' dead-letter topic), the audit topic, and the
     signal topic it reads."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    # compact,delete keyed by numéro unique: the fr.gp.Effacement of an erased application is the
+    # latest record of its key, so compaction drops every earlier view of it (docs/retention.md)
     specs = [
-        TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
+        TopicSpec(
+            actor_topic(a, prefix),
+            p,
+            r,
+            "compact,delete",
+            keyed_configs(**{"retention.ms": str(30 * DAY_MS)}),
+        )
         for a in sorted(policy.actors)
     ]
     # each actor's sinks dead-letter there what they cannot deliver (created by the gateway: an
@@ -134,9 +142,7 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     ]
     specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
     # consumed here, written by the signals flow (which declares it too): it exists either way
-    specs.append(
-        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)})
-    )
+    specs.append(TopicSpec(canonical_topic("signal", prefix), p, r, "compact", keyed_configs()))
     specs.append(receipts_topic(settings))  # its erasure receipts
     return specs
 

@@ -43,7 +43,7 @@ import faust
 from gateway.codec.avro import AvroCodec, SchemaSet
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec, receipts_topic
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
@@ -108,7 +108,7 @@ def make_clock(setting: str | None) -> Callable[[], datetime]:
 def signals_topics(settings: GatewaySettings) -> list[TopicSpec]:
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     return [
-        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}),
+        TopicSpec(canonical_topic("signal", prefix), p, r, "compact", keyed_configs()),
         TopicSpec(signals_topic("logement", prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(signals_topic("tick", prefix), p, r, "delete", {"retention.ms": str(7 * DAY_MS)}),
         receipts_topic(settings),

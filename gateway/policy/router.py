@@ -396,7 +396,11 @@ class Router:
         num_unique = record.get("numUnique")
         secret = self.policy.secret
         subject = num_unique if nominative else pseudonym(num_unique, secret)
-        out_key = key if nominative else (subject.encode() if subject else None)
+        if nominative:
+            out_key = key
+        else:  # keyed even before numbering (actor topics are compacted: a record needs a key)
+            anonymous = subject or pseudonym((key or b"").decode("utf-8", "replace"), secret)
+            out_key = anonymous.encode() if anonymous else None
         seed = repr((schema, key, record.get("eventId"))).encode()
         source_header: list[tuple[str, bytes]] = []
         if nominative:
