@@ -11,8 +11,11 @@ Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >=
 and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
 steadier than rates on a shared machine).
 
-Broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker from the cached jars (as the tests do).
-Usage: python bench/bench_sinks.py [--records 5000]
+Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else a local secured
+broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it; `--plaintext`:
+a plaintext one). Every consumer connects as the actor (its connection kit, after `acl apply`), so
+the raw baseline pays the same TLS and authentication as the sinks.
+Usage: python bench/bench_sinks.py [--records 5000] [--plaintext]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from gateway import registry
 from gateway.broker import LocalBroker, install_kafka
+from gateway.cli.acl import apply_acls
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
@@ -41,11 +45,11 @@ from gateway.connectors import (
     SinkOutput,
     SinkRecord,
 )
-from gateway.flows.sinks import SinkOptions, run_sink
+from gateway.flows.sinks import SinkOptions, principal_client_kwargs, run_sink
 from gateway.settings import GatewaySettings
 from gateway.testing.actor_stream import actor_stream
-from gateway.testing.kafka import create_topics, produce
-from gateway.topics import actor_topic
+from gateway.testing.kafka import create_topics, produce, register_broker
+from gateway.topics import actor_group_prefix, actor_topic, dlq_topic
 from kafka import KafkaConsumer
 
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # noqa: S105 - a bench receiver's key
@@ -99,12 +103,14 @@ class Timed(Sink):
         await self.inner.flush()
 
 
-def raw_rate(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    """records/s and CPU µs per record (this process) of a consumer doing nothing with the records."""
+def raw_rate(settings: GatewaySettings, actor: str, topic: str, n: int) -> tuple[float, float]:
+    """records/s and CPU µs per record (this process) of a consumer doing nothing with the records
+    (connected as the actor, in a group its ACLs grant, like the sinks)."""
+    client = principal_client_kwargs(settings, actor)
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        **client,
+        group_id=actor_group_prefix(actor, settings.app_id) + f"bench-raw-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -137,20 +143,37 @@ def sink_rate(
     return timed.count / (timed.last - timed.first), cpu
 
 
+def start_broker(tmp: Path, *, plaintext: bool) -> tuple[LocalBroker, str]:
+    """A local broker (secured, or plaintext), its admin client file registered for the test kit."""
+    settings = GatewaySettings()
+    broker = LocalBroker(
+        install_kafka(settings.state_dir, settings.kafka_version),
+        tmp / "kafka",
+        watch_parent=True,
+        secure=not plaintext,
+    )
+    bootstrap = broker.start()
+    if plaintext:
+        client_file = tmp / "plaintext-client.json"
+        client_file.write_text('{"security_protocol": "PLAINTEXT"}', encoding="utf-8")
+    else:
+        client_file = broker.security.admin_client_file
+    register_broker(bootstrap, client_file)
+    os.environ["GATEWAY_KAFKA_CLIENT_FILE"] = str(client_file)
+    return broker, bootstrap
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--plaintext", action="store_true", help="a plaintext local broker")
     args = parser.parse_args()
     n = args.records
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-sinks-"))
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        settings = GatewaySettings()
-        broker = LocalBroker(
-            install_kafka(settings.state_dir, settings.kafka_version), tmp / "kafka", watch_parent=True
-        )
-        bootstrap = broker.start()
+        broker, bootstrap = start_broker(tmp, plaintext=args.plaintext)
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     try:
         port = int((receiver.stdout.readline() if receiver.stdout else "0").strip())
@@ -161,21 +184,24 @@ def main() -> None:
             """The same N records on a topic of their own (each sink starts from the beginning)."""
             prefix = f"bench{uuid.uuid4().hex[:6]}"
             topic = actor_topic(actor, prefix)
-            create_topics(bootstrap, [topic], partitions=3)
+            create_topics(bootstrap, [topic, dlq_topic(topic)], partitions=3)
             produce(bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
             os.environ.update(
                 GATEWAY_BOOTSTRAP_SERVERS=bootstrap,
                 GATEWAY_TOPIC_PREFIX=prefix,
+                GATEWAY_APP_ID=f"{prefix}-app",
                 GATEWAY_STATE_DIR=str(tmp / "state"),
                 GATEWAY_PARTITIONS="3",
             )
-            return topic, GatewaySettings()
+            settings = GatewaySettings()
+            apply_acls(settings)  # the actor's rights on its topic, groups and dead letters
+            return topic, settings
 
         from gateway.testing.postgres import fresh_database, postgres_server  # noqa: PLC0415
 
         dsn = fresh_database(postgres_server())
-        topic, _ = fresh_topic()
-        raw, raw_cpu = raw_rate(bootstrap, topic, n)
+        topic, settings = fresh_topic()
+        raw, raw_cpu = raw_rate(settings, actor, topic, n)
         size = sum(len(r.value) for r in records) // len(records)
         print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), 3 partitions")
         print(f"{'raw kafka-python consumer':36} {raw:9.0f} records/s  {raw_cpu:5.0f} µs CPU a record")
