@@ -12,10 +12,10 @@ and the CPU time of this process per record (the sink's own, the receiver and Po
 steadier than rates on a shared machine).
 
 Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else a local secured
-broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it; `--plaintext`:
-a plaintext one). Every consumer connects as the actor (its connection kit, after `acl apply`), so
-the raw baseline pays the same TLS and authentication as the sinks.
-Usage: python bench/bench_sinks.py [--records 5000] [--plaintext]
+broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
+consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
+same TLS and authentication as the sinks.
+Usage: python bench/bench_sinks.py [--records 5000]
 """
 
 from __future__ import annotations
@@ -143,21 +143,16 @@ def sink_rate(
     return timed.count / (timed.last - timed.first), cpu
 
 
-def start_broker(tmp: Path, *, plaintext: bool) -> tuple[LocalBroker, str]:
-    """A local broker (secured, or plaintext), its admin client file registered for the test kit."""
+def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
+    """A local secured broker, its admin client file registered for the test kit."""
     settings = GatewaySettings()
     broker = LocalBroker(
         install_kafka(settings.state_dir, settings.kafka_version),
         tmp / "kafka",
         watch_parent=True,
-        secure=not plaintext,
     )
     bootstrap = broker.start()
-    if plaintext:
-        client_file = tmp / "plaintext-client.json"
-        client_file.write_text('{"security_protocol": "PLAINTEXT"}', encoding="utf-8")
-    else:
-        client_file = broker.security.admin_client_file
+    client_file = broker.security.admin_client_file
     register_broker(bootstrap, client_file)
     os.environ["GATEWAY_KAFKA_CLIENT_FILE"] = str(client_file)
     return broker, bootstrap
@@ -166,14 +161,13 @@ def start_broker(tmp: Path, *, plaintext: bool) -> tuple[LocalBroker, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000)
-    parser.add_argument("--plaintext", action="store_true", help="a plaintext local broker")
     args = parser.parse_args()
     n = args.records
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-sinks-"))
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        broker, bootstrap = start_broker(tmp, plaintext=args.plaintext)
+        broker, bootstrap = start_broker(tmp)
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     try:
         port = int((receiver.stdout.readline() if receiver.stdout else "0").strip())
