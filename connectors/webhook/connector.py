@@ -7,7 +7,11 @@ across retries and restarts: the receiver de-duplicates on it).
   events' ids, receivers de-duplicate on each event's `id`);
 - `data` = the actor's view record as JSON (dates ISO 8601, decimals as strings), `dataschema` = the
   view schema's name;
-- TLS verified (system CAs or ca_file); one kept-alive connection; timeouts;
+- TLS verified (system CAs or ca_file); `connections` kept-alive connections side by side (a key's
+  events always on the same one, in order), each pipelined: up to `pipeline` requests are written
+  before their answers are read, never two of one key (a key's next event leaves only once the
+  receiver answered the previous one, so a failure never lets a later event of that key pass it);
+  timeouts;
 - 2xx: delivered; 5xx, 408, 429, timeouts, refused connections, TLS failures: RetriableError (the
   runtime backs off; Retry-After honoured); other 4xx and 3xx: RejectedMessage naming the status
   (dead-lettered); messages never hold the payload.
@@ -18,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import http.client
 import ssl
 import threading
 import zlib
@@ -31,17 +34,18 @@ from urllib.parse import urlsplit
 
 from cloudevents.core.v1.event import CloudEvent
 from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord, to_json
-from gateway.errors import Problem, RejectedMessage, RetriableError
+from gateway.errors import GatewayError, Problem, RejectedMessage, RetriableError
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhook.config import WebhookConfig
+from connectors.webhook.pipeline import Answer, Connection, ProtocolError, request
 
 __all__ = ["WebhookSink", "cloud_event", "event_id"]
 
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_CE = frozenset({"ce_id", "ce_source", "ce_type", "ce_dataschema", "ce_subject", "ce_time"})
 
 
 def event_id(rec: SinkRecord) -> str:
@@ -49,10 +53,15 @@ def event_id(rec: SinkRecord) -> str:
     return rec.header("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}"
 
 
+def _ce_headers(rec: SinkRecord) -> dict[str, str]:
+    """The record's ce_* headers that make the event's attributes (the last value of each)."""
+    return {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
+
+
 def cloud_event(rec: SinkRecord, default_source: str) -> str:
     """The CloudEvent of one record of an actor's stream, in structured JSON (its attributes checked
     by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings)."""
-    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+    heads = _ce_headers(rec)
     attributes: dict[str, Any] = {
         "specversion": "1.0",
         "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
@@ -89,9 +98,13 @@ class WebhookSink(Sink):
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._signer = Webhook(config.secret.get_secret_value())
-        lanes = config.connections
-        self._conns: list[http.client.HTTPConnection | None] = [None] * lanes  # kept alive, one per lane
-        self._used = [False] * lanes  # the lane's connection already carried a request
+        port = self._port or (443 if self._https else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = host if self._port is None else f"{host}:{self._port}"
+        self._context: ssl.SSLContext | None = None
+        timeout = config.timeout_s
+        # kept alive, one per lane; the TLS context is made on first use (it loads the CA bundle)
+        self._conns = [Connection(self._host, port, timeout=timeout) for _ in range(config.connections)]
         self._delivered: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -99,30 +112,22 @@ class WebhookSink(Sink):
 
     # ---- connection ---------------------------------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        return ctx
+        if self._context is None:
+            cafile = str(self.config.ca_file) if self.config.ca_file else None
+            ctx = ssl.create_default_context(cafile=cafile)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._context = ctx
+        return self._context
 
-    def _connection(self, lane: int = 0) -> http.client.HTTPConnection:
+    def _connection(self, lane: int = 0) -> Connection:
         conn = self._conns[lane]
-        if conn is None:
-            timeout = self.config.timeout_s
-            if self._https:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=self._ssl()
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-            self._conns[lane] = conn
-            self._used[lane] = False
+        if self._https and conn.context is None:
+            conn.context = self._ssl()
         return conn
 
     def _reset(self, lane: int | None = None) -> None:
         for i in range(len(self._conns)) if lane is None else (lane,):
-            conn = self._conns[i]
-            if conn is not None:
-                conn.close()
-            self._conns[i] = None
+            self._conns[i].close()
 
     def check(self) -> CheckResult:
         """Opens a connection (TLS handshake included) without sending anything."""
@@ -140,42 +145,48 @@ class WebhookSink(Sink):
         return CheckResult(ok=True, detail=f"{self._host} reachable")
 
     # ---- delivery -----------------------------------------------------------------------------
-    def _post(self, body: bytes, msg_id: str, content_type: str, lane: int = 0) -> None:
-        for attempt in (1, 2):
-            now = datetime.now(UTC)
-            headers = {
-                "Content-Type": content_type,
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": self._signer.sign(msg_id, now, body.decode("utf-8")),
-                "User-Agent": "gp-gateway-webhook",
-            }
-            reused = self._used[lane]
+    def _request(self, body: str, msg_id: str, content_type: str, now: datetime) -> bytes:
+        data = body.encode("utf-8")
+        headers = [
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", str(int(now.timestamp()))),
+            ("webhook-signature", self._signer.sign(msg_id, now, body)),
+            ("User-Agent", "gp-gateway-webhook"),
+        ]
+        try:
+            return request(self._path, self._host_header, data, headers, content_type)
+        except ValueError:
+            raise RejectedMessage(
+                "the event's id cannot be a webhook-id header",
+                [Problem("webhook-id", "control character in the event id")],
+            ) from None
+
+    def _exchange(self, lane: int, requests: Sequence[bytes]) -> list[Answer]:
+        """The receiver's answers to `requests` (pipelined on the lane's connection, in order). A
+        kept-alive connection the receiver closed is replaced and what it did not answer sent again
+        (once when nothing was answered on it, as often as answers keep coming otherwise)."""
+        answers: list[Answer] = []
+        retried = False
+        while len(answers) < len(requests):
+            conn = self._connection(lane)
+            reused = conn.used
             try:
-                conn = self._connection(lane)
-                conn.request("POST", self._path, body=body, headers=headers)
-                self._used[lane] = True
-                with self._lock:
-                    self.requests += 1
-                resp = conn.getresponse()
-                resp.read()
+                got = conn.exchange(requests[len(answers) :])
             except ssl.SSLError as exc:
-                self._reset(lane)
                 raise RetriableError(
                     f"TLS failure with the receiver: {exc.reason or type(exc).__name__}"
                 ) from exc
-            except _STALE as exc:
-                self._reset(lane)
-                if reused and attempt == 1:
-                    continue  # the receiver closed a kept-alive connection: once more on a new one
-                raise RetriableError(f"receiver closed the connection ({type(exc).__name__})") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self._reset(lane)
+            except (OSError, ProtocolError) as exc:
                 raise RetriableError(f"receiver unreachable or too slow ({type(exc).__name__})") from exc
-            if resp.will_close:
-                self._reset(lane)
-            self._answer(resp.status, resp.getheader("Retry-After"))
-            return
+            with self._lock:
+                self.requests += len(got)
+            answers += got
+            if len(answers) < len(requests) and not got:
+                if reused and not retried:
+                    retried = True  # the receiver closed a kept-alive connection: once more on a new one
+                    continue
+                raise RetriableError("receiver closed the connection (no answer)")
+        return answers
 
     @staticmethod
     def _answer(status: int, retry_after: str | None) -> None:
@@ -197,21 +208,53 @@ class WebhookSink(Sink):
             while len(self._delivered) > _REMEMBERED:
                 self._delivered.popitem(last=False)
 
-    def _send_lane(self, lane: int, records: Sequence[SinkRecord]) -> None:
+    def _posts(self, records: Sequence[SinkRecord]) -> list[tuple[list[str], set[str], bytes]]:
+        """(event ids, keys, request) of each POST the records make, in order."""
         source = self.config.source
+        now = datetime.now(UTC)
         if not self.config.batch:
+            out = []
             for rec in records:
-                self._post(cloud_event(rec, source).encode("utf-8"), event_id(rec), CE_JSON, lane)
-                self._remember([event_id(rec)])
-            return
+                msg_id = event_id(rec)
+                req = self._request(cloud_event(rec, source), msg_id, CE_JSON, now)
+                out.append(([msg_id], {rec.key}, req))
+            return out
         size = self.config.batch_max
+        posts = []
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             ids = [event_id(r) for r in chunk]
-            body = ("[" + ",".join(cloud_event(r, source) for r in chunk) + "]").encode("utf-8")
+            body = "[" + ",".join(cloud_event(r, source) for r in chunk) + "]"
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
-            self._post(body, batch_id, CE_BATCH, lane)
-            self._remember(ids)
+            posts.append((ids, {r.key for r in chunk}, self._request(body, batch_id, CE_BATCH, now)))
+        return posts
+
+    def _send_lane(self, lane: int, records: Sequence[SinkRecord]) -> None:
+        """The lane's records, in windows of up to `pipeline` requests holding no key twice: a
+        window's answers are all read (and its delivered events remembered) before the next one
+        leaves; the first failure stops the lane (the runtime retries record by record)."""
+        posts = self._posts(records)
+        depth = self.config.pipeline
+        i = 0
+        while i < len(posts):
+            window, keys = [posts[i]], set(posts[i][1])
+            i += 1
+            while i < len(posts) and len(window) < depth and keys.isdisjoint(posts[i][1]):
+                keys |= posts[i][1]
+                window.append(posts[i])
+                i += 1
+            answers = self._exchange(lane, [req for _, _, req in window])
+            failures: list[GatewayError] = []
+            for (ids, _, _), answer in zip(window, answers, strict=True):
+                try:
+                    self._answer(answer.status, answer.retry_after)
+                except (RetriableError, RejectedMessage) as exc:
+                    failures.append(exc)
+                else:
+                    self._remember(ids)
+            if failures:
+                retriable = [e for e in failures if isinstance(e, RetriableError)]
+                raise (retriable or failures)[0]
 
     def _send(self, batch: Sequence[SinkRecord]) -> None:
         """Records of one key always go through the same lane, in order (the receiver sees a key's
