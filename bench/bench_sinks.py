@@ -161,6 +161,7 @@ def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--only", default="", help="run only the sinks whose label holds this text")
     args = parser.parse_args()
     n = args.records
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-sinks-"))
@@ -211,7 +212,7 @@ def main() -> None:
                 0.3,
             ),
         ]
-        for label, name, config, goal in runs:
+        for label, name, config, goal in [r for r in runs if args.only in r[0]]:
             _, settings = fresh_topic()
             rate, cpu = sink_rate(name, config, settings, actor, n)
             verdict = "met" if rate / raw >= goal else "NOT met"
