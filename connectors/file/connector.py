@@ -70,8 +70,11 @@ def _cell(value: Any) -> str:
     return str(json_default(value)) if isinstance(value, date | Decimal | bytes) else str(value)
 
 
+_CE = frozenset({"ce_id", "ce_type", "ce_subject", "ce_time", "ce_dataschema"})
+
+
 def _event(rec: SinkRecord) -> str:
-    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
     return to_json(
         {
             "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",

@@ -53,9 +53,10 @@ def raw_receiver(answer: Answerer, *, close_after: int | None = None) -> Iterato
                 while len(buf) < length:
                     buf += conn.recv(65536)
                 buf = buf[length:]
-                conn.sendall(answer(n))
+                data = answer(n)
                 n += 1
-                counts[slot] = n
+                counts[slot] = n  # counted before answering: the client may look right after
+                conn.sendall(data)
 
     def accept() -> None:
         while True:
