@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import ssl
 import threading
 import zlib
@@ -42,6 +43,7 @@ from connectors.webhook.pipeline import Answer, Connection, ProtocolError, reque
 
 __all__ = ["WebhookSink", "cloud_event", "event_id"]
 
+log = logging.getLogger(__name__)
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
@@ -105,6 +107,7 @@ class WebhookSink(Sink):
         timeout = config.timeout_s
         # kept alive, one per lane; the TLS context is made on first use (it loads the CA bundle)
         self._conns = [Connection(self._host, port, timeout=timeout) for _ in range(config.connections)]
+        self._serial = [config.pipeline == 1] * config.connections  # the lane sends one request at a time
         self._delivered: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -170,8 +173,10 @@ class WebhookSink(Sink):
         while len(answers) < len(requests):
             conn = self._connection(lane)
             reused = conn.used
+            start = len(answers)
+            todo = requests[start : start + 1] if self._serial[lane] else requests[start:]
             try:
-                got = conn.exchange(requests[len(answers) :])
+                got = conn.exchange(todo)
             except ssl.SSLError as exc:
                 raise RetriableError(
                     f"TLS failure with the receiver: {exc.reason or type(exc).__name__}"
@@ -181,8 +186,12 @@ class WebhookSink(Sink):
             with self._lock:
                 self.requests += len(got)
             answers += got
+            switched = len(got) < len(todo) > 1 and not self._serial[lane]
+            if switched:  # it closes connections with requests unanswered: one at a time from now on
+                self._serial[lane] = True
+                log.info("receiver closed a pipelined connection: lane %d sends one request at a time", lane)
             if len(answers) < len(requests) and not got:
-                if reused and not retried:
+                if (reused or switched) and not retried:
                     retried = True  # the receiver closed a kept-alive connection: once more on a new one
                     continue
                 raise RetriableError("receiver closed the connection (no answer)")

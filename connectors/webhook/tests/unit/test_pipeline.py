@@ -105,6 +105,7 @@ def test_a_receiver_closing_after_each_answer_gets_every_request_on_new_connecti
         sink._reset()
     assert [a.status for a in answers] == [200] * 5
     assert counts == [1] * 5
+    assert sink._serial == [True, False, False, False]  # that lane no longer pipelines
 
 
 def test_a_receiver_that_drops_the_connection_unanswered_is_retriable() -> None:
