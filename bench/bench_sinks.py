@@ -43,6 +43,7 @@ from gateway.cli.acl import apply_acls
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
+    Erasure,
     Partition,
     Sink,
     SinkContext,
@@ -105,6 +106,11 @@ class Timed(Sink):
 
     async def flush(self) -> None:
         await self.inner.flush()
+
+    erases: ClassVar[bool] = True  # the built-in sinks erase: erasures go to the inner sink
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        return await self.inner.erase(erasures)
 
 
 def raw_rate(settings: GatewaySettings, actor: str, topic: str, n: int) -> tuple[float, float]:

@@ -12,6 +12,11 @@ across retries and restarts: the receiver de-duplicates on it).
   before their answers are read, never two of one key (a key's next event leaves only once the
   receiver answered the previous one, so a failure never lets a later event of that key pass it);
   timeouts;
+- an erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md) is POSTed the same way,
+  signed and retried alike, as a CloudEvent of type `fr.gp.effacement` (`subject` = the numéro unique,
+  `data` = the Effacement: numUnique, dateRadiation, dateEffacement, time, par, stores; `webhook-id`
+  = its `ce_id`, or its topic/partition/offset when it has none), after every event of the
+  application sent before it: the receiver erases its copy;
 - 2xx: delivered; 5xx, 408, 429, timeouts, refused connections, TLS failures: RetriableError (the
   runtime backs off; Retry-After honoured); other 4xx and 3xx: RejectedMessage naming the status
   (dead-lettered); messages never hold the payload.
@@ -27,25 +32,36 @@ import ssl
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cloudevents.core.v1.event import CloudEvent
-from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord, to_json
+from gateway.connectors import (
+    ERASURE_SCHEMA,
+    CheckResult,
+    ConnectorConfig,
+    Erasure,
+    Guarantee,
+    Sink,
+    SinkOutput,
+    SinkRecord,
+    to_json,
+)
 from gateway.errors import GatewayError, Problem, RejectedMessage, RetriableError
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhook.config import WebhookConfig
 from connectors.webhook.pipeline import Answer, Connection, ProtocolError, request
 
-__all__ = ["WebhookSink", "cloud_event", "event_id"]
+__all__ = ["ERASURE_TYPE", "WebhookSink", "cloud_event", "event_id"]
 
 log = logging.getLogger(__name__)
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
+ERASURE_TYPE = "fr.gp.effacement"  # CloudEvents type of an erasure: the receiver erases its copy
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
 _CE = frozenset({"ce_id", "ce_source", "ce_type", "ce_dataschema", "ce_subject", "ce_time"})
 
@@ -60,19 +76,23 @@ def _ce_headers(rec: SinkRecord) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
 
 
-def cloud_event(rec: SinkRecord, default_source: str) -> str:
+def cloud_event(rec: SinkRecord, default_source: str, erasure: Erasure | None = None) -> str:
     """The CloudEvent of one record of an actor's stream, in structured JSON (its attributes checked
-    by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings)."""
+    by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings). An
+    erasure's event has the type `fr.gp.effacement` and the numéro unique as subject."""
     heads = _ce_headers(rec)
     attributes: dict[str, Any] = {
         "specversion": "1.0",
         "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
         "source": heads.get("ce_source") or default_source,
-        "type": heads.get("ce_type") or rec.schema,
+        "type": ERASURE_TYPE if erasure else heads.get("ce_type") or rec.schema,
         "datacontenttype": "application/json",
-        "dataschema": heads.get("ce_dataschema") or rec.schema,
+        "dataschema": ERASURE_SCHEMA if erasure else heads.get("ce_dataschema") or rec.schema,
     }
-    if heads.get("ce_subject"):
+    if erasure is not None:
+        attributes["subject"] = erasure.key
+        heads.setdefault("ce_time", erasure.time.isoformat())
+    elif heads.get("ce_subject"):
         attributes["subject"] = heads["ce_subject"]
     when = heads.get("ce_time")
     if when:
@@ -91,6 +111,7 @@ class WebhookSink(Sink):
     Config: ClassVar[type[ConnectorConfig]] = WebhookConfig
     guarantee: ClassVar[Guarantee] = "at-least-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+    erases: ClassVar[bool] = True  # it keeps nothing: the erasure is POSTed, the receiver erases
 
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
@@ -217,15 +238,18 @@ class WebhookSink(Sink):
             while len(self._delivered) > _REMEMBERED:
                 self._delivered.popitem(last=False)
 
-    def _posts(self, records: Sequence[SinkRecord]) -> list[tuple[list[str], set[str], bytes]]:
-        """(event ids, keys, request) of each POST the records make, in order."""
+    def _posts(
+        self, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure]
+    ) -> list[tuple[list[str], set[str], bytes]]:
+        """(event ids, keys, request) of each POST the records make, in order (`erasures`: the
+        records that are erasures, by id of the record)."""
         source = self.config.source
         now = datetime.now(UTC)
         if not self.config.batch:
             out = []
             for rec in records:
                 msg_id = event_id(rec)
-                req = self._request(cloud_event(rec, source), msg_id, CE_JSON, now)
+                req = self._request(cloud_event(rec, source, erasures.get(id(rec))), msg_id, CE_JSON, now)
                 out.append(([msg_id], {rec.key}, req))
             return out
         size = self.config.batch_max
@@ -233,16 +257,18 @@ class WebhookSink(Sink):
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             ids = [event_id(r) for r in chunk]
-            body = "[" + ",".join(cloud_event(r, source) for r in chunk) + "]"
+            body = "[" + ",".join(cloud_event(r, source, erasures.get(id(r))) for r in chunk) + "]"
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
             posts.append((ids, {r.key for r in chunk}, self._request(body, batch_id, CE_BATCH, now)))
         return posts
 
-    def _send_lane(self, lane: int, records: Sequence[SinkRecord]) -> None:
+    def _send_lane(
+        self, lane: int, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None
+    ) -> None:
         """The lane's records, in windows of up to `pipeline` requests holding no key twice: a
         window's answers are all read (and its delivered events remembered) before the next one
         leaves; the first failure stops the lane (the runtime retries record by record)."""
-        posts = self._posts(records)
+        posts = self._posts(records, erasures or {})
         depth = self.config.pipeline
         i = 0
         while i < len(posts):
@@ -265,9 +291,10 @@ class WebhookSink(Sink):
                 retriable = [e for e in failures if isinstance(e, RetriableError)]
                 raise (retriable or failures)[0]
 
-    def _send(self, batch: Sequence[SinkRecord]) -> None:
+    def _send(self, batch: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None) -> None:
         """Records of one key always go through the same lane, in order (the receiver sees a key's
-        events in the stream's order); lanes run side by side, each on its kept-alive connection."""
+        events in the stream's order); lanes run side by side, each on its kept-alive connection.
+        `erasures`: the records of `batch` that are erasures (by id of the record)."""
         with self._lock:
             todo = [r for r in batch if event_id(r) not in self._delivered]
         lanes: list[list[SinkRecord]] = [[] for _ in self._conns]
@@ -276,11 +303,11 @@ class WebhookSink(Sink):
         busy = [(i, rs) for i, rs in enumerate(lanes) if rs]
         if len(busy) <= 1:
             for i, rs in busy:
-                self._send_lane(i, rs)
+                self._send_lane(i, rs, erasures)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(len(lanes), thread_name_prefix="webhook")
-        futures = [self._pool.submit(self._send_lane, i, rs) for i, rs in busy]
+        futures = [self._pool.submit(self._send_lane, i, rs, erasures) for i, rs in busy]
         errors = [f.exception() for f in futures]
         failed: list[BaseException] = [e for e in errors if isinstance(e, RetriableError)]
         failed = failed or [e for e in errors if e is not None]
@@ -290,6 +317,13 @@ class WebhookSink(Sink):
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if batch:
             await asyncio.to_thread(self._send, batch)
+        return []
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        """POST each erasure as a `fr.gp.effacement` CloudEvent (signed, retried as records are)."""
+        if erasures:
+            records = [e.record for e in erasures]
+            await asyncio.to_thread(self._send, records, {id(e.record): e for e in erasures})
         return []
 
     async def flush(self) -> None:

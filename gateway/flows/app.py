@@ -35,7 +35,7 @@ __all__ = [
     "publishing_for",
 ]
 
-DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route")
+DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route", "retention")
 
 
 @dataclass
