@@ -57,9 +57,32 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    """CPython's C encoder, built once with to_json's settings (json.dumps builds a new encoder at
+    every call: most of the cost of the small values sinks encode one by one, e.g. CSV cells)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return None
+    # no circular-reference markers (a shared dict would keep stale ids after a failed call): a
+    # record is a tree; a cycle ends in RecursionError, told as json.dumps tells it
+    encoder: Callable[[Any, int], Any] = make(
+        None, json_default, basestring, None, ":", ",", False, False, True
+    )
+    return encoder
+
+
+_ENCODE = _c_encoder()
+
+
 def to_json(value: Any) -> str:
     """JSON text of a record (compact, UTF-8 kept): what sinks write for a view record."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
+    if _ENCODE is None or isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except RecursionError:
+        raise ValueError("Circular reference detected") from None
 
 
 class ConnectorConfig(BaseModel):

@@ -82,8 +82,18 @@ def _cell(value: Any) -> str:
     return str(json_default(value)) if isinstance(value, date | Decimal | bytes) else str(value)
 
 
+_CE = frozenset({"ce_id", "ce_type", "ce_subject", "ce_time", "ce_dataschema"})
+
+
+def _safe_cell(value: Any) -> str:
+    """neutralise(_cell(value)), text (most cells) taken the short way."""
+    if value.__class__ is str:
+        return "'" + value if value.startswith(_FORMULA) else value
+    return neutralise(_cell(value))
+
+
 def _event(rec: SinkRecord) -> str:
-    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
     return to_json(
         {
             "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
@@ -233,10 +243,12 @@ class FileSink(Sink):
         writer = csv.writer(out, lineterminator="\n")
         if part["size"] == 0:
             writer.writerow(columns)
+        fields = columns[2:]
         for r in records:
-            row = [r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}", r.key]
-            row += [_cell(r.record.get(c)) for c in columns[2:]]
-            writer.writerow([neutralise(c) for c in row])
+            row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
+            record = r.record
+            row += [_safe_cell(record.get(c)) for c in fields]
+            writer.writerow(row)
         return part, out.getvalue().encode("utf-8")
 
     def _append(self, part: dict[str, Any], data: bytes) -> None:

@@ -62,6 +62,21 @@ _SYSTEM = {
 }
 
 
+# column types whose values JSON does not carry as PostgreSQL reads them: those rows go one by one
+_SET_UNSAFE = frozenset({"bytea"})
+
+
+def _system(r: SinkRecord) -> dict[str, Any]:
+    return {
+        "gp_key": r.key,
+        "gp_event_id": r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}",
+        "gp_view": r.schema,
+        "gp_topic": r.topic,
+        "gp_partition": r.partition,
+        "gp_offset": r.offset,
+    }
+
+
 def _kind(schema: str) -> str:
     return schema.rsplit(".", 1)[-1].split("_", 1)[0].lower() or "record"
 
@@ -199,6 +214,52 @@ class PostgresSink(Sink):
         wanted = columns_of(records[0].writer_schema) if records[0].writer_schema else {}
         self._ensure(cur, kind, wanted)
         names = [*_SYSTEM, *wanted]
+        if not _SET_UNSAFE.isdisjoint(map(_base, wanted.values())):
+            self._insert_rows(cur, kind, records, wanted)
+            return
+        if kind == "demande":  # one statement may not upsert a key twice: its last record wins
+            records = list({r.key: r for r in records}.values())
+        try:
+            payload = to_json([{**r.record, **_system(r)} for r in records])
+        except (TypeError, ValueError):  # a value JSON does not take (e.g. a uuid): row by row
+            self._insert_rows(cur, kind, records, wanted)
+            return
+        types = {**_SYSTEM, **wanted}
+        source = sql.SQL("SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS x({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in names),
+        )
+        try:
+            with cur.connection.transaction():  # a savepoint: a refusal falls back to row by row
+                cur.execute(self._statement(kind, names, source), (payload,))
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:  # e.g. a float NaN (not JSON): the rows one by one decide
+            self._insert_rows(cur, kind, records, wanted)
+
+    def _statement(self, kind: str, names: list[str], source: sql.Composable) -> sql.Composed:
+        """INSERT ... `source` ON CONFLICT ...: upsert of the latest demand per key, else append."""
+        statement = sql.SQL("INSERT INTO {} ({}) {}").format(
+            self._table(kind), sql.SQL(", ").join(map(sql.Identifier, names)), source
+        )
+        if kind == "demande":  # the latest state per key
+            updates: list[sql.Composable] = [
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names if c != "gp_key"
+            ]
+            updates.append(sql.SQL("gp_received_at = now()"))
+            return statement + sql.SQL(" ON CONFLICT (gp_key) DO UPDATE SET {}").format(
+                sql.SQL(", ").join(updates)
+            )
+        return statement + sql.SQL(" ON CONFLICT DO NOTHING")
+
+    def _insert_rows(
+        self,
+        cur: psycopg.Cursor[Any],
+        kind: str,
+        records: list[SinkRecord],
+        wanted: Mapping[str, str],
+    ) -> None:
+        """One row per record (executemany): columns JSON cannot carry (bytea), or values it cannot."""
         jsonb = {c for c, t in wanted.items() if t == "jsonb"}
         rows = []
         for r in records:
@@ -208,20 +269,9 @@ class PostgresSink(Sink):
                 value = r.record.get(c)
                 row.append(Jsonb(value, dumps=to_json) if c in jsonb and value is not None else value)
             rows.append(row)
-        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            self._table(kind),
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.Placeholder() * len(names)),
-        )
-        if kind == "demande":  # the latest state per key
-            updates: list[sql.Composable] = [
-                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names if c != "gp_key"
-            ]
-            updates.append(sql.SQL("gp_received_at = now()"))
-            statement += sql.SQL(" ON CONFLICT (gp_key) DO UPDATE SET {}").format(sql.SQL(", ").join(updates))
-        else:
-            statement += sql.SQL(" ON CONFLICT DO NOTHING")
-        cur.executemany(statement, rows)
+        names = [*_SYSTEM, *wanted]
+        values = sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
+        cur.executemany(self._statement(kind, names, values), rows)
 
     def _write(self, batch: Sequence[SinkRecord]) -> None:
         conn = self._connect()

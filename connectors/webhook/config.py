@@ -40,6 +40,13 @@ class WebhookConfig(ConnectorConfig):
         le=32,
         description="Kept-alive connections side by side (one key: one, in order).",
     )
+    pipeline: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Requests written ahead on a connection before their answers are read (HTTP/1.1"
+        " pipelining; never two events of one key at once); 1: one request at a time.",
+    )
     timeout_s: float = Field(
         10.0, gt=0, le=300, description="Connect and read timeout of one request, seconds."
     )

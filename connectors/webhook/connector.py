@@ -7,7 +7,11 @@ across retries and restarts: the receiver de-duplicates on it).
   events' ids, receivers de-duplicate on each event's `id`);
 - `data` = the actor's view record as JSON (dates ISO 8601, decimals as strings), `dataschema` = the
   view schema's name;
-- TLS verified (system CAs or ca_file); one kept-alive connection; timeouts;
+- TLS verified (system CAs or ca_file); `connections` kept-alive connections side by side (a key's
+  events always on the same one, in order), each pipelined: up to `pipeline` requests are written
+  before their answers are read, never two of one key (a key's next event leaves only once the
+  receiver answered the previous one, so a failure never lets a later event of that key pass it);
+  timeouts;
 - an erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md) is POSTed the same way,
   signed and retried alike, as a CloudEvent of type `fr.gp.effacement` (`subject` = the numéro unique,
   `data` = the Effacement: numUnique, dateRadiation, dateEffacement, time, par, stores; `webhook-id`
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import http.client
+import logging
 import ssl
 import threading
 import zlib
@@ -46,18 +50,20 @@ from gateway.connectors import (
     SinkRecord,
     to_json,
 )
-from gateway.errors import Problem, RejectedMessage, RetriableError
+from gateway.errors import GatewayError, Problem, RejectedMessage, RetriableError
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhook.config import WebhookConfig
+from connectors.webhook.pipeline import Answer, Connection, ProtocolError, request
 
 __all__ = ["ERASURE_TYPE", "WebhookSink", "cloud_event", "event_id"]
 
+log = logging.getLogger(__name__)
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
 ERASURE_TYPE = "fr.gp.effacement"  # CloudEvents type of an erasure: the receiver erases its copy
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_CE = frozenset({"ce_id", "ce_source", "ce_type", "ce_dataschema", "ce_subject", "ce_time"})
 
 
 def event_id(rec: SinkRecord) -> str:
@@ -65,11 +71,16 @@ def event_id(rec: SinkRecord) -> str:
     return rec.header("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}"
 
 
+def _ce_headers(rec: SinkRecord) -> dict[str, str]:
+    """The record's ce_* headers that make the event's attributes (the last value of each)."""
+    return {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
+
+
 def cloud_event(rec: SinkRecord, default_source: str, erasure: Erasure | None = None) -> str:
     """The CloudEvent of one record of an actor's stream, in structured JSON (its attributes checked
     by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings). An
     erasure's event has the type `fr.gp.effacement` and the numéro unique as subject."""
-    heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+    heads = _ce_headers(rec)
     attributes: dict[str, Any] = {
         "specversion": "1.0",
         "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
@@ -110,9 +121,14 @@ class WebhookSink(Sink):
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._signer = Webhook(config.secret.get_secret_value())
-        lanes = config.connections
-        self._conns: list[http.client.HTTPConnection | None] = [None] * lanes  # kept alive, one per lane
-        self._used = [False] * lanes  # the lane's connection already carried a request
+        port = self._port or (443 if self._https else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = host if self._port is None else f"{host}:{self._port}"
+        self._context: ssl.SSLContext | None = None
+        timeout = config.timeout_s
+        # kept alive, one per lane; the TLS context is made on first use (it loads the CA bundle)
+        self._conns = [Connection(self._host, port, timeout=timeout) for _ in range(config.connections)]
+        self._serial = [config.pipeline == 1] * config.connections  # the lane sends one request at a time
         self._delivered: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -120,30 +136,22 @@ class WebhookSink(Sink):
 
     # ---- connection ---------------------------------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        return ctx
+        if self._context is None:
+            cafile = str(self.config.ca_file) if self.config.ca_file else None
+            ctx = ssl.create_default_context(cafile=cafile)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._context = ctx
+        return self._context
 
-    def _connection(self, lane: int = 0) -> http.client.HTTPConnection:
+    def _connection(self, lane: int = 0) -> Connection:
         conn = self._conns[lane]
-        if conn is None:
-            timeout = self.config.timeout_s
-            if self._https:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=self._ssl()
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-            self._conns[lane] = conn
-            self._used[lane] = False
+        if self._https and conn.context is None:
+            conn.context = self._ssl()
         return conn
 
     def _reset(self, lane: int | None = None) -> None:
         for i in range(len(self._conns)) if lane is None else (lane,):
-            conn = self._conns[i]
-            if conn is not None:
-                conn.close()
-            self._conns[i] = None
+            self._conns[i].close()
 
     def check(self) -> CheckResult:
         """Opens a connection (TLS handshake included) without sending anything."""
@@ -161,42 +169,54 @@ class WebhookSink(Sink):
         return CheckResult(ok=True, detail=f"{self._host} reachable")
 
     # ---- delivery -----------------------------------------------------------------------------
-    def _post(self, body: bytes, msg_id: str, content_type: str, lane: int = 0) -> None:
-        for attempt in (1, 2):
-            now = datetime.now(UTC)
-            headers = {
-                "Content-Type": content_type,
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": self._signer.sign(msg_id, now, body.decode("utf-8")),
-                "User-Agent": "gp-gateway-webhook",
-            }
-            reused = self._used[lane]
+    def _request(self, body: str, msg_id: str, content_type: str, now: datetime) -> bytes:
+        data = body.encode("utf-8")
+        headers = [
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", str(int(now.timestamp()))),
+            ("webhook-signature", self._signer.sign(msg_id, now, body)),
+            ("User-Agent", "gp-gateway-webhook"),
+        ]
+        try:
+            return request(self._path, self._host_header, data, headers, content_type)
+        except ValueError:
+            raise RejectedMessage(
+                "the event's id cannot be a webhook-id header",
+                [Problem("webhook-id", "control character in the event id")],
+            ) from None
+
+    def _exchange(self, lane: int, requests: Sequence[bytes]) -> list[Answer]:
+        """The receiver's answers to `requests` (pipelined on the lane's connection, in order). A
+        kept-alive connection the receiver closed is replaced and what it did not answer sent again
+        (once when nothing was answered on it, as often as answers keep coming otherwise)."""
+        answers: list[Answer] = []
+        retried = False
+        while len(answers) < len(requests):
+            conn = self._connection(lane)
+            reused = conn.used
+            start = len(answers)
+            todo = requests[start : start + 1] if self._serial[lane] else requests[start:]
             try:
-                conn = self._connection(lane)
-                conn.request("POST", self._path, body=body, headers=headers)
-                self._used[lane] = True
-                with self._lock:
-                    self.requests += 1
-                resp = conn.getresponse()
-                resp.read()
+                got = conn.exchange(todo)
             except ssl.SSLError as exc:
-                self._reset(lane)
                 raise RetriableError(
                     f"TLS failure with the receiver: {exc.reason or type(exc).__name__}"
                 ) from exc
-            except _STALE as exc:
-                self._reset(lane)
-                if reused and attempt == 1:
-                    continue  # the receiver closed a kept-alive connection: once more on a new one
-                raise RetriableError(f"receiver closed the connection ({type(exc).__name__})") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self._reset(lane)
+            except (OSError, ProtocolError) as exc:
                 raise RetriableError(f"receiver unreachable or too slow ({type(exc).__name__})") from exc
-            if resp.will_close:
-                self._reset(lane)
-            self._answer(resp.status, resp.getheader("Retry-After"))
-            return
+            with self._lock:
+                self.requests += len(got)
+            answers += got
+            switched = len(got) < len(todo) > 1 and not self._serial[lane]
+            if switched:  # it closes connections with requests unanswered: one at a time from now on
+                self._serial[lane] = True
+                log.info("receiver closed a pipelined connection: lane %d sends one request at a time", lane)
+            if len(answers) < len(requests) and not got:
+                if (reused or switched) and not retried:
+                    retried = True  # the receiver closed a kept-alive connection: once more on a new one
+                    continue
+                raise RetriableError("receiver closed the connection (no answer)")
+        return answers
 
     @staticmethod
     def _answer(status: int, retry_after: str | None) -> None:
@@ -218,26 +238,58 @@ class WebhookSink(Sink):
             while len(self._delivered) > _REMEMBERED:
                 self._delivered.popitem(last=False)
 
-    def _send_lane(
-        self, lane: int, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None
-    ) -> None:
+    def _posts(
+        self, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure]
+    ) -> list[tuple[list[str], set[str], bytes]]:
+        """(event ids, keys, request) of each POST the records make, in order (`erasures`: the
+        records that are erasures, by id of the record)."""
         source = self.config.source
-        erasures = erasures or {}
+        now = datetime.now(UTC)
         if not self.config.batch:
+            out = []
             for rec in records:
-                body = cloud_event(rec, source, erasures.get(id(rec))).encode("utf-8")
-                self._post(body, event_id(rec), CE_JSON, lane)
-                self._remember([event_id(rec)])
-            return
+                msg_id = event_id(rec)
+                req = self._request(cloud_event(rec, source, erasures.get(id(rec))), msg_id, CE_JSON, now)
+                out.append(([msg_id], {rec.key}, req))
+            return out
         size = self.config.batch_max
+        posts = []
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             ids = [event_id(r) for r in chunk]
-            events = (cloud_event(r, source, erasures.get(id(r))) for r in chunk)
-            body = ("[" + ",".join(events) + "]").encode("utf-8")
+            body = "[" + ",".join(cloud_event(r, source, erasures.get(id(r))) for r in chunk) + "]"
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
-            self._post(body, batch_id, CE_BATCH, lane)
-            self._remember(ids)
+            posts.append((ids, {r.key for r in chunk}, self._request(body, batch_id, CE_BATCH, now)))
+        return posts
+
+    def _send_lane(
+        self, lane: int, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None
+    ) -> None:
+        """The lane's records, in windows of up to `pipeline` requests holding no key twice: a
+        window's answers are all read (and its delivered events remembered) before the next one
+        leaves; the first failure stops the lane (the runtime retries record by record)."""
+        posts = self._posts(records, erasures or {})
+        depth = self.config.pipeline
+        i = 0
+        while i < len(posts):
+            window, keys = [posts[i]], set(posts[i][1])
+            i += 1
+            while i < len(posts) and len(window) < depth and keys.isdisjoint(posts[i][1]):
+                keys |= posts[i][1]
+                window.append(posts[i])
+                i += 1
+            answers = self._exchange(lane, [req for _, _, req in window])
+            failures: list[GatewayError] = []
+            for (ids, _, _), answer in zip(window, answers, strict=True):
+                try:
+                    self._answer(answer.status, answer.retry_after)
+                except (RetriableError, RejectedMessage) as exc:
+                    failures.append(exc)
+                else:
+                    self._remember(ids)
+            if failures:
+                retriable = [e for e in failures if isinstance(e, RetriableError)]
+                raise (retriable or failures)[0]
 
     def _send(self, batch: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None) -> None:
         """Records of one key always go through the same lane, in order (the receiver sees a key's

@@ -31,6 +31,7 @@ import fastavro.schema
 import fastavro.validation
 
 from gateway.codec.avro_check import schema_problems
+from gateway.codec.avro_read import Reader, compile_reader
 from gateway.codec.avro_write import Writer, compile_writer
 from gateway.errors import ConfigError, Problem, RejectedMessage
 
@@ -57,6 +58,10 @@ _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "b
 _NO_FAST_WRITER: Writer = bytes  # marks a schema the fast writer does not compile (never called)
 
 
+def _no_reader(data: bytes, pos: int) -> tuple[Any, int]:  # marks a schema the fast reader does not compile
+    raise NotImplementedError
+
+
 def _fingerprint(parsed: Any) -> bytes:
     canonical = fastavro.schema.to_parsing_canonical_form(parsed)
     hexdigest: str = fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
@@ -75,6 +80,8 @@ class AvroCodec:
     raw: Any = field(default=None, compare=False, repr=False)
     # the schema compiled by avro_write on first use of encode_checked (not part of the value)
     _writer: Writer | None = field(default=None, init=False, repr=False, compare=False)
+    # the schema compiled by avro_read on first decode (not part of the value)
+    _reader: Reader | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_schema(cls, schema: Any, name: str | None = None) -> AvroCodec:
@@ -175,7 +182,42 @@ class AvroCodec:
             raise RejectedMessage(f"record does not match {self.name}", problems)
         return self.encode(record, validate=False)
 
+    def _fast_reader(self) -> Reader | None:
+        reader = self._reader
+        if reader is None:
+            try:
+                reader = compile_reader(self.parsed)
+            except Exception:  # noqa: BLE001 - Unsupported, or a schema shape it does not expect
+                reader = _no_reader
+            object.__setattr__(self, "_reader", reader)  # frozen: a cache, not part of the value
+        return None if reader is _no_reader else reader
+
     def decode(self, body: bytes) -> Record:
+        return self.decode_at(body, 0)
+
+    def decode_at(self, data: bytes, start: int) -> Record:
+        """The record whose body runs from `start` to the end of `data` (a frame: no copy of the
+        body). Read by the schema's compiled reader (avro_read: fastavro's values, about twice as
+        fast), or by fastavro for a schema that reader does not compile."""
+        reader = self._fast_reader()
+        if reader is None:
+            return self._decode_reference(data[start:] if start else data)
+        try:
+            out, end = reader(data, start)
+        except Exception as exc:
+            raise RejectedMessage(
+                f"cannot decode {self.name}", [Problem(self.name, f"not Avro ({type(exc).__name__})")]
+            ) from exc
+        if not isinstance(out, dict):
+            raise RejectedMessage(f"cannot decode {self.name}", [Problem(self.name, "not a record")])
+        if end != len(data):  # a record is exactly its body: extra bytes mean a damaged frame
+            raise RejectedMessage(
+                f"cannot decode {self.name}", [Problem(self.name, "trailing bytes after the record")]
+            )
+        return out
+
+    def _decode_reference(self, body: bytes) -> Record:
+        """fastavro's reader (schemas the compiled reader does not take; tests compare both)."""
         buf = io.BytesIO(body)
         try:
             out = fastavro.schemaless_reader(buf, self.parsed, None)
@@ -206,7 +248,7 @@ def decode_single_object(data: bytes, codecs: Mapping[bytes, AvroCodec]) -> tupl
     codec = codecs.get(data[2:10])
     if codec is None:
         raise RejectedMessage("unknown writer schema", [Problem("$", "fingerprint " + data[2:10].hex())])
-    return codec, codec.decode(data[10:])
+    return codec, codec.decode_at(data, 10)
 
 
 def confluent_frame(schema_id: int, body: bytes) -> bytes:

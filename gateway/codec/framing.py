@@ -216,7 +216,7 @@ class FrameDecoder:
         if len(data) >= 5 and data[:1] == CONFLUENT_MAGIC:
             sid = struct.unpack(">I", data[1:5])[0]
             codec = self._by_id.get(sid) or self._fetch(sid)
-            return codec, codec.decode(data[5:])
+            return codec, codec.decode_at(data, 5)
         raise RejectedMessage(
             "not an Avro frame", [Problem("$", "neither single-object (C3 01) nor Confluent (00) framing")]
         )

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import copy
 from dataclasses import replace
+from typing import Any
 
 import psycopg
 import pytest
 from connectors.postgres import PostgresSink, PostgresSinkConfig
+from connectors.postgres.columns import columns_of
 from gateway.connectors import SinkRecord
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
@@ -85,3 +87,49 @@ def test_postgres_away_is_retriable() -> None:
     with pytest.raises(RetriableError, match="PostgreSQL unreachable"):
         _write(sink, list(sink_records())[:1])
     assert not sink.check().ok
+
+
+def _rows(dsn: str, table: str, order: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " AND column_name <> 'gp_received_at' ORDER BY column_name",
+                (table,),
+            )
+        ]
+        listed = ", ".join(f'"{c}"' for c in cols)
+        return conn.execute(f"SELECT {listed} FROM {table} ORDER BY {order}").fetchall()  # noqa: S608
+
+
+def test_the_batch_statement_writes_the_rows_row_by_row_inserts_write(postgres_dsn: str) -> None:
+    """One statement a batch (jsonb_to_recordset) and one row a record (executemany) give the same
+    tables, a key seen twice in a batch included (its last record wins, as with one upsert each)."""
+    from gateway.testing.postgres import fresh_database  # noqa: PLC0415
+
+    records = list(sink_records())
+    twice = [r for r in records if ".Demande" in r.schema][:2]
+    records.append(replace(twice[0], record=twice[1].record, offset=len(records)))  # key again, other values
+    by_rows = fresh_database(postgres_dsn)
+
+    class RowByRow(PostgresSink):
+        def _insert(self, cur: psycopg.Cursor[Any], kind: str, recs: list[SinkRecord]) -> None:
+            wanted = columns_of(recs[0].writer_schema)
+            self._ensure(cur, kind, wanted)
+            self._insert_rows(cur, kind, recs, wanted)
+
+    sink = RowByRow(PostgresSinkConfig.model_validate({"dsn": by_rows}))
+    _write(sink, records)
+    _write(_sink(postgres_dsn), records)
+    tables = (("gp_demande", "gp_key"), ("gp_decision", "gp_offset"), ("gp_offsets", "gp_partition"))
+    for table, order in tables:
+        assert _rows(postgres_dsn, table, order) == _rows(by_rows, table, order)
+
+
+def test_values_json_cannot_carry_go_row_by_row(postgres_dsn: str) -> None:
+    decision = next(r for r in sink_records() if ".Decision" in r.schema)
+    nan = _with_extra_field(decision, "score", "double", float("nan"))
+    _write(_sink(postgres_dsn), [nan])
+    with psycopg.connect(postgres_dsn) as conn:
+        assert conn.execute("SELECT score::text FROM gp_decision").fetchall() == [("NaN",)]
