@@ -293,7 +293,11 @@ class RouteCore:
         return out, replace(state, pending=())
 
     def _first_demande(
-        self, key: bytes | None, record: Mapping[str, Any], state: ScopeState, headers: list[tuple[str, bytes]]
+        self,
+        key: bytes | None,
+        record: Mapping[str, Any],
+        state: ScopeState,
+        headers: list[tuple[str, bytes]],
     ) -> tuple[list[RouteResult], ScopeState]:
         """The first Demande of an application whose decisions came first (the two topics are not
         ordered): routed as if it had come first, then its kept decisions in their order with the

@@ -40,7 +40,8 @@ def _entered(kind: str, saisie: str, **sub: Any) -> dict[str, Any]:
 DEMANDE: Input = ("fr.gp.Demande", sample_demande(), "dem-1", "rennes-habitat-erp")
 DECISIONS: list[Input] = [
     # Nantes Logement names the Rennes CIA: the territories do not overlap, the link is unconfirmed
-    ("fr.gp.Decision", _entered("AVIS_COMMISSION", NANTES_LOGEMENT, commission=CIA), "d-1", "nantes-logement-erp"),
+    ("fr.gp.Decision", _entered("AVIS_COMMISSION", NANTES_LOGEMENT, commission=CIA), "d-1",
+     "nantes-logement-erp"),
     ("fr.gp.Decision", _entered("ORIENTATION_SIAO", SIAO_35), "d-2", "siao-35"),  # links SIAO 35
     ("fr.gp.Decision", _entered("AVIS_COMMISSION", CIA), "d-3", "cia-rennes"),  # the CIA confirms
     ("fr.gp.Decision", _entered("DECISION_CAL", RENNES_HABITAT), "d-4", "rennes-habitat-erp"),
