@@ -13,8 +13,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from gateway.broker import pid_alive
-from gateway.broker.local import stop_pid
+from gateway.jvm_process import pid_alive, stop_pid
 from gateway.registry_local import (
     CCOMPAT_PATH,
     REGISTRY_VERSION,

@@ -293,4 +293,5 @@ def thread_service(
                     _log.warning("%s", late)
 
     ThreadService.__name__ = ThreadService.__qualname__ = f"{name.capitalize()}Service"
-    return app.service(ThreadService)
+    app.service(ThreadService)
+    return ThreadService
