@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gateway.cli.inputs import folder_option
 from gateway.codec.avro import DEFAULT_SCHEMA_DIR, AvroCodec, load_schemas
 from gateway.codec.compat import check_directories
 
@@ -45,22 +46,8 @@ def list_() -> None:
 
 
 @schemas.command("check")
-@click.option(
-    "--released",
-    "released",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=RELEASED_SCHEMA_DIR,
-    show_default=True,
-    help="Schemas of the last release.",
-)
-@click.option(
-    "--current",
-    "current",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_SCHEMA_DIR,
-    show_default=True,
-    help="Schemas to check.",
-)
+@folder_option("--released", "released", "Schemas of the last release.", default=RELEASED_SCHEMA_DIR)
+@folder_option("--current", "current", "Schemas to check.", default=DEFAULT_SCHEMA_DIR)
 def check(released: Path, current: Path) -> None:
     """Fail (exit 1) on a change that breaks backward compatibility with the released schemas.
 
