@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 from gateway.codec.avro import load_schemas
@@ -13,6 +14,18 @@ from gateway.signals.state import AppState, LogementState, add_months
 
 DEMANDE, DECISION = "fr.gp.Demande", "fr.gp.Decision"
 VENDEE_COAST, VENDEE_INLAND = "85194", "85191"
+
+
+def _refus(num: str, day: date, motif: str | None) -> dict[str, Any]:
+    """A REFUS_DEMANDEUR of the applicant on `day` (`motif`: the free text, or none)."""
+    return decision(
+        "REFUS_DEMANDEUR", num, when=day, refus={"dateRefus": day, "motif": motif, "logement": None}
+    )
+
+
+def _label(num: str, **sub: Any) -> dict[str, Any]:
+    """A LABEL_PRIORITAIRE given on 15 January 2026 (`sub`: its other fields)."""
+    return decision("LABEL_PRIORITAIRE", num, when=date(2026, 1, 15), dateLabel=date(2026, 1, 15), **sub)
 
 
 def _valid(signals: list[dict[str, object]]) -> None:
@@ -172,12 +185,7 @@ def test_refusals_are_counted_and_the_consequence_applies_from_the_threshold() -
     first = e.feed(
         DECISION,
         num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": "trop loin", "logement": None},
-        ),
+        _refus(num, date(2026, 5, 4), "trop loin"),
         NOW,
     ).signals
     assert first[0]["refus"]["consequence"] is None and first[0]["refus"]["nombreRefus"] == 1
@@ -185,12 +193,7 @@ def test_refusals_are_counted_and_the_consequence_applies_from_the_threshold() -
     second = e.feed(
         DECISION,
         num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 9, 10),
-            refus={"dateRefus": date(2026, 9, 10), "motif": None, "logement": None},
-        ),
+        _refus(num, date(2026, 9, 10), None),
         NOW,
     ).signals
     detail = second[0]["refus"]
@@ -202,12 +205,7 @@ def test_refusals_are_counted_and_the_consequence_applies_from_the_threshold() -
         e.feed(
             DECISION,
             num,
-            decision(
-                "REFUS_DEMANDEUR",
-                num,
-                when=date(2026, 9, 10),
-                refus={"dateRefus": date(2026, 9, 10), "motif": None, "logement": None},
-            ),
+            _refus(num, date(2026, 9, 10), None),
             NOW,
         ).signals
         == []
@@ -222,12 +220,7 @@ def test_refusals_without_motif_only_when_the_rule_says_so() -> None:
     with_motif = e.feed(
         DECISION,
         num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": "raison", "logement": None},
-        ),
+        _refus(num, date(2026, 5, 4), "raison"),
         NOW,
     ).signals
     assert with_motif[0]["refus"]["consequence"] is None
@@ -241,15 +234,7 @@ def test_label_given_then_expired_on_its_end_date_and_withdrawn() -> None:
     given = e.feed(
         DECISION,
         num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            origine="300000035",
-            dateLabel=date(2026, 1, 15),
-            dateFin=date(2026, 7, 15),
-            contingentsEligibles=["PPRIOR"],
-        ),
+        _label(num, origine="300000035", dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]),
         NOW,
     ).signals
     assert [s["label"]["statut"] for s in given] == ["DONNE"]
@@ -278,14 +263,7 @@ def test_a_violence_label_signal_keeps_its_category_in_the_violence_field() -> N
     got = e.feed(
         DECISION,
         num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            origine="300000035",
-            _field="labelViolences",
-            dateLabel=date(2026, 1, 15),
-        ),
+        _label(num, origine="300000035", _field="labelViolences"),
         NOW,
     ).signals
     assert got[0]["label"] is None and got[0]["labelViolences"]["categorie"] == "VIOLENCES_FAMILIALES"
@@ -369,12 +347,7 @@ def test_events_before_their_demande_wait_for_it() -> None:
     early = e.feed(
         DECISION,
         num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": None, "logement": None},
-        ),
+        _refus(num, date(2026, 5, 4), None),
         NOW,
     )
     assert early.signals == [] and e.pending() == {num: 1}
@@ -402,14 +375,7 @@ def test_states_round_trip_through_bytes() -> None:
     e.feed(
         DECISION,
         num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            dateLabel=date(2026, 1, 15),
-            dateFin=date(2026, 7, 15),
-            contingentsEligibles=["PPRIOR"],
-        ),
+        _label(num, dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]),
         NOW,
     )
     state = e.apps[num]
@@ -435,12 +401,7 @@ def test_signal_ids_depend_on_the_facts_not_on_the_clock() -> None:
         fed = e.feed(
             DECISION,
             num,
-            decision(
-                "REFUS_DEMANDEUR",
-                num,
-                when=date(2026, 5, 4),
-                refus={"dateRefus": date(2026, 5, 4), "motif": None, "logement": None},
-            ),
+            _refus(num, date(2026, 5, 4), None),
             now,
         )
         ids.append(fed.signals[0]["signalId"])
