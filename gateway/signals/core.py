@@ -192,8 +192,21 @@ def _on_refus(
         "consequence": consequence,
         "explication": text,
     }
-    summary = f"Un refus d'offre a été enregistré le {iso(day)}."
-    step.signals.append(_event_signal(record, num, "REFUS_OFFRE", day, "refus", sub, ctx, now, summary))
+    step.signals.append(
+        signal_record(
+            num=num,
+            type_="REFUS_OFFRE",
+            day=day,
+            sub_field="refus",
+            sub=sub,
+            ctx=ctx,
+            now=now,
+            origine=str((record.get("provenance") or {}).get("origine") or ""),
+            entrees=[eid],
+            discriminator=eid,
+            summary=f"Un refus d'offre a été enregistré le {iso(day)}.",
+        )
+    )
     return state
 
 
@@ -223,43 +236,23 @@ def _on_saisine(
         "saisiPar": by,
         "explication": f"La demande a été soumise à la commission {commission} par {by} le {iso(day)}.",
     }
-    summary = f"La demande a été soumise à une commission le {iso(day)}."
+    eid = str(record.get("eventId") or "")
     step.signals.append(
-        _event_signal(
-            record, num, "SAISINE_COMMISSION", day, "saisine", sub, ctx, now, summary, f"{commission}|{day}"
+        signal_record(
+            num=num,
+            type_="SAISINE_COMMISSION",
+            day=day,
+            sub_field="saisine",
+            sub=sub,
+            ctx=ctx,
+            now=now,
+            origine=by,
+            entrees=[eid],
+            discriminator=eid or f"{commission}|{day}",
+            summary=f"La demande a été soumise à une commission le {iso(day)}.",
         )
     )
     return state
-
-
-def _event_signal(  # noqa: PLR0917 - the signal's parts, in signal_record's order
-    record: Mapping[str, Any],
-    num: str,
-    type_: str,
-    day: int,
-    sub_field: str,
-    sub: dict[str, Any],
-    ctx: Context,
-    now: datetime,
-    summary: str,
-    fallback: str = "",
-) -> dict[str, Any]:
-    """The signal an application event gives: from the event's `provenance.origine`, naming the
-    event (its eventId; `fallback` identifies the signal when the event has none)."""
-    eid = str(record.get("eventId") or "")
-    return signal_record(
-        num=num,
-        type_=type_,
-        day=day,
-        sub_field=sub_field,
-        sub=sub,
-        ctx=ctx,
-        now=now,
-        origine=str((record.get("provenance") or {}).get("origine") or ""),
-        entrees=[eid],
-        discriminator=eid or fallback,
-        summary=summary,
-    )
 
 
 def _on_decision(
