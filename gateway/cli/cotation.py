@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.inputs import file_option, read_inputs
+from gateway.cli.inputs import path_option, read_inputs
 from gateway.errors import ConfigError, Problem
 
 __all__ = ["cotation"]
@@ -28,8 +28,8 @@ def _policy(policy_path: Path | None) -> Any:
     return load_policy(policy_path or settings.policy_file, secret=settings.pseudonymisation_secret)
 
 
-_GRID = file_option("--grid", "grid_path", "Cotation grid (YAML).", required=True)
-_POLICY = file_option(
+_GRID = path_option("--grid", "grid_path", "Cotation grid (YAML).", required=True)
+_POLICY = path_option(
     "--policy",
     "policy_path",
     "Policy that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
@@ -105,7 +105,7 @@ def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: 
 
 
 @cotation.command("adequacy")
-@file_option("--rules", "rules_path", "Rules (YAML).", required=True)
+@path_option("--rules", "rules_path", "Rules (YAML).", required=True)
 @_NOW
 @click.argument("inputs", nargs=-1, required=True)
 def adequacy(rules_path: Path, now_s: str | None, inputs: tuple[str, ...]) -> None:

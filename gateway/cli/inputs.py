@@ -13,34 +13,28 @@ import click
 from gateway.errors import ConfigError, Problem
 from gateway.formats import FORMATS
 
-__all__ = ["file_option", "folder_option", "parse_input", "read_inputs"]
+__all__ = ["parse_input", "path_option", "read_inputs"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def file_option(
-    flag: str, dest: str, help_: str, *, default: Path | None = None, required: bool = False
+def path_option(
+    flag: str,
+    dest: str,
+    help_: str,
+    *,
+    folder: bool = False,
+    default: Path | None = None,
+    required: bool = False,
 ) -> Callable[[F], F]:
-    """A `--flag FILE` option (a file path, not a folder); a default is shown in --help."""
+    """A `--flag FILE` option (`folder`: `--flag DIRECTORY`), a Path; a default is shown in --help."""
     return click.option(
         flag,
         dest,
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=click.Path(path_type=Path, dir_okay=folder, file_okay=not folder),
         default=default,
         required=required,
         show_default=default is not None,
-        help=help_,
-    )
-
-
-def folder_option(flag: str, dest: str, help_: str, *, default: Path) -> Callable[[F], F]:
-    """A `--flag FOLDER` option (a folder path, not a file), its default shown in --help."""
-    return click.option(
-        flag,
-        dest,
-        type=click.Path(file_okay=False, path_type=Path),
-        default=default,
-        show_default=True,
         help=help_,
     )
 

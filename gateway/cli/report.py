@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.inputs import file_option, read_inputs
+from gateway.cli.inputs import path_option, read_inputs
 
 __all__ = ["report"]
 
@@ -22,14 +22,14 @@ def report() -> None:
 @report.command("attributions")
 @click.option("--year", type=int, required=True, help="Year of the leases.")
 @click.option("--territory", default=None, help="Only this territory (EPCI SIREN, else département).")
-@file_option(
+@path_option(
     "--territories",
     "territories_path",
     "EPCI, their communes and first-quartile thresholds (YAML).",
     default=DATA / "territoires-exemple.yaml",
 )
-@file_option("--qpv", "qpv_path", "Dwellings in QPV (CSV `rpls;qpv`).", default=DATA / "qpv-exemple.csv")
-@file_option(
+@path_option("--qpv", "qpv_path", "Dwellings in QPV (CSV `rpls;qpv`).", default=DATA / "qpv-exemple.csv")
+@path_option(
     "--html", "html_path", "Also write a self-contained HTML page: each actor's share against the 25 % line."
 )
 @click.argument("inputs", nargs=-1, required=True)

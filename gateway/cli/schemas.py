@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.inputs import folder_option
+from gateway.cli.inputs import path_option
 from gateway.codec.avro import DEFAULT_SCHEMA_DIR, AvroCodec, load_schemas
 from gateway.codec.compat import check_directories
 
@@ -46,8 +46,10 @@ def list_() -> None:
 
 
 @schemas.command("check")
-@folder_option("--released", "released", "Schemas of the last release.", default=RELEASED_SCHEMA_DIR)
-@folder_option("--current", "current", "Schemas to check.", default=DEFAULT_SCHEMA_DIR)
+@path_option(
+    "--released", "released", "Schemas of the last release.", folder=True, default=RELEASED_SCHEMA_DIR
+)
+@path_option("--current", "current", "Schemas to check.", folder=True, default=DEFAULT_SCHEMA_DIR)
 def check(released: Path, current: Path) -> None:
     """Fail (exit 1) on a change that breaks backward compatibility with the released schemas.
 
