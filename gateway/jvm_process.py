@@ -31,8 +31,10 @@ __all__ = [
     "installed",
     "maven_install",
     "pid_alive",
+    "running_pid",
     "spawn_watchdog",
     "stop_pid",
+    "stop_running",
 ]
 
 
@@ -195,6 +197,27 @@ class JvmProcess:
                 self._watchdog.kill()
                 self._watchdog.wait()
             self._watchdog = None
+
+
+def running_pid(pid_file: Path) -> int | None:
+    """The pid written in `pid_file`, when that process is alive (None: no file, or it is gone)."""
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_running(pid_file: Path, what: str) -> int | None:
+    """Stop the process of `pid_file` (see stop_pid) and remove the file; return its pid (None: none
+    ran); RetriableError naming `what` when it does not stop."""
+    pid = running_pid(pid_file)
+    if pid is None:
+        return None
+    if not stop_pid(pid):
+        raise RetriableError(f"{what} process {pid} did not stop")
+    pid_file.unlink(missing_ok=True)
+    return pid
 
 
 def stop_pid(pid: int, timeout: float = 20.0) -> bool:

@@ -110,3 +110,17 @@ def test_a_child_that_never_answers_is_stopped(tmp_path: Path) -> None:
     with pytest.raises(RetriableError, match="the demo child did not answer on port 1 within 0s"):
         child._wait_until(lambda: False, "port 1", 0.3, 0.05)
     assert proc.poll() is not None
+
+
+def test_a_process_is_found_and_stopped_by_its_pid_file(tmp_path: Path) -> None:
+    from gateway.jvm_process import running_pid, stop_running  # noqa: PLC0415
+
+    pid_file = tmp_path / "child.pid"
+    assert running_pid(pid_file) is None and stop_running(pid_file, "demo") is None
+    pid_file.write_text("not a pid", encoding="utf-8")
+    assert running_pid(pid_file) is None
+    proc = Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # noqa: S603
+    pid_file.write_text(str(proc.pid), encoding="utf-8")
+    assert running_pid(pid_file) == proc.pid
+    assert stop_running(pid_file, "demo") == proc.pid
+    assert proc.poll() is not None and not pid_file.exists()
