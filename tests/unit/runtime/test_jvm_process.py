@@ -119,7 +119,7 @@ def test_a_process_is_found_and_stopped_by_its_pid_file(tmp_path: Path) -> None:
     assert running_pid(pid_file) is None and stop_running(pid_file, "demo") is None
     pid_file.write_text("not a pid", encoding="utf-8")
     assert running_pid(pid_file) is None
-    proc = Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # noqa: S603
+    proc = Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     pid_file.write_text(str(proc.pid), encoding="utf-8")
     assert running_pid(pid_file) == proc.pid
     assert stop_running(pid_file, "demo") == proc.pid
