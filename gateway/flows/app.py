@@ -255,43 +255,61 @@ def flow_topics(app: faust.App) -> list[TopicSpec]:
     return list(ctx.topics) if ctx is not None else []
 
 
+class _ThreadService(mode.Service):
+    """Runs `_gp_run(stop)` in a thread `gp-<_gp_flow>` (see thread_service)."""
+
+    _gp_flow: str = ""
+    _gp_late: str | None = None
+
+    @staticmethod
+    def _gp_run(stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def on_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        name = self._gp_flow
+
+        def main() -> None:
+            try:
+                self._gp_run(self._stop)
+            except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
+                _log.error(
+                    "%s loop stopped: %s", name, exc if isinstance(exc, GatewayError) else type(exc).__name__
+                )
+                asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
+
+        self._thread = threading.Thread(target=main, name=f"gp-{name}", daemon=True)
+        self._thread.start()
+
+    async def on_stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
+            if self._gp_late is not None and self._thread.is_alive():
+                _log.warning("%s", self._gp_late)
+
+
 def thread_service(
     app: faust.App, name: str, run: Callable[[threading.Event], None], *, late: str | None = None
 ) -> type[mode.Service]:
-    """Run the loop `run(stop)` in a thread `gp-<name>` of the worker, as a faust service started and
-    stopped with the app: at stop, `stop` is set and the thread joined for up to STOP_WAIT_S (then
-    `late` is logged if given and the thread still runs). A failure of the loop stops the worker; only
-    a GatewayError's message is logged (another exception's may quote data)."""
-
-    class ThreadService(mode.Service):
-        def __post_init__(self) -> None:
-            self._stop = threading.Event()
-            self._thread: threading.Thread | None = None
-
-        async def on_start(self) -> None:
-            loop = asyncio.get_running_loop()
-
-            def main() -> None:
-                try:
-                    run(self._stop)
-                except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
-                    _log.error(
-                        "%s loop stopped: %s",
-                        name,
-                        exc if isinstance(exc, GatewayError) else type(exc).__name__,
-                    )
-                    asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
-
-            self._thread = threading.Thread(target=main, name=f"gp-{name}", daemon=True)
-            self._thread.start()
-
-        async def on_stop(self) -> None:
-            self._stop.set()
-            if self._thread is not None:
-                await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
-                if late is not None and self._thread.is_alive():
-                    _log.warning("%s", late)
-
-    ThreadService.__name__ = ThreadService.__qualname__ = f"{name.capitalize()}Service"
-    app.service(ThreadService)
-    return ThreadService
+    """Run the loop `run(stop)` in a thread `gp-<name>` of the worker, as a faust service
+    (`<Name>Service`) started and stopped with the app: at stop, `stop` is set and the thread joined
+    for up to STOP_WAIT_S (then `late` is logged if given and the thread still runs). A failure of
+    the loop stops the worker; only a GatewayError's message is logged (another exception's may
+    quote data)."""
+    class_name = f"{name.capitalize()}Service"
+    # a class of its own name: mode keys a service class's tasks by module and qualified name
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "_gp_flow": name,
+        "_gp_late": late,
+        "_gp_run": staticmethod(run),
+    }
+    service: type[mode.Service] = type(class_name, (_ThreadService,), namespace)
+    app.service(service)
+    return service

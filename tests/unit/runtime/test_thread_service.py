@@ -29,13 +29,15 @@ def test_the_loop_runs_in_its_thread_until_the_service_stops(tmp_path: Any) -> N
     assert cls.__name__ == "DemoService"
 
     async def main() -> None:
-        service = cls()
-        await service.on_start()
+        service = cls()  # started and stopped by mode, as the worker does
+        await service.start()
         await asyncio.sleep(0.05)
-        await service.on_stop()
+        await service.stop()
 
     asyncio.run(main())
     assert seen == ["gp-demo", "stopped"]
+    other = thread_service(_app(tmp_path), "other", run)
+    assert other.__qualname__ == "OtherService" and other.__module__ == "gateway.flows.app"
 
 
 @pytest.mark.parametrize(
@@ -62,12 +64,12 @@ def test_a_failing_loop_crashes_the_service_and_logs_no_foreign_message(
 
         service.crash = crash  # type: ignore[method-assign]
         with caplog.at_level(logging.ERROR, logger="gateway.flows.app"):
-            await service.on_start()
+            await service.start()
             for _ in range(100):
                 if crashed:
                     break
                 await asyncio.sleep(0.01)
-            await service.on_stop()
+            await service.stop()
 
     asyncio.run(main())
     assert crashed == [error]
@@ -84,9 +86,9 @@ def test_a_loop_that_does_not_stop_in_time_is_reported(
 
     async def main() -> None:
         service = cls()
-        await service.on_start()
+        await service.start()
         with caplog.at_level(logging.WARNING, logger="gateway.flows.app"):
-            await service.on_stop()
+            await service.stop()
 
     try:
         asyncio.run(main())
