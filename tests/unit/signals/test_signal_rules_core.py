@@ -162,34 +162,16 @@ def test_a_lease_of_another_round_flags_nobody() -> None:
 def test_refusals_are_counted_and_the_consequence_applies_from_the_threshold() -> None:
     num = "044250100000000031"
     e = _known(num)
-    first = e.feed(
-        DECISION,
-        num,
-        _refus(num, date(2026, 5, 4), "trop loin"),
-        NOW,
-    ).signals
+    first = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), "trop loin"), NOW).signals
     assert first[0]["refus"]["consequence"] is None and first[0]["refus"]["nombreRefus"] == 1
     assert "pas de conséquence" in first[0]["refus"]["explication"]
-    second = e.feed(
-        DECISION,
-        num,
-        _refus(num, date(2026, 9, 10), None),
-        NOW,
-    ).signals
+    second = e.feed(DECISION, num, _refus(num, date(2026, 9, 10), None), NOW).signals
     detail = second[0]["refus"]
     assert (detail["nombreRefus"], detail["nombreRefusSansMotif"]) == (2, 1)
     assert detail["consequence"] == "perte de 10 points de cotation pendant un an"
     assert "trop loin" not in str(second)  # the free-text motif stays in the Decision
     # the same refusal again (an input replayed) is not counted twice
-    assert (
-        e.feed(
-            DECISION,
-            num,
-            _refus(num, date(2026, 9, 10), None),
-            NOW,
-        ).signals
-        == []
-    )
+    assert e.feed(DECISION, num, _refus(num, date(2026, 9, 10), None), NOW).signals == []
     _valid(first + second)
 
 
@@ -197,12 +179,7 @@ def test_refusals_without_motif_only_when_the_rule_says_so() -> None:
     e = engine(refus_offre={"seuil": 1, "compter": "sans_motif", "consequence": "label retiré"})
     num = "044250100000000032"
     e.feed(DEMANDE, num, demande(num), NOW)
-    with_motif = e.feed(
-        DECISION,
-        num,
-        _refus(num, date(2026, 5, 4), "raison"),
-        NOW,
-    ).signals
+    with_motif = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), "raison"), NOW).signals
     assert with_motif[0]["refus"]["consequence"] is None
 
 
@@ -238,12 +215,7 @@ def test_label_given_then_expired_on_its_end_date_and_withdrawn() -> None:
 def test_a_violence_label_signal_keeps_its_category_in_the_violence_field() -> None:
     num = "035250100000000042"
     e = _known(num, "35238")
-    got = e.feed(
-        DECISION,
-        num,
-        _label(num, origine="300000035", _field="labelViolences"),
-        NOW,
-    ).signals
+    got = e.feed(DECISION, num, _label(num, origine="300000035", _field="labelViolences"), NOW).signals
     assert got[0]["label"] is None and got[0]["labelViolences"]["categorie"] == "VIOLENCES_FAMILIALES"
     assert "VIOLENCES" not in got[0]["explication"]  # the top level (class identifiant) says no more
 
@@ -318,12 +290,7 @@ def test_a_radiated_application_gets_no_time_driven_signal() -> None:
 def test_events_before_their_demande_wait_for_it() -> None:
     e = engine()
     num = "044250100000000071"
-    early = e.feed(
-        DECISION,
-        num,
-        _refus(num, date(2026, 5, 4), None),
-        NOW,
-    )
+    early = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), None), NOW)
     assert early.signals == [] and e.pending() == {num: 1}
     later = e.feed(DEMANDE, num, demande(num), NOW)
     assert [s["typeSignal"] for s in later.signals] == ["REFUS_OFFRE"]
@@ -345,12 +312,7 @@ def test_too_many_events_before_the_demande_are_dead_lettered() -> None:
 def test_states_round_trip_through_bytes() -> None:
     num = "035250100000000081"
     e = _known(num, "35238")
-    e.feed(
-        DECISION,
-        num,
-        _label(num, dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]),
-        NOW,
-    )
+    e.feed(DECISION, num, _label(num, dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]), NOW)
     state = e.apps[num]
     assert AppState.from_bytes(state.to_bytes()) == state
     assert next_due(AppState.from_bytes(state.to_bytes()), e.ctx) == date(2026, 7, 15).toordinal()
