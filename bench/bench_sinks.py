@@ -35,6 +35,7 @@ from gateway.broker import LocalBroker, install_kafka
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
+    Erasure,
     Partition,
     Sink,
     SinkContext,
@@ -97,6 +98,11 @@ class Timed(Sink):
 
     async def flush(self) -> None:
         await self.inner.flush()
+
+    erases: ClassVar[bool] = True  # the built-in sinks erase: erasures go to the inner sink
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        return await self.inner.erase(erasures)
 
 
 def raw_rate(bootstrap: str, topic: str, n: int) -> tuple[float, float]:

@@ -17,6 +17,7 @@ BENCHES = [
     "bench_sinks.py",
     "bench_signals.py",
     "bench_framing.py",
+    "bench_retention.py",
 ]
 
 

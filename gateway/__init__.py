@@ -3,6 +3,7 @@
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
+    Erasure,
     RawEvent,
     Sink,
     SinkContext,
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "ConnectorConfig",
     "Envelope",
+    "Erasure",
     "FatalError",
     "GatewayError",
     "Problem",

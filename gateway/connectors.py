@@ -7,6 +7,9 @@ else (batching, retries, dead letters, metrics) is the core's job. Plugins are f
 A sink subclasses `Sink` and implements `check`, `write` and `flush`; the optional hooks (`open`,
 `resume_offsets`, `tick`, `outputs_for_rejection`) are declared on `Sink` with do-nothing defaults,
 so the runtime calls them directly (gateway.flows.egress); a sink overrides the ones it needs.
+Erasure (docs/retention.md): a sink that can erase an application from where it delivered it sets
+`erases = True` and implements `erase`; the runtime refuses to run a sink that cannot, unless the
+operator says so (docs/sinks.md, "Erasure").
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from gateway.errors import FatalError
+from gateway.retention.protocol import ERASURE_SCHEMA
+
 __all__ = [
+    "ERASURE_SCHEMA",
     "CheckResult",
     "ConnectorConfig",
     "Emit",
+    "Erasure",
     "Guarantee",
     "RawEvent",
     "Sink",
@@ -122,6 +130,52 @@ class SinkContext:
     state_dir: Path  # a directory it may keep state in
 
 
+def _date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One application to erase, as the runtime gives it to `Sink.erase`: a `fr.gp.Effacement`
+    record of the actor's stream (schemas/avro/fr.gp.Effacement.avsc). It holds no nominative value.
+
+    `key` is what the application's records were delivered under (their record key: the numéro
+    unique; a statistique actor's pseudonym): a sink erases every record it holds under that key."""
+
+    key: str
+    num_unique: str
+    date_radiation: date
+    date_effacement: date
+    time: datetime  # when the gateway erased it (UTC)
+    par: str  # who erased it (the gateway principal and the request, or `horloge`)
+    record: SinkRecord = field(compare=False, repr=False)  # the Effacement record: coordinates, headers
+
+    @classmethod
+    def of(cls, record: SinkRecord) -> Erasure:
+        """The erasure a decoded `fr.gp.Effacement` record asks for."""
+        value = record.record
+        num_unique = str(value.get("numUnique") or "")
+        return cls(
+            key=record.key or num_unique,
+            num_unique=num_unique,
+            date_radiation=_date(value.get("dateRadiation")),
+            date_effacement=_date(value.get("dateEffacement")),
+            time=_time(value.get("time")),
+            par=str(value.get("par") or ""),
+            record=record,
+        )
+
+
 Partition = tuple[str, int]  # (topic, partition)
 Emit = Callable[[RawEvent], Awaitable[None]]
 Guarantee = Literal["at-least-once", "exactly-once"]
@@ -161,6 +215,10 @@ class Sink(Protocol):
     # what it reads: one actor's filtered stream (delivery sinks), or the canonical topics (the SNE
     # connector only, as the gateway's own principal)
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+    # True: it erases an application from where it delivered it when the stream says so (`erase`).
+    # False: the runtime refuses to run it on an actor's stream unless the operator allows it
+    # (`--allow-no-erasure`); the Effacement records are then given to `write` like other records.
+    erases: ClassVar[bool] = False
 
     def check(self) -> CheckResult: ...
 
@@ -189,3 +247,13 @@ class Sink(Protocol):
     ) -> Sequence[SinkOutput]:
         """Records to publish when the runtime dead-letters `record` (e.g. feedback to its source)."""
         return []
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        """Sinks with `erases = True`: remove every record held under each erasure's key from where
+        the sink delivered it (or, for a sink that keeps nothing, pass the erasure on to the
+        receiver). Called in stream order between `write` calls: records before an erasure were
+        written before it, records after it come in a later `write` (new data). The sink's guarantee
+        covers it (an exactly-once sink stores the erasure's offset with the deletion); offsets
+        advance only after it returns; RetriableError is retried without limit, RejectedMessage
+        dead-letters the Effacement record (never dropped)."""
+        raise FatalError(f"sink {self.name!r} received an erasure but does not implement erase")

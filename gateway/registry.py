@@ -53,7 +53,7 @@ def build(name: str, config: Mapping[str, Any]) -> Any:
 
 
 _SINK_MEMBERS: tuple[str, ...] = ("name", "Config", "guarantee", "reads", "check", "write", "flush")
-_SINK_MEMBERS += ("open", "resume_offsets", "tick", "outputs_for_rejection")
+_SINK_MEMBERS += ("open", "resume_offsets", "tick", "outputs_for_rejection", "erases", "erase")
 
 
 def _check_interface(name: str, connector: Any) -> None:

@@ -90,6 +90,30 @@ class GatewaySettings(BaseSettings):
     signals_tick_interval: float = Field(
         60.0, gt=0, description="Seconds between two looks at the clock of the signals flow (tick: new day)."
     )
+    retention_clock: str | None = Field(
+        None,
+        pattern=r"^(\d{4}-\d{2}-\d{2}|file:.+)$",
+        description="Clock of the retention flow (erasure one year after radiation): unset = the system"
+        " date; YYYY-MM-DD = that day; file:PATH = the YYYY-MM-DD date written in PATH, read at each look"
+        " (tests, rehearsals). `retention run --now` may not be later than it.",
+    )
+    retention_clock_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between two looks at the retention clock: at start and when the day changed,"
+        " one erasure command per partition (request `horloge`).",
+    )
+    retention_stores: str | None = Field(
+        None,
+        pattern=r"^[a-z]+(,[a-z]+)*$",
+        description="Comma-separated stores whose receipts complete an erasure (gateway.retention.protocol"
+        ".STORES). Unset: canonical,raw,route,signals,cotation, and sne when GATEWAY_SNE_URL is set.",
+    )
+    sne_url: str | None = Field(
+        None,
+        description="URL of the SNE web service (the SNE connector reads it too): when set, the retention"
+        " flow also waits for the SNE ledger's receipt.",
+    )
     cotation_grid: Path | None = Field(None, description="Cotation grid of the `cotation` flow (YAML).")
     adequacy_rules: Path | None = Field(
         None, description="Adequacy and solvency rules of the `cotation` flow (YAML); none: no assessment."

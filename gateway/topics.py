@@ -5,14 +5,14 @@
 | {prefix}.raw.{format}.{source}         | source key   | delete         | raw bytes from one source       |
 | {prefix}.raw.{format}.{source}.dlq     | source key   | delete         | rejected raw inputs + headers   |
 | {prefix}.canonical.demande             | numéro unique| compact        | latest fr.gp.Demande            |
-| {prefix}.canonical.decision            | numéro unique| delete         | fr.gp.Decision events           |
+| {prefix}.canonical.decision            | numéro unique| compact        | fr.gp.Decision events           |
 | {prefix}.canonical.cotation            | numéro unique| compact        | latest fr.gp.Cotation           |
-| {prefix}.canonical.adequation          | numéro unique| delete         | fr.gp.Adequation at designation |
+| {prefix}.canonical.adequation          | numéro unique| compact        | fr.gp.Adequation at designation |
 | {prefix}.report.attributions           | line key     | compact        | fr.gp.LigneAttributions (25 %)  |
-| {prefix}.canonical.signal              | numéro unique| delete         | fr.gp.Signal follow-up signals  |
+| {prefix}.canonical.signal              | numéro unique| compact        | fr.gp.Signal follow-up signals  |
 | {prefix}.signals.logement              | dwelling key | delete         | signals flow: dwelling facts    |
 | {prefix}.signals.tick                  | partition    | delete         | signals flow: daily ticks       |
-| {prefix}.actor.{actor_id}              | numéro unique| delete         | per-actor filtered views        |
+| {prefix}.actor.{actor_id}              | numéro unique| compact,delete | per-actor filtered views        |
 | {prefix}.audit.disclosures             | numéro unique| delete         | disclosure audit entries        |
 | {prefix}.feedback.{organisation}       | source ref   | delete         | SNE answers for an organisation |
 | {prefix}.retention.control             | partition    | delete         | retention run/plan requests     |

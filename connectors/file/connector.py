@@ -10,6 +10,14 @@ written again), parts the state does not know are removed, and the runtime resum
 offsets. CSV: one column per top-level field of the view (nested values as JSON), preceded by `id`
 (the record's ce_id) and `key`; a cell starting with `=`, `+`, `-`, `@`, tab or CR is prefixed with
 `'` so that a spreadsheet never runs it as a formula. A view change (other columns) starts a new file.
+
+Erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md): the open parts are completed
+first, then every file of the actor's folder that holds a line (CSV: a row) under the application's
+key is rewritten without it, under a hidden temporary name (`.<name>.erasing`, 0600, fsynced) renamed
+over it; a file left empty is removed. The erasure itself is written as a line of its own kind
+(`effacement-*.jsonl`: type fr.gp.Effacement; `effacement-*.csv`: id, key and its fields), so that
+downstream readers learn it, and the stream's offsets move past it in the same state write: after a
+crash before that write, the erasure is done again (it is idempotent), never half-recorded.
 """
 
 from __future__ import annotations
@@ -25,11 +33,14 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from gateway.connectors import (
+    ERASURE_SCHEMA,
     CheckResult,
     ConnectorConfig,
+    Erasure,
     Guarantee,
     Partition,
     Sink,
@@ -46,6 +57,7 @@ from connectors.file.config import FileSinkConfig
 __all__ = ["FileSink", "neutralise"]
 
 STATE = ".state.json"
+ERASING = ".erasing"  # suffix of a file being rewritten without an erased application's lines
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -93,6 +105,7 @@ class FileSink(Sink):
     Config: ClassVar[type[ConnectorConfig]] = FileSinkConfig
     guarantee: ClassVar[Guarantee] = "exactly-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+    erases: ClassVar[bool] = True  # every file of the folder rewritten without the application's lines
 
     def __init__(self, config: FileSinkConfig) -> None:
         self.config = config
@@ -144,6 +157,8 @@ class FileSink(Sink):
         for stray in self.folder.glob("*.part"):
             if stray.name not in known:  # created after the last state: its lines come again
                 stray.unlink()
+        for stray in self.folder.glob("*" + ERASING):  # an erasure cut short: it is done again
+            stray.unlink()
         self._loaded = True
 
     async def open(self, context: SinkContext) -> None:
@@ -267,6 +282,85 @@ class FileSink(Sink):
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if batch:
             await asyncio.to_thread(self._write, batch)
+        return []
+
+    # ---- erasure ----------------------------------------------------------------------------
+    def _without(self, data: bytes, keys: set[str]) -> bytes:
+        """The bytes of a completed file without the lines (CSV: rows after the header) of `keys`."""
+        if self.config.format == "jsonl":
+            kept = []
+            for line in data.splitlines(keepends=True):
+                try:
+                    key = json.loads(line).get("key")
+                except ValueError:  # never written so: erased if it names a key, to be safe
+                    key = next((k for k in keys if k.encode() in line), None)
+                if key not in keys:
+                    kept.append(line)
+            return b"".join(kept)
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+        cells = {neutralise(k) for k in keys}
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        body = [row for row in rows[1:] if len(row) < 2 or row[1] not in cells]
+        if body:
+            writer.writerows([rows[0], *body])
+        return out.getvalue().encode("utf-8")
+
+    def _rewrite(self, path: Path, keys: set[str]) -> None:
+        data = path.read_bytes()
+        if not any(k.encode() in data for k in keys):
+            return  # nothing of theirs here
+        kept = self._without(data, keys)
+        if kept == data:
+            return
+        if not kept:
+            path.unlink()
+            return
+        tmp = path.with_name("." + path.name + ERASING)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, kept)
+            if self.config.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+
+    def _erase(self, erasures: Sequence[Erasure]) -> None:
+        if not self._loaded:
+            self._load()
+        fresh = [
+            e
+            for e in erasures
+            if e.record.offset < 0
+            or e.record.offset >= self.offsets.get(f"{e.record.topic}:{e.record.partition}", 0)
+        ]
+        try:
+            if fresh:
+                self._rotate_and_save(force=True)  # the open parts completed: every file is closed
+                keys = {e.key for e in fresh}
+                done = _kind(ERASURE_SCHEMA) + "-"
+                for path in sorted(self.folder.iterdir()):
+                    name = path.name
+                    if name.endswith((".jsonl", ".csv")) and not name.startswith((".", done)):
+                        self._rewrite(path, keys)
+                self._sync_dir()
+                part, data = self._lines(_kind(ERASURE_SCHEMA), [e.record for e in fresh])
+                self._append(part, data)
+            for e in erasures:
+                if e.record.offset >= 0:
+                    tp = f"{e.record.topic}:{e.record.partition}"
+                    self.offsets[tp] = max(self.offsets.get(tp, 0), e.record.offset + 1)
+            self._save()
+        except OSError as exc:
+            self._loaded = False  # next try re-reads the state and cuts the parts back
+            why = "disk full" if exc.errno == errno.ENOSPC else type(exc).__name__
+            raise RetriableError(f"file sink cannot erase in {self.config.dir}: {why}") from exc
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        """Every file of the folder rewritten without the applications' lines; an erasure line."""
+        if erasures:
+            await asyncio.to_thread(self._erase, erasures)
         return []
 
     async def tick(self) -> Sequence[SinkOutput]:

@@ -19,3 +19,8 @@ class PostgresSinkConfig(ConnectorConfig):
         "gp_", pattern=r"^[a-z_][a-z0-9_]{0,30}$", description="Prefix of the tables: <prefix>demande, ..."
     )
     connect_timeout_s: int = Field(10, ge=1, le=300, description="Connection timeout, seconds.")
+    record_erasures: bool = Field(
+        True,
+        description="Keep <prefix>erasures: one row per erasure (key, numéro unique, dates, time; no "
+        "nominative value), so the recipient can show what was erased and when.",
+    )

@@ -13,6 +13,11 @@ Tables (in `db_schema`, names prefixed by `table_prefix`, default `gp_`):
   (`ALTER TABLE ... ADD COLUMN`), a widening (integer -> bigint, real -> double) is applied; a type
   change that cannot be made without losing values dead-letters the record, naming the column;
 - `gp_offsets`: the next offset to read per (topic, partition).
+Erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md): every row under the
+application's key is deleted from every table of the sink that has a `gp_key` column (gp_demande,
+gp_decision, any other kind), in the transaction that stores the erasure's offset; with
+`record_erasures` (default), `gp_erasures` keeps one row per erasure: key, numéro unique, dates,
+time, `par`, the record's id and coordinates (no nominative value), so the recipient can show it.
 PostgreSQL away: RetriableError (the runtime backs off; nothing is committed). Errors never hold values.
 """
 
@@ -25,6 +30,7 @@ from typing import Any, ClassVar, Literal
 from gateway.connectors import (
     CheckResult,
     ConnectorConfig,
+    Erasure,
     Guarantee,
     Partition,
     Sink,
@@ -76,6 +82,7 @@ class PostgresSink(Sink):
     Config: ClassVar[type[ConnectorConfig]] = PostgresSinkConfig
     guarantee: ClassVar[Guarantee] = "exactly-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+    erases: ClassVar[bool] = True  # rows under the key deleted, in the offsets' transaction
 
     def __init__(self, config: PostgresSinkConfig) -> None:
         self.config = config
@@ -228,20 +235,7 @@ class PostgresSink(Sink):
                     groups.setdefault((_kind(r.schema), r.schema), []).append(r)
                 for (kind, _), records in groups.items():
                     self._insert(cur, kind, records)
-                nexts: dict[Partition, int] = {}
-                for r in batch:
-                    if r.offset >= 0:
-                        tp = (r.topic, r.partition)
-                        nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
-                if nexts:
-                    cur.executemany(
-                        sql.SQL(
-                            "INSERT INTO {} (gp_topic, gp_partition, next_offset) VALUES (%s, %s, %s)"
-                            " ON CONFLICT (gp_topic, gp_partition)"
-                            " DO UPDATE SET next_offset = GREATEST({}.next_offset, EXCLUDED.next_offset)"
-                        ).format(self._table("offsets"), self._table("offsets")),
-                        [(t, p, n) for (t, p), n in nexts.items()],
-                    )
+                self._advance(cur, batch)
         except RejectedMessage:
             self._columns.clear()  # the transaction's DDL was rolled back
             raise
@@ -256,9 +250,114 @@ class PostgresSink(Sink):
                 [Problem("row", "refused by PostgreSQL", state)],
             ) from exc
 
+    def _advance(self, cur: psycopg.Cursor[Any], batch: Sequence[SinkRecord]) -> None:
+        """Store the next offset of each partition of `batch` (in the caller's transaction)."""
+        nexts: dict[Partition, int] = {}
+        for r in batch:
+            if r.offset >= 0:
+                tp = (r.topic, r.partition)
+                nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
+        if nexts:
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (gp_topic, gp_partition, next_offset) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (gp_topic, gp_partition)"
+                    " DO UPDATE SET next_offset = GREATEST({}.next_offset, EXCLUDED.next_offset)"
+                ).format(self._table("offsets"), self._table("offsets")),
+                [(t, p, n) for (t, p), n in nexts.items()],
+            )
+
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if batch:
             await asyncio.to_thread(self._write, batch)
+        return []
+
+    # ---- erasure ----------------------------------------------------------------------------
+    def _keyed_tables(self, cur: psycopg.Cursor[Any]) -> list[str]:
+        """Every table of the sink (its prefix, its schema) with a gp_key column, but gp_erasures."""
+        prefix = self.config.table_prefix
+        cur.execute(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND column_name = 'gp_key' AND left(table_name, %s) = %s ORDER BY table_name",
+            (self.config.db_schema, len(prefix), prefix),
+        )
+        return [str(t) for (t,) in cur.fetchall() if str(t) != prefix + "erasures"]
+
+    def _ensure_erasures(self, cur: psycopg.Cursor[Any]) -> None:
+        if self._known(cur, self.config.table_prefix + "erasures"):
+            return
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (gp_key text NOT NULL, num_unique text NOT NULL,"
+                " date_radiation date NOT NULL, date_effacement date NOT NULL,"
+                " erased_at timestamp with time zone NOT NULL, par text NOT NULL, gp_event_id text,"
+                " gp_topic text NOT NULL, gp_partition integer NOT NULL, gp_offset bigint NOT NULL,"
+                " gp_received_at timestamp with time zone NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (gp_topic, gp_partition, gp_offset))"
+            ).format(self._table("erasures"))
+        )
+        self._columns.pop(self.config.table_prefix + "erasures", None)
+
+    def _erase(self, erasures: Sequence[Erasure]) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                self._ensure_offsets(cur)
+                stored = self._stored(cur)
+                fresh = [
+                    e
+                    for e in erasures
+                    if e.record.offset < 0 or e.record.offset >= stored.get(_tp(e.record), 0)
+                ]
+                keys = sorted({e.key for e in fresh})
+                if keys:
+                    for table in self._keyed_tables(cur):
+                        cur.execute(
+                            sql.SQL("DELETE FROM {}.{} WHERE gp_key = ANY(%s)").format(
+                                sql.Identifier(self.config.db_schema), sql.Identifier(table)
+                            ),
+                            (keys,),
+                        )
+                if fresh and self.config.record_erasures:
+                    self._ensure_erasures(cur)
+                    cur.executemany(
+                        sql.SQL(
+                            "INSERT INTO {} (gp_key, num_unique, date_radiation, date_effacement, erased_at,"
+                            " par, gp_event_id, gp_topic, gp_partition, gp_offset)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                        ).format(self._table("erasures")),
+                        [
+                            (
+                                e.key,
+                                e.num_unique,
+                                e.date_radiation,
+                                e.date_effacement,
+                                e.time,
+                                e.par,
+                                e.record.header("ce_id"),
+                                e.record.topic,
+                                e.record.partition,
+                                e.record.offset,
+                            )
+                            for e in fresh
+                        ],
+                    )
+                self._advance(cur, [e.record for e in erasures])
+        except psycopg.OperationalError as exc:
+            self._drop()
+            raise RetriableError(f"PostgreSQL unreachable or connection lost ({type(exc).__name__})") from exc
+        except psycopg.Error as exc:
+            self._columns.clear()
+            state = getattr(exc, "sqlstate", None) or "?"
+            raise RejectedMessage(
+                f"PostgreSQL refused the erasure ({type(exc).__name__}, SQLSTATE {state})",
+                [Problem("erasure", "refused by PostgreSQL", state)],
+            ) from exc
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        """Delete every row under each key, in the transaction that stores the erasures' offsets."""
+        if erasures:
+            await asyncio.to_thread(self._erase, erasures)
         return []
 
     def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:

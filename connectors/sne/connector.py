@@ -22,8 +22,9 @@ from gateway.codec.avro import encode_single_object, load_schemas, to_jsonable
 from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord
 from gateway.errors import Problem, RejectedMessage
 from gateway.model.envelope import cloudevent_headers
+from gateway.retention import protocol
 from gateway.settings import default_state_dir
-from gateway.topics import feedback_topic
+from gateway.topics import feedback_topic, retention_topic
 from lxml import etree
 
 from connectors.sne.answers import Answer, SneFaultError, UnparseableAnswer
@@ -119,6 +120,8 @@ class SneSink(Sink):
     Config: ClassVar[type[ConnectorConfig]] = SneConfig
     guarantee: ClassVar[Guarantee] = "at-least-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "canonical"
+    # the sink runtime hands it the demand topic's erasure tombstones (gateway.retention.protocol)
+    erasure_tombstones: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -281,7 +284,18 @@ class SneSink(Sink):
             return root
         return with_application(root, answer.payload)
 
+    def _erase(self, rec: SinkRecord) -> list[SinkOutput]:
+        """An erasure: the ledger rows of the application deleted (secure_delete, WAL truncated),
+        then the receipt `sne` (written even when it held nothing), in the tombstone's commit."""
+        request = rec.header(protocol.ERASURE_HEADER) or protocol.CLOCK
+        deleted = self.ledger.erase(rec.key)
+        log.info("sne: an erasure deleted %d ledger row(s)", deleted)
+        key, value, headers = protocol.receipt(rec.key, "sne", request)
+        return [SinkOutput(retention_topic("receipts", self.config.topic_prefix), key, value, headers)]
+
     async def _write_one(self, rec: SinkRecord) -> list[SinkOutput]:
+        if rec.schema == protocol.TOMBSTONE_SCHEMA:
+            return self._erase(rec)
         built = self._build(rec)
         if built is None:
             return []

@@ -36,10 +36,12 @@ CREATE TABLE IF NOT EXISTS requests (
   updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_state ON requests(state);
+CREATE INDEX IF NOT EXISTS requests_num_unique ON requests(num_unique);
 CREATE TABLE IF NOT EXISTS creations (
   origine TEXT NOT NULL, reference TEXT NOT NULL, num_unique TEXT NOT NULL,
   PRIMARY KEY (origine, reference)
 );
+CREATE INDEX IF NOT EXISTS creations_num_unique ON creations(num_unique);
 CREATE TABLE IF NOT EXISTS watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS polled (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
@@ -227,6 +229,23 @@ class Ledger:
             self._db.executemany(
                 "INSERT OR IGNORE INTO polled (event_id, at) VALUES (?, ?)", [(e, now) for e in event_ids]
             )
+
+    def erase(self, num_unique: str) -> int:
+        """Delete every row about application `num_unique` (an erasure, docs/retention.md): its
+        requests (by the numéro unique the SNE gave, or the one the request was built with: queued,
+        sending or answered, with their XML and the SNE's answer) and its creations; then the WAL is
+        checkpointed and truncated, so that with `secure_delete` the values are in neither file.
+        Returns how many rows were deleted."""
+        with self._lock:
+            deleted = self._db.execute("DELETE FROM requests WHERE num_unique = ?", (num_unique,)).rowcount
+            # not answered yet (no numéro unique from the SNE): the one it was built with (few rows)
+            deleted += self._db.execute(
+                "DELETE FROM requests WHERE num_unique IS NULL AND json_extract(meta, '$.numUnique') = ?",
+                (num_unique,),
+            ).rowcount
+            deleted += self._db.execute("DELETE FROM creations WHERE num_unique = ?", (num_unique,)).rowcount
+            forget_erased(self._db)
+            return int(deleted)
 
     def sent_accepted(self, num_unique: str, type_fichier: str) -> bool:
         """Whether this gateway had a `type_fichier` file about `num_unique` accepted by the SNE."""

@@ -8,6 +8,11 @@ across retries and restarts: the receiver de-duplicates on it).
 - `data` = the actor's view record as JSON (dates ISO 8601, decimals as strings), `dataschema` = the
   view schema's name;
 - TLS verified (system CAs or ca_file); one kept-alive connection; timeouts;
+- an erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md) is POSTed the same way,
+  signed and retried alike, as a CloudEvent of type `fr.gp.effacement` (`subject` = the numéro unique,
+  `data` = the Effacement: numUnique, dateRadiation, dateEffacement, time, par, stores; `webhook-id`
+  = its `ce_id`, or its topic/partition/offset when it has none), after every event of the
+  application sent before it: the receiver erases its copy;
 - 2xx: delivered; 5xx, 408, 429, timeouts, refused connections, TLS failures: RetriableError (the
   runtime backs off; Retry-After honoured); other 4xx and 3xx: RejectedMessage naming the status
   (dead-lettered); messages never hold the payload.
@@ -23,23 +28,34 @@ import ssl
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cloudevents.core.v1.event import CloudEvent
-from gateway.connectors import CheckResult, ConnectorConfig, Guarantee, Sink, SinkOutput, SinkRecord, to_json
+from gateway.connectors import (
+    ERASURE_SCHEMA,
+    CheckResult,
+    ConnectorConfig,
+    Erasure,
+    Guarantee,
+    Sink,
+    SinkOutput,
+    SinkRecord,
+    to_json,
+)
 from gateway.errors import Problem, RejectedMessage, RetriableError
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhook.config import WebhookConfig
 
-__all__ = ["WebhookSink", "cloud_event", "event_id"]
+__all__ = ["ERASURE_TYPE", "WebhookSink", "cloud_event", "event_id"]
 
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
+ERASURE_TYPE = "fr.gp.effacement"  # CloudEvents type of an erasure: the receiver erases its copy
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
@@ -49,19 +65,23 @@ def event_id(rec: SinkRecord) -> str:
     return rec.header("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}"
 
 
-def cloud_event(rec: SinkRecord, default_source: str) -> str:
+def cloud_event(rec: SinkRecord, default_source: str, erasure: Erasure | None = None) -> str:
     """The CloudEvent of one record of an actor's stream, in structured JSON (its attributes checked
-    by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings)."""
+    by the CloudEvents SDK; `data` = the view record, dates ISO 8601, decimals as strings). An
+    erasure's event has the type `fr.gp.effacement` and the numéro unique as subject."""
     heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
     attributes: dict[str, Any] = {
         "specversion": "1.0",
         "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
         "source": heads.get("ce_source") or default_source,
-        "type": heads.get("ce_type") or rec.schema,
+        "type": ERASURE_TYPE if erasure else heads.get("ce_type") or rec.schema,
         "datacontenttype": "application/json",
-        "dataschema": heads.get("ce_dataschema") or rec.schema,
+        "dataschema": ERASURE_SCHEMA if erasure else heads.get("ce_dataschema") or rec.schema,
     }
-    if heads.get("ce_subject"):
+    if erasure is not None:
+        attributes["subject"] = erasure.key
+        heads.setdefault("ce_time", erasure.time.isoformat())
+    elif heads.get("ce_subject"):
         attributes["subject"] = heads["ce_subject"]
     when = heads.get("ce_time")
     if when:
@@ -80,6 +100,7 @@ class WebhookSink(Sink):
     Config: ClassVar[type[ConnectorConfig]] = WebhookConfig
     guarantee: ClassVar[Guarantee] = "at-least-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
+    erases: ClassVar[bool] = True  # it keeps nothing: the erasure is POSTed, the receiver erases
 
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
@@ -197,25 +218,31 @@ class WebhookSink(Sink):
             while len(self._delivered) > _REMEMBERED:
                 self._delivered.popitem(last=False)
 
-    def _send_lane(self, lane: int, records: Sequence[SinkRecord]) -> None:
+    def _send_lane(
+        self, lane: int, records: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None
+    ) -> None:
         source = self.config.source
+        erasures = erasures or {}
         if not self.config.batch:
             for rec in records:
-                self._post(cloud_event(rec, source).encode("utf-8"), event_id(rec), CE_JSON, lane)
+                body = cloud_event(rec, source, erasures.get(id(rec))).encode("utf-8")
+                self._post(body, event_id(rec), CE_JSON, lane)
                 self._remember([event_id(rec)])
             return
         size = self.config.batch_max
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             ids = [event_id(r) for r in chunk]
-            body = ("[" + ",".join(cloud_event(r, source) for r in chunk) + "]").encode("utf-8")
+            events = (cloud_event(r, source, erasures.get(id(r))) for r in chunk)
+            body = ("[" + ",".join(events) + "]").encode("utf-8")
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
             self._post(body, batch_id, CE_BATCH, lane)
             self._remember(ids)
 
-    def _send(self, batch: Sequence[SinkRecord]) -> None:
+    def _send(self, batch: Sequence[SinkRecord], erasures: Mapping[int, Erasure] | None = None) -> None:
         """Records of one key always go through the same lane, in order (the receiver sees a key's
-        events in the stream's order); lanes run side by side, each on its kept-alive connection."""
+        events in the stream's order); lanes run side by side, each on its kept-alive connection.
+        `erasures`: the records of `batch` that are erasures (by id of the record)."""
         with self._lock:
             todo = [r for r in batch if event_id(r) not in self._delivered]
         lanes: list[list[SinkRecord]] = [[] for _ in self._conns]
@@ -224,11 +251,11 @@ class WebhookSink(Sink):
         busy = [(i, rs) for i, rs in enumerate(lanes) if rs]
         if len(busy) <= 1:
             for i, rs in busy:
-                self._send_lane(i, rs)
+                self._send_lane(i, rs, erasures)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(len(lanes), thread_name_prefix="webhook")
-        futures = [self._pool.submit(self._send_lane, i, rs) for i, rs in busy]
+        futures = [self._pool.submit(self._send_lane, i, rs, erasures) for i, rs in busy]
         errors = [f.exception() for f in futures]
         failed: list[BaseException] = [e for e in errors if isinstance(e, RetriableError)]
         failed = failed or [e for e in errors if e is not None]
@@ -238,6 +265,13 @@ class WebhookSink(Sink):
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if batch:
             await asyncio.to_thread(self._send, batch)
+        return []
+
+    async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
+        """POST each erasure as a `fr.gp.effacement` CloudEvent (signed, retried as records are)."""
+        if erasures:
+            records = [e.record for e in erasures]
+            await asyncio.to_thread(self._send, records, {id(e.record): e for e in erasures})
         return []
 
     async def flush(self) -> None:

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "acl": "gateway.cli.acl:acl",
     "actors": "gateway.cli.actors:actors",
     "signals": "gateway.cli.signals:signals",
+    "retention": "gateway.cli.retention:retention",
 }
 
 

@@ -106,6 +106,11 @@ def check(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
     default=None,
     help="Sink: port of /health and /metrics (default GATEWAY_WEB_PORT, 0 any free port, -1 none).",
 )
+@click.option(
+    "--allow-no-erasure",
+    is_flag=True,
+    help="Sink: run a sink that cannot erase (erasures reach it as records; erase the copy otherwise).",
+)
 def run(  # noqa: PLR0917 - one parameter per click option
     name: str,
     config_file: Path | None,
@@ -115,6 +120,7 @@ def run(  # noqa: PLR0917 - one parameter per click option
     batch_size: int,
     retry_attempts: int,
     web_port: int | None,
+    allow_no_erasure: bool,
 ) -> None:
     """Run a connector until stopped (Ctrl-C / SIGTERM): a SOURCE publishes to its raw topics; a SINK
     delivers one actor's stream (--actor) with retries, dead letters, /health and /metrics."""
@@ -135,6 +141,7 @@ def run(  # noqa: PLR0917 - one parameter per click option
         retry=RetryPolicy(attempts=retry_attempts, base_delay=0.5, max_delay=30.0),
         web_port=web_port,
         on_web=lambda port: click.echo(f"{name}: /health and /metrics on port {port}", err=True),
+        allow_no_erasure=allow_no_erasure,
     )
     try:
         runner = asyncio.run(run_sink(connector, settings, options))

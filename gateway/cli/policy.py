@@ -189,8 +189,10 @@ def _dry_run(before: Policy, after: Policy, as_json: bool) -> None:
     records = []
     skipped = 0
     for r in raw:
+        if not r.value:
+            continue  # a tombstone (an erasure, or compaction): no record to route
         try:
-            codec, record = decoder.decode(r.value or b"")
+            codec, record = decoder.decode(r.value)
         except RejectedMessage:
             skipped += 1
             continue

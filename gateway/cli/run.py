@@ -70,7 +70,7 @@ def run_worker(
     app = create_app(settings, flows)
     Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
     wait_for_broker(client_kwargs(settings), max_wait=max_wait)
-    created = ensure_topics(client_kwargs(settings), flow_topics(app))
+    created = ensure_topics(client_kwargs(settings), flow_topics(app), reconcile=True)
     if created:
         _log.info("created topics: %s", ", ".join(created))
     click.echo(

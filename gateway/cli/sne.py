@@ -342,7 +342,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     from connectors.sne.poller import SnePoller  # noqa: PLC0415
     from kafka import KafkaProducer  # noqa: PLC0415
 
-    from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics  # noqa: PLC0415
+    from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, ingest_topics, receipts_topic  # noqa: PLC0415
     from gateway.flows.egress import EgressRunner, RetryPolicy  # noqa: PLC0415
     from gateway.flows.sinks import principal_client_kwargs  # noqa: PLC0415
 
@@ -352,6 +352,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
     specs += [
         TopicSpec(dlq_topic(t), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(canonical)
     ]
+    specs.append(receipts_topic(settings))  # its erasure receipts
     await asyncio.to_thread(ensure_topics, client_kwargs(settings), specs)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

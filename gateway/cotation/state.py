@@ -88,6 +88,15 @@ class CotationState:
                 out += self._score([key], now)
         return out
 
+    def erase(self, key: str) -> bool:
+        """Forget application `key` (an erasure): its Demande, decisions and position; True when
+        anything was held. Other applications' positions are computed without it from now on."""
+        held = key in self.demandes or key in self.decisions or key in self.totals
+        self.demandes.pop(key, None)
+        self.decisions.pop(key, None)
+        self.totals.pop(key, None)
+        return held
+
     def daily(self, now: date) -> list[tuple[str, dict[str, Any]]]:
         """Every cotation, once per day (the first call of a day); [] on later calls that day."""
         if self.day == now:

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route")
+DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route", "retention")
 STOP_WAIT_S = 8.0  # within the 10 s a container runtime gives between SIGTERM and SIGKILL
 
 

@@ -15,6 +15,12 @@ With GATEWAY_REPORT_TERRITORIES and GATEWAY_REPORT_QPV it also keeps the 25 % re
 at most every REPORT_INTERVAL_S.
 
 Delivery: at-least-once. A restart recomputes and republishes; a consumer keeps the latest per key.
+
+Erasure (docs/retention.md): the erasure tombstone of an application on `canonical.demande` makes
+the loop forget it (state and report: the report keeps its attributions as anonymous facts), write
+a tombstone of its cotation (one published before the erasure reached the loop goes too) and the
+receipt `cotation` (again after a restart that reads the tombstone again: receipts are idempotent).
+Other tombstones are skipped.
 Settings: GATEWAY_COTATION_GRID (required by this flow), GATEWAY_ADEQUACY_RULES (optional: no
 adequacy records without it), GATEWAY_REPORT_TERRITORIES + GATEWAY_REPORT_QPV (optional report).
 """
@@ -35,13 +41,14 @@ from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.cotation.state import ADEQUATION, COTATION, CotationState
 from gateway.errors import ConfigError, GatewayError
-from gateway.flows.admin import DAY_MS, TopicSpec
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, thread_service
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.reporting.live import ReportState, line_key, line_record
+from gateway.retention import protocol
 from gateway.settings import GatewaySettings
-from gateway.topics import canonical_topic, report_topic
+from gateway.topics import canonical_topic, report_topic, retention_topic
 
 __all__ = ["CotationRunner", "cotation_topics", "encode_output", "register"]
 
@@ -55,11 +62,13 @@ REPORT_INTERVAL_S = 60.0
 
 def cotation_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """`<prefix>.canonical.cotation` (compacted: the latest cotation per application) and
-    `<prefix>.canonical.adequation` (every assessment)."""
+    `<prefix>.canonical.adequation` (every assessment, whole for 7 days, then the latest per
+    application: compacted like every topic keyed by numéro unique, docs/retention.md)."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     specs = [
-        TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", {"segment.ms": str(DAY_MS)}),
-        TopicSpec(canonical_topic("adequation", prefix), p, r, "delete", {"retention.ms": "-1"}),
+        TopicSpec(canonical_topic("cotation", prefix), p, r, "compact", keyed_configs()),
+        TopicSpec(canonical_topic("adequation", prefix), p, r, "compact", keyed_configs()),
+        receipts_topic(settings),
     ]
     if settings.report_territories is not None:
         specs.append(
@@ -154,6 +163,10 @@ class CotationRunner:
                 now = self._today()
                 for records in batch.values():
                     for msg in records:
+                        if not msg.value:  # a tombstone: an erasure, or compaction only
+                            for topic, key, value, headers in self.erasure(msg.topic, msg.key, msg.headers):
+                                producer.send(topic, key=key, value=value, headers=list(headers))
+                            continue
                         self._publish(producer, self._handle(decoder, msg.value, now))
                 if not self.caught_up:
                     self.caught_up = all(consumer.position(tp) >= ends[tp] for tp in parts)
@@ -165,6 +178,25 @@ class CotationRunner:
         finally:
             consumer.close()
             producer.close()
+
+    def erasure(
+        self, topic: str, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None
+    ) -> list[tuple[str, bytes, bytes | None, tuple[tuple[str, bytes], ...]]]:
+        """What a tombstone on `topic` writes: on the demand topic with the erasure header, the
+        application forgotten, its cotation tombstoned and the receipt `cotation`; else nothing."""
+        request = protocol.erasure_of(headers)
+        if request is None or not key or topic != canonical_topic("demande", self.prefix):
+            return []
+        num = key.decode("utf-8", "replace")
+        self.state.erase(num)
+        if self.report is not None:
+            self.report.erase(num)
+        erasure = ((protocol.ERASURE_HEADER, request.encode()),)
+        r_key, r_value, r_headers = protocol.receipt(num, "cotation", request)
+        return [
+            (canonical_topic("cotation", self.prefix), key, None, erasure),
+            (retention_topic("receipts", self.prefix), r_key, r_value, r_headers),
+        ]
 
     def _publish_report(self, producer: Any) -> None:
         if self.report is None or (self._reported and time.monotonic() - self._reported < REPORT_INTERVAL_S):

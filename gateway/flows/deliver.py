@@ -6,22 +6,31 @@ RetriableError -> backoff from the retry module, then dead letter once the polic
 RejectedMessage -> dead letter at once (Connect-style headers, the original bytes), plus what
 `Sink.outputs_for_rejection` returns; SkipMessage -> nothing. `SinkHealth` keeps the current problem
 for /health. The Kafka loop around it is gateway.flows.egress.
+
+Erasure: a batch holding `fr.gp.Effacement` records (an application erased, docs/retention.md) is
+delivered in stream order, in runs: the records before an erasure are written, then the erasures
+are given to `Sink.erase`, then the records after it are written (new data). An erasure is retried
+until the sink takes it (RetriableError, whatever the retry policy's limit), dead-lettered only when
+the sink rejects it (RejectedMessage), never dropped. A sink that cannot erase (`erases = False`,
+allowed by the operator) gets the Effacement records in `write`, like other records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
 from gateway.codec.framing import FrameDecoder
-from gateway.connectors import Sink, SinkOutput, SinkRecord
+from gateway.connectors import ERASURE_SCHEMA, Erasure, Sink, SinkOutput, SinkRecord
 from gateway.errors import GatewayError, RejectedMessage, RetriableError, SkipMessage
 from gateway.model.deadletter import dead_letter_headers
 from gateway.model.envelope import Envelope
+from gateway.retention import protocol
 from gateway.retry import RetryPolicy
 from gateway.topics import dlq_topic
 
@@ -59,6 +68,9 @@ class EgressResult:
     outputs: list[SinkOutput] = field(default_factory=list)
     dead: list[SinkOutput] = field(default_factory=list)  # dead letters, as records to publish
     written: int = 0
+    erased: int = 0  # fr.gp.Effacement records the sink erased (`Sink.erase` returned)
+    erasures_refused: int = 0  # ... the sink rejected: dead-lettered
+    not_erased: int = 0  # ... given to `write` as records: the sink cannot erase (operator's choice)
 
 
 def _dead_letter(
@@ -95,12 +107,13 @@ async def _write_one(
     result: EgressResult,
     connector: str,
     health: SinkHealth,
+    erasure: Erasure | None = None,
 ) -> None:
     attempt = 0
     while True:
         attempt += 1
         try:
-            outputs = await sink.write([rec])
+            outputs = await (sink.write([rec]) if erasure is None else sink.erase([erasure]))
         except SkipMessage:
             return
         except RetriableError as exc:
@@ -115,10 +128,14 @@ async def _write_one(
         except RejectedMessage as exc:
             log.info("%s: record %s/%s rejected: %s", connector, env.topic, env.offset, type(exc).__name__)
             _reject(sink, env, rec, exc, attempt, result=result, connector=connector)
+            result.erasures_refused += erasure is not None
             return
         else:
             result.outputs.extend(outputs)
-            result.written += 1
+            if erasure is None:
+                result.written += 1
+            else:
+                result.erased += 1
             health.ok()
             return
 
@@ -136,6 +153,25 @@ def _reject(
     letter = _dead_letter(env, exc, stage=f"sink:{connector}", attempts=attempts, connector=connector)
     result.dead.append(letter)
     result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
+
+
+def _erasure(env: Envelope) -> SinkRecord | None:
+    """The SinkRecord of a demand topic's erasure tombstone (gateway.retention.protocol), for sinks
+    that hold applications read from the canonical topics (`erasure_tombstones = True`); None for
+    any other tombstone (compaction only)."""
+    request = protocol.erasure_of(env.headers)
+    if request is None or not env.key or not (env.topic or "").endswith(".canonical.demande"):
+        return None
+    num = env.key.decode("utf-8", "replace")
+    return SinkRecord(
+        schema=protocol.TOMBSTONE_SCHEMA,
+        key=num,
+        record={"numUnique": num, "request": request},
+        headers=env.headers,
+        topic=env.topic or "",
+        partition=-1 if env.partition is None else env.partition,
+        offset=-1 if env.offset is None else env.offset,
+    )
 
 
 async def process_envelopes(
@@ -161,8 +197,11 @@ async def process_envelopes(
     decode = (decoder or FrameDecoder(known)).decode
     result = EgressResult()
     pairs: list[tuple[Envelope, SinkRecord]] = []
+    erasures = bool(getattr(sink, "erasure_tombstones", False))
     for env in envelopes:
         if env.payload is None or not env.payload:
+            if erasures and (rec := _erasure(env)) is not None:
+                pairs.append((env, rec))  # in order with the records around it
             continue  # tombstone
         try:
             codec, record = decode(env.payload)
@@ -182,13 +221,69 @@ async def process_envelopes(
         pairs.append((env, rec))
     if not pairs:
         return result
+    if ERASURE_SCHEMA in {r.schema for _, r in pairs}:  # an application erased: in stream order
+        await _in_order(sink, pairs, retry=retry, result=result, connector=name, health=health)
+        return result
+    await _write_run(sink, pairs, retry=retry, result=result, connector=name, health=health)
+    return result
+
+
+async def _write_run(
+    sink: Sink,
+    pairs: Sequence[tuple[Envelope, SinkRecord]],
+    *,
+    retry: RetryPolicy,
+    result: EgressResult,
+    connector: str,
+    health: SinkHealth,
+) -> None:
     try:
         outputs = await sink.write([r for _, r in pairs])
     except (RetriableError, RejectedMessage, SkipMessage):
         for env, rec in pairs:  # record by record: the sink is idempotent
-            await _write_one(sink, env, rec, retry=retry, result=result, connector=name, health=health)
+            await _write_one(sink, env, rec, retry=retry, result=result, connector=connector, health=health)
     else:
         result.outputs.extend(outputs)
         result.written += len(pairs)
         health.ok()
-    return result
+
+
+async def _in_order(
+    sink: Sink,
+    pairs: Sequence[tuple[Envelope, SinkRecord]],
+    *,
+    retry: RetryPolicy,
+    result: EgressResult,
+    connector: str,
+    health: SinkHealth,
+) -> None:
+    """A batch holding erasures: runs of records written and runs of erasures erased, in order."""
+    if not sink.erases:  # the operator allowed it (docs/sinks.md): the sink delivers them as records
+        result.not_erased += sum(r.schema == ERASURE_SCHEMA for _, r in pairs)
+        await _write_run(sink, pairs, retry=retry, result=result, connector=connector, health=health)
+        return
+    for erasing, group in itertools.groupby(pairs, key=lambda pair: pair[1].schema == ERASURE_SCHEMA):
+        run = list(group)
+        if not erasing:
+            await _write_run(sink, run, retry=retry, result=result, connector=connector, health=health)
+            continue
+        erasures = [Erasure.of(rec) for _, rec in run]
+        try:
+            outputs = await sink.erase(erasures)
+        except (RetriableError, RejectedMessage, SkipMessage):
+            forever = replace(retry, attempts=0)  # an erasure is never given up for being retried
+            for (env, rec), erasure in zip(run, erasures, strict=True):
+                await _write_one(
+                    sink,
+                    env,
+                    rec,
+                    retry=forever,
+                    result=result,
+                    connector=connector,
+                    health=health,
+                    erasure=erasure,
+                )
+        else:
+            result.outputs.extend(outputs)
+            result.erased += len(run)
+            health.ok()

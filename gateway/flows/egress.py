@@ -17,8 +17,10 @@ A batch that fails as a whole is retried record by record, so one bad record nev
 The optional hooks of a sink are declared on `gateway.connectors.Sink` (with defaults) and called
 directly: `open(context)` before the first batch, `resume_offsets(partitions)` when partitions are
 assigned (exactly-once sinks resume from the offsets stored with their data),
-`outputs_for_rejection(record, error, attempts)` for a dead-lettered record, and `tick()` after each
-poll. Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
+`outputs_for_rejection(record, error, attempts)` for a dead-lettered record, `tick()` after each
+poll, and `erase(erasures)` for the `fr.gp.Effacement` records of a batch, in stream order
+(gateway.flows.deliver; counted as gp_sink_erasures_total).
+Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
 """
@@ -137,10 +139,12 @@ class EgressRunner:
         if self._create_topics is not None:
             self._create_topics(new)
         else:
-            from gateway.flows.admin import TopicSpec, ensure_topics  # noqa: PLC0415
+            from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics  # noqa: PLC0415
 
             p, r = self._layout
-            ensure_topics(self._bootstrap, [TopicSpec(t, p, r) for t in sorted(new)])
+            # feedback topics: 30 days (docs/retention.md)
+            specs = [TopicSpec(t, p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(new)]
+            ensure_topics(self._bootstrap, specs)
         self._known |= new
 
     def _value(self, topic: str, value: bytes | None) -> bytes | None:
@@ -230,6 +234,13 @@ class EgressRunner:
             m.records_out.labels("sink", self.name, "delivered").inc(result.written)
         if result.dead:
             m.dead_lettered.labels("sink", self.name).inc(len(result.dead))
+        for outcome, n in (
+            ("erased", result.erased),
+            ("dead_lettered", result.erasures_refused),
+            ("not_erased", result.not_erased),
+        ):
+            if n:
+                m.sink_erasures.labels(self.name, outcome).inc(n)
         m.processing.labels("sink").observe(seconds / max(1, polled))
 
     async def _resume_if_pending(self, envelopes: list[Envelope]) -> list[Envelope]:

@@ -9,6 +9,13 @@ to `{prefix}.audit.disclosures`, then store the new state. Undecodable records a
 to `<canonical topic>.dlq`. Ack policy: ack after process (at-least-once, or exactly-once under
 Kafka transactions when `processing_guarantee=exactly_once`); consumers drop duplicates by ce_id.
 
+Erasure (docs/retention.md, gateway/retention/protocol.py): the erasure tombstone of an application
+on `canonical.demande` sends a `fr.gp.Effacement` to every actor that received anything about it
+(gateway.policy.erasure), deletes its scope state (pending decisions included; faust writes the
+changelog tombstone) and writes the receipt `route`, all in the tombstone's transaction. Any other
+tombstone (without the erasure header, or on the other canonical topics, which the retention flow
+tombstones for compaction) is skipped: no dead letter, no state change.
+
 Policy hot reload: every `RELOAD_INTERVAL_S` the policy and actors files are checked; a changed,
 valid policy replaces the running one; an invalid one is refused whole (logged with every problem)
 and the running policy is kept.
@@ -23,6 +30,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,16 +39,18 @@ import faust
 from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
 from gateway.codec.framing import FrameDecoder, Framer, SchemaRefused, decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics
+from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
-from gateway.kafka_config import client_kwargs
+from gateway.kafka_config import client_kwargs, client_security
+from gateway.policy.erasure import EFFACEMENT, erasure_notices, legacy_recipients
 from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import AUDIT_SCHEMA, H_SOURCE, Router, RouteResult
 from gateway.policy.scope import DECISION, DEMANDE, ScopeState, before_decisions
+from gateway.retention import protocol
 from gateway.settings import GatewaySettings
-from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic
+from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic, retention_topic
 
 __all__ = [
     "RELOAD_INTERVAL_S",
@@ -83,6 +93,7 @@ class RouteOutcome:
     fanouts: list[Fanout] = field(default_factory=list)  # actor views first, then audit entries
     state: bytes | None = None  # new ScopeState to store (None: unchanged)
     dead: DeadLetter | None = None
+    erase: bool = False  # delete the application's scope state (an erasure)
 
     def __iter__(self) -> Iterator[Output]:
         """Every record to publish, in order."""
@@ -111,8 +122,16 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     """One topic per actor of the policy (and its sinks' dead-letter topic), the audit topic, and the
     signal topic it reads."""
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
+    # compact,delete keyed by numéro unique: the fr.gp.Effacement of an erased application is the
+    # latest record of its key, so compaction drops every earlier view of it (docs/retention.md)
     specs = [
-        TopicSpec(actor_topic(a, prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)})
+        TopicSpec(
+            actor_topic(a, prefix),
+            p,
+            r,
+            "compact,delete",
+            keyed_configs(**{"retention.ms": str(30 * DAY_MS)}),
+        )
         for a in sorted(policy.actors)
     ]
     # each actor's sinks dead-letter there what they cannot deliver (created by the gateway: an
@@ -123,9 +142,8 @@ def route_topics(settings: GatewaySettings, policy: Policy) -> list[TopicSpec]:
     ]
     specs.append(TopicSpec(audit_topic(prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}))
     # consumed here, written by the signals flow (which declares it too): it exists either way
-    specs.append(
-        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)})
-    )
+    specs.append(TopicSpec(canonical_topic("signal", prefix), p, r, "compact", keyed_configs()))
+    specs.append(receipts_topic(settings))  # its erasure receipts
     return specs
 
 
@@ -140,6 +158,8 @@ def output_schemas(router: Router, prefix: str) -> list[tuple[str, AvroCodec]]:
         for a in router.policy.actors.values()
         for codec in by_role.get(a.role, [])
     ]
+    effacement = load_schemas().codec(EFFACEMENT)  # an erasure may go to any actor
+    out += [(actor_topic(a, prefix), effacement) for a in router.policy.actors]
     out.append((audit_topic(prefix), load_schemas().codec(AUDIT_SCHEMA)))
     return out
 
@@ -156,9 +176,14 @@ class RouteCore:
         *,
         framer: Framer | None = None,
         decoder: FrameDecoder | None = None,
+        principal: str = "gp-gateway.route",
     ) -> None:
         self.store = store
         self.prefix = prefix
+        self.principal = principal  # who erases, in the Effacement's `par`
+        self._demande_topic = canonical_topic("demande", prefix)
+        self._receipts_topic = retention_topic("receipts", prefix)
+        self._effacement_codec = schemas.codec(EFFACEMENT)
         self.dead_letters = dead_letters
         self.framer = framer or Framer()
         self.router = Router(store.policy)
@@ -320,6 +345,11 @@ class RouteCore:
         headers: list[tuple[str, bytes]],
         state: bytes | None,
     ) -> RouteOutcome:
+        if not value:  # a tombstone: an erasure on the demand topic, else compaction only
+            request = protocol.erasure_of(headers)
+            if request is None or topic != self._demande_topic or not key:
+                return RouteOutcome()
+            return self.erase(key, request, headers, state)
         try:
             codec, record = self._decoder.decode(value or b"")
             current = self._state(state)
@@ -362,6 +392,57 @@ class RouteCore:
                 fanouts.append(Fanout((self._audit_topic,) * len(values), batch.key, values, version))
         return outcome
 
+    def erase(
+        self,
+        key: bytes,
+        request: str,
+        headers: list[tuple[str, bytes]],
+        state: bytes | None,
+        now: datetime | None = None,
+    ) -> RouteOutcome:
+        """The erasure of application `key`: an Effacement to each actor that received anything about
+        it, the receipt `route`, and its state deleted (written even when nothing was held)."""
+        now = now or datetime.now(UTC)
+        num_unique = key.decode("utf-8", "replace")
+        radiation, due = protocol.erasure_dates(headers, now.date())
+        policy = self.router.policy
+        current = self._state(state)
+        if state and b'"recipients"' not in state:  # stored before the recipients were recorded
+            current = legacy_recipients(current, num_unique, self.router)
+        notices, gone = erasure_notices(
+            current,
+            num_unique,
+            known=policy.actors,
+            secret=policy.secret,
+            radiation=radiation,
+            due=due,
+            now=now,
+            par=f"{self.principal} ({request})",
+            request=request,
+            policy_version=policy.version,
+            codec=self._effacement_codec,
+        )
+        if gone:
+            _log.warning("route: erasure not sent to %d former actor(s) no longer in the policy", gone)
+        outcome = RouteOutcome(erase=True)
+        for notice in notices:
+            topics = self._topics_of(notice.actors)
+            confluent = self.framer.confluent
+            values = self.framer.reframe_fanout(topics, notice.value) if confluent else (notice.value,)
+            outcome.fanouts.append(Fanout(topics, notice.key, values, notice.headers))
+        r_key, r_value, r_headers = protocol.receipt(num_unique, "route", request)
+        outcome.fanouts.append(Fanout((self._receipts_topic,), r_key, (r_value,), r_headers))
+        return outcome
+
+
+def _principal(settings: GatewaySettings) -> str:
+    """Who this worker is on the broker (its SCRAM user), for the Effacement's `par`; with a TLS
+    client certificate, the route worker's principal name."""
+    try:
+        return client_security(settings).sasl_username or f"{settings.app_id}.route"
+    except ConfigError:
+        return f"{settings.app_id}.route"
+
 
 def register(app: faust.App, ctx: FlowContext) -> None:
     """Declare the actor and audit topics, the scope table, the routing agent and the reload timer."""
@@ -377,6 +458,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         prefix,
         framer=framer_for(url),
         decoder=decoder_for(url, codecs),
+        principal=_principal(settings),
     )
     ctx.topics.extend(route_topics(settings, store.policy))
     sources = {
@@ -414,6 +496,8 @@ def register(app: faust.App, ctx: FlowContext) -> None:
                 metrics.records_out.labels(flow=FLOW, source=kind, topic=core.metric_topic(out.topic)).inc()
             if key and outcome.state is not None:
                 table[key] = outcome.state
+            elif key and outcome.erase and key in table:
+                del table[key]  # faust writes the changelog tombstone, in this record's transaction
             metrics.processing.labels(flow=FLOW).observe(time.perf_counter() - started)
 
     app.agent(source, name="gp.route")(process)

@@ -17,6 +17,12 @@ A timer looks at the clock every `signals_tick_interval` seconds and, when the d
 start), sends one tick per partition: signals fire on their date without any new event. The clock
 is a setting (`GATEWAY_SIGNALS_CLOCK`) so tests and rehearsals can move time. Outputs go through
 `publish` (in the input's transaction under exactly-once); the route flow routes the signals.
+
+Erasure (docs/retention.md): the erasure tombstone of an application on `canonical.demande` deletes
+its state (faust writes the changelog tombstone), drops it from the due index, sends an `erase` fact
+to the dwellings that name it (gateway.signals.erasure), tombstones its signals again (a signal
+published before the erasure reached this flow is dropped by compaction too) and writes the receipt
+`signals`, in the tombstone's transaction. Other tombstones are skipped.
 """
 
 from __future__ import annotations
@@ -33,23 +39,25 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import faust
-from kafka.partitioner.default import murmur2
 
 from gateway.codec.avro import AvroCodec, SchemaSet
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.admin import DAY_MS, TopicSpec
+from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
 from gateway.flows.app import FlowContext, publish
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
 from gateway.model.envelope import cloudevent_headers
 from gateway.policy.model import load_policy
+from gateway.retention import protocol
 from gateway.settings import GatewaySettings
 from gateway.signals.core import DECISION, DEMANDE, SIGNAL, Context, apply, apply_logement, next_due, tick
 from gateway.signals.engine import pack_decision, unpack_decision
+from gateway.signals.erasure import ERASE, erasure_records, forget, sweep
+from gateway.signals.indexes import DueIndexes
 from gateway.signals.rules import load_rules
-from gateway.signals.state import AppState, DueIndex, LogementState
-from gateway.topics import canonical_topic, signals_topic
+from gateway.signals.state import ANY_DWELLING, AppState, LogementState
+from gateway.topics import canonical_topic, retention_topic, signals_topic
 
 __all__ = ["SignalsCore", "make_clock", "register", "signals_topics"]
 
@@ -64,7 +72,7 @@ _CE_NAMESPACE = uuid.UUID("0f3d7a52-8a41-4d57-9b1e-2c9b7f3e6a10")
 class Output(NamedTuple):
     topic: str
     key: bytes
-    value: bytes
+    value: bytes | None  # None: a tombstone
     headers: tuple[tuple[str, bytes], ...]
 
 
@@ -74,6 +82,7 @@ class Outcome:
     state: bytes | None = None  # new state to store (None: unchanged)
     due: int | None = None  # next due day of the application (for the index)
     dead: DeadLetter | None = None
+    erase: bool = False  # delete the stored state (an erasure)
 
 
 def make_clock(setting: str | None) -> Callable[[], datetime]:
@@ -96,17 +105,13 @@ def make_clock(setting: str | None) -> Callable[[], datetime]:
     return lambda: fixed
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the producers' default partitioner (murmur2, as the Java client) gives `key`."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def signals_topics(settings: GatewaySettings) -> list[TopicSpec]:
     p, r, prefix = settings.partitions, settings.replication_factor, settings.topic_prefix
     return [
-        TopicSpec(canonical_topic("signal", prefix), p, r, "delete", {"retention.ms": str(400 * DAY_MS)}),
+        TopicSpec(canonical_topic("signal", prefix), p, r, "compact", keyed_configs()),
         TopicSpec(signals_topic("logement", prefix), p, r, "delete", {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(signals_topic("tick", prefix), p, r, "delete", {"retention.ms": str(7 * DAY_MS)}),
+        receipts_topic(settings),
     ]
 
 
@@ -122,8 +127,12 @@ class SignalsCore:
         *,
         clock: Callable[[], datetime] | None = None,
         registry_url: str | None = None,
+        partitions: int = 1,
     ) -> None:
         self.ctx = ctx
+        self.partitions = partitions  # of the dwelling topic (an erase fact to each, when needed)
+        self.demande_topic = canonical_topic("demande", prefix)
+        self.receipts_topic = retention_topic("receipts", prefix)
         self.dead_letters = dead_letters
         self.clock = clock or (lambda: datetime.now(UTC))
         self._codecs = {fp: c for fp, c in schemas.by_fingerprint().items() if c.name in (DEMANDE, DECISION)}
@@ -186,8 +195,14 @@ class SignalsCore:
         key: bytes | None,
         value: bytes | None,
         state: bytes | None,
+        headers: Iterable[tuple[str, bytes]] = (),
     ) -> Outcome:
         """One canonical Demande / Decision of the application `key`."""
+        if not value:  # a tombstone: an erasure on the demand topic, else compaction only
+            request = protocol.erasure_of(headers)
+            if request is None or topic != self.demande_topic or not key:
+                return Outcome()
+            return self.on_erasure(key, request, state)
         try:
             codec, record = self._decode(value or b"")
         except RejectedMessage as exc:
@@ -246,14 +261,32 @@ class SignalsCore:
             )
             for f in facts
         ]
+        if facts:
+            current = current.with_dwellings([str(f["key"]) for f in facts])
         outcome.state = current.to_bytes()
         outcome.due = next_due(current, self.ctx)
         return outcome
+
+    def on_erasure(self, key: bytes, request: str, state: bytes | None) -> Outcome:
+        """The erasure of application `key` (gateway.signals.erasure): its state is deleted."""
+        records = erasure_records(
+            state,
+            key,
+            request,
+            partitions=self.partitions,
+            logement_topic=self.logement_topic,
+            signal_topic=self.signal_topic,
+            receipts_topic=self.receipts_topic,
+        )
+        return Outcome([Output(*r) for r in records], erase=True)
 
     def on_fact(self, *, key: bytes | None, value: bytes | None, state: bytes | None) -> Outcome:
         """One dwelling fact (from the application side) of the dwelling `key`."""
         try:
             fact = json.loads(value or b"")
+            if isinstance(fact, dict) and fact.get("kind") == ERASE:
+                changed, new_state = forget(state, str(fact.get("num")))
+                return Outcome(state=new_state, erase=changed and new_state is None)
             current = LogementState.from_bytes(state)
         except (ValueError, TypeError):
             _log.warning("signals: unreadable dwelling fact or state, skipped")
@@ -267,8 +300,11 @@ class SignalsCore:
         """The time-driven signals of the applications due by `today` (their states read by `get`)."""
         now = self.clock()
         for key in due_keys:
+            raw = get(key)
+            if raw is None:
+                continue  # erased (or never held): no signal
             try:
-                state = AppState.from_bytes(get(key))
+                state = AppState.from_bytes(raw)
             except (ValueError, TypeError):
                 continue
             new, signals = tick(state, key.decode(errors="replace"), today, self.ctx, now)
@@ -281,46 +317,6 @@ class SignalsCore:
             return next_due(AppState.from_bytes(state), self.ctx)
         except (ValueError, TypeError):
             return None
-
-
-class _Indexes:
-    """One DueIndex per partition of this worker, built from the table on the first tick after an
-    assignment (dropped on every rebalance)."""
-
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-        self.by_partition: dict[int, DueIndex] | None = None
-        self.generation = 0  # bumped by every rebalance
-
-    def reset(self) -> None:
-        self.by_partition = None
-        self.generation += 1
-
-    async def build(self, table: Any, due_of: Callable[[bytes | None], int | None]) -> None:
-        """Read every state of the table once. It yields to the event loop every few thousand
-        states (2.7 M take ~30 s of CPU: the consumer's heartbeats must go on) and gives up when a
-        rebalance comes meanwhile (the next tick builds again)."""
-        started = time.perf_counter()
-        generation = self.generation
-        built: dict[int, DueIndex] = {}
-        keys = [k for k in list(table.keys()) if k]  # a snapshot: recovery may change the table
-        for n, key in enumerate(keys, 1):
-            if n % 5000 == 0:
-                await asyncio.sleep(0)
-                if self.generation != generation:
-                    return
-            value = table.get(key)
-            if value is None:
-                continue
-            part = partition_of(key, self.partitions)
-            built.setdefault(part, DueIndex()).add(key.decode(errors="replace"), due_of(value))
-        self.by_partition = built
-        elapsed = time.perf_counter() - started
-        _log.info("signals: due index of %d applications built in %.1f s", len(keys), elapsed)
-
-    def add(self, partition: int, key: bytes, day: int | None) -> None:
-        if self.by_partition is not None and day is not None:
-            self.by_partition.setdefault(partition, DueIndex()).add(key.decode(errors="replace"), day)
 
 
 class _Agents:
@@ -345,7 +341,7 @@ class _Agents:
         self.logement_table = app.Table(
             LOGEMENT_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
-        self.indexes = _Indexes(self.partitions)
+        self.indexes = DueIndexes(self.partitions)
         self.last_day = ""
         self._producer: Any = None
         self._pending_ticks: set[asyncio.Future[None]] = set()  # follow-up ticks being sent
@@ -404,6 +400,9 @@ class _Agents:
                 key=key,
                 value=message.value,
                 state=self.app_table.get(key) if key else None,
+                headers=list(
+                    message.headers.items() if isinstance(message.headers, Mapping) else message.headers or ()
+                ),
             )
             if outcome.dead is not None:
                 await self.ctx.dead_letters.send(outcome.dead)
@@ -413,18 +412,39 @@ class _Agents:
             if key and outcome.state is not None:
                 self.app_table[key] = outcome.state
                 self.indexes.add(message.partition, key, outcome.due)
+            elif key and outcome.erase:
+                if key in self.app_table:
+                    del self.app_table[key]  # faust writes the changelog tombstone
+                self.indexes.forget(message.partition, key)
             metrics.processing.labels(flow=FLOW).observe(time.perf_counter() - started)
 
     async def process_logement(self, stream: faust.StreamT[Any]) -> None:
         table = self.logement_table
         async for event in stream.events():
-            key = event.message.key
-            outcome = self.core.on_fact(
-                key=key, value=event.message.value, state=table.get(key) if key else None
-            )
+            message = event.message
+            key = message.key
+            if key and key.startswith(ANY_DWELLING.encode()):  # an erasure asking every dwelling
+                await self._forget_everywhere(message.partition, message.value)
+                continue
+            outcome = self.core.on_fact(key=key, value=message.value, state=table.get(key) if key else None)
             await self.emit(outcome, "logement")
             if key and outcome.state is not None:
                 table[key] = outcome.state
+            elif key and outcome.erase and key in table:
+                del table[key]
+
+    async def _forget_everywhere(self, partition: int, value: bytes | None) -> None:
+        """An erase fact to every partition: the dwellings of this one that name the household."""
+        table = self.logement_table
+        for n, (key, new) in enumerate(
+            sweep(list(table.keys()), table.get, partition, self.partitions, value)
+        ):
+            if n % 1000 == 999:
+                await asyncio.sleep(0)  # heartbeats go on
+            if new is None:
+                del table[key]
+            else:
+                table[key] = new
 
     def _send_ticks(self, today: str, partitions: list[int] | None = None) -> None:
         """One tick per partition, from a plain producer of its own: a tick is no output of an input
@@ -471,6 +491,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         settings.topic_prefix,
         clock=clock,
         registry_url=settings.schema_registry_url,
+        partitions=settings.partitions,
     )
     ctx.topics.extend(signals_topics(settings))
     agents = _Agents(app, ctx, core, clock)

@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class SinkOptions:
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=0))  # 0: until it works
     web_port: int | None = None  # None: GATEWAY_WEB_PORT; 0: any free port; -1: no web server
     on_web: Callable[[int], None] | None = None  # told the bound port
+    # run a sink that cannot erase (`Sink.erases` False): the operator erases the recipient's copy
+    allow_no_erasure: bool = False
 
 
 def _plan(sink: Sink, settings: GatewaySettings, options: SinkOptions) -> tuple[str, list[str], str, str]:
@@ -110,6 +112,19 @@ def _plan(sink: Sink, settings: GatewaySettings, options: SinkOptions) -> tuple[
     if not options.actor:
         raise ConfigError(f"connector {sink.name!r} delivers one actor's stream: --actor ACTOR is required")
     role = _actor_role(settings, options.actor)
+    if not sink.erases:
+        if not options.allow_no_erasure:
+            raise ConfigError(
+                f"connector {sink.name!r} cannot erase an application from where it delivers it, and the "
+                "actor's stream carries erasures (fr.gp.Effacement, one year after a radiation): run it "
+                "with --allow-no-erasure (sinks file: allow_no_erasure: true) only if the recipient's "
+                "copy is erased otherwise (docs/sinks.md, Erasure)"
+            )
+        log.warning(
+            "sink %s cannot erase: erasures (fr.gp.Effacement) are given to it as ordinary records; "
+            "the recipient's copy must be erased otherwise (docs/sinks.md, Erasure)",
+            sink.name,
+        )
     topic = actor_topic(options.actor, prefix)
     return options.actor, [topic], sink_group(sink.name, options.actor, settings.app_id), role
 
@@ -232,6 +247,7 @@ class ConfiguredSink(BaseModel):
     web_port: int = -1  # its own /health and /metrics (-1: none)
     batch_size: int = Field(500, ge=1)
     retry_attempts: int = Field(0, ge=0)
+    allow_no_erasure: bool = False  # a sink that cannot erase (docs/sinks.md, Erasure)
 
 
 class SinksFile(BaseModel):
@@ -262,9 +278,8 @@ def load_sinks_file(path: Path) -> list[tuple[Sink, SinkOptions]]:
             ]
             continue
         retry = RetryPolicy(attempts=item.retry_attempts)
-        out.append(
-            (sink, SinkOptions(item.actor, False, item.batch_size, retry=retry, web_port=item.web_port))
-        )
+        options = SinkOptions(item.actor, False, item.batch_size, retry=retry, web_port=item.web_port)
+        out.append((sink, replace(options, allow_no_erasure=item.allow_no_erasure)))
     if problems:
         raise ConfigError(f"{path}: invalid sinks file", problems)
     return out

@@ -1,7 +1,8 @@
 """Metrics of a gateway process, in Prometheus form. Flows update them; the web page renders them.
 
 Names: gp_records_in_total{flow,source}, gp_records_out_total{flow,source,topic},
-gp_records_dead_lettered_total{flow,source}, gp_processing_seconds{flow} (histogram), and the consumer
+gp_records_dead_lettered_total{flow,source}, gp_processing_seconds{flow} (histogram),
+gp_sink_erasures_total{source,outcome}, and the consumer
 lag per partition named like kafka_exporter: kafka_consumergroup_lag{consumergroup,topic,partition}.
 Label values never hold personal data: the route flow labels actor topics by role
 (`<prefix>.actor.[<role>]`), as an actor id may identify a person (a demandeur's).
@@ -78,6 +79,14 @@ class Metrics:
             "Time to process one input record, publish calls included.",
             ["flow"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.sink_erasures = Counter(
+            "gp_sink_erasures",
+            "Erasures (fr.gp.Effacement records) a sink handled, by outcome: erased, dead_lettered "
+            "(the sink rejected it), not_erased (a sink that cannot erase, allowed by the operator). "
+            "Labels never hold a numéro unique.",
+            ["source", "outcome"],
             registry=self.registry,
         )
         self._lag = _LagCollector(consumer_group, None)

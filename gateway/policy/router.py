@@ -372,7 +372,12 @@ class Router:
                     now=now,
                     key=key,
                 )
-        return RouteResult(new_state, tuple(deliveries), tuple(audit), tuple(chunks))
+        # every recipient is recorded (retention: each gets the erasure), by the key it received
+        served = new_state.served(
+            [a for d in deliveries if d.nominative for a in d.actors],
+            [a for d in deliveries if not d.nominative for a in d.actors],
+        )
+        return RouteResult(served, tuple(deliveries), tuple(audit), tuple(chunks))
 
     def _delivery(
         self,
@@ -391,7 +396,11 @@ class Router:
         num_unique = record.get("numUnique")
         secret = self.policy.secret
         subject = num_unique if nominative else pseudonym(num_unique, secret)
-        out_key = key if nominative else (subject.encode() if subject else None)
+        if nominative:
+            out_key = key
+        else:  # keyed even before numbering (actor topics are compacted: a record needs a key)
+            anonymous = subject or pseudonym((key or b"").decode("utf-8", "replace"), secret)
+            out_key = anonymous.encode() if anonymous else None
         seed = repr((schema, key, record.get("eventId"))).encode()
         source_header: list[tuple[str, bytes]] = []
         if nominative:

@@ -62,6 +62,10 @@ class ScopeState:
     unconfirmed: tuple[str, ...] = ()
     orientation_date: tuple[str, ...] = ()  # ISO date of the latest ORIENTATION_SIAO (at most one)
     designated: tuple[str, ...] = ()  # "<dwelling key>|<designataire>" of each admitted designation
+    # actors that received anything about it (retention: each gets the fr.gp.Effacement), whatever
+    # the scope became since: keyed by the numéro unique (nominative views) or by its pseudonym
+    recipients: tuple[str, ...] = ()
+    pseudonymous: tuple[str, ...] = ()
 
     @property
     def protected(self) -> bool:
@@ -70,6 +74,15 @@ class ScopeState:
     @property
     def departements(self) -> frozenset[str]:
         return frozenset(departement_of(c) for c in self.communes)
+
+    def served(self, named: Iterable[str], pseudonymous: Iterable[str]) -> ScopeState:
+        """The state with these actors among its recipients: `named` received nominative views (keyed
+        by the numéro unique), `pseudonymous` pseudonymised ones (keyed by its pseudonym)."""
+        new = [a for a in dict.fromkeys(named) if a not in self.recipients]
+        pseudo = [a for a in dict.fromkeys(pseudonymous) if a not in self.pseudonymous]
+        if not new and not pseudo:
+            return self
+        return replace(self, recipients=(*self.recipients, *new), pseudonymous=(*self.pseudonymous, *pseudo))
 
     def to_bytes(self) -> bytes:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True).encode()

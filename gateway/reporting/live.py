@@ -9,10 +9,10 @@ which years changed so that only their lines are recomputed and republished.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.reporting.attributions import Row, facts, rows
+from gateway.reporting.attributions import Fact, Row, facts, rows
 from gateway.reporting.config import ReportingConfig
 
 __all__ = ["ReportState", "line_key", "line_record"]
@@ -57,6 +57,21 @@ class ReportState:
     decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     years: dict[str, set[int]] = field(default_factory=dict)  # application -> years of its leases
     dirty: set[int] = field(default_factory=set)
+    # attributions of erased applications: counted still, as facts naming no household
+    erased: list[Fact] = field(default_factory=list)
+
+    def erase(self, key: str) -> bool:
+        """Forget application `key` (an erasure), keeping its attributions in the figures as
+        anonymous facts (lease date, territory, organisations, flags): a year's lines do not change
+        because a household of it was erased. True when anything was held."""
+        held = key in self.demandes or key in self.decisions
+        if key in self.decisions:
+            mine = {key: self.demandes[key]} if key in self.demandes else {}
+            self.erased += [replace(f, num="") for f in facts(mine, self.decisions[key], self.config)]
+        self.demandes.pop(key, None)
+        self.decisions.pop(key, None)
+        self.years.pop(key, None)
+        return held
 
     def on_demande(self, demande: Mapping[str, Any]) -> None:
         key = demande.get("numUnique")
@@ -81,6 +96,7 @@ class ReportState:
         if not years:
             return {}
         all_facts = facts(self.demandes, [d for ds in self.decisions.values() for d in ds], self.config)
+        all_facts += self.erased
         return {y: rows(all_facts, y) for y in years}
 
 

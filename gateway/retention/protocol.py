@@ -18,18 +18,31 @@ How an erasure travels (docs/retention.md):
    `fr.gp.Effacement` audit entry (with every store) to the audit topic and forgets the clock entry.
 
 A tombstone without `ERASURE_HEADER` is not an erasure: processors ignore it.
+
+The demande tombstone also carries `RADIATION_HEADER` and `DUE_HEADER` (ISO dates): the radiation
+that started the clock and the erasure's due date, copied into the `fr.gp.Effacement` the route flow
+sends (a tombstone without them: the Effacement carries the day of the erasure for both).
+A sink that holds an application's data read from the canonical topics (the SNE connector) opts in
+with `erasure_tombstones = True`: the sink runtime then hands it each demande erasure tombstone, in
+order with its other records, as a `SinkRecord` of schema `TOMBSTONE_SCHEMA` (record: `numUnique`,
+`request`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 __all__ = [
     "CLOCK",
+    "DUE_HEADER",
     "ERASURE_HEADER",
     "ERASURE_SCHEMA",
+    "RADIATION_HEADER",
     "REQUEST_HEADER",
     "STORES",
+    "TOMBSTONE_SCHEMA",
+    "erasure_dates",
     "erasure_of",
     "receipt",
 ]
@@ -38,6 +51,9 @@ ERASURE_SCHEMA = "fr.gp.Effacement"
 ERASURE_HEADER = "gp.erasure"  # on tombstones and receipts: the request id, or CLOCK
 REQUEST_HEADER = ERASURE_HEADER  # one header: the name says what it is, the value which request
 CLOCK = "horloge"  # the request id of erasures the daily clock started
+RADIATION_HEADER = "gp.erasure.radiation"  # on the demande tombstone: ISO date of the radiation
+DUE_HEADER = "gp.erasure.due"  # on the demande tombstone: ISO due date of the erasure
+TOMBSTONE_SCHEMA = "gp.erasure.tombstone"  # schema of the SinkRecord of an erasure tombstone
 
 # Every store that can hold an application's data, by the name receipts and audit entries use.
 STORES: dict[str, str] = {
@@ -63,3 +79,16 @@ def receipt(num_unique: str, store: str, request: str) -> tuple[bytes, bytes, tu
     if store not in STORES:
         raise ValueError(f"unknown store {store!r}; known: {', '.join(STORES)}")
     return num_unique.encode(), store.encode(), ((ERASURE_HEADER, request.encode()),)
+
+
+def erasure_dates(headers: Iterable[tuple[str, bytes | None]] | None, today: date) -> tuple[date, date]:
+    """(radiation date, due date) of an erasure tombstone's headers; `today` for a missing or
+    unreadable one (the Effacement is still sent: a wrong date is better than a forgotten copy)."""
+    found: dict[str, date] = {}
+    for name, value in headers or ():
+        if name in (RADIATION_HEADER, DUE_HEADER) and value:
+            try:
+                found[name] = date.fromisoformat(value.decode("ascii", "replace").strip())
+            except ValueError:
+                continue
+    return found.get(RADIATION_HEADER, today), found.get(DUE_HEADER, today)

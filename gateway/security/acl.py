@@ -9,8 +9,12 @@ Principals (Kafka `User:<name>`, one namespace):
   per format it declares (literal), with transactional ids under `<app id>.source.<source>.`;
 - the gateway's workers (`<app id>.<worker>`): ingest, route, signals, retention and sne read and
   write every topic of the prefix and the app's internal topics (`<app id>-*`: faust changelogs),
-  create the topics they declare (CREATE on the prefix: no admin credential in a running worker),
-  use the app's groups and transactional ids; console only reads;
+  create the topics they declare and bring their configs to the declared ones (CREATE and
+  ALTER_CONFIGS on the prefix: no admin credential in a running worker), use the app's groups and
+  transactional ids; the worker that runs the retention flow purges the raw topics up to the
+  ingest's committed offsets (DELETE on `<prefix>.raw.*`; READ on the `<app id>.` groups covers
+  reading those offsets): `retention`, and `ingest`, the principal a worker running the default
+  flows uses; console only reads;
 - `<app id>.admin`: runs `acl apply` and `actors credentials`; it must be a super user (ACL and
   SCRAM changes need ALTER on the cluster, which no prefix can scope), so it gets no ACL here.
 Canonical, dead-letter, changelog and internal topics are thus readable by gateway principals only.
@@ -55,6 +59,7 @@ AUDIT_ROLES = ("etat", "gestionnaire")
 GATEWAY_WORKERS = ("ingest", "route", "signals", "retention", "sne", "console", "admin")
 _READ_ONLY_WORKERS = ("console",)
 _SUPER_WORKERS = ("admin",)
+_PURGING_WORKERS = ("retention", "ingest")  # may run the retention flow (docstring)
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -169,8 +174,10 @@ def plan(actors: Mapping[str, object], sources: Mapping[str, object], prefix: st
                 # an operator's replay re-injects dead letters into the raw topics they came from
                 acls += _allow(u, "TOPIC", "PREFIXED", raw_prefix(prefix), ["WRITE"])
                 continue
-            topic_ops = ["READ", "WRITE", "CREATE", "DESCRIBE_CONFIGS"]
+            topic_ops = ["READ", "WRITE", "CREATE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"]
             acls += _allow(u, "TOPIC", "PREFIXED", f"{prefix}.", topic_ops)
+            if worker in _PURGING_WORKERS:  # the retention flow's raw purge (DeleteRecords)
+                acls += _allow(u, "TOPIC", "PREFIXED", raw_prefix(prefix), ["DELETE"])
             acls += _allow(u, "TOPIC", "PREFIXED", f"{app_id}-", topic_ops)  # faust internal topics
             acls += _allow(u, "GROUP", "LITERAL", app_id, ["READ"])  # the faust flows' group
             acls += _allow(u, "GROUP", "PREFIXED", f"{app_id}.", ["READ"])  # ingest, sne... groups

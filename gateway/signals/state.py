@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import calendar
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -24,11 +24,14 @@ __all__ = [
     "Label",
     "LogementState",
     "add_months",
+    "forget_household",
     "from_ordinal",
 ]
 
 MAX_PENDING = 20  # events kept per application while its Demande is unknown
 MAX_CANDIDATES = 60  # ranked CAL decisions kept per dwelling
+MAX_DWELLINGS = 40  # dwellings remembered per application (for its erasure); beyond: ANY_DWELLING
+ANY_DWELLING = "*"  # the dwellings of an application are not known (a state older than the field)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -83,6 +86,8 @@ class AppState:
     labels: tuple[Label, ...] = ()
     pending: tuple[str, ...] = ()  # base64 Avro Decisions received before the Demande
     event_ids: tuple[str, ...] = field(default=())  # own events the signals came from (last few)
+    # keys of the dwellings whose state names it (its erasure clears them); ANY_DWELLING: unknown
+    dwellings: tuple[str, ...] = field(default=())
 
     def to_bytes(self) -> bytes:
         out: list[Any] = []
@@ -104,11 +109,22 @@ class AppState:
         values = dict(zip(names, raw, strict=False))
         for name in names[len(raw) :]:
             values[name] = getattr(cls(), name)
+        if "dwellings" in names[len(raw) :]:  # written before the field: any dwelling may name it
+            values["dwellings"] = (ANY_DWELLING,)
         values["labels"] = tuple(_label(x) for x in values["labels"])
         values["refusals"] = tuple((str(a), bool(b)) for a, b in values["refusals"])
         values["pending"] = tuple(values["pending"])
         values["event_ids"] = tuple(values["event_ids"])
+        values["dwellings"] = tuple(str(d) for d in values["dwellings"])
         return cls(**values)
+
+    def with_dwellings(self, keys: list[str]) -> AppState:
+        """The state remembering the dwellings `keys` (facts about this application were sent there)."""
+        new = [k for k in dict.fromkeys(keys) if k not in self.dwellings]
+        if not new or ANY_DWELLING in self.dwellings:
+            return self
+        known = (*self.dwellings, *new)
+        return replace(self, dwellings=known if len(known) <= MAX_DWELLINGS else (ANY_DWELLING,))
 
     @staticmethod
     def pack(record_bytes: bytes) -> str:
@@ -185,11 +201,12 @@ class DueIndex:
     of the days that passed, never the whole stock. A key may sit in several buckets (its state
     changed): the sweep recomputes the due day from the state, so a stale entry costs one lookup."""
 
-    __slots__ = ("_buckets", "_days")
+    __slots__ = ("_buckets", "_days", "_gone")
 
     def __init__(self) -> None:
         self._buckets: dict[int, list[str]] = {}
         self._days: list[int] = []  # sorted days with a bucket (a bisect-kept list: few thousand days)
+        self._gone: set[str] = set()  # forgotten keys still in a bucket (dropped when popped)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets.values())
@@ -197,6 +214,7 @@ class DueIndex:
     def add(self, key: str, day: int | None) -> None:
         if day is None:
             return
+        self._gone.discard(key)
         bucket = self._buckets.get(day)
         if bucket is None:
             import bisect  # noqa: PLC0415 - only on a new day
@@ -215,11 +233,35 @@ class DueIndex:
             out.extend(self._buckets.pop(day))
             n += 1
         del self._days[:n]
+        if self._gone:
+            gone = self._gone
+            out = [k for k in out if k not in gone]
         return list(dict.fromkeys(out)) if n > 1 else out
 
     def clear(self) -> None:
         self._buckets.clear()
         self._days.clear()
+        self._gone.clear()
+
+    def forget(self, key: str) -> None:
+        """`key` is never returned again (an erased application), unless added anew."""
+        self._gone.add(key)
+
+
+def forget_household(state: LogementState, num: str) -> LogementState | None:
+    """The dwelling's state without household `num` (an erasure); None when nothing is left of any
+    household (the entry is then deleted: the dwelling's own fields name nobody)."""
+    lease = state.lease if state.lease is None or state.lease[0] != num else None
+    new = LogementState(
+        state.logement,
+        tuple(c for c in state.candidates if c.num != num),
+        tuple(d for d in state.designataires if d[0] != num),
+        lease,
+        tuple(f for f in state.fired if f != num),
+    )
+    if not new.candidates and not new.designataires and new.lease is None and not new.fired:
+        return None
+    return new
 
 
 def day_of(value: Any) -> int:

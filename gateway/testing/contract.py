@@ -16,6 +16,13 @@ again. `delivered(config)` returns the `ce_id` of every record the sink delivere
 where it delivers (a file, a table, a receiver): each expected id must be there, and an
 "exactly-once" sink must hold none twice. `valid_config` may be a function of the test's tmp_path;
 `delivery_config` (same form) replaces it for the delivery test (e.g. a real database).
+
+A sink that declares `erases = True` is checked with the same read-back: the stream's records, then
+the `fr.gp.Effacement` of its busiest application, then a new record of that application. With
+`erasure_read_back="store"` (default: the read-back lists what the sink holds), nothing of the erased
+application's earlier records is left, the others' are, and the new record is there (new data);
+with `"log"` (the read-back lists every delivery, e.g. a webhook receiver's), the erasure's id was
+delivered after every id of the application. An exactly-once sink resumes after the erasure.
 """
 
 # ruff: noqa: S101 - a pytest test kit: assertions are its purpose
@@ -25,13 +32,14 @@ import asyncio
 import inspect
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from gateway.connectors import CheckResult, ConnectorConfig, Sink, SinkContext, SinkRecord, Source
+from gateway.connectors import CheckResult, ConnectorConfig, Erasure, Sink, SinkContext, SinkRecord, Source
 from gateway.errors import ConfigError, Problem
 
 __all__ = ["ConnectorContract", "SinkContract", "SourceContract", "sink_contract", "source_contract"]
@@ -125,6 +133,8 @@ class SinkContract(ConnectorContract):
     delivery_config: ClassVar[ConfigValues | None] = None
     # the ids the sink must hold at the end (default: every record's): e.g. only the latest of an upsert
     expected: ClassVar[Callable[[Sequence[SinkRecord]], list[str]]] = staticmethod(_ids)
+    # what `delivered` reads back: what the sink holds ("store"), or every delivery made ("log")
+    erasure_read_back: ClassVar[Literal["store", "log"]] = "store"
 
     def test_is_a_sink(self, tmp_path: Path) -> None:
         sink = self.build(tmp_path)
@@ -186,6 +196,58 @@ class SinkContract(ConnectorContract):
         if self.connector.guarantee == "exactly-once":  # type: ignore[attr-defined]
             twice = [i for i, n in seen.items() if n > 1]
             assert not twice, f"{len(twice)} record(s) delivered twice by an exactly-once sink"
+
+    def test_an_erasure_leaves_nothing_of_the_application(self, tmp_path: Path) -> None:
+        if not self.connector.erases:  # type: ignore[attr-defined]  # a Sink (test_is_a_sink)
+            pytest.skip("the sink declares it cannot erase (erases = False)")
+        read_back = type(self).delivered
+        if read_back is None:
+            pytest.skip("no `delivered` reader given: the erasure cannot be checked")
+        from gateway.testing.actor_stream import sink_records  # noqa: PLC0415
+        from gateway.testing.effacement import erasure_sink_record  # noqa: PLC0415
+
+        values = _values(_attr(self, "delivery_config") or _attr(self, "valid_config"), tmp_path)
+        config = validate_config(self.connector, values)
+        records = list(sink_records(CONTRACT_ACTOR, topic=CONTRACT_TOPIC))
+        erased = Counter(r.key for r in records).most_common(1)[0][0]
+        gone = _ids([r for r in records if r.key == erased])
+        kept = type(self).expected([r for r in records if r.key != erased])
+        effacement = erasure_sink_record(erased, topic=CONTRACT_TOPIC, offset=len(records))
+        first = next(r for r in records if r.key == erased)
+        heads = tuple((k, v + b"#new" if k == "ce_id" else v) for k, v in first.headers)
+        new = replace(first, headers=heads, offset=len(records) + 1)  # after the erasure: new data
+        context = SinkContext(
+            self.connector.name,  # type: ignore[attr-defined]
+            CONTRACT_ACTOR,
+            (CONTRACT_TOPIC,),
+            f"gp.actor.{CONTRACT_ACTOR}.sink.contract",
+            tmp_path / "state",
+        )
+
+        async def life() -> int | None:
+            sink = type(self).factory(self.connector, config, tmp_path)
+            await sink.open(context)
+            await sink.write(records)
+            await sink.erase([Erasure.of(effacement)])
+            resumed = dict(sink.resume_offsets([(CONTRACT_TOPIC, 0)])).get((CONTRACT_TOPIC, 0))
+            await sink.write([new])
+            await sink.flush()
+            return resumed
+
+        resumed = asyncio.run(life())
+        seen = read_back(config)
+        if type(self).erasure_read_back == "log":
+            assert str(effacement.header("ce_id")) in seen, "the erasure was not delivered"
+            at = seen.index(str(effacement.header("ce_id")))
+            assert all(i in seen[:at] for i in gone), "the erasure was delivered before the records"
+        else:
+            left = [i for i in gone if i in seen]
+            assert not left, f"{len(left)} record(s) of the erased application left"
+            assert str(new.header("ce_id")) in seen, "a record after the erasure is new data: kept"
+        missing = [i for i in kept if i not in seen]
+        assert not missing, f"{len(missing)} record(s) of other applications lost"
+        if self.connector.guarantee == "exactly-once":  # type: ignore[attr-defined]
+            assert resumed == len(records) + 1, "the erasure's offset is stored with its deletion"
 
 
 class SourceContract(ConnectorContract):

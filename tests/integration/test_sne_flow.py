@@ -296,3 +296,45 @@ def test_gateway_sne_run_end_to_end(env: dict[str, Any], monkeypatch: pytest.Mon
         loop.close()
     assert _decode(fb)["status"] == "ACCEPTED"
     assert dalo.key == b"044260100000000042" and _decode(dalo)["typeEvenement"] == "DECISION_DALO"
+
+
+def test_the_erasure_tombstone_deletes_the_ledger_rows_and_writes_the_receipt(env: dict[str, Any]) -> None:
+    """Retention (docs/retention.md): the demand topic's erasure tombstone reaches the connector
+    through the egress runner; its ledger rows go, the database and its WAL keep no value of the
+    application, the receipt `sne` is written; other tombstones change nothing, dead-letter nothing."""
+    from gateway.retention import protocol  # noqa: PLC0415
+    from gateway.topics import retention_topic  # noqa: PLC0415
+
+    receipts = retention_topic("receipts", env["prefix"])
+    create_topics(env["bootstrap"], [receipts])
+    demandes, decisions = env["topics"]["demande"], env["topics"]["decision"]
+    reference = "ERP-MARQUEUR-4K"
+    produce(env["bootstrap"], demandes, [(b"k", _framed("fr.gp.Demande", demande(reference)))])
+    sink = _sink(env)
+    erasure = [(protocol.ERASURE_HEADER, b"run-9")]
+    with Background(_runner(env, sink)):
+        [created] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
+        num = _decode(created)["numUnique"]
+        produce(env["bootstrap"], demandes, [(num.encode(), None)])  # no header: not an erasure
+        produce(env["bootstrap"], decisions, [(num.encode(), None, erasure)])  # compaction only
+        # a second application after them: once it is answered, the tombstones were read
+        produce(
+            env["bootstrap"],
+            demandes,
+            [(b"k2", _framed("fr.gp.Demande", demande("ERP-AUTRE-4K", nom="Autre")))],
+        )
+        wait_for_count(env["bootstrap"], env["topics"]["feedback"], 2)
+        assert sink.ledger.created("200000001", reference) == num  # still there
+        produce(env["bootstrap"], demandes, [(num.encode(), None, erasure)])
+        [receipt] = wait_for_count(env["bootstrap"], receipts, 1)
+    assert (receipt.key, receipt.value, receipt.headers) == (num.encode(), b"sne", tuple(erasure))
+    ledger = sink.ledger.path
+    assert sink.ledger.created("200000001", reference) is None
+    assert sink.ledger.created("200000001", "ERP-AUTRE-4K") is not None  # the other one stays
+    sink.close()
+    files = [f for f in (ledger, ledger.with_name(ledger.name + "-wal")) if f.exists()]
+    assert ledger in files
+    for marker in (num.encode(), reference.encode()):
+        assert not [f.name for f in files if marker in f.read_bytes()], marker
+    for topic in (demandes, decisions):
+        assert consume_all(env["bootstrap"], dlq_topic(topic), quiet_ms=500) == []

@@ -316,3 +316,15 @@ def test_view_schema_fingerprints_change_only_with_the_policy_or_the_contract() 
         ("fr.gp.view.Demande_acf736e5", "edf6dfb7342a42f0"),
         ("fr.gp.view.Demande_d95149f2", "92fd696f2e00e8b5"),
     }
+
+
+def test_statistique_view_of_an_application_not_numbered_yet_is_keyed_by_a_pseudonym() -> None:
+    # actor topics are compacted (docs/retention.md): the broker refuses a record without a key
+    router = Router(POLICY)
+    record = sample_demande("035260100000000001")
+    record["numUnique"] = None
+    key = b"G3501/ERP-1"
+    stat = router.route(DEMANDE, key, record, None).for_actor(STAT)
+    assert stat is not None and not stat.nominative
+    assert stat.key == pseudonym("G3501/ERP-1", POLICY.secret).encode()  # type: ignore[union-attr]
+    assert b"G3501" not in stat.key

@@ -27,7 +27,9 @@ def test_ingest_topics_declare_partitions_replication_and_cleanup() -> None:
         for s in ingest_topics(GatewaySettings(topic_prefix="x", partitions=4, replication_factor=1))
     }
     assert specs["x.canonical.demande"].all_configs()["cleanup.policy"] == "compact"
-    assert specs["x.canonical.decision"].all_configs()["cleanup.policy"] == "delete"
+    assert specs["x.canonical.decision"].all_configs()["cleanup.policy"] == "compact"
+    week = str(7 * 24 * 3600 * 1000)
+    assert specs["x.canonical.decision"].all_configs()["min.compaction.lag.ms"] == week
     pairs = [(fmt, src.id) for src in load_policy().sources.values() for fmt in src.formats]
     for fmt, source in pairs:  # one raw topic per (source, format) the actors file declares
         assert specs[f"x.raw.{fmt}.{source}"].cleanup_policy == "delete"

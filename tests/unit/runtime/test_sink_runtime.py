@@ -143,7 +143,10 @@ def test_who_reads_what_as_whom() -> None:
     from gateway.settings import GatewaySettings  # noqa: PLC0415
 
     settings = GatewaySettings()
-    principal, topics, group, label = _plan(RefusingSink(), settings, SinkOptions(actor="200000002"))
+    with pytest.raises(ConfigError, match="cannot erase"):  # RefusingSink does not declare `erases`
+        _plan(RefusingSink(), settings, SinkOptions(actor="200000002"))
+    allowed = SinkOptions(actor="200000002", allow_no_erasure=True)
+    principal, topics, group, label = _plan(RefusingSink(), settings, allowed)
     assert (principal, topics, group) == (
         "200000002",
         ["gp.actor.200000002"],

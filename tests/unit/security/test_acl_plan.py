@@ -83,3 +83,21 @@ def test_an_unknown_principal_is_named() -> None:
         principal("nobody", ACTORS, SOURCES, "app")
     assert principal("erp-a", ACTORS, SOURCES, "app").kind == "source"
     assert principal("app.route", ACTORS, SOURCES, "app").kind == "gateway"
+
+
+def test_every_store_that_erases_may_write_its_receipt_and_no_actor_may() -> None:
+    from gateway.topics import retention_topic  # noqa: PLC0415
+
+    acls = plan(ACTORS, SOURCES, "gp", "app")
+    receipts = retention_topic("receipts", "gp")
+
+    def writes(who: str) -> bool:
+        return any(
+            a.operation == "WRITE" and a.resource_type == "TOPIC"
+            and (a.name == receipts if a.pattern == "LITERAL" else receipts.startswith(a.name))
+            for a in acls if a.principal == f"User:{who}"
+        )  # fmt: skip
+
+    # route, signals, the cotation loop (run by the route / signals worker) and the SNE connector
+    assert all(writes(f"app.{w}") for w in ("route", "signals", "sne", "retention"))
+    assert not any(writes(a) for a in ACTORS) and not writes("app.console")

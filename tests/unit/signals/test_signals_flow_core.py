@@ -10,6 +10,7 @@ from typing import Any
 from gateway.codec.avro import decode_single_object, load_schemas
 from gateway.flows.dlq import DeadLetters
 from gateway.flows.signals import SignalsCore, make_clock
+from gateway.signals.indexes import DueIndexes
 from gateway.signals.samples import bail, cal, ctx, decision, demande
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -137,7 +138,7 @@ def test_a_tick_sweeps_a_bounded_number_of_applications_and_asks_for_another(mon
         _run(core, table, "fr.gp.Demande", demande(num, created=date(2025, 6, 2)))
     agents = flow._Agents.__new__(flow._Agents)  # the agents' logic without a faust app
     agents.core, agents.app_table, agents.partitions = core, table, 1
-    agents.indexes = flow._Indexes(1)
+    agents.indexes = DueIndexes(1)
     agents._pending_ticks = set()
     emitted: list[Any] = []
     asked: list[tuple[str, list[int] | None]] = []

@@ -37,6 +37,7 @@ TestWebhookContract = sink_contract(
     invalid_config={"url": "ftp://x", "secret": "not-whsec", "timeout_s": 0},
     delivery_config=_delivery_config,
     delivered=_delivered,
+    erasure_read_back="log",  # the receiver's log: the erasure is an event delivered after the others
 )
 
 
