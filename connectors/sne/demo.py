@@ -5,7 +5,8 @@
 
 After the ingest drained, `step_sne`:
 1. reads the canonical records the demo produced and seeds a fresh simulator with the applications
-   that already carry a numéro unique (the SNE knows them), plus one new DALO decision;
+   that already carry a numéro unique (the SNE knows them), plus one new DALO decision (for the
+   smallest numéro unique among the Demandes: the same application every run);
 2. starts the simulator (development certificates in <workdir>/sne/certs) and `gateway sne run`
    as child processes (mutual TLS, settings passed as GATEWAY_* / GATEWAY_SNE_* variables);
 3. waits until every SNE fact got its feedback and the polled DALO decision is on the decision topic,
@@ -149,8 +150,10 @@ def step_sne(ctx: Any, timeout_s: float = 120.0) -> None:
     registry = Registry(work / "sim-state" / "sne-simulator.sqlite")
     try:
         seeded = _seed(registry, records)
-        dalo_for = next(
-            (r["numUnique"] for s, r in records if s.endswith("Demande") and r.get("numUnique")), None
+        # the same application every run (the topics' read order is not: one per partition)
+        dalo_for = min(
+            (str(r["numUnique"]) for s, r in records if s.endswith("Demande") and r.get("numUnique")),
+            default=None,
         )
         if dalo_for:
             registry.add_dalo(

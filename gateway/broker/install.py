@@ -6,12 +6,12 @@ filled once and reused by every later run; concurrent installs are serialised wi
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from gateway.errors import ConfigError, RetriableError
+from gateway.errors import ConfigError
+from gateway.jvm_process import installed, maven_install
 
 __all__ = ["SLF4J_BINDING", "install_kafka", "kafka_home", "kafka_libs", "libs_present"]
 
@@ -38,45 +38,25 @@ def kafka_libs(state_dir: Path, version: str) -> Path:
 
 
 def libs_present(state_dir: Path, version: str) -> bool:
-    libs = kafka_libs(state_dir, version)
-    return (libs / ".complete").exists() and any(libs.glob(f"kafka_2.13-{version}.jar"))
+    return installed(kafka_libs(state_dir, version), _has_kafka(version))
+
+
+def _has_kafka(version: str) -> Callable[[Path], bool]:
+    return lambda libs: any(libs.glob(f"kafka_2.13-{version}.jar"))
 
 
 def install_kafka(state_dir: Path, version: str, *, quiet: bool = True) -> Path:
     """Ensure the jars of Kafka `version` are cached; return the libs directory."""
-    home = kafka_home(state_dir, version)
-    home.mkdir(parents=True, exist_ok=True)
-    libs = home / "libs"
-    with (home / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if libs_present(state_dir, version):
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise ConfigError("`mvn` (Apache Maven) is needed to fetch Kafka (apt-get install maven)")
-        if shutil.which("java") is None:
-            raise ConfigError("`java` (17 or later) is needed to run Kafka")
-        (home / "pom.xml").write_text(
-            _POM.format(version=version, sg=SLF4J_BINDING[0], sa=SLF4J_BINDING[1], sv=SLF4J_BINDING[2]),
-            encoding="utf-8",
-        )
-        staging = home / "libs.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        cmd = [
-            mvn,
-            *(["-q"] if quiet else []),
-            "-B",
-            "-f",
-            str(home / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise RetriableError(f"mvn could not fetch Kafka {version} (exit {proc.returncode}):\n{tail}")
-        (staging / ".complete").write_text(version, encoding="utf-8")
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
-        return libs
+    if not libs_present(state_dir, version) and shutil.which("mvn") and shutil.which("java") is None:
+        raise ConfigError("`java` (17 or later) is needed to run Kafka")
+    pom = _POM.format(version=version, sg=SLF4J_BINDING[0], sa=SLF4J_BINDING[1], sv=SLF4J_BINDING[2])
+    return maven_install(
+        kafka_home(state_dir, version),
+        "libs",
+        pom,
+        ["dependency:copy-dependencies", "-DincludeScope=runtime"],
+        ready=_has_kafka(version),
+        version=version,
+        what=f"Kafka {version}",
+        quiet=quiet,
+    )

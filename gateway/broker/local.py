@@ -1,18 +1,16 @@
 """A single-node KRaft Kafka broker on loopback, run from the cached jars (see install.py).
 
 `LocalBroker` formats a data directory, starts `kafka.Kafka` as a child process in its own session,
-waits until the broker answers a metadata request, and stops it cleanly (SIGTERM, then SIGKILL).
+waits until the broker answers a metadata request, and stops it cleanly (SIGTERM, then SIGKILL):
+the process handling is gateway.jvm_process's, shared with the local schema registry.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,8 @@ from gateway.broker.tls import (
     BrokerSecurity,
     write_private,
 )
-from gateway.errors import ConfigError, RetriableError
+from gateway.errors import ConfigError
+from gateway.jvm_process import JvmProcess, free_port, pid_alive, stop_pid
 
 __all__ = ["LocalBroker", "broker_answers", "free_port", "pid_alive", "stop_pid"]
 
@@ -36,24 +35,6 @@ log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=WARN
 log4j.logger.org.apache.kafka=WARN
 """
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def broker_answers(bootstrap: str, timeout: float = 3.0, client: dict[str, Any] | None = None) -> bool:
@@ -86,7 +67,7 @@ def broker_answers(bootstrap: str, timeout: float = 3.0, client: dict[str, Any] 
 
 
 @dataclass
-class LocalBroker:
+class LocalBroker(JvmProcess):
     """One KRaft broker+controller. Ports 0 mean "pick free ports at start".
 
     Secured by default (`secure=True`): one SASL_SSL listener (SCRAM-SHA-512 over TLS) for clients
@@ -95,6 +76,8 @@ class LocalBroker:
     auto-creation. The security material lives in `security_dir` (default `<data_dir>/security`),
     created on first start; the admin principal's credential is bootstrapped at format time.
     `secure=False` is the development flag's plaintext broker (benchmarks compare both)."""
+
+    what = "the Kafka broker"
 
     libs: Path
     data_dir: Path
@@ -115,6 +98,10 @@ class LocalBroker:
     @property
     def log_file(self) -> Path:
         return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
 
     @property
     def security(self) -> BrokerSecurity:
@@ -316,125 +303,21 @@ class LocalBroker:
             "kafka.Kafka",
             str(config),
         ]
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        (self.data_dir / "broker.pid").write_text(str(self.process.pid), encoding="utf-8")
-        if self.watch_parent:
-            self._watchdog = _spawn_watchdog(os.getpid(), self.process.pid)
+        self._spawn(cmd)
         (self.data_dir / "bootstrap").write_text(self.bootstrap, encoding="utf-8")
         self.wait_ready(wait)
         return self.bootstrap
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.2
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                tail = self.log_file.read_text(encoding="utf-8", errors="replace")[-1500:]
-                raise RetriableError(f"the Kafka broker exited with {self.process.returncode}:\n{tail}")
-            if broker_answers(self.bootstrap, timeout=2.0, client=self._probe_kwargs()):
-                return
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-        self.stop()
-        raise RetriableError(f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f}s")
+        def answers() -> bool:
+            return broker_answers(self.bootstrap, timeout=2.0, client=self._probe_kwargs())
+
+        self._wait_until(answers, self.bootstrap, timeout, 0.2)
 
     def _probe_kwargs(self) -> dict[str, Any] | None:
         if not self.secure or not (self.data_dir / "secured").exists():
             return None
         return {k: v for k, v in self.admin_kwargs().items() if k != "bootstrap_servers"}
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (clean shutdown), then SIGKILL after `timeout` seconds."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            self._reap_watchdog()
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(5)
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / "broker.pid").unlink()
-        self._reap_watchdog()
-
-    def _reap_watchdog(self) -> None:
-        if self._watchdog is not None:
-            try:
-                self._watchdog.wait(5)
-            except subprocess.TimeoutExpired:
-                self._watchdog.kill()
-                self._watchdog.wait()
-            self._watchdog = None
-
-
-_WATCHDOG = """
-import os, signal, sys, time
-parent, child = int(sys.argv[1]), int(sys.argv[2])
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-while alive(child):
-    if not alive(parent) or os.getppid() == 1:
-        try:
-            os.kill(child, signal.SIGTERM)
-            time.sleep(10)
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        break
-    time.sleep(1)
-"""
-
-
-def _spawn_watchdog(parent: int, child: int) -> subprocess.Popen[bytes]:
-    """A tiny process that stops the broker when `parent` dies (SIGKILL of a test session)."""
-    import sys  # noqa: PLC0415
-
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", _WATCHDOG, str(parent), str(child)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop_pid(pid: int, timeout: float = 20.0) -> bool:
-    """Stop a broker we do not hold a handle on (CLI `broker stop`): SIGTERM, then SIGKILL.
-
-    Returns True if the process stopped (or was already gone)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _reaped(pid) or not pid_alive(pid):
-            return True
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)
-    return _reaped(pid) or not pid_alive(pid)
-
-
-def _reaped(pid: int) -> bool:
-    """True when `pid` is a child of ours that has exited (and is now reaped, not a zombie)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return done == pid
 
 
 def _scram_arg(user: str, password: str, iterations: int = 4096) -> str:

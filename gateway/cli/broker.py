@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from gateway.broker import LocalBroker, broker_answers, install_kafka, kafka_libs, libs_present, pid_alive
-from gateway.broker.local import stop_pid
-from gateway.errors import GatewayError
+from gateway.broker import LocalBroker, broker_answers, install_kafka, kafka_libs, libs_present
+from gateway.errors import GatewayError, RetriableError
+from gateway.jvm_process import running_pid, stop_running
 from gateway.kafka_config import client_kwargs
 from gateway.security.preflight import preflight
 from gateway.settings import GatewaySettings
@@ -31,12 +31,7 @@ def broker_dir(settings: GatewaySettings) -> Path:
 
 
 def _running_pid(settings: GatewaySettings) -> int | None:
-    pid_file = broker_dir(settings) / "broker.pid"
-    try:
-        pid = int(pid_file.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    return running_pid(broker_dir(settings) / "broker.pid")
 
 
 def ensure_local_broker(settings: GatewaySettings, *, echo: bool = True) -> tuple[str, bool]:
@@ -134,13 +129,10 @@ def start() -> None:
 
 def stop_local_broker(settings: GatewaySettings) -> int | None:
     """Stop the broker started by `broker start` / `demo`; return its pid (None if none was running)."""
-    pid = _running_pid(settings)
-    if pid is None:
-        return None
-    if not stop_pid(pid):
-        raise click.ClickException(f"broker process {pid} did not stop")
-    (broker_dir(settings) / "broker.pid").unlink(missing_ok=True)
-    return pid
+    try:
+        return stop_running(broker_dir(settings) / "broker.pid", "broker")
+    except RetriableError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @broker.command("stop")

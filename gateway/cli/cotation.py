@@ -8,53 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from gateway.cli.inputs import path_option, read_inputs
 from gateway.errors import ConfigError, Problem
 
-__all__ = ["cotation", "read_inputs"]
-
-
-def read_inputs(specs: Sequence[str]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], int]:
-    """FORMAT:FILE arguments normalised in the order given: (numéro unique -> latest Demande,
-    decisions in order, rejected inputs). Rejection problems go to stderr (never personal data)."""
-    from gateway.normalise import FORMATS, MAX_INPUT_BYTES, Rejection, normalise  # noqa: PLC0415
-
-    problems = []
-    parsed = []
-    for spec in specs:
-        fmt, sep, name = spec.partition(":")
-        if not sep or fmt not in FORMATS:
-            problems.append(Problem(spec, f"expected FORMAT:FILE with FORMAT one of {', '.join(FORMATS)}"))
-        elif not Path(name).is_file():
-            problems.append(Problem(spec, "no such file"))
-        else:
-            parsed.append((fmt, Path(name)))
-    if problems:
-        raise ConfigError("bad input arguments", problems)
-    demandes: dict[str, dict[str, Any]] = {}
-    decisions: list[dict[str, Any]] = []
-    rejected = 0
-    for fmt, path in parsed:
-        for outcome in normalise(fmt, path.read_bytes()[: MAX_INPUT_BYTES + 1]):
-            if isinstance(outcome, Rejection):
-                rejected += 1
-                for p in outcome.problems:
-                    line = {"file": path.name, "locator": outcome.locator, **p.as_dict()}
-                    click.echo(json.dumps(line, ensure_ascii=False), err=True)
-            elif outcome.schema == "fr.gp.Demande":
-                key = outcome.record.get("numUnique")
-                if key:
-                    demandes.pop(key, None)
-                    demandes[key] = outcome.record
-            elif outcome.schema == "fr.gp.Decision":
-                decisions.append(outcome.record)
-    return demandes, decisions, rejected
+__all__ = ["cotation"]
 
 
 def _policy(policy_path: Path | None) -> Any:
@@ -65,20 +28,22 @@ def _policy(policy_path: Path | None) -> Any:
     return load_policy(policy_path or settings.policy_file, secret=settings.pseudonymisation_secret)
 
 
-_GRID = click.option(
-    "--grid",
-    "grid_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Cotation grid (YAML).",
-)
-_POLICY = click.option(
+_GRID = path_option("--grid", "grid_path", "Cotation grid (YAML).", required=True)
+_POLICY = path_option(
     "--policy",
     "policy_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Policy that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
+    "Policy that classifies what criteria read (default: GATEWAY_POLICY_FILE, else the bundled one).",
 )
+
+_NOW = click.option("--now", "now_s", default=None, help="Evaluation date YYYY-MM-DD (default: today, UTC).")
+
+
+def _day(now_s: str | None) -> date:
+    """The --now date (default: today, UTC)."""
+    try:
+        return date.fromisoformat(now_s) if now_s else datetime.now(UTC).date()
+    except ValueError:
+        raise ConfigError("bad --now", [Problem("--now", "expected a date YYYY-MM-DD")]) from None
 
 
 @click.group("cotation")
@@ -112,17 +77,14 @@ def check(grid_path: Path, policy_path: Path | None) -> None:
 @cotation.command("score")
 @_GRID
 @_POLICY
-@click.option("--now", "now_s", default=None, help="Evaluation date YYYY-MM-DD (default: today, UTC).")
+@_NOW
 @click.argument("inputs", nargs=-1, required=True)
 def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: tuple[str, ...]) -> None:
     """Score the applications of FORMAT:FILE inputs (normalised in the order given)."""
     from gateway.cotation.batch import score_all  # noqa: PLC0415
     from gateway.cotation.grid import load_grid  # noqa: PLC0415
 
-    try:
-        now = date.fromisoformat(now_s) if now_s else datetime.now(UTC).date()
-    except ValueError:
-        raise ConfigError("bad --now", [Problem("--now", "expected a date YYYY-MM-DD")]) from None
+    now = _day(now_s)
     grid = load_grid(grid_path, _policy(policy_path))
     demandes, decisions, rejected = read_inputs(inputs)
     for rec in score_all(grid, demandes, decisions, now):
@@ -143,24 +105,15 @@ def score(grid_path: Path, policy_path: Path | None, now_s: str | None, inputs: 
 
 
 @cotation.command("adequacy")
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Rules (YAML).",
-)
-@click.option("--now", "now_s", default=None, help="Evaluation date YYYY-MM-DD (default: today, UTC).")
+@path_option("--rules", "rules_path", "Rules (YAML).", required=True)
+@_NOW
 @click.argument("inputs", nargs=-1, required=True)
 def adequacy(rules_path: Path, now_s: str | None, inputs: tuple[str, ...]) -> None:
     """Adequacy and solvency of each designation of FORMAT:FILE inputs: one JSON line each
     (`{"key", "designation", "resultat", "details"}`), against the application's latest Demande."""
     from gateway.cotation.adequacy import assess, load_rules  # noqa: PLC0415
 
-    try:
-        now = date.fromisoformat(now_s) if now_s else datetime.now(UTC).date()
-    except ValueError:
-        raise ConfigError("bad --now", [Problem("--now", "expected a date YYYY-MM-DD")]) from None
+    now = _day(now_s)
     rules = load_rules(rules_path)
     demandes, decisions, rejected = read_inputs(inputs)
     for d in decisions:

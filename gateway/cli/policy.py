@@ -8,24 +8,15 @@ from typing import Any
 
 import click
 
+from gateway.cli.inputs import path_option
 from gateway.policy.model import Policy, load_policy
 
 __all__ = ["policy"]
 
-_POLICY_OPT = click.option(
-    "--policy",
-    "policy_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Policy file (default: GATEWAY_POLICY_FILE, else the bundled default policy).",
+_POLICY_OPT = path_option(
+    "--policy", "policy_path", "Policy file (default: GATEWAY_POLICY_FILE, else the bundled default policy)."
 )
-_ACTORS_OPT = click.option(
-    "--actors",
-    "actors_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Actors file (default: the policy's actors_file).",
-)
+_ACTORS_OPT = path_option("--actors", "actors_path", "Actors file (default: the policy's actors_file).")
 
 
 def _load(policy_path: Path | None, actors_path: Path | None) -> Policy:
@@ -151,8 +142,7 @@ def test(cases_path: Path, policy_path: Path | None, actors_path: Path | None) -
 @policy.command("diff")
 @click.argument("old", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.argument("new", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--actors", "actors_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Actors file for both (default: each policy's actors_file).")  # fmt: skip
+@path_option("--actors", "actors_path", "Actors file for both (default: each policy's actors_file).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--traffic", is_flag=True,
               help="Dry-run both policies on the canonical topics of the broker (settings).")  # fmt: skip

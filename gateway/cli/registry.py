@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from gateway.broker import pid_alive
-from gateway.broker.local import stop_pid
+from gateway.errors import RetriableError
+from gateway.jvm_process import running_pid, stop_running
 from gateway.registry_local import (
     CCOMPAT_PATH,
     REGISTRY_VERSION,
@@ -40,11 +40,7 @@ def data_dir(settings: GatewaySettings) -> Path:
 
 
 def _running_pid(settings: GatewaySettings) -> int | None:
-    try:
-        pid = int((data_dir(settings) / "registry.pid").read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    return running_pid(data_dir(settings) / "registry.pid")
 
 
 def ensure_local_registry(settings: GatewaySettings, *, echo: bool = True) -> tuple[str, bool]:
@@ -83,13 +79,10 @@ def ensure_local_registry(settings: GatewaySettings, *, echo: bool = True) -> tu
 
 def stop_local_registry(settings: GatewaySettings) -> int | None:
     """Stop the registry started by `registry start` / `demo`; return its pid (None if none ran)."""
-    pid = _running_pid(settings)
-    if pid is None:
-        return None
-    if not stop_pid(pid):
-        raise click.ClickException(f"schema registry process {pid} did not stop")
-    (data_dir(settings) / "registry.pid").unlink(missing_ok=True)
-    return pid
+    try:
+        return stop_running(data_dir(settings) / "registry.pid", "schema registry")
+    except RetriableError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("registry")

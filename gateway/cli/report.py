@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from gateway.cli.inputs import path_option, read_inputs
+
 __all__ = ["report"]
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reporting"
@@ -20,28 +22,15 @@ def report() -> None:
 @report.command("attributions")
 @click.option("--year", type=int, required=True, help="Year of the leases.")
 @click.option("--territory", default=None, help="Only this territory (EPCI SIREN, else département).")
-@click.option(
+@path_option(
     "--territories",
     "territories_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    "EPCI, their communes and first-quartile thresholds (YAML).",
     default=DATA / "territoires-exemple.yaml",
-    show_default=True,
-    help="EPCI, their communes and first-quartile thresholds (YAML).",
 )
-@click.option(
-    "--qpv",
-    "qpv_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DATA / "qpv-exemple.csv",
-    show_default=True,
-    help="Dwellings in QPV (CSV `rpls;qpv`).",
-)
-@click.option(
-    "--html",
-    "html_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Also write a self-contained HTML page: each actor's share against the 25 % line.",
+@path_option("--qpv", "qpv_path", "Dwellings in QPV (CSV `rpls;qpv`).", default=DATA / "qpv-exemple.csv")
+@path_option(
+    "--html", "html_path", "Also write a self-contained HTML page: each actor's share against the 25 % line."
 )
 @click.argument("inputs", nargs=-1, required=True)
 def attributions(  # noqa: PLR0917 - click passes one argument per option
@@ -53,7 +42,6 @@ def attributions(  # noqa: PLR0917 - click passes one argument per option
     inputs: tuple[str, ...],
 ) -> None:
     """CSV (`;`) of attributions per obligated actor and obligation, from FORMAT:FILE inputs."""
-    from gateway.cli.cotation import read_inputs  # noqa: PLC0415
     from gateway.reporting.attributions import facts, rows, to_csv  # noqa: PLC0415
     from gateway.reporting.config import ReportingConfig, load_qpv, load_territories  # noqa: PLC0415
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gateway.cli.inputs import path_option
 from gateway.codec.avro import DEFAULT_SCHEMA_DIR, AvroCodec, load_schemas
 from gateway.codec.compat import check_directories
 
@@ -45,22 +46,10 @@ def list_() -> None:
 
 
 @schemas.command("check")
-@click.option(
-    "--released",
-    "released",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=RELEASED_SCHEMA_DIR,
-    show_default=True,
-    help="Schemas of the last release.",
+@path_option(
+    "--released", "released", "Schemas of the last release.", folder=True, default=RELEASED_SCHEMA_DIR
 )
-@click.option(
-    "--current",
-    "current",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_SCHEMA_DIR,
-    show_default=True,
-    help="Schemas to check.",
-)
+@path_option("--current", "current", "Schemas to check.", folder=True, default=DEFAULT_SCHEMA_DIR)
 def check(released: Path, current: Path) -> None:
     """Fail (exit 1) on a change that breaks backward compatibility with the released schemas.
 

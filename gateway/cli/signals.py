@@ -18,8 +18,9 @@ from typing import Any
 
 import click
 
+from gateway.cli.inputs import parse_input
 from gateway.codec.avro import load_schemas, to_jsonable
-from gateway.normalise import FORMATS, MAX_INPUT_BYTES
+from gateway.normalise import MAX_INPUT_BYTES
 from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
 from gateway.signals.core import SIGNAL, Context
@@ -59,11 +60,13 @@ def check(rules_file: Path | None) -> None:
 
 
 def _input(spec: str) -> tuple[str, str, bytes]:
-    fmt, sep, name = spec.partition(":")
-    if not sep or fmt not in FORMATS:
-        raise click.BadParameter(f"{spec!r}: expected FORMAT:FILE, FORMAT one of {', '.join(FORMATS)}")
     try:
-        with Path(name).open("rb") as f:
+        fmt, path = parse_input(spec)
+    except ValueError as exc:
+        raise click.BadParameter(f"{spec!r}: {exc}") from None
+    name = str(path)
+    try:
+        with path.open("rb") as f:
             data = f.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {name}: {exc.strerror}") from None

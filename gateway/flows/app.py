@@ -7,7 +7,10 @@ level side effects: nothing connects until the worker starts.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import mode
 
 from gateway.codec.avro import SchemaSet, load_schemas
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.flows.admin import TopicSpec
 from gateway.flows.dlq import DeadLetters, Headers
 from gateway.kafka_config import faust_broker_credentials
@@ -27,15 +31,19 @@ from gateway.settings import GatewaySettings
 
 __all__ = [
     "DEFAULT_FLOWS",
+    "STOP_WAIT_S",
     "FlowContext",
     "create_app",
     "flow_context",
     "flow_topics",
     "publish",
     "publishing_for",
+    "thread_service",
 ]
 
+_log = logging.getLogger(__name__)
 DEFAULT_FLOWS: tuple[str, ...] = ("ingest", "route", "retention")
+STOP_WAIT_S = 8.0  # within the 10 s a container runtime gives between SIGTERM and SIGKILL
 
 
 @dataclass
@@ -245,3 +253,63 @@ def flow_topics(app: faust.App) -> list[TopicSpec]:
     """Topics the registered flows declared (to create before the worker starts)."""
     ctx: FlowContext | None = getattr(app, "gp_context", None)
     return list(ctx.topics) if ctx is not None else []
+
+
+class _ThreadService(mode.Service):
+    """Runs `_gp_run(stop)` in a thread `gp-<_gp_flow>` (see thread_service)."""
+
+    _gp_flow: str = ""
+    _gp_late: str | None = None
+
+    @staticmethod
+    def _gp_run(stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def on_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        name = self._gp_flow
+
+        def main() -> None:
+            try:
+                self._gp_run(self._stop)
+            except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
+                _log.error(
+                    "%s loop stopped: %s", name, exc if isinstance(exc, GatewayError) else type(exc).__name__
+                )
+                asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
+
+        self._thread = threading.Thread(target=main, name=f"gp-{name}", daemon=True)
+        self._thread.start()
+
+    async def on_stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
+            if self._gp_late is not None and self._thread.is_alive():
+                _log.warning("%s", self._gp_late)
+
+
+def thread_service(
+    app: faust.App, name: str, run: Callable[[threading.Event], None], *, late: str | None = None
+) -> type[mode.Service]:
+    """Run the loop `run(stop)` in a thread `gp-<name>` of the worker, as a faust service
+    (`<Name>Service`) started and stopped with the app: at stop, `stop` is set and the thread joined
+    for up to STOP_WAIT_S (then `late` is logged if given and the thread still runs). A failure of
+    the loop stops the worker; only a GatewayError's message is logged (another exception's may
+    quote data)."""
+    class_name = f"{name.capitalize()}Service"
+    # a class of its own name: mode keys a service class's tasks by module and qualified name
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "_gp_flow": name,
+        "_gp_late": late,
+        "_gp_run": staticmethod(run),
+    }
+    service: type[mode.Service] = type(class_name, (_ThreadService,), namespace)
+    app.service(service)
+    return service

@@ -27,7 +27,6 @@ adequacy records without it), GATEWAY_REPORT_TERRITORIES + GATEWAY_REPORT_QPV (o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -37,14 +36,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
-import mode
 
 from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import FrameDecoder, decoder_for, framer_for
 from gateway.cotation.state import ADEQUATION, COTATION, CotationState
 from gateway.errors import ConfigError, GatewayError
 from gateway.flows.admin import DAY_MS, TopicSpec, keyed_configs, receipts_topic
-from gateway.flows.app import FlowContext
+from gateway.flows.app import FlowContext, thread_service
 from gateway.model.canonical import DECISION, DEMANDE
 from gateway.model.envelope import cloudevent_headers
 from gateway.reporting.live import ReportState, line_key, line_record
@@ -264,33 +262,4 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     runner = CotationRunner(settings, CotationState(grid, rules, live=False), ctx.schemas, report)
     app.gp_cotation_runner = runner  # type: ignore[attr-defined]  # for tests
 
-    @app.service
-    class CotationService(mode.Service):
-        """Runs the cotation loop in a thread; a failure of the loop stops the worker."""
-
-        def __post_init__(self) -> None:
-            self._stop = threading.Event()
-            self._thread: threading.Thread | None = None
-
-        async def on_start(self) -> None:
-            loop = asyncio.get_running_loop()
-
-            def main() -> None:
-                try:
-                    runner.run(self._stop)
-                except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
-                    _log.error(
-                        "cotation loop stopped: %s",
-                        exc if isinstance(exc, GatewayError) else type(exc).__name__,
-                    )
-                    asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
-
-            self._thread = threading.Thread(target=main, name="gp-cotation", daemon=True)
-            self._thread.start()
-
-        async def on_stop(self) -> None:
-            self._stop.set()
-            if self._thread is not None:
-                await asyncio.to_thread(self._thread.join, 8.0)
-
-    _ = CotationService
+    thread_service(app, "cotation", runner.run)

@@ -20,22 +20,19 @@ the worker by `register`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import faust
-import mode
 
 from gateway.codec.avro import SchemaSet
 from gateway.codec.framing import framer_for
 from gateway.errors import ConfigError, GatewayError, Problem
 from gateway.flows.admin import ensure_topics, ingest_topics
-from gateway.flows.app import FlowContext
+from gateway.flows.app import FlowContext, thread_service
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.kafka_config import client_kwargs
 from gateway.model.canonical import DECISION, DEMANDE
@@ -57,7 +54,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-STOP_WAIT_S = 8.0  # within the 10 s a container runtime gives between SIGTERM and SIGKILL
 FLOW = "ingest"
 STAGE = "normalise"
 # namespace of the deterministic ce_id (uuid5 of the input coordinates and part index)
@@ -239,38 +235,11 @@ def register(app: faust.App, ctx: FlowContext) -> None:
     ctx.metrics.add_lag_source(runner.lag, group)
     app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests
 
-    @app.service
-    class IngestService(mode.Service):
-        """Runs the ingest loop in a thread; a fatal error of the loop stops the worker."""
-
-        def __post_init__(self) -> None:
-            self._stop = threading.Event()
-            self._thread: threading.Thread | None = None
-
-        async def on_start(self) -> None:
-            loop = asyncio.get_running_loop()
-
-            def main() -> None:
-                try:
-                    runner.run(self._stop)
-                except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
-                    # our own errors' messages are safe to log; another exception's may quote data
-                    _log.error(
-                        "ingest runner stopped: %s",
-                        exc if isinstance(exc, GatewayError) else type(exc).__name__,
-                    )
-                    asyncio.run_coroutine_threadsafe(self.crash(exc), loop)
-
-            self._thread = threading.Thread(target=main, name="gp-ingest", daemon=True)
-            self._thread.start()
-
-        async def on_stop(self) -> None:
-            self._stop.set()
-            if self._thread is not None:
-                # a batch waiting for an unreachable broker cannot be interrupted: it is not committed,
-                # so it is re-read by the next owner of its partitions
-                await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
-                if self._thread.is_alive():
-                    _log.warning("ingest: the loop is still waiting for Kafka; its batch is not committed")
-
-    _ = IngestService
+    # a batch waiting for an unreachable broker cannot be interrupted: it is not committed, so it is
+    # re-read by the next owner of its partitions
+    thread_service(
+        app,
+        "ingest",
+        runner.run,
+        late="ingest: the loop is still waiting for Kafka; its batch is not committed",
+    )

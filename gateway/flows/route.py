@@ -47,7 +47,7 @@ from gateway.policy.erasure import EFFACEMENT, erasure_notices, legacy_recipient
 from gateway.policy.explain import all_views
 from gateway.policy.model import Policy, PolicyStore
 from gateway.policy.router import AUDIT_SCHEMA, H_SOURCE, Router, RouteResult
-from gateway.policy.scope import DECISION, DEMANDE, ScopeState
+from gateway.policy.scope import DECISION, DEMANDE, ScopeState, before_decisions
 from gateway.retention import protocol
 from gateway.settings import GatewaySettings
 from gateway.topics import actor_topic, audit_topic, canonical_topic, dlq_topic, retention_topic
@@ -317,6 +317,23 @@ class RouteCore:
             out.append(result.without({str(a) for a in to}))
         return out, replace(state, pending=())
 
+    def _first_demande(
+        self,
+        key: bytes | None,
+        record: Mapping[str, Any],
+        state: ScopeState,
+        headers: list[tuple[str, bytes]],
+    ) -> tuple[list[RouteResult], ScopeState]:
+        """The first Demande of an application whose decisions came first (the two topics are not
+        ordered): routed as if it had come first, then its kept decisions in their order with the
+        state the Demande gave. What each actor receives does not depend on how the topics
+        interleaved (docs/policy.md, Ordering); the actors served early are not served twice."""
+        # pending full: later decisions were not kept, so their links stay (routed in arrival order)
+        base = state if len(state.pending) >= MAX_PENDING else before_decisions(state)
+        result = self.router.route(DEMANDE, key, record, base, headers)
+        replayed, new_state = self._replay_pending(result.state, key)
+        return [result, *replayed], new_state
+
     def process(
         self,
         *,
@@ -335,14 +352,15 @@ class RouteCore:
             return self.erase(key, request, headers, state)
         try:
             codec, record = self._decoder.decode(value or b"")
-            result = self.router.route(codec.name, key, record, self._state(state), headers)
-            results = [result]
-            new_state = result.state
-            if codec.name in (DECISION, SIGNAL) and not new_state.demande_seen:
-                new_state = self._keep_pending(new_state, value or b"", headers, result)
-            elif codec.name == DEMANDE and new_state.pending:
-                replayed, new_state = self._replay_pending(new_state, key)
-                results += replayed
+            current = self._state(state)
+            if codec.name == DEMANDE and current.pending:
+                results, new_state = self._first_demande(key, record, current, headers)
+            else:
+                result = self.router.route(codec.name, key, record, current, headers)
+                results = [result]
+                new_state = result.state
+                if codec.name in (DECISION, SIGNAL) and not new_state.demande_seen:
+                    new_state = self._keep_pending(new_state, value or b"", headers, result)
         except RejectedMessage as exc:
             letter = self.dead_letters.build(
                 source_topic=topic,

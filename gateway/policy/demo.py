@@ -68,7 +68,8 @@ def step_route(ctx: Any) -> None:
             f"{a} ({policy.actors[a].role}) {n}" for a, n in sorted(per_actor.items()) if a in policy.actors
         )
     )
-    first = next((e["numUnique"] for e in entries if e.get("numUnique")), None)
+    # an example: the smallest numéro unique audited (the audit's read order varies between runs)
+    first = min((str(e["numUnique"]) for e in entries if e.get("numUnique")), default=None)
     if first:
         who = sorted({e["actor"] for e in entries if e["numUnique"] == first})
         ctx.notes.append(f"policy: `gateway audit who-received {first}` -> {', '.join(who)}")

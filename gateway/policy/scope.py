@@ -20,10 +20,12 @@ from typing import Any
 from gateway.policy.model import Actor, Policy
 
 __all__ = [
+    "DECISION_FIELDS",
     "Entry",
     "NamedParties",
     "ScopeIndex",
     "ScopeState",
+    "before_decisions",
     "causers",
     "departement_of",
     "dwelling_key",
@@ -231,6 +233,29 @@ def update_state(
     if record.get("labelViolences"):  # protection applies whoever gave the label (fail closed)
         new = replace(new, violence_label=True)
     return _confirm(new, speakers)
+
+
+# the fields a Decision sets (update_state); a Demande sets communes, elargie, violences, demande_seen
+DECISION_FIELDS = (
+    "violence_label",
+    "siao_links",
+    "hebergement_depts",
+    "commissions",
+    "designataires",
+    "violence_labellers",
+    "labellers",
+    "unconfirmed",
+    "orientation_date",
+    "designated",
+)
+
+
+def before_decisions(state: ScopeState) -> ScopeState:
+    """`state` without what Decisions set in it (links, labels, orientation, designations): the state
+    an application's first Demande is routed with when Decisions came before it, so that it is routed
+    as if it had come first (docs/policy.md, Ordering). Every other field is kept."""
+    blank = ScopeState()
+    return replace(state, **{name: getattr(blank, name) for name in DECISION_FIELDS})
 
 
 def _link(state: ScopeState, kind: str, org: str) -> ScopeState:

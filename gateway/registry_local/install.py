@@ -10,14 +10,14 @@ It needs Java 21 or newer: `find_java` looks at ``GATEWAY_REGISTRY_JAVA`` (a jav
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from gateway.errors import ConfigError, RetriableError
+from gateway.errors import ConfigError
+from gateway.jvm_process import installed, maven_install
 
 __all__ = [
     "MIN_JAVA",
@@ -45,47 +45,25 @@ def registry_home(state_dir: Path, version: str = REGISTRY_VERSION) -> Path:
 
 
 def registry_installed(state_dir: Path, version: str = REGISTRY_VERSION) -> bool:
-    app = registry_home(state_dir, version) / "app"
-    return (app / ".complete").exists() and (app / "quarkus-run.jar").exists()
+    return installed(registry_home(state_dir, version) / "app", _has_app)
+
+
+def _has_app(app: Path) -> bool:
+    return (app / "quarkus-run.jar").exists()
 
 
 def install_registry(state_dir: Path, version: str = REGISTRY_VERSION, *, quiet: bool = True) -> Path:
     """Ensure Apicurio Registry `version` is unpacked in the cache; return its app directory."""
-    home = registry_home(state_dir, version)
-    home.mkdir(parents=True, exist_ok=True)
-    app = home / "app"
-    with (home / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if registry_installed(state_dir, version):
-            return app
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise ConfigError(
-                "`mvn` (Apache Maven) is needed to fetch the schema registry (apt-get install maven)"
-            )
-        (home / "pom.xml").write_text(_POM.format(version=version), encoding="utf-8")
-        staging = home / "app.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        cmd = [
-            mvn,
-            *(["-q"] if quiet else []),
-            "-B",
-            "-f",
-            str(home / "pom.xml"),
-            f"{DEPENDENCY_PLUGIN}:unpack",
-            f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all",
-            f"-DoutputDirectory={staging}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
-        if proc.returncode != 0 or not (staging / "quarkus-run.jar").exists():
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise RetriableError(
-                f"mvn could not fetch Apicurio Registry {version} (exit {proc.returncode}):\n{tail}"
-            )
-        (staging / ".complete").write_text(version, encoding="utf-8")
-        shutil.rmtree(app, ignore_errors=True)
-        staging.rename(app)
-        return app
+    return maven_install(
+        registry_home(state_dir, version),
+        "app",
+        _POM.format(version=version),
+        [f"{DEPENDENCY_PLUGIN}:unpack", f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all"],
+        ready=_has_app,
+        version=version,
+        what=f"Apicurio Registry {version}",
+        quiet=quiet,
+    )
 
 
 def _java_major(java: Path) -> int | None:

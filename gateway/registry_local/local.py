@@ -8,18 +8,14 @@ SIGKILL).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.broker.local import _spawn_watchdog, free_port
-from gateway.errors import ConfigError, RetriableError
+from gateway.errors import ConfigError
+from gateway.jvm_process import JvmProcess, free_port
 from gateway.registry_local.install import find_java
 
 __all__ = ["CCOMPAT_PATH", "LocalRegistry", "registry_answers"]
@@ -37,8 +33,10 @@ def registry_answers(url: str, timeout: float = 3.0) -> bool:
 
 
 @dataclass
-class LocalRegistry:
+class LocalRegistry(JvmProcess):
     """One Apicurio Registry. Ports 0 mean "pick free ports at start"."""
+
+    what = "the schema registry"
 
     app: Path
     data_dir: Path
@@ -98,49 +96,10 @@ class LocalRegistry:
         self.data_dir.chmod(0o700)
         self.port = self.port or free_port(self.host)
         self.management_port = self.management_port or free_port(self.host)
-        cmd = self.command()
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid_file.write_text(str(self.process.pid), encoding="utf-8")
+        self._spawn(self.command())
         (self.data_dir / "url").write_text(self.url, encoding="utf-8")
-        if self.watch_parent:
-            self._watchdog = _spawn_watchdog(os.getpid(), self.process.pid)
         self.wait_ready(wait)
         return self.url
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.3
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                tail = self.log_file.read_text(encoding="utf-8", errors="replace")[-1500:]
-                raise RetriableError(f"the schema registry exited with {self.process.returncode}:\n{tail}")
-            if registry_answers(self.url, timeout=2.0):
-                return
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-        self.stop()
-        raise RetriableError(f"the schema registry did not answer on {self.url} within {timeout:.0f}s")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (clean shutdown), then SIGKILL after `timeout` seconds."""
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(5)
-        self.pid_file.unlink(missing_ok=True)
-        if self._watchdog is not None:
-            try:
-                self._watchdog.wait(5)
-            except subprocess.TimeoutExpired:
-                self._watchdog.kill()
-                self._watchdog.wait()
-            self._watchdog = None
+        self._wait_until(lambda: registry_answers(self.url, timeout=2.0), self.url, timeout, 0.3)

@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 from gateway.codec.avro import load_schemas
 from gateway.signals.core import next_due
+from gateway.signals.engine import Engine
 from gateway.signals.samples import LOGEMENT, NOW, bail, cal, decision, demande, engine, of_type
 from gateway.signals.state import AppState, LogementState, add_months
 
 DEMANDE, DECISION = "fr.gp.Demande", "fr.gp.Decision"
 VENDEE_COAST, VENDEE_INLAND = "85194", "85191"
+
+
+def _refus(num: str, day: date, motif: str | None) -> dict[str, Any]:
+    """A REFUS_DEMANDEUR of the applicant on `day` (`motif`: the free text, or none)."""
+    return decision(
+        "REFUS_DEMANDEUR", num, when=day, refus={"dateRefus": day, "motif": motif, "logement": None}
+    )
+
+
+def _label(num: str, **sub: Any) -> dict[str, Any]:
+    """A LABEL_PRIORITAIRE given on 15 January 2026 (`sub`: its other fields)."""
+    return decision("LABEL_PRIORITAIRE", num, when=date(2026, 1, 15), dateLabel=date(2026, 1, 15), **sub)
+
+
+def _known(*nums: str, **demande_args: Any) -> Engine:
+    """An engine that knows these applications (one Demande each, `demande_args` for all)."""
+    e = engine()
+    for num in nums:
+        e.feed(DEMANDE, num, demande(num, **demande_args), NOW)
+    return e
 
 
 def _valid(signals: list[dict[str, object]]) -> None:
@@ -44,44 +66,21 @@ def test_delai_fires_on_the_day_of_the_delai_not_the_day_before(commune: str, mo
     _valid(fired)
 
 
-def test_delai_does_not_fire_after_a_proposal_within_it_nor_where_it_is_not_fixed() -> None:
+@pytest.mark.parametrize(("proposal", "fired"), [(date(2025, 3, 31), 0), (date(2025, 4, 1), 1)])
+def test_a_proposal_within_the_delai_prevents_it_one_on_the_due_day_is_too_late(
+    proposal: date, fired: int
+) -> None:
     e = engine()
-    e.feed(
-        DEMANDE,
-        "085240100000000002",
-        demande("085240100000000002", VENDEE_INLAND, created=date(2024, 1, 1), renewed=date(2026, 1, 1)),
-        NOW,
-    )
-    e.feed(
-        DECISION,
-        "085240100000000002",
-        decision("DESIGNATION", "085240100000000002", when=date(2025, 3, 31)),
-        NOW,
-    )
-    e.feed(
-        DEMANDE,
-        "044240100000000003",
-        demande("044240100000000003", "44109", created=date(2020, 1, 1), renewed=date(2026, 1, 1)),
-        NOW,
-    )
+    num = "085240100000000002"  # inland Vendée, filed 1 January 2024: 15 months, due 1 April 2025
+    e.feed(DEMANDE, num, demande(num, VENDEE_INLAND, created=date(2024, 1, 1), renewed=date(2026, 1, 1)), NOW)
+    e.feed(DECISION, num, decision("DESIGNATION", num, when=proposal), NOW)
+    assert len(of_type(e.advance(date(2026, 6, 1).toordinal()), "DELAI_ANORMAL_DEPASSE")) == fired
+
+
+def test_delai_does_not_fire_where_it_is_not_fixed() -> None:
+    num = "044240100000000003"
+    e = _known(num, "44109", created=date(2020, 1, 1), renewed=date(2026, 1, 1))
     assert of_type(e.advance(date(2026, 6, 1).toordinal()), "DELAI_ANORMAL_DEPASSE") == []
-
-
-def test_a_proposal_on_the_due_day_is_too_late() -> None:
-    e = engine()
-    e.feed(
-        DEMANDE,
-        "085240100000000004",
-        demande("085240100000000004", VENDEE_INLAND, created=date(2024, 1, 1), renewed=date(2026, 1, 1)),
-        NOW,
-    )
-    e.feed(
-        DECISION,
-        "085240100000000004",
-        decision("DESIGNATION", "085240100000000004", when=date(2025, 4, 1)),
-        NOW,
-    )
-    assert len(of_type(e.advance(date(2025, 4, 1).toordinal()), "DELAI_ANORMAL_DEPASSE")) == 1
 
 
 # ---- ATTRIBUE_NON_LOGE -------------------------------------------------------------------------
@@ -121,21 +120,18 @@ def test_lease_by_the_first_ranked_flags_the_second() -> None:
     _valid(flagged)
 
 
-def test_equal_ranks_flag_nobody() -> None:
-    signals, _ = _two_candidates(1, 1)
-    assert of_type(signals, "ATTRIBUE_NON_LOGE") == []
-
-
-def test_lease_by_a_lower_ranked_candidate_does_not_flag_the_one_ranked_ahead() -> None:
-    signals, _ = _two_candidates(2, 1)  # the signer was ranked 2nd: the 1st refused, not "non logé"
+# equal ranks; the signer ranked 2nd (the 1st refused, not "non logé"); a candidate without a rank
+@pytest.mark.parametrize(("rank_signer", "rank_other"), [(1, 1), (2, 1), (1, None)])
+def test_a_lease_flags_only_a_candidate_ranked_behind_the_signer(
+    rank_signer: int | None, rank_other: int | None
+) -> None:
+    signals, _ = _two_candidates(rank_signer, rank_other)
     assert of_type(signals, "ATTRIBUE_NON_LOGE") == []
 
 
 def test_lease_before_the_cal_decision_waits_for_it_and_radatt_counts_as_the_lease() -> None:
-    e = engine()
     a, b = "044250100000000011", "044250100000000012"
-    for num in (a, b):
-        e.feed(DEMANDE, num, demande(num), NOW)
+    e = _known(a, b)
     radatt = decision("RADIATION", a, when=date(2026, 10, 20))
     radatt["radiation"]["attribution"]["logement"] = {
         **radatt["radiation"]["attribution"]["logement"],
@@ -155,10 +151,8 @@ def test_lease_before_the_cal_decision_waits_for_it_and_radatt_counts_as_the_lea
 
 
 def test_a_lease_of_another_round_flags_nobody() -> None:
-    e = engine()
     a, b = "044250100000000021", "044250100000000022"
-    for num in (a, b):
-        e.feed(DEMANDE, num, demande(num), NOW)
+    e = _known(a, b)
     e.feed(DECISION, b, cal(b, 2, day=date(2026, 3, 1)), NOW)  # an earlier CAL on the same dwelling
     e.feed(DECISION, a, cal(a, 1, day=date(2026, 10, 8)), NOW)
     assert of_type(e.feed(DECISION, a, bail(a), NOW).signals, "ATTRIBUE_NON_LOGE") == []
@@ -166,52 +160,18 @@ def test_a_lease_of_another_round_flags_nobody() -> None:
 
 # ---- REFUS_OFFRE ----------------------------------------------------------------------------------
 def test_refusals_are_counted_and_the_consequence_applies_from_the_threshold() -> None:
-    e = engine()
     num = "044250100000000031"
-    e.feed(DEMANDE, num, demande(num), NOW)
-    first = e.feed(
-        DECISION,
-        num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": "trop loin", "logement": None},
-        ),
-        NOW,
-    ).signals
+    e = _known(num)
+    first = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), "trop loin"), NOW).signals
     assert first[0]["refus"]["consequence"] is None and first[0]["refus"]["nombreRefus"] == 1
     assert "pas de conséquence" in first[0]["refus"]["explication"]
-    second = e.feed(
-        DECISION,
-        num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 9, 10),
-            refus={"dateRefus": date(2026, 9, 10), "motif": None, "logement": None},
-        ),
-        NOW,
-    ).signals
+    second = e.feed(DECISION, num, _refus(num, date(2026, 9, 10), None), NOW).signals
     detail = second[0]["refus"]
     assert (detail["nombreRefus"], detail["nombreRefusSansMotif"]) == (2, 1)
     assert detail["consequence"] == "perte de 10 points de cotation pendant un an"
     assert "trop loin" not in str(second)  # the free-text motif stays in the Decision
     # the same refusal again (an input replayed) is not counted twice
-    assert (
-        e.feed(
-            DECISION,
-            num,
-            decision(
-                "REFUS_DEMANDEUR",
-                num,
-                when=date(2026, 9, 10),
-                refus={"dateRefus": date(2026, 9, 10), "motif": None, "logement": None},
-            ),
-            NOW,
-        ).signals
-        == []
-    )
+    assert e.feed(DECISION, num, _refus(num, date(2026, 9, 10), None), NOW).signals == []
     _valid(first + second)
 
 
@@ -219,37 +179,18 @@ def test_refusals_without_motif_only_when_the_rule_says_so() -> None:
     e = engine(refus_offre={"seuil": 1, "compter": "sans_motif", "consequence": "label retiré"})
     num = "044250100000000032"
     e.feed(DEMANDE, num, demande(num), NOW)
-    with_motif = e.feed(
-        DECISION,
-        num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": "raison", "logement": None},
-        ),
-        NOW,
-    ).signals
+    with_motif = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), "raison"), NOW).signals
     assert with_motif[0]["refus"]["consequence"] is None
 
 
 # ---- LABEL_PRIORITAIRE ---------------------------------------------------------------------------
 def test_label_given_then_expired_on_its_end_date_and_withdrawn() -> None:
-    e = engine()
     num = "035250100000000041"
-    e.feed(DEMANDE, num, demande(num, "35238"), NOW)
+    e = _known(num, "35238")
     given = e.feed(
         DECISION,
         num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            origine="300000035",
-            dateLabel=date(2026, 1, 15),
-            dateFin=date(2026, 7, 15),
-            contingentsEligibles=["PPRIOR"],
-        ),
+        _label(num, origine="300000035", dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]),
         NOW,
     ).signals
     assert [s["label"]["statut"] for s in given] == ["DONNE"]
@@ -272,22 +213,9 @@ def test_label_given_then_expired_on_its_end_date_and_withdrawn() -> None:
 
 
 def test_a_violence_label_signal_keeps_its_category_in_the_violence_field() -> None:
-    e = engine()
     num = "035250100000000042"
-    e.feed(DEMANDE, num, demande(num, "35238"), NOW)
-    got = e.feed(
-        DECISION,
-        num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            origine="300000035",
-            _field="labelViolences",
-            dateLabel=date(2026, 1, 15),
-        ),
-        NOW,
-    ).signals
+    e = _known(num, "35238")
+    got = e.feed(DECISION, num, _label(num, origine="300000035", _field="labelViolences"), NOW).signals
     assert got[0]["label"] is None and got[0]["labelViolences"]["categorie"] == "VIOLENCES_FAMILIALES"
     assert "VIOLENCES" not in got[0]["explication"]  # the top level (class identifiant) says no more
 
@@ -309,9 +237,8 @@ def _saisine(num: str, by: str, commission: str = "CIA-243500139") -> dict[str, 
 
 
 def test_saisine_by_an_authorised_actor_signals_and_others_are_dead_lettered() -> None:
-    e = engine()
     num = "035250100000000051"
-    e.feed(DEMANDE, num, demande(num, "35238"), NOW)
+    e = _known(num, "35238")
     ok = e.feed(DECISION, num, _saisine(num, "130000035"), NOW)
     assert [s["saisine"]["commission"] for s in ok.signals] == ["CIA-243500139"]
     unknown = e.feed(DECISION, num, _saisine(num, "999999999"), NOW)
@@ -331,9 +258,8 @@ def test_a_saisine_names_its_commission_for_the_named_party_rule() -> None:
 
 # ---- A_RADIER ------------------------------------------------------------------------------------
 def test_not_renewed_is_to_be_radiated_after_the_grace_month_never_radiated() -> None:
-    e = engine()
     num = "044250100000000061"
-    e.feed(DEMANDE, num, demande(num, created=date(2025, 6, 2)), NOW)
+    e = _known(num, created=date(2025, 6, 2))
     assert e.advance(date(2026, 7, 1).toordinal()) == []
     got = of_type(e.advance(date(2026, 7, 2).toordinal()), "A_RADIER")
     assert [s["aRadier"]["motif"] for s in got] == ["NON_RENOUVELEE"]
@@ -346,9 +272,8 @@ def test_not_renewed_is_to_be_radiated_after_the_grace_month_never_radiated() ->
 
 
 def test_irrecevable_is_to_be_radiated_a_month_after_the_cal() -> None:
-    e = engine()
     num = "044250100000000062"
-    e.feed(DEMANDE, num, demande(num, renewed=date(2026, 9, 1)), NOW)
+    e = _known(num, renewed=date(2026, 9, 1))
     e.feed(DECISION, num, cal(num, None, day=date(2026, 9, 10), decision_="IRRECEVABILITE"), NOW)
     assert e.advance(date(2026, 10, 9).toordinal()) == []
     got = e.advance(date(2026, 10, 10).toordinal())
@@ -356,9 +281,8 @@ def test_irrecevable_is_to_be_radiated_a_month_after_the_cal() -> None:
 
 
 def test_a_radiated_application_gets_no_time_driven_signal() -> None:
-    e = engine()
     num = "085200100000000063"
-    e.feed(DEMANDE, num, demande(num, VENDEE_INLAND, created=date(2020, 1, 1), statut="RADIEE"), NOW)
+    e = _known(num, VENDEE_INLAND, created=date(2020, 1, 1), statut="RADIEE")
     assert e.advance(date(2026, 1, 1).toordinal()) == []
 
 
@@ -366,17 +290,7 @@ def test_a_radiated_application_gets_no_time_driven_signal() -> None:
 def test_events_before_their_demande_wait_for_it() -> None:
     e = engine()
     num = "044250100000000071"
-    early = e.feed(
-        DECISION,
-        num,
-        decision(
-            "REFUS_DEMANDEUR",
-            num,
-            when=date(2026, 5, 4),
-            refus={"dateRefus": date(2026, 5, 4), "motif": None, "logement": None},
-        ),
-        NOW,
-    )
+    early = e.feed(DECISION, num, _refus(num, date(2026, 5, 4), None), NOW)
     assert early.signals == [] and e.pending() == {num: 1}
     later = e.feed(DEMANDE, num, demande(num), NOW)
     assert [s["typeSignal"] for s in later.signals] == ["REFUS_OFFRE"]
@@ -396,22 +310,9 @@ def test_too_many_events_before_the_demande_are_dead_lettered() -> None:
 
 
 def test_states_round_trip_through_bytes() -> None:
-    e = engine()
     num = "035250100000000081"
-    e.feed(DEMANDE, num, demande(num, "35238"), NOW)
-    e.feed(
-        DECISION,
-        num,
-        decision(
-            "LABEL_PRIORITAIRE",
-            num,
-            when=date(2026, 1, 15),
-            dateLabel=date(2026, 1, 15),
-            dateFin=date(2026, 7, 15),
-            contingentsEligibles=["PPRIOR"],
-        ),
-        NOW,
-    )
+    e = _known(num, "35238")
+    e.feed(DECISION, num, _label(num, dateFin=date(2026, 7, 15), contingentsEligibles=["PPRIOR"]), NOW)
     state = e.apps[num]
     assert AppState.from_bytes(state.to_bytes()) == state
     assert next_due(AppState.from_bytes(state.to_bytes()), e.ctx) == date(2026, 7, 15).toordinal()
@@ -435,12 +336,7 @@ def test_signal_ids_depend_on_the_facts_not_on_the_clock() -> None:
         fed = e.feed(
             DECISION,
             num,
-            decision(
-                "REFUS_DEMANDEUR",
-                num,
-                when=date(2026, 5, 4),
-                refus={"dateRefus": date(2026, 5, 4), "motif": None, "logement": None},
-            ),
+            _refus(num, date(2026, 5, 4), None),
             now,
         )
         ids.append(fed.signals[0]["signalId"])
