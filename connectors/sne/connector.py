@@ -194,7 +194,7 @@ class SneSink(Sink):
     # ------------------------------------------------------------------ writing
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         outputs: list[SinkOutput] = []
-        for rec in batch:
+        for rec in in_event_order(batch):
             outputs.extend(await self._write_one(rec))
         return outputs
 
@@ -469,3 +469,32 @@ class SneSink(Sink):
         )
         self.ledger.mark_answered(row.request_id, "ERROR", row.meta.get("numUnique"), out.value or b"")
         return [out]
+
+
+def _event_time(rec: SinkRecord) -> float:
+    prov = rec.record.get("provenance") if isinstance(rec.record, dict) else None
+    when = prov.get("dateEvenement") if isinstance(prov, dict) else None
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, int | float):
+        return float(when) / 1000.0
+    return float("-inf")
+
+
+def in_event_order(batch: Sequence[SinkRecord]) -> list[SinkRecord]:
+    """The batch's facts in the order they happened (provenance.dateEvenement, stable), so that the
+    SNE judges them as its own register would have: the demand and decision topics are read in
+    whatever order their partitions come, and a CAL decision read after the radiation it preceded is
+    refused ("déjà radiée"). Erasure tombstones stay where they are, as barriers: nothing is moved
+    across one."""
+    out: list[SinkRecord] = []
+    run: list[SinkRecord] = []
+    for rec in batch:
+        if rec.schema == protocol.TOMBSTONE_SCHEMA:
+            out.extend(sorted(run, key=_event_time))
+            run = []
+            out.append(rec)
+        else:
+            run.append(rec)
+    out.extend(sorted(run, key=_event_time))
+    return out
