@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,18 @@ def step_sne(ctx: Any, timeout_s: float = 120.0) -> None:
             proc.kill()
             proc.wait()
         sim.stop()
-    ctx.notes.append(
-        f"SNE: {counts.get('ACCEPTED', 0)} accepted, {counts.get('REJECTED', 0)} rejected, "
-        f"{counts.get('ERROR', 0)} errors (feedback on {settings.topic_prefix}.feedback.<organisation>); "
-        f"simulator calls {state['calls']}, {state['demandes']} applications registered"
-    )
+    ctx.notes.append(_sne_note(counts, state, settings.topic_prefix))
     ctx.say("SNE step done: simulator and connector stopped")
+
+
+def _sne_note(counts: Mapping[str, int], state: Mapping[str, Any], prefix: str) -> str:
+    """The report's SNE line: the answers and the sends are the samples' facts (the same every run);
+    the polls of the *DepuisLe services depend on how long the step ran, so they are given apart."""
+    calls = dict(state["calls"])
+    polls = sum(n for name, n in calls.items() if name.endswith("DepuisLe"))
+    sends = {name: n for name, n in calls.items() if not name.endswith("DepuisLe")}
+    return (
+        f"SNE: {counts.get('ACCEPTED', 0)} accepted, {counts.get('REJECTED', 0)} rejected, "
+        f"{counts.get('ERROR', 0)} errors (feedback on {prefix}.feedback.<organisation>); "
+        f"simulator calls {sends}, {state['demandes']} applications registered; {polls} polls"
+    )

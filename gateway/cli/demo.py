@@ -249,7 +249,7 @@ def step_settle(ctx: DemoContext, timeout_s: float = 180.0) -> None:
     )
 
 
-FLOWS: list[str] = ["ingest", "route", "signals"]
+FLOWS: list[str] = ["ingest", "route", "signals", "retention"]
 STEPS: list[tuple[str, DemoStep]] = [
     ("broker", step_broker),
     ("registry", step_registry),
