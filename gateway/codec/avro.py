@@ -31,6 +31,7 @@ import fastavro.schema
 import fastavro.validation
 
 from gateway.codec.avro_check import schema_problems
+from gateway.codec.avro_compile import PRIMITIVES
 from gateway.codec.avro_read import Reader, compile_reader
 from gateway.codec.avro_write import Writer, compile_writer
 from gateway.errors import ConfigError, Problem, RejectedMessage
@@ -54,7 +55,6 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 
 Record = dict[str, Any]
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NO_FAST_WRITER: Writer = bytes  # marks a schema the fast writer does not compile (never called)
 
 
@@ -300,7 +300,7 @@ class SchemaSet:
             elif out.get("type") == "record" and "fields" in out:
                 out["fields"] = [{**f, "type": self.expand(f["type"], defined)} for f in out["fields"]]
             return out
-        if not isinstance(type_, str) or type_ in _PRIMITIVES:
+        if not isinstance(type_, str) or type_ in PRIMITIVES:
             return type_
         full = self._full(type_)
         if full in defined or full not in self._raw:
