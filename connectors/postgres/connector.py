@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
 from gateway.connectors import (
     CheckResult,
@@ -289,16 +289,22 @@ class PostgresSink(Sink):
         except RejectedMessage:
             self._columns.clear()  # the transaction's DDL was rolled back
             raise
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
+            self._failed(exc, "the rows", "row")
+
+    def _failed(self, exc: psycopg.Error, what: str, item: str) -> NoReturn:
+        """Raise for a failed transaction: Retriable when the connection is lost (dropped, to
+        reconnect), else Rejected (`what` refused, one Problem on `item`) with the cached columns
+        forgotten, since the transaction's DDL was rolled back."""
+        if isinstance(exc, psycopg.OperationalError):
             self._drop()
             raise RetriableError(f"PostgreSQL unreachable or connection lost ({type(exc).__name__})") from exc
-        except psycopg.Error as exc:
-            self._columns.clear()
-            state = getattr(exc, "sqlstate", None) or "?"
-            raise RejectedMessage(
-                f"PostgreSQL refused the rows ({type(exc).__name__}, SQLSTATE {state})",
-                [Problem("row", "refused by PostgreSQL", state)],
-            ) from exc
+        self._columns.clear()
+        state = getattr(exc, "sqlstate", None) or "?"
+        raise RejectedMessage(
+            f"PostgreSQL refused {what} ({type(exc).__name__}, SQLSTATE {state})",
+            [Problem(item, "refused by PostgreSQL", state)],
+        ) from exc
 
     def _advance(self, cur: psycopg.Cursor[Any], batch: Sequence[SinkRecord]) -> None:
         """Store the next offset of each partition of `batch` (in the caller's transaction)."""
@@ -393,16 +399,8 @@ class PostgresSink(Sink):
                         ],
                     )
                 self._advance(cur, [e.record for e in erasures])
-        except psycopg.OperationalError as exc:
-            self._drop()
-            raise RetriableError(f"PostgreSQL unreachable or connection lost ({type(exc).__name__})") from exc
         except psycopg.Error as exc:
-            self._columns.clear()
-            state = getattr(exc, "sqlstate", None) or "?"
-            raise RejectedMessage(
-                f"PostgreSQL refused the erasure ({type(exc).__name__}, SQLSTATE {state})",
-                [Problem("erasure", "refused by PostgreSQL", state)],
-            ) from exc
+            self._failed(exc, "the erasure", "erasure")
 
     async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
         """Delete every row under each key, in the transaction that stores the erasures' offsets."""

@@ -18,19 +18,20 @@ import copy
 import io
 import json
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 import fastavro.schema
 import fastavro.validation
 
 from gateway.codec.avro_check import schema_problems
+from gateway.codec.avro_compile import PRIMITIVES
 from gateway.codec.avro_read import Reader, compile_reader
 from gateway.codec.avro_write import Writer, compile_writer
 from gateway.errors import ConfigError, Problem, RejectedMessage
@@ -54,7 +55,6 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 
 Record = dict[str, Any]
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NO_FAST_WRITER: Writer = bytes  # marks a schema the fast writer does not compile (never called)
 
 
@@ -62,11 +62,28 @@ def _no_reader(data: bytes, pos: int) -> tuple[Any, int]:  # marks a schema the 
     raise NotImplementedError
 
 
+_NO_FAST_READER: Reader = _no_reader
+
+
 def _fingerprint(parsed: Any) -> bytes:
     canonical = fastavro.schema.to_parsing_canonical_form(parsed)
     hexdigest: str = fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
     # fastavro prints the CRC as big-endian hex; the single-object spec writes it little-endian.
     return bytes.fromhex(hexdigest)[::-1]
+
+
+_F = TypeVar("_F")
+
+
+def _compile_once(codec: Any, attr: str, build: Callable[[Any], _F], unsupported: _F) -> _F:
+    """Compile the codec's parsed schema with `build` and cache the function in `attr` of the
+    (frozen) codec; `unsupported` (cached too) when the schema does not compile."""
+    try:
+        fn = build(codec.parsed)
+    except Exception:  # noqa: BLE001 - Unsupported, or a schema shape it does not expect
+        fn = unsupported
+    object.__setattr__(codec, attr, fn)  # frozen: a cache, not part of the value
+    return fn
 
 
 @dataclass(frozen=True)
@@ -161,13 +178,9 @@ class AvroCodec:
             return [Problem(self.name, f"cannot check: {type(exc).__name__}")]
 
     def _fast_writer(self) -> Writer | None:
-        writer = self._writer
+        writer = self._writer  # read on every encode: the cached function, without a call
         if writer is None:
-            try:
-                writer = compile_writer(self.parsed)
-            except Exception:  # noqa: BLE001 - Unsupported, or a schema shape it does not expect
-                writer = _NO_FAST_WRITER
-            object.__setattr__(self, "_writer", writer)  # frozen: a cache, not part of the value
+            writer = _compile_once(self, "_writer", compile_writer, _NO_FAST_WRITER)
         return None if writer is _NO_FAST_WRITER else writer
 
     def _encode_reference(self, record: Mapping[str, Any]) -> bytes:
@@ -183,14 +196,10 @@ class AvroCodec:
         return self.encode(record, validate=False)
 
     def _fast_reader(self) -> Reader | None:
-        reader = self._reader
+        reader = self._reader  # read on every decode: the cached function, without a call
         if reader is None:
-            try:
-                reader = compile_reader(self.parsed)
-            except Exception:  # noqa: BLE001 - Unsupported, or a schema shape it does not expect
-                reader = _no_reader
-            object.__setattr__(self, "_reader", reader)  # frozen: a cache, not part of the value
-        return None if reader is _no_reader else reader
+            reader = _compile_once(self, "_reader", compile_reader, _NO_FAST_READER)
+        return None if reader is _NO_FAST_READER else reader
 
     def decode(self, body: bytes) -> Record:
         return self.decode_at(body, 0)
@@ -300,7 +309,7 @@ class SchemaSet:
             elif out.get("type") == "record" and "fields" in out:
                 out["fields"] = [{**f, "type": self.expand(f["type"], defined)} for f in out["fields"]]
             return out
-        if not isinstance(type_, str) or type_ in _PRIMITIVES:
+        if not isinstance(type_, str) or type_ in PRIMITIVES:
             return type_
         full = self._full(type_)
         if full in defined or full not in self._raw:

@@ -26,11 +26,12 @@ from typing import Any
 
 from fastavro.logical_readers import LOGICAL_READERS
 
+from gateway.codec.avro_compile import PRIMITIVES, CompilerBase
+
 __all__ = ["Reader", "Unsupported", "compile_reader"]
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAYS_SHIFT = date(1970, 1, 1).toordinal()
 
@@ -58,37 +59,22 @@ def _long_tail(d: bytes, p: int, b: int) -> tuple[int, int]:
             raise BadData("varint longer than 10 bytes")
 
 
-class _Compiler:
+class _Compiler(CompilerBase):
+    unsupported = Unsupported
+
     def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.consts: dict[str, Any] = {
-            "_tail": _long_tail,
-            "_Bad": BadData,
-            "_f32": struct.Struct("<f").unpack_from,
-            "_f64": struct.Struct("<d").unpack_from,
-            "_ordinal": date.fromordinal,
-            "_epoch": _EPOCH,
-            "_td": timedelta,
-        }
-        self.record_fns: dict[str, str] = {}
-        self.sources: list[str] = []
-        self.serial = 0
-
-    def fresh(self, prefix: str) -> str:
-        self.serial += 1
-        return f"{prefix}{self.serial}"
-
-    def const(self, value: Any) -> str:
-        name = self.fresh("_k")
-        self.consts[name] = value
-        return name
-
-    def resolve(self, schema: Any) -> Any:
-        if isinstance(schema, str) and schema not in _PRIMITIVES:
-            if schema not in self.named:
-                raise Unsupported(f"unknown named type {schema}")
-            return self.named[schema]
-        return schema
+        super().__init__(
+            named,
+            {
+                "_tail": _long_tail,
+                "_Bad": BadData,
+                "_f32": struct.Struct("<f").unpack_from,
+                "_f64": struct.Struct("<d").unpack_from,
+                "_ordinal": date.fromordinal,
+                "_epoch": _EPOCH,
+                "_td": timedelta,
+            },
+        )
 
     # ---- lines that read one value into local `v` (d: the bytes, p: the position, L: len(d)) -----
     @staticmethod
@@ -124,7 +110,7 @@ class _Compiler:
             key = f"{kind}-{logical}"
             if logical and key in LOGICAL_READERS:
                 self.emit_logical(key, schema, v, out, ind)
-            elif kind in _PRIMITIVES:
+            elif kind in PRIMITIVES:
                 self.emit_primitive(kind, v, out, ind)
             elif kind in ("record", "error"):
                 out.append(f"{ind}{v}, p = {self.record_fn(schema)}(d, p, L)")

@@ -30,6 +30,8 @@ from uuid import UUID
 
 from fastavro.logical_writers import LOGICAL_WRITERS
 
+from gateway.codec.avro_compile import PRIMITIVES, CompilerBase
+
 __all__ = [
     "INT_MAX",
     "INT_MIN",
@@ -49,7 +51,6 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAYS_SHIFT = date(1970, 1, 1).toordinal()
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 # logical types fastavro converts before writing ("<type>-<logicalType>"; it ignores the others):
 # one of them that emit_logical does not know makes the schema Unsupported
 FASTAVRO_LOGICAL = frozenset(LOGICAL_WRITERS)
@@ -149,29 +150,8 @@ def _time_micros(v: time) -> int:
     return int(v.hour * 3_600_000_000 + v.minute * 60_000_000 + v.second * 1_000_000 + v.microsecond)
 
 
-class _Compiler:
-    def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.consts: dict[str, Any] = {}
-        self.record_fns: dict[str, str] = {}
-        self.sources: list[str] = []
-        self.serial = 0
-
-    def fresh(self, prefix: str) -> str:
-        self.serial += 1
-        return f"{prefix}{self.serial}"
-
-    def const(self, value: Any) -> str:
-        name = self.fresh("_k")
-        self.consts[name] = value
-        return name
-
-    def resolve(self, schema: Any) -> Any:
-        if isinstance(schema, str) and schema not in PRIMITIVES:
-            if schema not in self.named:
-                raise Unsupported(f"unknown named type {schema}")
-            return self.named[schema]
-        return schema
+class _Compiler(CompilerBase):
+    unsupported = Unsupported
 
     def emit(self, schema: Any, v: str, out: list[str], ind: str) -> None:
         """Lines that check the value in local `v` and append its encoding to bytearray `o`."""

@@ -136,6 +136,28 @@ class SinkContract(ConnectorContract):
     # what `delivered` reads back: what the sink holds ("store"), or every delivery made ("log")
     erasure_read_back: ClassVar[Literal["store", "log"]] = "store"
 
+    def _delivery(
+        self, tmp_path: Path, checked: str
+    ) -> tuple[Callable[[Any], list[str]], Any, list[SinkRecord], SinkContext]:
+        """What a delivery test needs: the `delivered` reader (skipped without one: `checked` cannot
+        be checked), the delivery config, the contract's records and the sink's context."""
+        read_back = type(self).delivered
+        if read_back is None:
+            pytest.skip(f"no `delivered` reader given: {checked} cannot be checked")
+        from gateway.testing.actor_stream import sink_records  # noqa: PLC0415
+
+        values = _values(_attr(self, "delivery_config") or _attr(self, "valid_config"), tmp_path)
+        config = validate_config(self.connector, values)
+        records = list(sink_records(CONTRACT_ACTOR, topic=CONTRACT_TOPIC))
+        context = SinkContext(
+            self.connector.name,  # type: ignore[attr-defined]
+            CONTRACT_ACTOR,
+            (CONTRACT_TOPIC,),
+            f"gp.actor.{CONTRACT_ACTOR}.sink.contract",
+            tmp_path / "state",
+        )
+        return read_back, config, records, context
+
     def test_is_a_sink(self, tmp_path: Path) -> None:
         sink = self.build(tmp_path)
         assert isinstance(sink, Sink), "subclass gateway.Sink (it declares the optional hooks)"
@@ -151,23 +173,9 @@ class SinkContract(ConnectorContract):
     @pytest.mark.filterwarnings("ignore::ResourceWarning")
     @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
     def test_delivery_guarantee_holds_when_killed_between_write_and_commit(self, tmp_path: Path) -> None:
-        read_back = type(self).delivered
-        if read_back is None:
-            pytest.skip("no `delivered` reader given: the guarantee cannot be checked")
-        from gateway.testing.actor_stream import sink_records  # noqa: PLC0415
-
-        values = _values(_attr(self, "delivery_config") or _attr(self, "valid_config"), tmp_path)
-        config = validate_config(self.connector, values)
-        records = list(sink_records(CONTRACT_ACTOR, topic=CONTRACT_TOPIC))
+        read_back, config, records, context = self._delivery(tmp_path, "the guarantee")
         assert len(records) >= 4
         cut = len(records) // 2
-        context = SinkContext(
-            self.connector.name,  # type: ignore[attr-defined]
-            CONTRACT_ACTOR,
-            (CONTRACT_TOPIC,),
-            f"gp.actor.{CONTRACT_ACTOR}.sink.contract",
-            tmp_path / "state",
-        )
         tp = (CONTRACT_TOPIC, 0)
 
         async def first_life() -> int:
@@ -200,15 +208,9 @@ class SinkContract(ConnectorContract):
     def test_an_erasure_leaves_nothing_of_the_application(self, tmp_path: Path) -> None:
         if not self.connector.erases:  # type: ignore[attr-defined]  # a Sink (test_is_a_sink)
             pytest.skip("the sink declares it cannot erase (erases = False)")
-        read_back = type(self).delivered
-        if read_back is None:
-            pytest.skip("no `delivered` reader given: the erasure cannot be checked")
-        from gateway.testing.actor_stream import sink_records  # noqa: PLC0415
         from gateway.testing.effacement import erasure_sink_record  # noqa: PLC0415
 
-        values = _values(_attr(self, "delivery_config") or _attr(self, "valid_config"), tmp_path)
-        config = validate_config(self.connector, values)
-        records = list(sink_records(CONTRACT_ACTOR, topic=CONTRACT_TOPIC))
+        read_back, config, records, context = self._delivery(tmp_path, "the erasure")
         erased = Counter(r.key for r in records).most_common(1)[0][0]
         gone = _ids([r for r in records if r.key == erased])
         kept = type(self).expected([r for r in records if r.key != erased])
@@ -216,13 +218,6 @@ class SinkContract(ConnectorContract):
         first = next(r for r in records if r.key == erased)
         heads = tuple((k, v + b"#new" if k == "ce_id" else v) for k, v in first.headers)
         new = replace(first, headers=heads, offset=len(records) + 1)  # after the erasure: new data
-        context = SinkContext(
-            self.connector.name,  # type: ignore[attr-defined]
-            CONTRACT_ACTOR,
-            (CONTRACT_TOPIC,),
-            f"gp.actor.{CONTRACT_ACTOR}.sink.contract",
-            tmp_path / "state",
-        )
 
         async def life() -> int | None:
             sink = type(self).factory(self.connector, config, tmp_path)

@@ -6,6 +6,8 @@ admin client, topic creation (idempotent), produce, and "consume everything unti
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -22,6 +24,7 @@ from gateway.security.client import read_client_file
 __all__ = [
     "Message",
     "admin",
+    "apply_acls",
     "cli_env",
     "client_kwargs",
     "consume_all",
@@ -257,6 +260,20 @@ def cli_env(bootstrap: str) -> dict[str, str]:
         env["GATEWAY_KAFKA_CLIENT_FILE"] = str(registered)
     env["GATEWAY_BOOTSTRAP_SERVERS"] = bootstrap
     return env
+
+
+def apply_acls(env: dict[str, str]) -> None:
+    """`gateway acl apply` in a child process with `env` (the ACLs the workers and the actors' kits
+    connect with); fails the test when it fails."""
+    applied = subprocess.run(
+        [sys.executable, "-m", "gateway", "acl", "apply"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if applied.returncode != 0:
+        raise AssertionError(applied.stderr[-2000:])
 
 
 def start_worker(env: dict[str, str], flows: str = "ingest", log_path: str | None = None) -> Any:

@@ -27,7 +27,7 @@ from gateway.testing.actor_stream import ActorRecord, actor_stream, sink_records
 from gateway.testing.effacement import effacement
 from gateway.testing.erasure import counts, scan_files
 from gateway.testing.http_receiver import Receiver
-from gateway.testing.kafka import create_topics, produce, worker_env
+from gateway.testing.kafka import apply_acls, create_topics, produce, worker_env
 from gateway.topics import actor_topic, dlq_topic
 from psycopg import sql
 
@@ -97,14 +97,7 @@ def erased(
     else:
         values = [r.value for r in records]
     produce(kafka_bootstrap, topic, [(r.key, v, r.headers) for r, v in zip(records, values, strict=True)])
-    applied = subprocess.run(
-        [sys.executable, "-m", "gateway", "acl", "apply"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr[-2000:]
+    apply_acls(env)
     ids = {
         erased_key: [str(dict(r.headers)["ce_id"].decode()) for r in mine],
         kept_key: [str(dict(r.headers)["ce_id"].decode()) for r in theirs],

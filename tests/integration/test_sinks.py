@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from gateway.testing.actor_stream import ActorRecord, actor_stream
 from gateway.testing.http_receiver import Receiver
-from gateway.testing.kafka import consume_all, create_topics, produce, worker_env
+from gateway.testing.kafka import apply_acls, consume_all, create_topics, produce, worker_env
 from gateway.topics import actor_topic, dlq_topic
 
 SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -64,14 +64,7 @@ def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
     produce(kafka_bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
     env = worker_env(kafka_bootstrap, prefix=prefix, state_dir=str(tmp_path / "state"), web_port=0)
     # the sink connects as the actor (its kit): the actor's ACLs are what let it read and dead-letter
-    applied = subprocess.run(
-        [sys.executable, "-m", "gateway", "acl", "apply"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr[-2000:]
+    apply_acls(env)
     yield Stream(kafka_bootstrap, env, actor, topic, records, tmp_path)
 
 

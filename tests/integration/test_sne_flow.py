@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from connectors.sne.testing import SimulatorProcess, decision_cal, decision_radi
 from gateway.codec.avro import decode_single_object, encode_single_object, load_schemas
 from gateway.connectors import SinkOutput
 from gateway.flows.egress import EgressRunner, RetryPolicy
-from gateway.testing.kafka import Message, consume_all, create_topics, produce, wait_for_count
+from gateway.testing.kafka import Message, apply_acls, consume_all, create_topics, produce, wait_for_count
 from gateway.topics import canonical_topic, dlq_topic, feedback_topic
 
 SCHEMAS = load_schemas()
@@ -261,14 +259,7 @@ def test_gateway_sne_run_end_to_end(env: dict[str, Any], monkeypatch: pytest.Mon
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(env["tmp"] / "state"))
     monkeypatch.setenv("GATEWAY_APP_ID", f"app-{env['prefix']}")
     # `gateway sne run` connects as the gateway worker <app id>.sne: its ACLs come from `acl apply`
-    applied = subprocess.run(
-        [sys.executable, "-m", "gateway", "acl", "apply"],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr[-2000:]
+    apply_acls(dict(os.environ))
     settings = GatewaySettings()
     cfg = sne_config(
         {

@@ -20,7 +20,7 @@ from connectors.sne.simulator.certs import ensure_certs
 from connectors.sne.testing import SimulatorProcess, demande
 from gateway.broker import LocalBroker
 from gateway.codec.avro import decode_single_object, encode_single_object, load_schemas
-from gateway.testing.kafka import consume_all, create_topics, produce
+from gateway.testing.kafka import apply_acls, consume_all, create_topics, produce
 from gateway.topics import canonical_topic, dlq_topic, feedback_topic
 
 SCHEMAS = load_schemas()
@@ -60,14 +60,7 @@ def test_sne_run_survives_a_broker_lost_while_publishing(own_broker: LocalBroker
         GATEWAY_SNE_DAILY_AT=(datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M"),
     )
     # the connector runs as the gateway worker <app id>.sne: its ACLs come from `gateway acl apply`
-    applied = subprocess.run(
-        [sys.executable, "-m", "gateway", "acl", "apply"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr[-2000:]
+    apply_acls(env)
     cmd = [sys.executable, "-m", "gateway", "sne", "run", "--no-poll", "--certs", str(certs)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

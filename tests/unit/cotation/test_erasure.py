@@ -15,7 +15,7 @@ from gateway.reporting.attributions import to_csv
 from gateway.reporting.live import ReportState
 from gateway.retention import protocol
 from gateway.settings import GatewaySettings
-from tests.unit.cotation.test_reporting import CONFIG, EXPECTED, _year
+from tests.unit.cotation.test_reporting import EXPECTED, _live_year
 
 DATA = Path(__file__).resolve().parents[3] / "gateway" / "data" / "cotation"
 GRID = load_grid(DATA / "grille-exemple.yaml", load_policy())
@@ -67,12 +67,7 @@ def test_other_tombstones_are_skipped() -> None:
 
 
 def test_the_report_keeps_the_attributions_of_an_erased_household_without_naming_it() -> None:
-    demandes, decisions = _year()
-    live = ReportState(CONFIG)
-    for d in demandes.values():
-        live.on_demande(d)
-    for d in decisions:
-        live.on_decision(d)
+    live, _ = _live_year()
     assert to_csv(live.changed()[2026]) == EXPECTED
     runner = _runner(live)
     runner.erasure("t.canonical.demande", b"A", ERASE)

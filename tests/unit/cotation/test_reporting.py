@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +13,9 @@ from gateway.errors import ConfigError
 from gateway.policy.samples import sample_decision
 from gateway.reporting.attributions import COLUMNS, facts, rows, to_csv
 from gateway.reporting.config import ReportingConfig, parse_qpv, parse_territories
+
+if TYPE_CHECKING:
+    from gateway.reporting.live import ReportState
 
 TERRITORIES = parse_territories(
     {"territoires": {"244400404": {"nom": "NM", "communes": ["44109", "44162"], "premier_quartile": 10000}}}
@@ -85,6 +88,19 @@ def _year() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         _radiation("F", "NQPV000005", "PPRIOR", "200000002", dalo=False),
     ]
     return demandes, decisions
+
+
+def _live_year() -> tuple[ReportState, dict[str, Any]]:
+    """The worker's report state fed with the year's demandes then decisions, and the demandes."""
+    from gateway.reporting.live import ReportState  # noqa: PLC0415
+
+    demandes, decisions = _year()
+    live = ReportState(CONFIG)
+    for d in demandes.values():
+        live.on_demande(d)
+    for d in decisions:
+        live.on_decision(d)
+    return live, demandes
 
 
 EXPECTED = (
@@ -177,14 +193,9 @@ def test_html_report_draws_each_share_against_the_25_percent_line() -> None:
 
 def test_the_worker_report_has_the_offline_figures_and_republishes_changed_years_only() -> None:
     from gateway.codec.avro import load_schemas  # noqa: PLC0415
-    from gateway.reporting.live import ReportState, line_key, line_record  # noqa: PLC0415
+    from gateway.reporting.live import line_key, line_record  # noqa: PLC0415
 
-    demandes, decisions = _year()
-    live = ReportState(CONFIG)
-    for d in demandes.values():
-        live.on_demande(d)
-    for d in decisions:
-        live.on_decision(d)
+    live, demandes = _live_year()
     changed = live.changed()
     assert sorted(changed) == [2025, 2026]
     assert to_csv(changed[2026]) == EXPECTED

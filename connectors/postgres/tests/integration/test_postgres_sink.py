@@ -15,26 +15,17 @@ from connectors.postgres.columns import columns_of
 from gateway.connectors import SinkRecord
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
+from gateway.testing.sink_run import write_and_flush
 
 
 def _sink(dsn: str) -> PostgresSink:
     return PostgresSink(PostgresSinkConfig.model_validate({"dsn": dsn}))
 
 
-def _write(sink: PostgresSink, records: list[SinkRecord]) -> None:
-    async def go() -> None:
-        try:
-            await sink.write(records)
-        finally:
-            await sink.flush()
-
-    asyncio.run(go())
-
-
 def test_latest_demand_per_key_decisions_appended_offsets_stored(postgres_dsn: str) -> None:
     records = list(sink_records())
-    _write(_sink(postgres_dsn), records)
-    _write(_sink(postgres_dsn), records)  # delivered again: nothing changes
+    write_and_flush(_sink(postgres_dsn), records)
+    write_and_flush(_sink(postgres_dsn), records)  # delivered again: nothing changes
     demandes = {r.key for r in records if ".Demande" in r.schema}
     decisions = [r for r in records if ".Decision" in r.schema]
     with psycopg.connect(postgres_dsn) as conn:
@@ -62,22 +53,22 @@ def _with_extra_field(rec: SinkRecord, name: str, avro_type: object, value: obje
 
 def test_a_compatible_view_change_adds_a_column(postgres_dsn: str) -> None:
     first = next(r for r in sink_records() if ".Demande" in r.schema)
-    _write(_sink(postgres_dsn), [first])
-    _write(_sink(postgres_dsn), [_with_extra_field(first, "nouveauChamp", ["null", "string"], "x")])
+    write_and_flush(_sink(postgres_dsn), [first])
+    write_and_flush(_sink(postgres_dsn), [_with_extra_field(first, "nouveauChamp", ["null", "string"], "x")])
     with psycopg.connect(postgres_dsn) as conn:
         assert conn.execute('SELECT "nouveauChamp" FROM gp_demande').fetchall() == [("x",)]
 
 
 def test_a_type_that_cannot_evolve_is_rejected_naming_the_column(postgres_dsn: str) -> None:
     first = next(r for r in sink_records() if ".Demande" in r.schema)
-    _write(_sink(postgres_dsn), [first])
+    write_and_flush(_sink(postgres_dsn), [first])
     changed = _with_extra_field(first, "numGuichet", "long", 5)
     changed.writer_schema["fields"] = [
         f for f in changed.writer_schema["fields"] if f["name"] != "numGuichet"
     ]
     changed.writer_schema["fields"].append({"name": "numGuichet", "type": "long"})
     with pytest.raises(RejectedMessage) as info:
-        _write(_sink(postgres_dsn), [changed])
+        write_and_flush(_sink(postgres_dsn), [changed])
     assert info.value.problems[0].path == "numGuichet"
     assert "cannot" in str(info.value)
 
@@ -85,7 +76,7 @@ def test_a_type_that_cannot_evolve_is_rejected_naming_the_column(postgres_dsn: s
 def test_postgres_away_is_retriable() -> None:
     sink = _sink("postgresql://gp@127.0.0.1:1/gp")
     with pytest.raises(RetriableError, match="PostgreSQL unreachable"):
-        _write(sink, list(sink_records())[:1])
+        write_and_flush(sink, list(sink_records())[:1])
     assert not sink.check().ok
 
 
@@ -120,8 +111,8 @@ def test_the_batch_statement_writes_the_rows_row_by_row_inserts_write(postgres_d
             self._insert_rows(cur, kind, recs, wanted)
 
     sink = RowByRow(PostgresSinkConfig.model_validate({"dsn": by_rows}))
-    _write(sink, records)
-    _write(_sink(postgres_dsn), records)
+    write_and_flush(sink, records)
+    write_and_flush(_sink(postgres_dsn), records)
     tables = (("gp_demande", "gp_key"), ("gp_decision", "gp_offset"), ("gp_offsets", "gp_partition"))
     for table, order in tables:
         assert _rows(postgres_dsn, table, order) == _rows(by_rows, table, order)
@@ -130,6 +121,6 @@ def test_the_batch_statement_writes_the_rows_row_by_row_inserts_write(postgres_d
 def test_values_json_cannot_carry_go_row_by_row(postgres_dsn: str) -> None:
     decision = next(r for r in sink_records() if ".Decision" in r.schema)
     nan = _with_extra_field(decision, "score", "double", float("nan"))
-    _write(_sink(postgres_dsn), [nan])
+    write_and_flush(_sink(postgres_dsn), [nan])
     with psycopg.connect(postgres_dsn) as conn:
         assert conn.execute("SELECT score::text FROM gp_decision").fetchall() == [("NaN",)]

@@ -3,7 +3,6 @@ receiver closing its connection, a failure in a window, and never two events of 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
 import threading
@@ -18,6 +17,7 @@ from gateway.connectors import SinkRecord
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
 from gateway.testing.http_receiver import Receiver
+from gateway.testing.sink_run import write_and_flush
 
 SECRET = "whsec_" + base64.b64encode(b"unit-test-key-0123456789abcdefgh").decode()
 
@@ -122,16 +122,6 @@ def _same_key(records: list[SinkRecord], n: int) -> list[SinkRecord]:
     return [replace(r, key="one-key") for r in records[:n]]
 
 
-def _deliver(sink: WebhookSink, records: list[SinkRecord]) -> None:
-    async def go() -> None:
-        try:
-            await sink.write(records)
-        finally:
-            await sink.flush()
-
-    asyncio.run(go())
-
-
 def test_a_failure_in_a_window_stops_the_lane_and_a_keys_later_events_wait() -> None:
     records = list(sink_records())[:6]
     keyed = _same_key(records, 3)  # one key: never two of them in flight
@@ -141,7 +131,7 @@ def test_a_failure_in_a_window_stops_the_lane_and_a_keys_later_events_wait() -> 
             WebhookConfig.model_validate({"url": rx.url, "secret": SECRET, "connections": 1, "pipeline": 8})
         )
         with pytest.raises(RetriableError, match="HTTP 503"):
-            _deliver(sink, keyed)
+            write_and_flush(sink, keyed)
     sent = [r.webhook_id for r in rx.requests]
     assert sent == [keyed[0].header("ce_id")]  # its later events were not sent past the failure
 
@@ -154,10 +144,10 @@ def test_a_window_with_one_refused_event_delivers_the_others_once() -> None:
             WebhookConfig.model_validate({"url": rx.url, "secret": SECRET, "connections": 1, "pipeline": 8})
         )
         with pytest.raises(RejectedMessage, match="HTTP 422"):
-            _deliver(sink, records)
+            write_and_flush(sink, records)
         for r in records:  # the runtime's record-by-record retry
             try:
-                _deliver(sink, [r])
+                write_and_flush(sink, [r])
             except RejectedMessage:
                 assert r is records[1]
     delivered = rx.delivered_ids()
@@ -168,7 +158,7 @@ def test_pipelined_windows_keep_each_keys_order_and_deliver_everything_once() ->
     records = list(sink_records())
     keyed = [replace(r, key=f"k{i % 3}") for i, r in enumerate(records)]  # few keys, many events each
     with Receiver() as rx:
-        _deliver(
+        write_and_flush(
             WebhookSink(WebhookConfig.model_validate({"url": rx.url, "secret": SECRET, "pipeline": 16})),
             keyed,
         )
@@ -187,5 +177,5 @@ def test_a_control_character_in_an_event_id_is_rejected_not_sent() -> None:
     with Receiver() as rx:
         sink = WebhookSink(WebhookConfig.model_validate({"url": rx.url, "secret": SECRET}))
         with pytest.raises(RejectedMessage, match="webhook-id"):
-            _deliver(sink, [bad])
+            write_and_flush(sink, [bad])
     assert rx.requests == []

@@ -3,17 +3,16 @@ statuses (2xx delivered, 5xx retried with a stable webhook-id, 4xx dead-lettered
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from pathlib import Path
 
 import pytest
 from connectors.webhook import WebhookConfig, WebhookSink
-from gateway.connectors import SinkRecord
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
 from gateway.testing.http_receiver import Receiver
+from gateway.testing.sink_run import write_and_flush
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
@@ -24,22 +23,10 @@ def _sink(url: str, **extra: object) -> WebhookSink:
     return WebhookSink(WebhookConfig.model_validate({"url": url, "secret": SECRET, **extra}))
 
 
-def _deliver(sink: WebhookSink, records: list[SinkRecord]) -> None:
-    """write, then flush (closes the kept-alive connection) whatever happened."""
-
-    async def go() -> None:
-        try:
-            await sink.write(records)
-        finally:
-            await sink.flush()
-
-    asyncio.run(go())
-
-
 def test_each_record_is_a_signed_structured_cloudevent() -> None:
     records = list(sink_records())[:3]
     with Receiver() as rx:
-        _deliver(_sink(rx.url), records)
+        write_and_flush(_sink(rx.url), records)
     assert len(rx.requests) == 3
     first = rx.requests[0]
     assert first.headers["content-type"].startswith("application/cloudevents+json")
@@ -58,7 +45,7 @@ def test_each_record_is_a_signed_structured_cloudevent() -> None:
 def test_dates_are_iso_and_decimals_strings() -> None:
     records = [r for r in sink_records() if "Demande" in r.schema][:1]
     with Receiver() as rx:
-        _deliver(_sink(rx.url), records)
+        write_and_flush(_sink(rx.url), records)
     data = json.loads(rx.requests[0].body)["data"]
     assert data["dateCreationDemande"] == str(records[0].record["dateCreationDemande"])
 
@@ -70,8 +57,8 @@ def test_server_error_is_retriable_then_same_webhook_id_succeeds() -> None:
         sink = _sink(rx.url)
         for _ in range(2):
             with pytest.raises(RetriableError, match="HTTP 50"):
-                _deliver(sink, [record])
-        _deliver(sink, [record])
+                write_and_flush(sink, [record])
+        write_and_flush(sink, [record])
     ids = {r.webhook_id for r in rx.requests}
     assert [r.status for r in rx.requests] == [500, 503, 200]
     assert ids == {record.header("ce_id")}
@@ -82,7 +69,7 @@ def test_client_error_is_rejected_with_the_status_and_no_payload() -> None:
     with Receiver() as rx:
         rx.script(400)
         with pytest.raises(RejectedMessage) as info:
-            _deliver(_sink(rx.url), [record])
+            write_and_flush(_sink(rx.url), [record])
     assert "HTTP 400" in str(info.value)
     assert info.value.problems[0].value == "400"
     assert record.key not in str(info.value)
@@ -94,15 +81,15 @@ def test_a_batch_retried_record_by_record_does_not_resend_what_was_delivered() -
         rx.refuse(503, when=str(records[2].header("ce_id")))
         sink = _sink(rx.url)
         with pytest.raises(RetriableError):
-            _deliver(sink, records)
-        _deliver(sink, [records[0]])  # the runtime's record-by-record retry
+            write_and_flush(sink, records)
+        write_and_flush(sink, [records[0]])  # the runtime's record-by-record retry
     assert rx.delivered_ids().count(str(records[0].header("ce_id"))) == 1
 
 
 def test_batch_mode_posts_a_cloudevents_batch() -> None:
     records = list(sink_records())[:5]
     with Receiver() as rx:
-        _deliver(_sink(rx.url, batch=True, batch_max=2, connections=1), records)
+        write_and_flush(_sink(rx.url, batch=True, batch_max=2, connections=1), records)
     assert len(rx.requests) == 3
     assert rx.requests[0].headers["content-type"].startswith("application/cloudevents-batch+json")
     assert sorted(rx.delivered_ids()) == sorted(str(r.header("ce_id")) for r in records)
@@ -112,7 +99,7 @@ def test_unreachable_receiver_is_retriable_and_named_without_payload() -> None:
     with Receiver() as rx:
         url = rx.url
     with pytest.raises(RetriableError, match="unreachable"):
-        _deliver(_sink(url, timeout_s=1), list(sink_records())[:1])
+        write_and_flush(_sink(url, timeout_s=1), list(sink_records())[:1])
     assert not _sink(url).check().ok
 
 
@@ -124,9 +111,9 @@ def test_tls_is_verified(tmp_path: Path) -> None:
     with Receiver(tls=(certs.server, certs.server_key)) as rx:
         assert rx.url.startswith("https://")
         with pytest.raises(RetriableError, match="TLS failure"):  # not signed by a CA the system trusts
-            _deliver(_sink(rx.url), records)
+            write_and_flush(_sink(rx.url), records)
         assert not _sink(rx.url).check().ok
-        _deliver(_sink(rx.url, ca_file=str(certs.ca)), records)  # the receiver's CA given: delivered
+        write_and_flush(_sink(rx.url, ca_file=str(certs.ca)), records)  # the receiver's CA given: delivered
     assert sorted(rx.delivered_ids()) == sorted(str(r.header("ce_id")) for r in records)
 
 
@@ -140,7 +127,7 @@ def test_plain_http_only_to_loopback() -> None:
 def test_lanes_keep_each_keys_order() -> None:
     records = list(sink_records())
     with Receiver() as rx:
-        _deliver(_sink(rx.url, connections=4), records)
+        write_and_flush(_sink(rx.url, connections=4), records)
     delivered = rx.delivered_ids()
     assert sorted(delivered) == sorted(str(r.header("ce_id")) for r in records)
     for key in {r.key for r in records}:
