@@ -10,11 +10,9 @@ store; the déradiated application keeps its data everywhere."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from gateway.codec.avro import load_schemas
 from gateway.codec.framing import decoder_for
 from gateway.policy.model import load_policy
 from gateway.settings import GatewaySettings
+from gateway.testing.background import Background
 from gateway.testing.erasure import (
     compacted_topics,
     counts,
@@ -116,69 +115,35 @@ def gw(kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path) -> Iterat
         "GATEWAY_RETENTION_STORES": STORES,
         "GATEWAY_COTATION_GRID": str(Path("gateway/data/cotation/grille-exemple.yaml").resolve()),
     }
-    cli = cli_env(kafka_bootstrap)
-    for name in (
-        "GATEWAY_TOPIC_PREFIX",
-        "GATEWAY_APP_ID",
-        "GATEWAY_PARTITIONS",
-        "GATEWAY_RETENTION_STORES",
-        "GATEWAY_RETENTION_CLOCK",
-        "GATEWAY_STATE_DIR",
-        "GATEWAY_SCHEMA_REGISTRY_URL",
-    ):
-        cli[name] = env[name]
+    cli = cli_env(kafka_bootstrap, like=env)
     gw = Gateway(kafka_bootstrap, prefix, env["GATEWAY_APP_ID"], env, cli, clock, tmp_path)
     applied = gw.gateway("acl", "apply")
     assert applied.returncode == 0, applied.stderr[-2000:]
     yield gw
 
 
-class SneRunner:
+def _sne(gw: Gateway, sim: SimulatorProcess, certs: Path, state: Path) -> Background:
     """The SNE connector (`gateway sne run` code path) in a thread, as the worker `<app id>.sne`,
     talking to the simulator; its ledger under `state`."""
+    from gateway.cli.sne import run_sne, sne_config  # noqa: PLC0415
 
-    def __init__(self, gw: Gateway, sim: SimulatorProcess, certs: Path, state: Path) -> None:
-        from gateway.cli.sne import sne_config  # noqa: PLC0415
-
-        settings = GatewaySettings(
-            bootstrap_servers=gw.bootstrap,
-            topic_prefix=gw.prefix,
-            app_id=gw.app_id,
-            partitions=PARTITIONS,
-            state_dir=state,
-            schema_registry_url=gw.env["GATEWAY_SCHEMA_REGISTRY_URL"],
-        )
-        self.settings = settings
-        self.cfg = sne_config(
-            {
-                "certs": str(certs),
-                "guichet": "G3501",
-                "url": f"https://127.0.0.1:{sim.port}/services/DemandeLogementImplService/",
-                "topic_prefix": gw.prefix,
-            }
-        )
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        from gateway.cli.sne import run_sne  # noqa: PLC0415
-
-        try:
-            self.loop.run_until_complete(run_sne(self.cfg, self.settings, poll=False, stop=self.stop))
-        except BaseException as exc:  # noqa: BLE001 - reported by close()
-            self.error = exc
-
-    def __enter__(self) -> SneRunner:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(timeout=60)
-        self.loop.close()
-        assert self.error is None, repr(self.error)
+    settings = GatewaySettings(
+        bootstrap_servers=gw.bootstrap,
+        topic_prefix=gw.prefix,
+        app_id=gw.app_id,
+        partitions=PARTITIONS,
+        state_dir=state,
+        schema_registry_url=gw.env["GATEWAY_SCHEMA_REGISTRY_URL"],
+    )
+    cfg = sne_config(
+        {
+            "certs": str(certs),
+            "guichet": "G3501",
+            "url": f"https://127.0.0.1:{sim.port}/services/DemandeLogementImplService/",
+            "topic_prefix": gw.prefix,
+        }
+    )
+    return Background(lambda stop: run_sne(cfg, settings, poll=False, stop=stop))
 
 
 def _wait(what: str, check: Any, max_wait: float = 180) -> None:
@@ -217,7 +182,7 @@ def test_an_application_radiated_a_year_ago_leaves_no_readable_byte_anywhere(
     sim = SimulatorProcess(certs, tmp_path / "sim-state").start()
     worker = start_worker(gw.env, "ingest,route,signals,cotation,retention", str(tmp_path / "worker.log"))
     try:
-        with SneRunner(gw, sim, certs, sne_state):
+        with _sne(gw, sim, certs, sne_state):
             # the worker creates its topics at start: the raw topic exists once it answers
             _wait("the raw topic", lambda: raw in topics_of(gw.bootstrap, [raw]))
             # the erased one: modified (sent to the SNE: a ledger row), then radiated; the kept one:

@@ -19,6 +19,7 @@ from connectors.sne.testing import SimulatorProcess, decision_cal, decision_radi
 from gateway.codec.avro import decode_single_object, encode_single_object, load_schemas
 from gateway.connectors import SinkOutput
 from gateway.flows.egress import EgressRunner, RetryPolicy
+from gateway.testing.background import Background
 from gateway.testing.kafka import Message, apply_acls, consume_all, create_topics, produce, wait_for_count
 from gateway.topics import canonical_topic, dlq_topic, feedback_topic
 
@@ -29,34 +30,6 @@ CODECS = SCHEMAS.by_fingerprint()
 def _decode(m: Message) -> dict[str, Any]:
     assert m.value is not None
     return decode_single_object(m.value, CODECS)[1]
-
-
-class Background:
-    """The egress runner on its own event loop in a thread, stopped on demand."""
-
-    def __init__(self, runner: EgressRunner) -> None:
-        self.runner = runner
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.thread = threading.Thread(target=self._main, daemon=True)
-        self.error: BaseException | None = None
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.runner.run(self.stop))
-        except BaseException as exc:  # noqa: BLE001 - reported by close()
-            self.error = exc
-
-    def __enter__(self) -> Background:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(timeout=60)
-        self.loop.close()
-        assert self.error is None, self.error
 
 
 @pytest.fixture
@@ -121,7 +94,7 @@ def test_demands_get_their_numero_or_their_anomalies(env: dict[str, Any]) -> Non
             ),
         ],
     )
-    with Background(_runner(env, _sink(env))):
+    with Background(_runner(env, _sink(env)).run):
         feedback = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 3)
     by_key = {m.key: _decode(m) for m in feedback}
     assert len(feedback) == 3 and set(by_key) == {b"ERP-1", b"ERP-2", b"ERP-3"}
@@ -140,7 +113,7 @@ def test_demands_get_their_numero_or_their_anomalies(env: dict[str, Any]) -> Non
 
 def test_radiation_with_attribution_is_accepted(env: dict[str, Any]) -> None:
     produce(env["bootstrap"], env["topics"]["demande"], [(b"k", _framed("fr.gp.Demande", demande("ERP-10")))])
-    with Background(_runner(env, _sink(env))):
+    with Background(_runner(env, _sink(env)).run):
         [created] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
         num = _decode(created)["numUnique"]
         rad = decision_radiation(num, reference="ERP-10", event_id=f"rad-{uuid.uuid4().hex}")
@@ -158,7 +131,7 @@ def test_a_cal_attribution_decision_reaches_the_sne_and_its_answer_the_feedback(
     """Issue 17: a CAL decision (R441-3) is reported to the SNE (a MOD carrying decisionCal, UNCERTAIN
     reading of the interface, see connectors/sne/CONFORMANCE.md) with the same ledger and feedback."""
     produce(env["bootstrap"], env["topics"]["demande"], [(b"k", _framed("fr.gp.Demande", demande("ERP-20")))])
-    with Background(_runner(env, _sink(env))):
+    with Background(_runner(env, _sink(env)).run):
         [created] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
         num = _decode(created)["numUnique"]
         cal = decision_cal(num, reference="ERP-20", event_id=f"cal-{uuid.uuid4().hex}")
@@ -184,7 +157,7 @@ def test_simulator_killed_and_restarted_mid_stream(env: dict[str, Any]) -> None:
     )
     sim.control(drop_next=1)  # the first creation is registered but its answer is lost
     retry = RetryPolicy(attempts=60, base_delay=0.1, max_delay=0.5)
-    with Background(_runner(env, _sink(env), retry)):
+    with Background(_runner(env, _sink(env), retry).run):
         wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
         sim.kill()  # crash mid-stream: requests now fail to connect and are retried
         sim.start()  # same port, same state directory
@@ -303,7 +276,7 @@ def test_the_erasure_tombstone_deletes_the_ledger_rows_and_writes_the_receipt(en
     produce(env["bootstrap"], demandes, [(b"k", _framed("fr.gp.Demande", demande(reference)))])
     sink = _sink(env)
     erasure = [(protocol.ERASURE_HEADER, b"run-9")]
-    with Background(_runner(env, sink)):
+    with Background(_runner(env, sink).run):
         [created] = wait_for_count(env["bootstrap"], env["topics"]["feedback"], 1)
         num = _decode(created)["numUnique"]
         produce(env["bootstrap"], demandes, [(num.encode(), None)])  # no header: not an erasure
