@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,12 +245,10 @@ def worker_env(
     return env
 
 
-def cli_env(bootstrap: str, like: Mapping[str, str] | None = None) -> dict[str, str]:
+def cli_env(bootstrap: str) -> dict[str, str]:
     """Environment of a `gateway ...` CLI subprocess aimed at the test broker `bootstrap`: no
     GATEWAY_* setting of the calling shell, except that broker's security (a test-kit broker: its
-    admin client file, by path; an external cluster: the GATEWAY_KAFKA_* environment). `like`: a
-    worker's environment (`worker_env`) whose gateway settings the command shares (prefix, app id,
-    partitions, state, registry, retention...), its security and web port excepted."""
+    admin client file, by path; an external cluster: the GATEWAY_KAFKA_* environment)."""
     import os  # noqa: PLC0415
 
     env = {

@@ -115,7 +115,17 @@ def gw(kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path) -> Iterat
         "GATEWAY_RETENTION_STORES": STORES,
         "GATEWAY_COTATION_GRID": str(Path("gateway/data/cotation/grille-exemple.yaml").resolve()),
     }
-    cli = cli_env(kafka_bootstrap, like=env)
+    cli = cli_env(kafka_bootstrap)
+    for name in (
+        "GATEWAY_TOPIC_PREFIX",
+        "GATEWAY_APP_ID",
+        "GATEWAY_PARTITIONS",
+        "GATEWAY_RETENTION_STORES",
+        "GATEWAY_RETENTION_CLOCK",
+        "GATEWAY_STATE_DIR",
+        "GATEWAY_SCHEMA_REGISTRY_URL",
+    ):
+        cli[name] = env[name]
     gw = Gateway(kafka_bootstrap, prefix, env["GATEWAY_APP_ID"], env, cli, clock, tmp_path)
     applied = gw.gateway("acl", "apply")
     assert applied.returncode == 0, applied.stderr[-2000:]

@@ -92,6 +92,20 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Co
     )
 
 
+def _cli_env(bootstrap: str, env: dict[str, str]) -> dict[str, str]:
+    out = cli_env(bootstrap)
+    for name in (
+        "GATEWAY_TOPIC_PREFIX",
+        "GATEWAY_APP_ID",
+        "GATEWAY_PARTITIONS",
+        "GATEWAY_RETENTION_STORES",
+        "GATEWAY_RETENTION_CLOCK",
+        "GATEWAY_STATE_DIR",
+    ):
+        out[name] = env[name]
+    return out
+
+
 def _wait_planned(cli: dict[str, str], wanted: set[str], max_wait: float = 120) -> list[str]:
     deadline = time.monotonic() + max_wait
     lines: list[str] = []
@@ -128,7 +142,7 @@ def test_retention_run_erases_the_radiated_application_once_and_leaves_the_derad
     kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
 ) -> None:
     prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw", schema_registry_url)
-    cli = cli_env(kafka_bootstrap, like=env)
+    cli = _cli_env(kafka_bootstrap, env)
     # raw inputs: 3 on partition 0, the ingest group committed 2 of them
     raw = source_raw_topic("sne-xml", "test", prefix)
     produce(kafka_bootstrap, raw, [(b"k", f"<raw {n}/>".encode()) for n in range(3)])
@@ -210,7 +224,7 @@ def test_sigkill_mid_erasure_then_restart_finishes_with_one_audit_entry_and_ever
     kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
 ) -> None:
     prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw,route", schema_registry_url)
-    cli = cli_env(kafka_bootstrap, like=env)
+    cli = _cli_env(kafka_bootstrap, env)
     worker = start_worker(env, flows="retention", log_path=str(tmp_path / "worker.log"))
     try:
         produce(
@@ -293,7 +307,7 @@ def test_the_daily_clock_erases_on_the_due_date_without_any_command(
 ) -> None:
     prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw", schema_registry_url)
     env["GATEWAY_RETENTION_CLOCK_INTERVAL"] = "1"
-    cli = cli_env(kafka_bootstrap, like=env)
+    cli = _cli_env(kafka_bootstrap, env)
     worker = start_worker(env, flows="retention", log_path=str(tmp_path / "worker.log"))
     try:
         produce(
@@ -321,7 +335,7 @@ def test_with_the_real_route_flow_its_receipt_completes_the_erasure(
     kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
 ) -> None:
     prefix, env, clock = _setup(kafka_bootstrap, tmp_path, "canonical,raw,route", schema_registry_url)
-    cli = cli_env(kafka_bootstrap, like=env)
+    cli = _cli_env(kafka_bootstrap, env)
     worker = start_worker(env, flows="route,retention", log_path=str(tmp_path / "worker.log"))
     try:
         produce(
