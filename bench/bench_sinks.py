@@ -19,7 +19,7 @@ Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else
 broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
 consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
 same TLS and authentication as the sinks.
-Usage: python bench/bench_sinks.py [--records 5000]
+Usage: python bench/bench_sinks.py [--records 20000]
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--only", default="", help="run only the sinks whose label holds this text")
     args = parser.parse_args()
     n = args.records

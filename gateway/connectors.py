@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import FatalError
@@ -43,6 +44,7 @@ __all__ = [
     "Source",
     "json_default",
     "to_json",
+    "to_json_bytes",
 ]
 
 
@@ -59,7 +61,8 @@ def json_default(value: Any) -> Any:
 
 def _c_encoder() -> Callable[[Any, int], Any] | None:
     """CPython's C encoder, built once with to_json's settings (json.dumps builds a new encoder at
-    every call: most of the cost of the small values sinks encode one by one, e.g. CSV cells)."""
+    every call): the fallback for what orjson declines (nesting deeper than 254, integers past 64
+    bits, a value json_default refuses: then raises as json.dumps does)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     basestring = getattr(json.encoder, "c_encode_basestring", None)
     if make is None or basestring is None:
@@ -73,16 +76,34 @@ def _c_encoder() -> Callable[[Any, int], Any] | None:
 
 
 _ENCODE = _c_encoder()
+# orjson: dates, datetimes and times written natively (the same text as isoformat()), decimals and
+# bytes through json_default, non-string keys as json.dumps writes them
+_ORJSON = orjson.OPT_NON_STR_KEYS
 
 
-def to_json(value: Any) -> str:
-    """JSON text of a record (compact, UTF-8 kept): what sinks write for a view record."""
+def _to_json_reference(value: Any) -> str:
     if _ENCODE is None or isinstance(value, str):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
     try:
         return "".join(_ENCODE(value, 0))
     except RecursionError:
         raise ValueError("Circular reference detected") from None
+
+
+def to_json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON of a record (compact): what sinks write for a view record. The same text as
+    json.dumps(ensure_ascii=False, separators=(",", ":"), default=json_default) writes, except NaN
+    and infinities, written null (JSON has no NaN). orjson: ~2 µs a view record against ~12 µs for
+    the standard library's C encoder (docs/sinks.md, Measured)."""
+    try:
+        return orjson.dumps(value, default=json_default, option=_ORJSON)
+    except orjson.JSONEncodeError:
+        return _to_json_reference(value).encode("utf-8")
+
+
+def to_json(value: Any) -> str:
+    """to_json_bytes as text."""
+    return to_json_bytes(value).decode("utf-8")
 
 
 class ConnectorConfig(BaseModel):

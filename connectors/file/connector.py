@@ -49,6 +49,7 @@ from gateway.connectors import (
     SinkRecord,
     json_default,
     to_json,
+    to_json_bytes,
 )
 from gateway.errors import RetriableError
 
@@ -92,9 +93,9 @@ def _safe_cell(value: Any) -> str:
     return neutralise(_cell(value))
 
 
-def _event(rec: SinkRecord) -> str:
+def _event(rec: SinkRecord) -> bytes:
     heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
-    return to_json(
+    return to_json_bytes(
         {
             "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
             "type": heads.get("ce_type") or rec.schema,
@@ -235,8 +236,7 @@ class FileSink(Sink):
     def _lines(self, kind: str, records: list[SinkRecord]) -> tuple[dict[str, Any], bytes]:
         if self.config.format == "jsonl":
             part = self._part(kind, None)
-            text = "".join(_event(r) + "\n" for r in records)
-            return part, text.encode("utf-8")
+            return part, b"".join([_event(r) + b"\n" for r in records])
         columns = ["id", "key", *records[0].record]
         part = self._part(kind, columns)
         out = io.StringIO()

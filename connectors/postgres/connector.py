@@ -24,6 +24,7 @@ PostgreSQL away: RetriableError (the runtime backs off; nothing is committed). E
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, NoReturn
 
@@ -64,6 +65,12 @@ _SYSTEM = {
 
 # column types whose values JSON does not carry as PostgreSQL reads them: those rows go one by one
 _SET_UNSAFE = frozenset({"bytea"})
+# ... and those whose NaN and infinities it does not carry (to_json writes them null)
+_FLOATS = frozenset({"real", "double precision"})
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _system(r: SinkRecord) -> dict[str, Any]:
@@ -219,6 +226,10 @@ class PostgresSink(Sink):
             return
         if kind == "demande":  # one statement may not upsert a key twice: its last record wins
             records = list({r.key: r for r in records}.values())
+        floats = [c for c, t in wanted.items() if _base(t) in _FLOATS]
+        if floats and any(_not_finite(r.record.get(c)) for r in records for c in floats):
+            self._insert_rows(cur, kind, records, wanted)  # NaN, infinities: JSON has none
+            return
         try:
             payload = to_json([{**r.record, **_system(r)} for r in records])
         except (TypeError, ValueError):  # a value JSON does not take (e.g. a uuid): row by row

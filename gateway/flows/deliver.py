@@ -36,7 +36,7 @@ from gateway.retention import protocol
 from gateway.retry import RetryPolicy
 from gateway.topics import dlq_topic
 
-__all__ = ["EgressResult", "SinkHealth", "SinkUnavailable", "process_envelopes", "reason"]
+__all__ = ["EgressResult", "SinkHealth", "SinkUnavailable", "no_collection", "process_envelopes", "reason"]
 
 log = logging.getLogger("gateway.flows.egress")
 Headers = tuple[tuple[str, bytes], ...]
@@ -177,10 +177,11 @@ def _erasure(env: Envelope) -> SinkRecord | None:
 
 
 @contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is decoded: decoded records hold no cycles, and the
-    collections their many new containers set off (scanning the batch alive so far) cost up to a
-    third of the decoding. Collection resumes right after, if it was on."""
+def no_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is decoded (and, in the runner, written): decoded
+    records hold no cycles, and the collections their many new containers set off (scanning the
+    batch alive so far) cost up to a third of the decoding. Collection resumes right after, if it
+    was on (nested: the outer one resumes it)."""
     if not gc.isenabled():
         yield
         return
@@ -203,7 +204,7 @@ def _decode_batch(
     letter (stage decode); with `erasures`, a demand topic's erasure tombstones too (in order with
     the records around them). The seam where a branch on the decoded schema can sit."""
     pairs: list[tuple[Envelope, SinkRecord]] = []
-    with _no_collection():
+    with no_collection():
         for env in envelopes:
             if env.payload is None or not env.payload:
                 if erasures and (erasure := _erasure(env)) is not None:

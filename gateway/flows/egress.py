@@ -20,6 +20,12 @@ assigned (exactly-once sinks resume from the offsets stored with their data),
 `outputs_for_rejection(record, error, attempts)` for a dead-lettered record, `tick()` after each
 poll, and `erase(erasures)` for the `fr.gp.Effacement` records of a batch, in stream order
 (gateway.flows.deliver; counted as gp_sink_erasures_total).
+Offsets are committed asynchronously after each batch (the consumer's position when the batch was
+polled: Kafka Connect's sink tasks commit the same way), synchronously when the run ends, when
+partitions are revoked and after a failed asynchronous commit; the next fetch is sent as soon as a
+partition's buffered records are taken (not when every partition's are): the broker's round trips
+overlap the sink's work. A crash loses at most the commits in flight: those batches are delivered
+again, as after any crash before a commit.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -38,7 +44,13 @@ from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.connectors import Sink, SinkContext, SinkOutput
 from gateway.errors import RetriableError
-from gateway.flows.deliver import EgressResult, SinkHealth, SinkUnavailable, process_envelopes
+from gateway.flows.deliver import (
+    EgressResult,
+    SinkHealth,
+    SinkUnavailable,
+    no_collection,
+    process_envelopes,
+)
 from gateway.flows.deliver import reason as _reason
 from gateway.kafka_config import as_client_kwargs
 from gateway.model.envelope import Envelope
@@ -123,6 +135,10 @@ class EgressRunner:
         self.broker_failures = 0  # tries that failed because the broker was away (monitoring, tests)
         self._ticked: list[SinkOutput] = []  # outputs of tick() not yet acknowledged by the broker
         self._uncommitted: dict[Any, int] = {}  # TopicPartition -> first offset of the current batch
+        self._positions: dict[Any, Any] = {}  # TopicPartition -> OffsetAndMetadata, as of the last poll
+        self._done: dict[Any, Any] = {}  # ... of the last batch written: what a commit may say
+        self._acked: dict[Any, Any] = {}  # ... the broker acknowledged
+        self._commit_failed: BaseException | None = None  # the last asynchronous commit's error
         self._bootstrap = str(kwargs.get("bootstrap_servers", ""))
         self._layout = (partitions, replication)
         self._known: set[str] = set()
@@ -193,37 +209,48 @@ class EgressRunner:
             await self.sink.open(self.context)
         self._opened = True
         polled = await asyncio.to_thread(self._poll)
-        envelopes = await self._resume_if_pending(_envelopes(polled))
         from kafka import TopicPartition  # noqa: PLC0415
 
-        for env in envelopes:
-            tp = TopicPartition(env.topic, env.partition)
-            first = self._uncommitted.get(tp)
-            if first is None or (env.offset is not None and env.offset < first):
-                self._uncommitted[tp] = int(env.offset or 0)
-        self._ticked.extend(await self.sink.tick())  # kept until published: a tick does not return them twice
-        if self._ticked:
-            await asyncio.to_thread(self._publish, self._ticked)
-            self._ticked = []
-        if not envelopes:
-            return 0
-        started = time.perf_counter()
-        result = await process_envelopes(
-            self.sink,
-            envelopes,
-            retry=self.retry,
-            connector=self.name,
-            codecs=self.codecs,
-            decoder=self.decoder,
-            health=self.health,
-        )
+        # no cyclic collection while the batch is alive (its many containers would be scanned again
+        # and again); it resumes once the polled records, envelopes and decoded records are gone
+        with no_collection():
+            envelopes = await self._resume_if_pending(_envelopes(polled))
+            del polled
+            firsts: dict[tuple[str | None, int | None], int] = {}
+            for env in envelopes:
+                at = (env.topic, env.partition)
+                if at not in firsts:  # a partition's records come in offset order
+                    firsts[at] = int(env.offset or 0)
+            for (topic, partition), offset in firsts.items():
+                tp = TopicPartition(topic, partition)
+                first = self._uncommitted.get(tp)
+                if first is None or offset < first:
+                    self._uncommitted[tp] = offset
+            self._ticked.extend(await self.sink.tick())  # kept until published: not returned twice
+            if self._ticked:
+                await asyncio.to_thread(self._publish, self._ticked)
+                self._ticked = []
+            if not envelopes:
+                return 0
+            started = time.perf_counter()
+            result = await process_envelopes(
+                self.sink,
+                envelopes,
+                retry=self.retry,
+                connector=self.name,
+                codecs=self.codecs,
+                decoder=self.decoder,
+                health=self.health,
+            )
+            count = len(envelopes)
+            del envelopes
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
-        await asyncio.to_thread(self.consumer.commit, timeout_ms=self.commit_timeout_ms)
+        await asyncio.to_thread(self._commit, dict(self._positions))
         self._uncommitted.clear()
         self._measure_lag()
-        self.processed += len(envelopes)
-        self._count(len(envelopes), result, time.perf_counter() - started)
-        return len(envelopes)
+        self.processed += count
+        self._count(count, result, time.perf_counter() - started)
+        return count
 
     def _count(self, polled: int, result: EgressResult, seconds: float) -> None:
         if self.metrics is None:
@@ -258,10 +285,57 @@ class EgressRunner:
         self.resume_pending = False
         for (topic, partition), offset in stored.items():
             self.consumer.seek(TopicPartition(topic, partition), offset)
+            self._positions.pop(TopicPartition(topic, partition), None)  # read again: not committed
         return [e for e in envelopes if (e.topic, e.partition) not in stored]
 
     def _poll(self) -> Any:
-        return self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        if polled:
+            # where a commit after this batch may say the group is (the consumer's position, taken
+            # here: the consumer is only touched from one thread at a time)
+            consumed = getattr(getattr(self.consumer, "_subscription", None), "all_consumed_offsets", None)
+            self._positions = dict(consumed()) if consumed is not None else {}
+            # the next fetch of the partitions whose records were all taken leaves now, not once every
+            # partition's are (kafka-python's default): its round trip overlaps the sink's work
+            fetcher = getattr(self.consumer, "_fetcher", None)
+            if fetcher is not None:
+                with contextlib.suppress(Exception):  # a fetch that cannot leave now leaves at the next poll
+                    fetcher.send_fetches()
+        return polled
+
+    def _commit(self, offsets: dict[Any, Any]) -> None:
+        """Commit what the batch just written moved past: asynchronously, unless the previous
+        asynchronous commit failed (then synchronously: a lost broker raises here and is waited for)
+        or the consumer cannot say its positions (then its position, synchronously)."""
+        if not offsets:
+            self.consumer.commit(timeout_ms=self.commit_timeout_ms)
+            return
+        self._done = offsets
+        failed, self._commit_failed = self._commit_failed, None
+        if failed is not None:
+            self.consumer.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
+            self._acked = offsets
+            return
+
+        def answered(committed: Any, response: Any) -> None:
+            if isinstance(response, BaseException):
+                self._commit_failed = response
+            elif self._done is committed:
+                self._acked = committed
+
+        self.consumer.commit_async(offsets=offsets, callback=answered)
+
+    def commit_done(self, partitions: Any = None, timeout_ms: int | None = None) -> None:
+        """Commit synchronously what was written and not yet acknowledged (of `partitions` only when
+        given): at the end of a run and when partitions are revoked."""
+        done = self._done
+        if not done or done is self._acked:
+            return
+        offsets = {tp: o for tp, o in done.items() if partitions is None or tp in partitions}
+        if offsets:
+            self.consumer.commit(offsets=offsets, timeout_ms=timeout_ms or self.commit_timeout_ms)
+        if partitions is None:
+            self._acked = done
 
     def _rewind(self) -> None:
         """Back to the first offset of the batch that was not committed: it is polled again."""
@@ -283,6 +357,7 @@ class EgressRunner:
                     # drained: every partition read to its end, or nothing more to read for 3 polls (a
                     # read_committed consumer cannot pass an open transaction: no need to wait for it)
                     if until_idle and quiet and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
+                        await asyncio.to_thread(self.commit_done)
                         return
                 except Exception as exc:
                     if not broker_lost(exc):
@@ -304,6 +379,8 @@ class EgressRunner:
                         self.health.ok()
                     failures = 0
         finally:
+            with contextlib.suppress(Exception):  # the broker away: the batches are delivered again
+                await asyncio.to_thread(self.commit_done, None, 10_000)
             await self.sink.flush()
             self.close()
 
@@ -334,7 +411,10 @@ def _resume_listener(runner: EgressRunner) -> Any:
 
     class Resume(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
         def on_partitions_revoked(self, revoked: Any) -> None:
-            return None
+            try:  # what was written of them, before their next owner starts
+                runner.commit_done(set(revoked))
+            except Exception as exc:  # noqa: BLE001 - the next owner delivers those batches again
+                log.warning("%s: cannot commit before a rebalance (%s)", runner.name, _reason(exc))
 
         def on_partitions_assigned(self, assigned: Any) -> None:
             parts = [(tp.topic, tp.partition) for tp in assigned]
