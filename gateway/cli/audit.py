@@ -14,8 +14,9 @@ import click
 
 from gateway.codec.avro import load_schemas
 from gateway.codec.framing import decoder_for
-from gateway.errors import RejectedMessage, RetriableError
+from gateway.errors import RejectedMessage
 from gateway.kafka_config import as_client_kwargs
+from gateway.kafka_read import read_to_end
 
 __all__ = ["audit", "disclosures_of", "read_audit", "read_topic"]
 
@@ -36,43 +37,7 @@ def read_audit(
 
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> Iterator[Any]:
     """Every committed record (kafka-python ConsumerRecord) of `topic`, from its beginning to its end."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy, only at the edge
-    from kafka.errors import KafkaError  # noqa: PLC0415
-
-    try:
-        consumer = KafkaConsumer(
-            **as_client_kwargs(bootstrap),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            request_timeout_ms=int(timeout_s * 1000) + 5000,
-        )
-    except KafkaError as exc:
-        raise RetriableError(f"Kafka unreachable at {bootstrap}: {type(exc).__name__}") from exc
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return
-        parts = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        pending = {tp for tp in parts if end[tp] > 0}
-        while pending:
-            batch = consumer.poll(timeout_ms=int(timeout_s * 1000))
-            if not batch:
-                pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
-                if pending:
-                    raise RetriableError(f"audit topic {topic}: no progress within {timeout_s}s")
-                break
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset < end[tp]:
-                        yield r
-                if consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
-    finally:
-        consumer.close()
+    return read_to_end(as_client_kwargs(bootstrap), topic, timeout_s=timeout_s, what="audit topic")
 
 
 def disclosures_of(entries: Iterable[dict[str, Any]], numero: str) -> list[dict[str, Any]]:

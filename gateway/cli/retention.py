@@ -24,7 +24,8 @@ from typing import Any
 
 import click
 
-from gateway.errors import GatewayError, RetriableError
+from gateway.errors import GatewayError
+from gateway.kafka_read import read_to_end
 from gateway.settings import GatewaySettings
 
 __all__ = ["clock_records", "retention"]
@@ -43,44 +44,9 @@ def clock_records(
     kwargs: dict[str, Any], topic: str, *, timeout_s: float = 30.0
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every committed record of the clock's changelog, from its beginning to its end."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy, only at the edge
-    from kafka.errors import KafkaError  # noqa: PLC0415
-
-    try:
-        consumer = KafkaConsumer(
-            **kwargs,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-        )
-    except KafkaError as exc:
-        raise RetriableError(f"Kafka unreachable: {type(exc).__name__}") from exc
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return
-        parts = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        pending = {tp for tp in parts if end[tp] > consumer.position(tp)}
-        while pending:
-            batch = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=50_000)
-            if not batch:
-                pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
-                if pending:
-                    raise RetriableError(f"clock changelog {topic}: no progress within {timeout_s:.0f}s")
-                break
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset < end[tp]:
-                        yield r.key, r.value
-                if consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
-    finally:
-        consumer.close()
+    big = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
+    for r in read_to_end(kwargs, topic, timeout_s=timeout_s, what="clock changelog", consumer_options=big):
+        yield r.key, r.value
 
 
 @click.group("retention")

@@ -21,6 +21,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from gateway.kafka_read import read_to_end
 from gateway.testing.kafka import admin, client_kwargs
 
 __all__ = ["ROLL_KEY", "compacted_topics", "force_compaction", "scan_files", "scan_topics", "topics_of"]
@@ -100,42 +101,13 @@ def scan_topics(bootstrap: str, topics: Iterable[str], markers: Sequence[bytes])
     """{topic: number of readable records (any isolation) holding one of `markers`} for the topics
     where there is at least one."""
     found: dict[str, int] = {}
-    consumer = KafkaConsumer(
-        **client_kwargs(bootstrap),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_uncommitted",
-    )
-    try:
-        for topic in topics:
-            parts = _partitions(consumer, topic)
-            if not parts:
-                continue
-            consumer.assign(parts)
-            consumer.seek_to_beginning(*parts)
-            ends = consumer.end_offsets(parts)
-            todo = {tp for tp in parts if ends[tp] > consumer.position(tp)}
-            deadline = time.monotonic() + 60
-            while todo and time.monotonic() < deadline:
-                for tp, records in consumer.poll(timeout_ms=500).items():
-                    for r in records:
-                        blob = b"".join(
-                            [r.key or b"", r.value or b"", *((v or b"") for _k, v in (r.headers or ()))]
-                        )
-                        if any(m in blob for m in markers):
-                            found[topic] = found.get(topic, 0) + 1
-                    if consumer.position(tp) >= ends[tp]:
-                        todo.discard(tp)
-                for tp in list(todo):  # compaction leaves gaps: the position may jump to the end
-                    if consumer.position(tp) >= ends[tp]:
-                        todo.discard(tp)
-            if todo:
-                raise TimeoutError(
-                    f"{topic}: could not read to the end of {sorted(t.partition for t in todo)}"
-                )
-    finally:
-        consumer.close()
+    for topic in topics:
+        for r in read_to_end(
+            client_kwargs(bootstrap), topic, isolation="read_uncommitted", timeout_s=60, what="scanned topic"
+        ):
+            blob = b"".join([r.key or b"", r.value or b"", *((v or b"") for _k, v in (r.headers or ()))])
+            if any(m in blob for m in markers):
+                found[topic] = found.get(topic, 0) + 1
     return found
 
 
