@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerRow", "forget_erased", "open_sqlite"]
+__all__ = ["POLLED_KEPT_S", "Ledger", "LedgerRow", "forget_erased", "open_sqlite"]
+
+POLLED_KEPT_S = 31 * 86_400  # how long a polled event's id is remembered (a month and a day)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -223,12 +225,16 @@ class Ledger:
                 if self._db.execute("SELECT 1 FROM polled WHERE event_id = ?", (e,)).fetchone() is None
             }
 
-    def mark_seen(self, event_ids: list[str]) -> None:
-        now = time.time()
+    def mark_seen(self, event_ids: list[str], *, now: float | None = None) -> None:
+        """Remember the ids a poll published, and forget those older than POLLED_KEPT_S: an id is
+        derived from the numéro unique (hashed), so it is kept only as long as a poll can list its
+        item again (polls overlap by a fraction of a second; the first one looks 30 days back)."""
+        now = time.time() if now is None else now
         with self._lock:
             self._db.executemany(
                 "INSERT OR IGNORE INTO polled (event_id, at) VALUES (?, ?)", [(e, now) for e in event_ids]
             )
+            self._db.execute("DELETE FROM polled WHERE at < ?", (now - POLLED_KEPT_S,))
 
     def erase(self, num_unique: str) -> int:
         """Delete every row about application `num_unique` (an erasure, docs/retention.md): its

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sne.connector import SneSink
+from connectors.sne.ledger import POLLED_KEPT_S, Ledger
 from connectors.sne.testing import demande, sink_config
 from gateway.codec.avro import encode_single_object, load_schemas
 from gateway.flows.egress import RetryPolicy, process_envelopes
@@ -76,3 +77,17 @@ def test_an_application_the_ledger_never_held_still_gets_its_receipt(simulator: 
         (b"035260100000000042", b"sne", ((protocol.ERASURE_HEADER, protocol.CLOCK.encode()),))
     ]
     sink.close()
+
+
+def test_polled_event_ids_are_forgotten_after_a_month_and_a_day(tmp_path: Path) -> None:
+    # the ids hash the numéro unique: kept only while a poll can list their item again
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        start = 1_800_000_000.0
+        ledger.mark_seen(["old"], now=start)
+        ledger.mark_seen(["recent"], now=start + POLLED_KEPT_S - 60)
+        assert ledger.unseen(["old", "recent", "new"]) == {"new"}
+        ledger.mark_seen(["new"], now=start + POLLED_KEPT_S + 1)
+        assert ledger.unseen(["old", "recent", "new"]) == {"old"}
+    finally:
+        ledger.close()
