@@ -325,17 +325,20 @@ class EgressRunner:
 
         self.consumer.commit_async(offsets=offsets, callback=answered)
 
-    def commit_done(self, partitions: Any = None, timeout_ms: int | None = None) -> None:
-        """Commit synchronously what was written and not yet acknowledged (of `partitions` only when
-        given): at the end of a run and when partitions are revoked."""
+    def unacknowledged(self, partitions: Any = None) -> dict[Any, Any]:
+        """The offsets written and not yet acknowledged by the broker (of `partitions` when given)."""
         done = self._done
         if not done or done is self._acked:
-            return
-        offsets = {tp: o for tp, o in done.items() if partitions is None or tp in partitions}
+            return {}
+        return {tp: o for tp, o in done.items() if partitions is None or tp in partitions}
+
+    def commit_done(self, timeout_ms: int | None = None) -> None:
+        """Commit synchronously what was written and not yet acknowledged: at the end of a run (the
+        rebalance listener commits a revoked partition's)."""
+        offsets = self.unacknowledged()
         if offsets:
             self.consumer.commit(offsets=offsets, timeout_ms=timeout_ms or self.commit_timeout_ms)
-        if partitions is None:
-            self._acked = done
+            self._acked = self._done
 
     def _rewind(self) -> None:
         """Back to the first offset of the batch that was not committed: it is polled again."""
@@ -380,7 +383,7 @@ class EgressRunner:
                     failures = 0
         finally:
             with contextlib.suppress(Exception):  # the broker away: the batches are delivered again
-                await asyncio.to_thread(self.commit_done, None, 10_000)
+                await asyncio.to_thread(self.commit_done, 10_000)
             await self.sink.flush()
             self.close()
 
@@ -406,17 +409,24 @@ def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
 
 
 def _resume_listener(runner: EgressRunner) -> Any:
-    """Rebalance listener: exactly-once sinks resume from the offsets stored with their data."""
-    from kafka import ConsumerRebalanceListener, TopicPartition  # noqa: PLC0415
+    """Rebalance listener (run on kafka-python's network thread, which it must not block on its own
+    requests: hence the awaited commit): before partitions go, what was written of them is committed;
+    when partitions come, exactly-once sinks resume from the offsets stored with their data."""
+    from kafka import AsyncConsumerRebalanceListener, TopicPartition  # noqa: PLC0415
 
-    class Resume(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
-        def on_partitions_revoked(self, revoked: Any) -> None:
-            try:  # what was written of them, before their next owner starts
-                runner.commit_done(set(revoked))
+    class Resume(AsyncConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            offsets = runner.unacknowledged(set(revoked))
+            coordinator = getattr(runner.consumer, "_coordinator", None)
+            commit = getattr(coordinator, "_commit_offsets_sync_async", None)
+            if not offsets or commit is None:
+                return
+            try:  # the next owner starts where this member's writes stopped
+                await commit(offsets, timeout_ms=runner.commit_timeout_ms)
             except Exception as exc:  # noqa: BLE001 - the next owner delivers those batches again
                 log.warning("%s: cannot commit before a rebalance (%s)", runner.name, _reason(exc))
 
-        def on_partitions_assigned(self, assigned: Any) -> None:
+        async def on_partitions_assigned(self, assigned: Any) -> None:
             parts = [(tp.topic, tp.partition) for tp in assigned]
             try:
                 stored = runner.sink.resume_offsets(parts) if parts else {}
