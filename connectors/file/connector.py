@@ -60,6 +60,7 @@ __all__ = ["FileSink", "neutralise"]
 STATE = ".state.json"
 ERASING = ".erasing"  # suffix of a file being rewritten without an erased application's lines
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_FIRST = frozenset(_FORMULA)  # a cell's first character that makes it a formula
 
 
 def neutralise(cell: str) -> str:
@@ -234,6 +235,7 @@ class FileSink(Sink):
         return part
 
     def _lines(self, kind: str, records: list[SinkRecord]) -> tuple[dict[str, Any], bytes]:
+        """The part file and the bytes of `records` (one kind, the same fields in the same order)."""
         if self.config.format == "jsonl":
             part = self._part(kind, None)
             return part, b"".join([_event(r) + b"\n" for r in records])
@@ -244,11 +246,18 @@ class FileSink(Sink):
         if part["size"] == 0:
             writer.writerow(columns)
         fields = columns[2:]
+        first, other = _FIRST, _safe_cell
+        writerow = writer.writerow
         for r in records:
             row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
             record = r.record
-            row += [_safe_cell(record.get(c)) for c in fields]
-            writer.writerow(row)
+            values = record.values() if len(record) == len(fields) else map(record.get, fields)
+            # text and nulls (most cells) inline; other values through _safe_cell
+            row += [
+                ("'" + v if v[:1] in first else v) if v.__class__ is str else "" if v is None else other(v)
+                for v in values
+            ]
+            writerow(row)
         return part, out.getvalue().encode("utf-8")
 
     def _append(self, part: dict[str, Any], data: bytes) -> None:
