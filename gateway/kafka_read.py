@@ -11,7 +11,7 @@ RetriableError naming the topic and the partitions left (never a record's conten
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from gateway.errors import RetriableError
@@ -23,17 +23,18 @@ Isolation = Literal["read_committed", "read_uncommitted"]
 
 def read_to_end(
     kwargs: Mapping[str, Any],
-    topic: str,
+    topic: str | Sequence[str],
     *,
     isolation: Isolation = "read_committed",
     timeout_s: float = 30.0,
     what: str = "topic",
     consumer_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Any]:
-    """Every record of `topic` from its beginning to its end offsets (see the module's doc).
-    `kwargs`: the client's connection settings (gateway.kafka_config); `what` names the topic in
-    errors ("audit topic", "clock changelog"); `consumer_options`: e.g. larger fetch sizes."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy, only at the edge
+    """Every record of `topic` (or of each topic of a sequence, in turn, through one consumer) from
+    its beginning to its end offsets (see the module's doc). `kwargs`: the client's connection
+    settings (gateway.kafka_config); `what` names the topic in errors ("audit topic", "clock
+    changelog"); `consumer_options`: e.g. larger fetch sizes."""
+    from kafka import KafkaConsumer  # noqa: PLC0415 - heavy, only at the edge
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     where = kwargs.get("bootstrap_servers", "")
@@ -48,26 +49,32 @@ def read_to_end(
     except KafkaError as exc:
         raise RetriableError(f"Kafka unreachable at {where}: {type(exc).__name__}") from exc
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not parts:
-            return
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        pending = {tp for tp in parts if consumer.position(tp) < end[tp]}
-        while pending:
-            batch = consumer.poll(timeout_ms=int(timeout_s * 1000))
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset < end[tp]:
-                        yield r
-            # a partition is read once its position reaches the end (a compacted tail is a gap)
-            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
-            if pending and not batch:
-                left = ", ".join(str(tp.partition) for tp in sorted(pending))
-                raise RetriableError(
-                    f"{what} {topic}: no progress within {timeout_s:.0f}s (partitions {left} not read "
-                    "to the end)"
-                )
+        for name in [topic] if isinstance(topic, str) else topic:
+            yield from _one(consumer, name, timeout_s, what)
     finally:
         consumer.close()
+
+
+def _one(consumer: Any, topic: str, timeout_s: float, what: str) -> Iterator[Any]:
+    from kafka import TopicPartition  # noqa: PLC0415
+
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not parts:
+        return
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    end = consumer.end_offsets(parts)
+    pending = {tp for tp in parts if consumer.position(tp) < end[tp]}
+    while pending:
+        batch = consumer.poll(timeout_ms=int(timeout_s * 1000))
+        for tp, records in batch.items():
+            for r in records:
+                if r.offset < end[tp]:
+                    yield r
+        # a partition is read once its position reaches the end (a compacted tail is a gap)
+        pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+        if pending and not batch:
+            left = ", ".join(str(tp.partition) for tp in sorted(pending))
+            raise RetriableError(
+                f"{what} {topic}: no progress within {timeout_s:.0f}s (partitions {left} not read to the end)"
+            )

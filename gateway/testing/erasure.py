@@ -101,13 +101,13 @@ def scan_topics(bootstrap: str, topics: Iterable[str], markers: Sequence[bytes])
     """{topic: number of readable records (any isolation) holding one of `markers`} for the topics
     where there is at least one."""
     found: dict[str, int] = {}
-    for topic in topics:
-        for r in read_to_end(
-            client_kwargs(bootstrap), topic, isolation="read_uncommitted", timeout_s=60, what="scanned topic"
-        ):
-            blob = b"".join([r.key or b"", r.value or b"", *((v or b"") for _k, v in (r.headers or ()))])
-            if any(m in blob for m in markers):
-                found[topic] = found.get(topic, 0) + 1
+    kwargs = client_kwargs(bootstrap)
+    for r in read_to_end(
+        kwargs, list(topics), isolation="read_uncommitted", timeout_s=60, what="scanned topic"
+    ):
+        blob = b"".join([r.key or b"", r.value or b"", *((v or b"") for _k, v in (r.headers or ()))])
+        if any(m in blob for m in markers):
+            found[r.topic] = found.get(r.topic, 0) + 1
     return found
 
 
