@@ -240,6 +240,9 @@ def worker_env(
             "GATEWAY_WEB_PORT": str(web_port),
             "GATEWAY_PARTITIONS": str(partitions),
             "GATEWAY_PROCESSING_GUARANTEE": guarantee,
+            # a killed worker's partitions go to its successor after 6 s (the broker's minimum), not
+            # 15: what the restart tests check is the same, sooner
+            "GATEWAY_SESSION_TIMEOUT_S": "6",
         }
     )
     return env
