@@ -17,7 +17,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from gateway.security.client import read_client_file
 
@@ -36,6 +36,7 @@ __all__ = [
     "start_worker",
     "stop_worker",
     "wait_for_count",
+    "wait_for_group",
     "worker_env",
 ]
 
@@ -207,6 +208,29 @@ def consume_all(
 def wait_for_count(bootstrap: str, topic: str, count: int, *, max_wait_s: float = 120.0) -> list[Message]:
     """consume_all that keeps waiting until at least `count` committed records are there."""
     return consume_all(bootstrap, topic, expect=count, max_wait_s=max_wait_s)
+
+
+def wait_for_group(bootstrap: str, group: str, members: int, *, max_wait_s: float = 120.0) -> None:
+    """Wait until consumer group `group` is Stable with `members` members (each one then holds its
+    assignment); AssertionError, with the last description, if it is not within `max_wait_s`."""
+    client = admin(bootstrap)
+    seen: Any = None
+    try:
+        deadline = time.monotonic() + max_wait_s
+        while time.monotonic() < deadline:
+            try:
+                seen = client.describe_groups([group]).get(group) or {}
+            except KafkaError as exc:  # e.g. no coordinator yet: the group is still being formed
+                if not exc.retriable:
+                    raise
+                seen = {"group_state": type(exc).__name__}
+            if seen.get("group_state") == "Stable" and len(seen.get("members") or ()) == members:
+                return
+            time.sleep(0.3)
+    finally:
+        client.close()
+    state = (seen or {}).get("group_state")
+    raise AssertionError(f"group {group}: not Stable with {members} members ({state}, {seen})")
 
 
 def worker_env(
