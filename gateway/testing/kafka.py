@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "cli_env",
     "client_kwargs",
     "consume_all",
+    "consume_topics",
     "count_records",
     "create_topics",
     "end_offsets",
@@ -164,6 +165,29 @@ def consume_all(
 ) -> list[Message]:
     """Every record of `topic` from the beginning, read until nothing new arrives for `quiet_ms`
     (or until `expect` records were read, then one more quiet period to catch duplicates)."""
+    return consume_topics(
+        bootstrap,
+        [topic],
+        quiet_ms=quiet_ms,
+        max_wait_s=max_wait_s,
+        read_committed=read_committed,
+        expect={topic: expect},
+    )[topic]
+
+
+def consume_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    quiet_ms: int = 1500,
+    max_wait_s: float = 60.0,
+    read_committed: bool = True,
+    expect: Mapping[str, int | None] | None = None,
+) -> dict[str, list[Message]]:
+    """consume_all of several topics at once, with one consumer: every record of each topic from the
+    beginning, read until nothing new arrives on any of them for `quiet_ms` (and, for each topic with
+    an `expect`ed count, not before that many were read). Each topic is thus read at least as long as
+    consume_all would; a topic that does not exist within `max_wait_s` gives []."""
     consumer = KafkaConsumer(
         **client_kwargs(bootstrap),
         group_id=None,
@@ -171,20 +195,23 @@ def consume_all(
         auto_offset_reset="earliest",
         isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
-    out: list[Message] = []
+    out: dict[str, list[Message]] = {t: [] for t in topics}
+    wanted = {t: n for t, n in (expect or {}).items() if n is not None}
     try:
-        parts = None
+        parts: dict[str, list[TopicPartition]] = {}
         deadline = time.monotonic() + max_wait_s
-        while parts is None and time.monotonic() < deadline:
-            found = consumer.partitions_for_topic(topic)
-            if found:
-                parts = [TopicPartition(topic, p) for p in sorted(found)]
-            else:
+        while len(parts) < len(out) and time.monotonic() < deadline:
+            for t in out:
+                found = None if t in parts else consumer.partitions_for_topic(t)
+                if found:
+                    parts[t] = [TopicPartition(t, p) for p in sorted(found)]
+            if len(parts) < len(out):
                 time.sleep(0.2)
-        if parts is None:
+        assigned = [tp for t in out if t in parts for tp in parts[t]]
+        if not assigned:
             return out
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
         last_new = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=200)
@@ -192,13 +219,13 @@ def consume_all(
             for records in batch.values():
                 for r in records:
                     got = True
-                    out.append(
+                    out[r.topic].append(
                         Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
                     )
             now = time.monotonic()
             if got:
                 last_new = now
-            elif (expect is None or len(out) >= expect) and (now - last_new) * 1000 >= quiet_ms:
+            elif all(len(out[t]) >= n for t, n in wanted.items()) and (now - last_new) * 1000 >= quiet_ms:
                 break
     finally:
         consumer.close()
