@@ -59,6 +59,20 @@ class GatewaySettings(BaseSettings):
     ingest_processes: int = Field(
         0, ge=0, le=64, description="Processes normalising ingest batches (0: the worker's own thread)."
     )
+    session_timeout_s: float = Field(
+        15.0,
+        ge=6,
+        le=300,
+        description="How long a consumer that died (killed, host lost) keeps its partitions before its"
+        " group gives them to the other members (the broker's group.min.session.timeout.ms: 6 s).",
+    )
+    broker_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="How long one Kafka request, flush or topic creation of a sink (SNE connector"
+        " included) may take before the broker counts as lost (then: backoff, and again).",
+    )
     partitions: int = Field(6, ge=1, description="Partitions of the topics the gateway creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of the topics it creates.")
     log_level: str = Field("INFO", description="Log level.")

@@ -361,6 +361,11 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
             loop.add_signal_handler(sig, stop.set)
     sink = SneSink(cfg, state_dir=settings.state_dir)
     prefix = cfg.topic_prefix
+
+    def create(names: set[str]) -> None:  # feedback topics (one per organisation): 30 days
+        new = [TopicSpec(t, p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(names)]
+        ensure_topics(client_kwargs(settings), new, request_timeout_s=settings.broker_timeout_s)
+
     runner = EgressRunner(
         sink,
         client=principal_client_kwargs(settings, f"{settings.app_id}.{sink.name}"),  # the gateway worker
@@ -370,6 +375,9 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
         partitions=settings.partitions,
         replication=settings.replication_factor,
         registry_url=settings.schema_registry_url,
+        create_topics=create,
+        commit_timeout_ms=int(settings.broker_timeout_s * 1000),
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
     )
     tasks = [asyncio.create_task(runner.run(stop))]
     producer = None

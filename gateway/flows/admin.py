@@ -100,6 +100,7 @@ def ensure_topics(
     *,
     timeout_s: float = 30.0,
     reconcile: bool = False,
+    request_timeout_s: float | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; with `reconcile`, also bring the configs of the
     existing ones to the declared values (`reconcile_configs`: the declarations are authoritative,
@@ -107,14 +108,19 @@ def ensure_topics(
     `bootstrap`: kafka-python kwargs (`gateway.kafka_config.client_kwargs`), or a bootstrap string
     reached with this process's security settings.
 
-    Returns the names created. Raises RetriableError when the broker does not answer."""
+    Returns the names created. Raises RetriableError when the broker does not answer (within
+    `request_timeout_s` per request, reaching the broker included; kafka-python's 30 s when None)."""
     from kafka import KafkaAdminClient  # noqa: PLC0415 - heavy import, only at the edge
     from kafka.admin import NewTopic  # noqa: PLC0415
     from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
 
     wanted = list(specs)
     try:
-        client = KafkaAdminClient(**as_client_kwargs(bootstrap), client_id="gp-gateway-admin")
+        timeouts = {}
+        if request_timeout_s is not None:
+            ms = max(1, int(request_timeout_s * 1000))
+            timeouts = {"bootstrap_timeout_ms": ms, "request_timeout_ms": ms}
+        client = KafkaAdminClient(**as_client_kwargs(bootstrap), **timeouts, client_id="gp-gateway-admin")
     except KafkaError as exc:
         where = bootstrap_of(bootstrap)
         raise RetriableError(f"Kafka admin unreachable at {where}: {type(exc).__name__}") from exc

@@ -213,7 +213,8 @@ def create_app(settings: GatewaySettings, flows: Sequence[str] = DEFAULT_FLOWS) 
         # offsets (and, exactly-once, the outputs' transactions) are committed every 0.25 s: the
         # end-to-end latency of read_committed consumers; 1 s gave p50 0.6 s for no throughput gain
         broker_commit_interval=0.25,
-        broker_session_timeout=15.0,
+        broker_session_timeout=settings.session_timeout_s,  # a dead worker's partitions: to the others
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=True,
         web_host=settings.web_host,
         web_port=settings.web_port,

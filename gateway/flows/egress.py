@@ -92,6 +92,7 @@ class EgressRunner:
         replication: int = 1,
         producer_options: dict[str, Any] | None = None,
         commit_timeout_ms: int = 60_000,
+        session_timeout_ms: int = 15_000,
         codecs: Mapping[bytes, AvroCodec] | None = None,
         context: SinkContext | None = None,
         metrics: Metrics | None = None,
@@ -125,6 +126,9 @@ class EgressRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            # a sink that died gives its partitions up after this (GATEWAY_SESSION_TIMEOUT_S)
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=min(3000, session_timeout_ms // 3),
         )
         self.consumer.subscribe(list(topics), listener=_resume_listener(self))
         self.producer: Any = KafkaProducer(

@@ -231,6 +231,7 @@ def register(app: faust.App, ctx: FlowContext) -> None:
         transactional_id=f"{settings.app_id}.ingest.{settings.instance_id}",
         processes=settings.ingest_processes,
         framer=framer,
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
     )
     ctx.metrics.add_lag_source(runner.lag, group)
     app.gp_ingest_runner = runner  # type: ignore[attr-defined]  # for /status and tests

@@ -133,8 +133,10 @@ class IngestRunner:
         refresh: Callable[[], Mapping[str, RawTopic] | None] | None = None,
         refresh_interval_s: float = 30.0,
         framer: Framer | None = None,
+        session_timeout_ms: int = SESSION_TIMEOUT_MS,
     ) -> None:
         self.bootstrap = bootstrap
+        self.session_timeout_ms = session_timeout_ms
         self.framer = framer if framer is not None and framer.confluent else None
         self.formats = dict(formats)
         self.sources = dict(sources or {})
@@ -174,9 +176,9 @@ class IngestRunner:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.max_records,
-            # a worker that died gives its partitions up after 15 s (as the faust flows' session)
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=3000,
+            # a worker that died gives its partitions up after GATEWAY_SESSION_TIMEOUT_S (as the faust flows)
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=min(3000, self.session_timeout_ms // 3),
             **self.client_options,
         )
 

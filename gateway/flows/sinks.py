@@ -150,7 +150,7 @@ async def run_sink(
 
         p, r = settings.partitions, settings.replication_factor
         specs = [TopicSpec(t, p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(names)]
-        ensure_topics(client_kwargs(settings), specs)
+        ensure_topics(client_kwargs(settings), specs, request_timeout_s=settings.broker_timeout_s)
 
     runner = await asyncio.to_thread(
         lambda: EgressRunner(
@@ -169,6 +169,8 @@ async def run_sink(
             health=health,
             create_topics=create,
             registry_url=settings.schema_registry_url,
+            commit_timeout_ms=int(settings.broker_timeout_s * 1000),
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
         )
     )
     missing = [t for t in topics if await asyncio.to_thread(runner.consumer.partitions_for_topic, t) is None]

@@ -10,6 +10,7 @@ Only groups that commit offsets have a lag: a partition with no committed offset
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,13 +34,15 @@ def deliverable_between(
     consumer.assign([tp])
     consumer.seek(tp, start)
     count = 0
-    idle = 0
-    while consumer.position(tp) < end and idle < 3:
-        batch = consumer.poll(timeout_ms=timeout_ms // 3 or 1, max_records=2000)
+    # short polls: a fetch of markers only moves the position to `end` without returning a record,
+    # and a poll waits its whole timeout for records: one long poll per partition would wait for
+    # nothing. Gives up after `timeout_ms` without a record (the broker is slow or away).
+    idle_until = time.monotonic() + timeout_ms / 1000
+    while consumer.position(tp) < end and time.monotonic() < idle_until:
+        batch = consumer.poll(timeout_ms=min(50, timeout_ms), max_records=2000)
         if not batch:
-            idle += 1
             continue
-        idle = 0
+        idle_until = time.monotonic() + timeout_ms / 1000
         for records in batch.values():
             count += sum(1 for r in records if r.offset < end)
     return count

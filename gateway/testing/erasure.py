@@ -6,7 +6,7 @@ for time-based rules; it makes compaction happen now instead:
   cleanable at once (`min.compaction.lag.ms=0`, `max.compaction.lag.ms` small, a tiny dirty ratio,
   a short `segment.ms`), appends a roll record without nominative content so that the segment
   holding the application's records is closed, and waits for the cleaner (its back-off is 5 s on
-  the test kit's broker);
+  the test kit's broker), or, given the markers that must go, until none is readable any more;
 - `scan_topics` reads every record of every given topic from its log start, **read_uncommitted**
   (aborted transactional records included: they are readable bytes too), and counts the records
   whose key, value or headers contain a marker.
@@ -69,9 +69,13 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
-def force_compaction(bootstrap: str, topics: Sequence[str], *, wait_s: float = 20.0) -> None:
+def force_compaction(
+    bootstrap: str, topics: Sequence[str], *, wait_s: float = 20.0, gone: Sequence[bytes] = ()
+) -> None:
     """Make the broker compact `topics` now (see the module's doc); returns after `wait_s`, enough
-    for two passes of the cleaner on the test kit's broker."""
+    for two passes of the cleaner on the test kit's broker. With `gone` (markers of what compaction
+    must remove): returns as soon as no record of `topics` holds one, or after 60 s at most (the
+    caller's scan then fails)."""
     if not topics:
         return
     client = admin(bootstrap)
@@ -94,7 +98,12 @@ def force_compaction(bootstrap: str, topics: Sequence[str], *, wait_s: float = 2
     finally:
         producer.close()
         consumer.close()
-    time.sleep(wait_s)
+    if not gone:
+        time.sleep(wait_s)
+        return
+    deadline = time.monotonic() + max(wait_s, 60.0)
+    while scan_topics(bootstrap, topics, gone) and time.monotonic() < deadline:
+        time.sleep(1.0)
 
 
 def scan_topics(bootstrap: str, topics: Iterable[str], markers: Sequence[bytes]) -> dict[str, int]:

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from gateway.security.client import read_client_file
 
@@ -28,6 +28,7 @@ __all__ = [
     "cli_env",
     "client_kwargs",
     "consume_all",
+    "consume_topics",
     "count_records",
     "create_topics",
     "end_offsets",
@@ -36,6 +37,7 @@ __all__ = [
     "start_worker",
     "stop_worker",
     "wait_for_count",
+    "wait_for_group",
     "worker_env",
 ]
 
@@ -163,6 +165,29 @@ def consume_all(
 ) -> list[Message]:
     """Every record of `topic` from the beginning, read until nothing new arrives for `quiet_ms`
     (or until `expect` records were read, then one more quiet period to catch duplicates)."""
+    return consume_topics(
+        bootstrap,
+        [topic],
+        quiet_ms=quiet_ms,
+        max_wait_s=max_wait_s,
+        read_committed=read_committed,
+        expect={topic: expect},
+    )[topic]
+
+
+def consume_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    quiet_ms: int = 1500,
+    max_wait_s: float = 60.0,
+    read_committed: bool = True,
+    expect: Mapping[str, int | None] | None = None,
+) -> dict[str, list[Message]]:
+    """consume_all of several topics at once, with one consumer: every record of each topic from the
+    beginning, read until nothing new arrives on any of them for `quiet_ms` (and, for each topic with
+    an `expect`ed count, not before that many were read). Each topic is thus read at least as long as
+    consume_all would; a topic that does not exist within `max_wait_s` gives []."""
     consumer = KafkaConsumer(
         **client_kwargs(bootstrap),
         group_id=None,
@@ -170,20 +195,23 @@ def consume_all(
         auto_offset_reset="earliest",
         isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
-    out: list[Message] = []
+    out: dict[str, list[Message]] = {t: [] for t in topics}
+    wanted = {t: n for t, n in (expect or {}).items() if n is not None}
     try:
-        parts = None
+        parts: dict[str, list[TopicPartition]] = {}
         deadline = time.monotonic() + max_wait_s
-        while parts is None and time.monotonic() < deadline:
-            found = consumer.partitions_for_topic(topic)
-            if found:
-                parts = [TopicPartition(topic, p) for p in sorted(found)]
-            else:
+        while len(parts) < len(out) and time.monotonic() < deadline:
+            for t in out:
+                found = None if t in parts else consumer.partitions_for_topic(t)
+                if found:
+                    parts[t] = [TopicPartition(t, p) for p in sorted(found)]
+            if len(parts) < len(out):
                 time.sleep(0.2)
-        if parts is None:
+        assigned = [tp for t in out if t in parts for tp in parts[t]]
+        if not assigned:
             return out
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
         last_new = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=200)
@@ -191,13 +219,13 @@ def consume_all(
             for records in batch.values():
                 for r in records:
                     got = True
-                    out.append(
+                    out[r.topic].append(
                         Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
                     )
             now = time.monotonic()
             if got:
                 last_new = now
-            elif (expect is None or len(out) >= expect) and (now - last_new) * 1000 >= quiet_ms:
+            elif all(len(out[t]) >= n for t, n in wanted.items()) and (now - last_new) * 1000 >= quiet_ms:
                 break
     finally:
         consumer.close()
@@ -207,6 +235,29 @@ def consume_all(
 def wait_for_count(bootstrap: str, topic: str, count: int, *, max_wait_s: float = 120.0) -> list[Message]:
     """consume_all that keeps waiting until at least `count` committed records are there."""
     return consume_all(bootstrap, topic, expect=count, max_wait_s=max_wait_s)
+
+
+def wait_for_group(bootstrap: str, group: str, members: int, *, max_wait_s: float = 120.0) -> None:
+    """Wait until consumer group `group` is Stable with `members` members (each one then holds its
+    assignment); AssertionError, with the last description, if it is not within `max_wait_s`."""
+    client = admin(bootstrap)
+    seen: Any = None
+    try:
+        deadline = time.monotonic() + max_wait_s
+        while time.monotonic() < deadline:
+            try:
+                seen = client.describe_groups([group]).get(group) or {}
+            except KafkaError as exc:  # e.g. no coordinator yet: the group is still being formed
+                if not exc.retriable:
+                    raise
+                seen = {"group_state": type(exc).__name__}
+            if seen.get("group_state") == "Stable" and len(seen.get("members") or ()) == members:
+                return
+            time.sleep(0.3)
+    finally:
+        client.close()
+    state = (seen or {}).get("group_state")
+    raise AssertionError(f"group {group}: not Stable with {members} members ({state}, {seen})")
 
 
 def worker_env(
@@ -240,6 +291,9 @@ def worker_env(
             "GATEWAY_WEB_PORT": str(web_port),
             "GATEWAY_PARTITIONS": str(partitions),
             "GATEWAY_PROCESSING_GUARANTEE": guarantee,
+            # a killed worker's partitions go to its successor after 6 s (the broker's minimum), not
+            # 15: what the restart tests check is the same, sooner
+            "GATEWAY_SESSION_TIMEOUT_S": "6",
         }
     )
     return env

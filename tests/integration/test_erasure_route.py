@@ -26,6 +26,7 @@ from gateway.retention import protocol
 from gateway.settings import GatewaySettings
 from gateway.testing.kafka import (
     consume_all,
+    consume_topics,
     create_topics,
     produce,
     start_worker,
@@ -87,10 +88,10 @@ def test_an_erased_application_reaches_every_recipient_as_an_effacement(
         wait_for_count(kafka_bootstrap, audit_topic(prefix), 2 * len(NOMINATIVE_IN_SCOPE), max_wait_s=180)
         produce(kafka_bootstrap, demande_topic, [(NUM.encode(), None, ERASURE)])
         receipts = wait_for_count(kafka_bootstrap, retention_topic("receipts", prefix), 1, max_wait_s=180)
-        got = {
-            a: consume_all(kafka_bootstrap, actor_topic(a, prefix), quiet_ms=1500, max_wait_s=60)
-            for a in policy.actors
-        }
+        by_topic = consume_topics(
+            kafka_bootstrap, [actor_topic(a, prefix) for a in policy.actors], quiet_ms=1500, max_wait_s=60
+        )
+        got = {a: by_topic[actor_topic(a, prefix)] for a in policy.actors}
         changelog = consume_all(kafka_bootstrap, f"{prefix}-app-{TABLE}-changelog", quiet_ms=1000)
         dead = [
             m

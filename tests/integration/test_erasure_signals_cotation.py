@@ -20,6 +20,7 @@ from gateway.settings import GatewaySettings
 from gateway.signals.samples import LOGEMENT, bail, cal, demande
 from gateway.testing.kafka import (
     consume_all,
+    consume_topics,
     create_topics,
     produce,
     start_worker,
@@ -96,14 +97,16 @@ def test_signals_and_cotation_forget_an_erased_application(kafka_bootstrap: str,
         clock.write_text("2026-11-01", encoding="utf-8")  # GONE's and KEEP's délai: only KEEP's fires
         signals = wait_for_count(kafka_bootstrap, signal_topic, 4, max_wait_s=180)
         signals = consume_all(kafka_bootstrap, signal_topic, quiet_ms=4000, max_wait_s=60)
-        cotations = consume_all(kafka_bootstrap, cotation_topic, quiet_ms=1000)
-        apps = consume_all(kafka_bootstrap, f"{prefix}-app-{APP_TABLE}-changelog", quiet_ms=1000)
-        dwellings = consume_all(kafka_bootstrap, f"{prefix}-app-{LOGEMENT_TABLE}-changelog", quiet_ms=1000)
-        dead = [
-            m
-            for t in (demandes, decisions)
-            for m in consume_all(kafka_bootstrap, dlq_topic(t), quiet_ms=500, max_wait_s=5)
-        ]
+        apps_log, dwellings_log = (
+            f"{prefix}-app-{APP_TABLE}-changelog",
+            f"{prefix}-app-{LOGEMENT_TABLE}-changelog",
+        )
+        read = consume_topics(kafka_bootstrap, [cotation_topic, apps_log, dwellings_log], quiet_ms=1000)
+        cotations, apps, dwellings = read[cotation_topic], read[apps_log], read[dwellings_log]
+        dlqs = consume_topics(
+            kafka_bootstrap, [dlq_topic(demandes), dlq_topic(decisions)], quiet_ms=500, max_wait_s=5
+        )
+        dead = [*dlqs[dlq_topic(demandes)], *dlqs[dlq_topic(decisions)]]
     finally:
         stop_worker(worker)
     trace = log.read_text(encoding="utf-8")[-3000:]

@@ -21,9 +21,10 @@ from gateway.testing.kafka import (
     produce,
     start_worker,
     stop_worker,
+    wait_for_group,
     worker_env,
 )
-from gateway.topics import canonical_topic, dlq_topic, source_raw_topic
+from gateway.topics import canonical_topic, dlq_topic, ingest_group, source_raw_topic
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sne-xml" / "demande-cre-famille-rennes.xml"
 N = 600
@@ -115,7 +116,8 @@ def test_two_workers_one_sigkilled_the_other_takes_its_partitions_over_exactly_o
         for i in range(2)
     ]
     try:
-        time.sleep(8)  # both in the group before the inputs arrive: the partitions are shared
+        # both in the group before the inputs arrive: the partitions are shared
+        wait_for_group(kafka_bootstrap, ingest_group(env["GATEWAY_APP_ID"]), 2)
         assert produce(kafka_bootstrap, raw, inputs) == N
         deadline = time.monotonic() + 120
         while sum(end_offsets(kafka_bootstrap, out).values()) < N // 5 and time.monotonic() < deadline:

@@ -20,7 +20,14 @@ from gateway.policy.router import H_POLICY_VERSION, H_SOURCE_CE_ID, H_VIEW_FINGE
 from gateway.policy.samples import sample_decision, sample_demande
 from gateway.policy.views import schema_leaf_paths
 from gateway.settings import GatewaySettings
-from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, wait_for_count, worker_env
+from gateway.testing.kafka import (
+    consume_topics,
+    produce,
+    start_worker,
+    stop_worker,
+    wait_for_count,
+    worker_env,
+)
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
 NUM = "035260100000000001"
@@ -75,12 +82,14 @@ def test_demand_and_decisions_reach_exactly_the_expected_actors(kafka_bootstrap:
         audit = wait_for_count(
             kafka_bootstrap, audit_topic(prefix), sum(expected.values()) - 4, max_wait_s=180
         )
-        got = {
-            a: consume_all(
-                kafka_bootstrap, actor_topic(a, prefix), expect=expected.get(a), quiet_ms=1000, max_wait_s=60
-            )
-            for a in policy.actors
-        }
+        by_topic = consume_topics(
+            kafka_bootstrap,
+            [actor_topic(a, prefix) for a in policy.actors],
+            expect={actor_topic(a, prefix): expected.get(a) for a in policy.actors},
+            quiet_ms=1000,
+            max_wait_s=60,
+        )
+        got = {a: by_topic[actor_topic(a, prefix)] for a in policy.actors}
     finally:
         stop_worker(worker)
 

@@ -16,7 +16,15 @@ from gateway.flows.signals import signals_topics
 from gateway.policy import load_policy
 from gateway.settings import GatewaySettings
 from gateway.signals.samples import LOGEMENT, bail, cal, decision, demande
-from gateway.testing.kafka import consume_all, produce, start_worker, stop_worker, wait_for_count, worker_env
+from gateway.testing.kafka import (
+    consume_all,
+    consume_topics,
+    produce,
+    start_worker,
+    stop_worker,
+    wait_for_count,
+    worker_env,
+)
 from gateway.topics import actor_topic, audit_topic, canonical_topic
 
 FIRST, SECOND, VENDEE = "044250100000000001", "044250100000000002", "085250800000000003"
@@ -84,12 +92,16 @@ def test_attribue_non_loge_reaches_the_households_actors_and_time_fires_the_dela
         flagged = _signals(kafka_bootstrap, prefix, 1)
         assert [(s["typeSignal"], s["numUnique"]) for s in flagged] == [("ATTRIBUE_NON_LOGE", SECOND)]
         # routed to the second household's bailleur and to the réservataire that designated it, audited
+        read = consume_topics(
+            kafka_bootstrap,
+            [actor_topic(a, prefix) for a in (BAILLEUR_44, ALS)],
+            quiet_ms=1500,
+            max_wait_s=90,
+        )
         for actor in (BAILLEUR_44, ALS):
             got = [
                 m
-                for m in consume_all(
-                    kafka_bootstrap, actor_topic(actor, prefix), quiet_ms=1500, max_wait_s=90
-                )
+                for m in read[actor_topic(actor, prefix)]
                 if (m.header("gp.view.schema") or b"").startswith(b"fr.gp.view.Signal_")
             ]
             assert [m.key for m in got] == [SECOND.encode()], actor

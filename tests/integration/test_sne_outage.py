@@ -58,6 +58,7 @@ def test_sne_run_survives_a_broker_lost_while_publishing(own_broker: LocalBroker
         GATEWAY_SNE_URL=f"https://127.0.0.1:{sim.port}/services/DemandeLogementImplService/",
         GATEWAY_SNE_MODE="daily",  # the batch is sent when the test says so
         GATEWAY_SNE_DAILY_AT=(datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M"),
+        GATEWAY_BROKER_TIMEOUT_S="5",  # a publish (topic creation) fails after 5 s, not 60: sooner lost
     )
     # the connector runs as the gateway worker <app id>.sne: its ACLs come from `gateway acl apply`
     apply_acls(env)
