@@ -145,21 +145,26 @@ def step_sources(ctx: DemoContext) -> None:
     drop_samples(ctx)  # one file-drop connector per declared source (connectors/file_drop/demo.py)
 
 
-def _left(consumer: Any, reader: Any, group: Any, tps: list[Any]) -> int:
+def _left(consumer: Any, reader: Any, group: Any, tps: list[Any], *, look_s: float = 1.0) -> int:
     """Records of `tps` the group has not committed yet (0 when only transaction markers are left)."""
     committed = {tp: group.committed(tp) or 0 for tp in tps}  # read first: see step_drain
     ends = consumer.end_offsets(tps)
-    left = 0
-    for tp in tps:
-        if committed[tp] >= ends[tp]:
-            continue
-        # on a transactional topic the last offsets are commit markers, never "processed": look
-        reader.assign([tp])
+    behind = [tp for tp in tps if committed[tp] < ends[tp]]
+    if not behind:
+        return 0
+    # on a transactional topic the last offsets are commit markers, never "processed": look at every
+    # partition behind at once (one poll loop, not one wait a partition) for a record past the commit
+    reader.assign(behind)
+    for tp in behind:
         reader.seek(tp, committed[tp])
-        records = reader.poll(timeout_ms=500, max_records=1)
-        if records or reader.position(tp) < ends[tp]:
-            left += ends[tp] - committed[tp]
-    return left
+    found: set[Any] = set()
+    unsure = set(behind)
+    deadline = time.monotonic() + look_s
+    while unsure and time.monotonic() < deadline:
+        found |= {tp for tp, records in reader.poll(timeout_ms=100).items() if records}
+        unsure = {tp for tp in unsure - found if reader.position(tp) < ends[tp]}
+    # a record seen, or no answer yet: still to process (as before, never drained on a guess)
+    return sum(ends[tp] - committed[tp] for tp in behind if tp in found or tp in unsure)
 
 
 def step_drain(ctx: DemoContext, timeout_s: float = 180.0) -> None:

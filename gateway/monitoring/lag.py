@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["COUNT_LIMIT", "DeliverableLag", "committed_lag", "count_committed_records", "deliverable_between"]
+__all__ = [
+    "COUNT_LIMIT",
+    "DeliverableLag",
+    "committed_lag",
+    "count_committed_records",
+    "deliverable",
+    "deliverable_between",
+]
 
 COUNT_LIMIT = 5000
 
@@ -26,26 +33,40 @@ def deliverable_between(
 
     `consumer` is a kafka-python KafkaConsumer built with isolation_level="read_committed" and no
     group; it is re-assigned to the one partition."""
+    return deliverable({(topic, partition): (start, end)}, consumer, timeout_ms=timeout_ms)[
+        (topic, partition)
+    ]
+
+
+def deliverable(
+    ranges: Mapping[tuple[str, int], tuple[int, int]], consumer: Any, *, timeout_ms: int = 3000
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> records a read_committed consumer receives in [start, end) of it, every
+    partition read at once (one poll loop for all, not one wait each). `consumer`: as for
+    deliverable_between, re-assigned to the partitions with something to read."""
     from kafka import TopicPartition  # noqa: PLC0415 - heavy import, only at the edge
 
-    if end <= start:
-        return 0
-    tp = TopicPartition(topic, partition)
-    consumer.assign([tp])
-    consumer.seek(tp, start)
-    count = 0
+    out = dict.fromkeys(ranges, 0)
+    todo = {TopicPartition(t, p): (start, end) for (t, p), (start, end) in ranges.items() if end > start}
+    if not todo:
+        return out
+    consumer.assign(list(todo))
+    for tp, (start, _) in todo.items():
+        consumer.seek(tp, start)
     # short polls: a fetch of markers only moves the position to `end` without returning a record,
-    # and a poll waits its whole timeout for records: one long poll per partition would wait for
-    # nothing. Gives up after `timeout_ms` without a record (the broker is slow or away).
+    # and a poll waits its whole timeout for records: one long poll would wait for nothing. Gives up
+    # after `timeout_ms` without a record (the broker is slow or away).
     idle_until = time.monotonic() + timeout_ms / 1000
-    while consumer.position(tp) < end and time.monotonic() < idle_until:
+    pending = set(todo)
+    while pending and time.monotonic() < idle_until:
         batch = consumer.poll(timeout_ms=min(50, timeout_ms), max_records=2000)
-        if not batch:
-            continue
-        idle_until = time.monotonic() + timeout_ms / 1000
-        for records in batch.values():
-            count += sum(1 for r in records if r.offset < end)
-    return count
+        if batch:
+            idle_until = time.monotonic() + timeout_ms / 1000
+        for tp, records in batch.items():
+            end = todo[tp][1] if tp in todo else 0
+            out[(tp.topic, tp.partition)] += sum(1 for r in records if r.offset < end)
+        pending = {tp for tp in pending if consumer.position(tp) < todo[tp][1]}
+    return out
 
 
 def committed_lag(
@@ -65,6 +86,7 @@ def committed_lag(
         return {}
     ends = consumer.end_offsets(tps)
     out: dict[tuple[str, int], int] = {}
+    counted: dict[tuple[str, int], tuple[int, int]] = {}
     for tp in tps:
         done = committed[(tp.topic, tp.partition)]
         end = int(ends.get(tp) or 0)
@@ -72,10 +94,10 @@ def committed_lag(
         if gap <= 0:
             out[(tp.topic, tp.partition)] = 0
         elif gap <= count_limit:
-            out[(tp.topic, tp.partition)] = deliverable_between(consumer, tp.topic, tp.partition, done, end)
+            counted[(tp.topic, tp.partition)] = (done, end)
         else:
             out[(tp.topic, tp.partition)] = gap
-    return out
+    return {**out, **deliverable(counted, consumer)}
 
 
 def count_committed_records(consumer: Any, topics: Iterable[str]) -> dict[str, int]:
@@ -90,9 +112,8 @@ def count_committed_records(consumer: Any, topics: Iterable[str]) -> dict[str, i
             out[topic] = 0
             continue
         begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        out[topic] = sum(
-            deliverable_between(consumer, topic, tp.partition, int(begins[tp]), int(ends[tp])) for tp in tps
-        )
+        ranges = {(topic, tp.partition): (int(begins[tp]), int(ends[tp])) for tp in tps}
+        out[topic] = sum(deliverable(ranges, consumer).values())
     return out
 
 
