@@ -235,7 +235,7 @@ class FileSink(Sink):
         return part
 
     def _lines(self, kind: str, records: list[SinkRecord]) -> tuple[dict[str, Any], bytes]:
-        """The part file and the bytes of `records` (one kind, the same fields in the same order)."""
+        """The part file and the bytes of `records` (one kind; CSV columns: the first record's fields)."""
         if self.config.format == "jsonl":
             part = self._part(kind, None)
             return part, b"".join([_event(r) + b"\n" for r in records])
@@ -246,12 +246,13 @@ class FileSink(Sink):
         if part["size"] == 0:
             writer.writerow(columns)
         fields = columns[2:]
+        in_order = tuple(fields)
         first, other = _FIRST, _safe_cell
         writerow = writer.writerow
         for r in records:
             row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
             record = r.record
-            values = record.values() if len(record) == len(fields) else map(record.get, fields)
+            values = record.values() if tuple(record) == in_order else map(record.get, fields)
             # text and nulls (most cells) inline; other values through _safe_cell
             row += [
                 ("'" + v if v[:1] in first else v) if v.__class__ is str else "" if v is None else other(v)
