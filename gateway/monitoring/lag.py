@@ -63,7 +63,7 @@ def deliverable(
         if batch:
             idle_until = time.monotonic() + timeout_ms / 1000
         for tp, records in batch.items():
-            end = todo[tp][1] if tp in todo else 0
+            end = todo[tp][1]
             out[(tp.topic, tp.partition)] += sum(1 for r in records if r.offset < end)
         pending = {tp for tp in pending if consumer.position(tp) < todo[tp][1]}
     return out
