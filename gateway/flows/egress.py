@@ -293,6 +293,8 @@ class EgressRunner:
         return [e for e in envelopes if (e.topic, e.partition) not in stored]
 
     def _poll(self) -> Any:
+        if _rejoin_left_unfinished(self.consumer):
+            log.info("%s: the group's last rejoin was left unfinished; joining again", self.name)
         polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
         if polled:
             # where a commit after this batch may say the group is (the consumer's position, taken
@@ -394,6 +396,21 @@ class EgressRunner:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close()
+
+
+def _rejoin_left_unfinished(consumer: Any) -> bool:
+    """kafka-python (3.0) can leave a rejoin half done: when new metadata asked for it (a subscribed
+    topic or partition that appeared after the last assignment) and the JoinGroup/SyncGroup answer
+    comes after the poll's timeout, the assignment made during that join settles the metadata check,
+    so no later poll takes the answer in. The member stays "rebalancing" with its heartbeat off and
+    its old assignment, fetches nothing and is expelled once its session times out. Asking for the
+    rejoin again (before a poll, on the only thread that polls) makes the next polls send a JoinGroup
+    and wait for its answer, as for the first join. True when it had to."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not getattr(coordinator, "rejoining", False) or coordinator.need_rejoin():
+        return False
+    coordinator.request_rejoin()
+    return True
 
 
 def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:

@@ -150,3 +150,39 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     everything = first.written + second.written
     assert len(set(everything)) == N  # nothing lost
     assert len(everything) == N  # nothing written twice: the revoked partitions were committed first
+
+
+def test_a_topic_that_appears_after_the_assignment_is_read_even_with_short_polls(
+    kafka_bootstrap: str,
+) -> None:
+    """New metadata (a subscribed topic created after the first assignment) asks for a rejoin; its
+    answer comes after a poll's timeout here (5 ms): the runner still takes it in (the member is not
+    left rebalancing with its heartbeat off, fetching nothing, until the broker expels it)."""
+    first, later = f"late-{uuid.uuid4().hex[:8]}", f"late-{uuid.uuid4().hex[:8]}"
+    create_topics(kafka_bootstrap, [first])
+    sink = Noting()
+    runner = EgressRunner(
+        sink,
+        topics=[first, later],
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        client=client_kwargs(kafka_bootstrap),
+        poll_timeout_ms=5,
+    )
+
+    async def drive() -> None:
+        deadline = time.monotonic() + 30
+        while not runner.consumer.assignment() and time.monotonic() < deadline:
+            await runner.run_once()
+        assert runner.consumer.assignment() == {TopicPartition(first, 0)}
+        create_topics(kafka_bootstrap, [later, f"{later}.dlq"])
+        _send(kafka_bootstrap, later, range(1))
+        deadline = time.monotonic() + 30
+        while not sink.written and time.monotonic() < deadline:
+            await runner.run_once()
+        assert sink.written == [(0, 0)]
+        assert runner.consumer.assignment() == {TopicPartition(first, 0), TopicPartition(later, 0)}
+
+    try:
+        asyncio.run(drive())
+    finally:
+        runner.close()
