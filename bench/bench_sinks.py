@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,9 @@ class Timed(Sink):
     def resume_offsets(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
         return self.inner.resume_offsets(partitions)
 
+    def renderer(self) -> Callable[[SinkRecord], Any] | None:
+        return self.inner.renderer()
+
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if not self.first:
             self.first, self.cpu_first = time.perf_counter(), time.process_time()
@@ -149,17 +153,23 @@ def raw_rate(
 
 def sink_rate(
     name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int
-) -> tuple[float, float]:
-    """records/s and CPU µs per record (this process: runtime + sink) of a sink on the runtime."""
+) -> tuple[float, float, float]:
+    """records/s, CPU µs per record of this process (runtime + sink) and of its rendering processes
+    (GATEWAY_SINK_PROCESSES: their whole life, start-up included) of a sink on the runtime."""
     timed = Timed(registry.build(name, config))
     options = SinkOptions(actor=actor, until_idle=True, batch_size=500, web_port=-1)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     asyncio.run(run_sink(timed, settings, options, signals=False))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the rendering processes have exited
+    worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     assert timed.count >= n, (name, timed.count)
     cpu = (timed.cpu_last - timed.cpu_first) / timed.count * 1e6
-    return timed.count / (timed.last - timed.first), cpu
+    return timed.count / (timed.last - timed.first), cpu, worker / timed.count * 1e6
 
 
-def report(label: str, rate: float, cpu: float, raws: list[tuple[float, float]], goal: float) -> None:
+def report(  # noqa: PLR0917 - one line of figures
+    label: str, rate: float, cpu: float, worker: float, raws: list[tuple[float, float]], goal: float
+) -> None:
     """One sink's line: its ratio to the raw consumer measured just before and just after it (the
     load of a shared machine moves within a run), and the ratio of CPU per record (the steadier one:
     what the ratio would be where both are CPU-bound)."""
@@ -169,6 +179,7 @@ def report(label: str, rate: float, cpu: float, raws: list[tuple[float, float]],
     print(
         f"{label:36} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record  ratio {rate / base:4.2f}"
         f" (goal {goal}: {verdict}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / cpu:4.2f}"
+        f"  + rendering processes {worker:4.0f} µs CPU a record"
     )
 
 
@@ -230,9 +241,9 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     results: list[tuple[str, float]] = []
     for label, name, config, goal in [r for r in runs if only in r[0]]:
         settings = fresh_settings()
-        rate, cpu = sink_rate(name, config, settings, actor, n)
+        rate, cpu, worker = sink_rate(name, config, settings, actor, n)
         raws.append(raw_now())
-        report(label, rate, cpu, raws[-2:], goal)
+        report(label, rate, cpu, worker, raws[-2:], goal)
         results.append((label, rate))
     tuned.append(raw_now(tuned=True))
     base = sum(r for r, _ in tuned) / len(tuned)

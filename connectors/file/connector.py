@@ -30,7 +30,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -55,7 +55,7 @@ from gateway.errors import RetriableError
 
 from connectors.file.config import FileSinkConfig
 
-__all__ = ["FileSink", "neutralise"]
+__all__ = ["FileSink", "csv_line", "neutralise", "render_csv", "render_jsonl"]
 
 STATE = ".state.json"
 ERASING = ".erasing"  # suffix of a file being rewritten without an erased application's lines
@@ -107,6 +107,51 @@ def _event(rec: SinkRecord) -> bytes:
             "data": rec.record,
         }
     )
+
+
+def render_jsonl(rec: SinkRecord) -> bytes:
+    """The record's JSON Lines line (its CloudEvent-like envelope and data)."""
+    return _event(rec) + b"\n"
+
+
+def render_csv(rec: SinkRecord) -> tuple[tuple[str, ...], bytes]:
+    """The record's fields (its CSV columns after id and key) and its CSV row, cells neutralised."""
+    fields = tuple(rec.record)
+    return fields, csv_line(_row(rec, fields)).encode("utf-8")
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    """One CSV line as csv.writer writes it (comma, minimal quoting, quotes doubled, "\n"), except a
+    cell holding a carriage return, quoted too (csv.writer leaves a lone CR bare with this line
+    terminator, which readers take for the end of the line). Str.replace and `in` run in C over each
+    cell, where csv.writer looks at every character: JSON cells (nested values) make most of a row."""
+    out = []
+    for c in cells:
+        if '"' in c:
+            out.append('"' + c.replace('"', '""') + '"')
+        elif "," in c or "\n" in c or "\r" in c:
+            out.append('"' + c + '"')
+        else:
+            out.append(c)
+    return ",".join(out) + "\n"
+
+
+def _row(r: SinkRecord, fields: tuple[str, ...]) -> list[str]:
+    """A record's CSV cells: id, key, then `fields` (text and nulls, most cells, inline)."""
+    first, other = _FIRST, _safe_cell
+    row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
+    record = r.record
+    values = record.values() if tuple(record) == fields else map(record.get, fields)
+    row += [
+        ("'" + v if v[:1] in first else v) if v.__class__ is str else "" if v is None else other(v)
+        for v in values
+    ]
+    return row
+
+
+def _fields(r: SinkRecord) -> tuple[str, ...]:
+    """A CSV record's fields: as rendered, else its record's."""
+    return r.rendered[0] if r.rendered is not None else tuple(r.record)
 
 
 class FileSink(Sink):
@@ -235,31 +280,23 @@ class FileSink(Sink):
         return part
 
     def _lines(self, kind: str, records: list[SinkRecord]) -> tuple[dict[str, Any], bytes]:
-        """The part file and the bytes of `records` (one kind; CSV columns: the first record's fields)."""
+        """The part file and the bytes of `records` (one kind and field set; CSV columns: their
+        fields), as rendered (`renderer`) or rendered here."""
         if self.config.format == "jsonl":
             part = self._part(kind, None)
-            return part, b"".join([_event(r) + b"\n" for r in records])
-        columns = ["id", "key", *records[0].record]
+            return part, b"".join([r.rendered or render_jsonl(r) for r in records])
+        fields = _fields(records[0])
+        columns = ["id", "key", *fields]
         part = self._part(kind, columns)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        if part["size"] == 0:
-            writer.writerow(columns)
-        fields = columns[2:]
-        in_order = tuple(fields)
-        first, other = _FIRST, _safe_cell
-        writerow = writer.writerow
-        for r in records:
-            row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
-            record = r.record
-            values = record.values() if tuple(record) == in_order else map(record.get, fields)
-            # text and nulls (most cells) inline; other values through _safe_cell
-            row += [
-                ("'" + v if v[:1] in first else v) if v.__class__ is str else "" if v is None else other(v)
-                for v in values
-            ]
-            writerow(row)
-        return part, out.getvalue().encode("utf-8")
+        head = csv_line(columns).encode("utf-8") if part["size"] == 0 else b""
+        rows = [
+            r.rendered[1] if r.rendered is not None else csv_line(_row(r, fields)).encode() for r in records
+        ]
+        return part, head + b"".join(rows)
+
+    def renderer(self) -> Callable[[SinkRecord], Any]:
+        """JSON Lines: the line; CSV: (fields, row). Pure, run in the runtime's rendering processes."""
+        return render_jsonl if self.config.format == "jsonl" else render_csv
 
     def _append(self, part: dict[str, Any], data: bytes) -> None:
         path = self.folder / part["name"]
@@ -284,8 +321,9 @@ class FileSink(Sink):
         ]
         self._rotate_due()
         groups: dict[tuple[str, tuple[str, ...]], list[SinkRecord]] = {}
-        for r in fresh:  # one group per kind and field set, in order
-            groups.setdefault((_kind(r.schema), tuple(r.record)), []).append(r)
+        csv_files = self.config.format == "csv"
+        for r in fresh:  # one group per kind (CSV: and field set), in order
+            groups.setdefault((_kind(r.schema), _fields(r) if csv_files else ()), []).append(r)
         try:
             for (kind, _), records in groups.items():
                 part, data = self._lines(kind, records)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, NoReturn
 
 from gateway.connectors import (
@@ -38,6 +38,7 @@ from gateway.connectors import (
     SinkOutput,
     SinkRecord,
     to_json,
+    to_json_bytes,
 )
 from gateway.errors import Problem, RejectedMessage, RetriableError
 
@@ -51,7 +52,7 @@ try:
 except ImportError as exc:  # the optional extra
     raise ImportError("the postgres sink needs psycopg: pip install 'gp-gateway[postgres]'") from exc
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresSink", "render_row"]
 
 _SYSTEM = {
     "gp_key": "text",
@@ -94,6 +95,34 @@ def _tp(record: SinkRecord) -> Partition:
 
 def _base(pg_type: str) -> str:
     return pg_type.split("(", 1)[0]
+
+
+_SHAPES: dict[int, tuple[Any, bool, tuple[str, ...]]] = {}  # id(schema) -> (schema, bytea?, floats)
+
+
+def _shape(schema: Any) -> tuple[bool, tuple[str, ...]]:
+    """Of a writer schema: whether a column is bytea (JSON does not carry it), its float columns."""
+    known = _SHAPES.get(id(schema))
+    if known is None or known[0] is not schema:
+        wanted = columns_of(schema) if schema else {}
+        floats = tuple(c for c, t in wanted.items() if _base(t) in _FLOATS)
+        unsafe = not _SET_UNSAFE.isdisjoint(map(_base, wanted.values()))
+        known = _SHAPES[id(schema)] = (schema, unsafe, floats)
+    return known[1], known[2]
+
+
+def render_row(r: SinkRecord) -> bytes | None:
+    """The record's row as a JSON object (jsonb_to_recordset's input): its fields and the gp_ columns;
+    None when JSON cannot carry it (a bytea column, NaN or an infinity, a value JSON does not take):
+    then it is inserted as a row of its own."""
+    unsafe, floats = _shape(r.writer_schema)
+    record = r.record
+    if unsafe or any(_not_finite(record.get(c)) for c in floats):
+        return None
+    try:
+        return to_json_bytes({**record, **_system(r)})
+    except (TypeError, ValueError):
+        return None
 
 
 class PostgresSink(Sink):
@@ -220,12 +249,31 @@ class PostgresSink(Sink):
     def _insert(self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord]) -> None:
         wanted = columns_of(records[0].writer_schema) if records[0].writer_schema else {}
         self._ensure(cur, kind, wanted)
-        names = [*_SYSTEM, *wanted]
+        if kind == "demande":  # one statement may not upsert a key twice: its last record wins
+            records = list({r.key: r for r in records}.values())
+        rendered = [r.rendered for r in records if r.rendered is not None]
+        if rendered:  # rows rendered ahead (the runtime's rendering processes): one statement
+            rest = [r for r in records if r.rendered is None]
+            payload = b"[" + b",".join(rendered) + b"]"
+            try:
+                with cur.connection.transaction():
+                    cur.execute(self._statement(kind, wanted, self._recordset(wanted)), (payload.decode(),))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:  # a value the column refuses: record by record, by the runtime
+                self._failed(exc, "the rows", "row")
+            if rest:
+                self._insert_records(cur, kind, rest, wanted)
+            return
+        self._insert_records(cur, kind, records, wanted)
+
+    def _insert_records(
+        self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], wanted: Mapping[str, str]
+    ) -> None:
+        """Records not rendered ahead: as one JSON statement, or row by row when JSON cannot carry them."""
         if not _SET_UNSAFE.isdisjoint(map(_base, wanted.values())):
             self._insert_rows(cur, kind, records, wanted)
             return
-        if kind == "demande":  # one statement may not upsert a key twice: its last record wins
-            records = list({r.key: r for r in records}.values())
         floats = [c for c, t in wanted.items() if _base(t) in _FLOATS]
         if floats and any(_not_finite(r.record.get(c)) for r in records for c in floats):
             self._insert_rows(cur, kind, records, wanted)  # NaN, infinities: JSON has none
@@ -235,21 +283,30 @@ class PostgresSink(Sink):
         except (TypeError, ValueError):  # a value JSON does not take (e.g. a uuid): row by row
             self._insert_rows(cur, kind, records, wanted)
             return
-        types = {**_SYSTEM, **wanted}
-        source = sql.SQL("SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS x({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in names),
-        )
         try:
             with cur.connection.transaction():  # a savepoint: a refusal falls back to row by row
-                cur.execute(self._statement(kind, names, source), (payload,))
+                cur.execute(self._statement(kind, wanted, self._recordset(wanted)), (payload,))
         except psycopg.OperationalError:
             raise
         except psycopg.Error:  # e.g. a float NaN (not JSON): the rows one by one decide
             self._insert_rows(cur, kind, records, wanted)
 
-    def _statement(self, kind: str, names: list[str], source: sql.Composable) -> sql.Composed:
+    @staticmethod
+    def _recordset(wanted: Mapping[str, str]) -> sql.Composed:
+        names = [*_SYSTEM, *wanted]
+        types = {**_SYSTEM, **wanted}
+        return sql.SQL("SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS x({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in names),
+        )
+
+    def renderer(self) -> Callable[[SinkRecord], Any]:
+        """Each row as JSON, rendered in the runtime's rendering processes (render_row)."""
+        return render_row
+
+    def _statement(self, kind: str, wanted: Mapping[str, str], source: sql.Composable) -> sql.Composed:
         """INSERT ... `source` ON CONFLICT ...: upsert of the latest demand per key, else append."""
+        names = [*_SYSTEM, *wanted]
         statement = sql.SQL("INSERT INTO {} ({}) {}").format(
             self._table(kind), sql.SQL(", ").join(map(sql.Identifier, names)), source
         )
@@ -282,7 +339,7 @@ class PostgresSink(Sink):
             rows.append(row)
         names = [*_SYSTEM, *wanted]
         values = sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
-        cur.executemany(self._statement(kind, names, values), rows)
+        cur.executemany(self._statement(kind, wanted, values), rows)
 
     def _write(self, batch: Sequence[SinkRecord]) -> None:
         conn = self._connect()

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import ssl
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -51,6 +52,7 @@ from gateway.connectors import (
     to_json,
 )
 from gateway.errors import GatewayError, Problem, RejectedMessage, RetriableError
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhook.config import WebhookConfig
@@ -102,6 +104,41 @@ def cloud_event(rec: SinkRecord, default_source: str, erasure: Erasure | None = 
     if "time" in attributes:
         attributes["time"] = attributes["time"].isoformat().replace("+00:00", "Z")
     return to_json({**attributes, "data": rec.record})
+
+
+def signed_request(  # noqa: PLR0917 - the parts of one request
+    signer: Webhook, path: str, host: str, body: str, msg_id: str, content_type: str, now: datetime
+) -> bytes:
+    """The POST of `body` (Standard Webhooks headers, signed at `now`), as bytes."""
+    headers = [
+        ("webhook-id", msg_id),
+        ("webhook-timestamp", str(int(now.timestamp()))),
+        ("webhook-signature", signer.sign(msg_id, now, body)),
+        ("User-Agent", "gp-gateway-webhook"),
+    ]
+    try:
+        return request(path, host, body.encode("utf-8"), headers, content_type)
+    except ValueError:
+        raise RejectedMessage(
+            "the event's id cannot be a webhook-id header",
+            [Problem("webhook-id", "control character in the event id")],
+        ) from None
+
+
+_SIGNERS: dict[str, Webhook] = {}  # in a rendering process: one signer per secret
+SIGNED_FRESH_S = 60.0  # a request signed ahead is sent as signed within this; else signed again
+
+
+def render_post(
+    rec: SinkRecord, *, source: str, secret: SecretStr, path: str, host: str
+) -> tuple[str, bytes, float]:
+    """The record's CloudEvent, and its POST (one event a request) signed now, with the time it was
+    signed: made in the runtime's rendering processes (`WebhookSink.renderer`)."""
+    body = cloud_event(rec, source)
+    key = secret.get_secret_value()
+    signer = _SIGNERS.get(key) or _SIGNERS.setdefault(key, Webhook(key))
+    now = datetime.now(UTC)
+    return body, signed_request(signer, path, host, body, event_id(rec), CE_JSON, now), now.timestamp()
 
 
 class WebhookSink(Sink):
@@ -170,20 +207,7 @@ class WebhookSink(Sink):
 
     # ---- delivery -----------------------------------------------------------------------------
     def _request(self, body: str, msg_id: str, content_type: str, now: datetime) -> bytes:
-        data = body.encode("utf-8")
-        headers = [
-            ("webhook-id", msg_id),
-            ("webhook-timestamp", str(int(now.timestamp()))),
-            ("webhook-signature", self._signer.sign(msg_id, now, body)),
-            ("User-Agent", "gp-gateway-webhook"),
-        ]
-        try:
-            return request(self._path, self._host_header, data, headers, content_type)
-        except ValueError:
-            raise RejectedMessage(
-                "the event's id cannot be a webhook-id header",
-                [Problem("webhook-id", "control character in the event id")],
-            ) from None
+        return signed_request(self._signer, self._path, self._host_header, body, msg_id, content_type, now)
 
     def _exchange(self, lane: int, requests: Sequence[bytes]) -> list[Answer]:
         """The receiver's answers to `requests` (pipelined on the lane's connection, in order). A
@@ -245,11 +269,23 @@ class WebhookSink(Sink):
         records that are erasures, by id of the record)."""
         source = self.config.source
         now = datetime.now(UTC)
+
+        def event(rec: SinkRecord) -> str:  # as rendered ahead (renderer), or here
+            erasure = erasures.get(id(rec))
+            if erasure is None and rec.rendered is not None:
+                return str(rec.rendered[0])
+            return cloud_event(rec, source, erasure)
+
         if not self.config.batch:
             out = []
+            fresh = now.timestamp() - SIGNED_FRESH_S
             for rec in records:
                 msg_id = event_id(rec)
-                req = self._request(cloud_event(rec, source, erasures.get(id(rec))), msg_id, CE_JSON, now)
+                ahead = rec.rendered if id(rec) not in erasures else None
+                if ahead is not None and ahead[2] >= fresh:  # signed ahead, moments ago
+                    req = ahead[1]
+                else:
+                    req = self._request(event(rec), msg_id, CE_JSON, now)
                 out.append(([msg_id], {rec.key}, req))
             return out
         size = self.config.batch_max
@@ -257,7 +293,7 @@ class WebhookSink(Sink):
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             ids = [event_id(r) for r in chunk]
-            body = "[" + ",".join(cloud_event(r, source, erasures.get(id(r))) for r in chunk) + "]"
+            body = "[" + ",".join(event(r) for r in chunk) + "]"
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
             posts.append((ids, {r.key for r in chunk}, self._request(body, batch_id, CE_BATCH, now)))
         return posts
@@ -318,6 +354,18 @@ class WebhookSink(Sink):
         if batch:
             await asyncio.to_thread(self._send, batch)
         return []
+
+    def renderer(self) -> Callable[[SinkRecord], Any]:
+        """Each record's CloudEvent and its signed POST (render_post), made in the runtime's rendering
+        processes; a POST signed more than SIGNED_FRESH_S ago (a retry after a backoff) is signed
+        again when sent, and batch mode signs each batch when it sends it."""
+        return functools.partial(
+            render_post,
+            source=self.config.source,
+            secret=self.config.secret,
+            path=self._path,
+            host=self._host_header,
+        )
 
     async def erase(self, erasures: Sequence[Erasure]) -> Sequence[SinkOutput]:
         """POST each erasure as a `fr.gp.effacement` CloudEvent (signed, retried as records are)."""

@@ -36,7 +36,16 @@ from gateway.retention import protocol
 from gateway.retry import RetryPolicy
 from gateway.topics import dlq_topic
 
-__all__ = ["EgressResult", "SinkHealth", "SinkUnavailable", "no_collection", "process_envelopes", "reason"]
+__all__ = [
+    "Decoded",
+    "EgressResult",
+    "SinkHealth",
+    "SinkUnavailable",
+    "erasure_record",
+    "no_collection",
+    "process_envelopes",
+    "reason",
+]
 
 log = logging.getLogger("gateway.flows.egress")
 Headers = tuple[tuple[str, bytes], ...]
@@ -73,6 +82,15 @@ class EgressResult:
     erased: int = 0  # fr.gp.Effacement records the sink erased (`Sink.erase` returned)
     erasures_refused: int = 0  # ... the sink rejected: dead-lettered
     not_erased: int = 0  # ... given to `write` as records: the sink cannot erase (operator's choice)
+
+
+@dataclass
+class Decoded:
+    """A batch decoded before `process_envelopes` (gateway.flows.render): its records in order, and
+    the envelopes no codec decoded, with why."""
+
+    pairs: list[tuple[Envelope, SinkRecord]] = field(default_factory=list)
+    rejected: list[tuple[Envelope, RejectedMessage]] = field(default_factory=list)
 
 
 def _dead_letter(
@@ -157,7 +175,7 @@ def _reject(
     result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
 
 
-def _erasure(env: Envelope) -> SinkRecord | None:
+def erasure_record(env: Envelope) -> SinkRecord | None:
     """The SinkRecord of a demand topic's erasure tombstone (gateway.retention.protocol), for sinks
     that hold applications read from the canonical topics (`erasure_tombstones = True`); None for
     any other tombstone (compaction only)."""
@@ -207,7 +225,7 @@ def _decode_batch(
     with no_collection():
         for env in envelopes:
             if env.payload is None or not env.payload:
-                if erasures and (erasure := _erasure(env)) is not None:
+                if erasures and (erasure := erasure_record(env)) is not None:
                     pairs.append((env, erasure))  # in order with the records around it
                 continue  # tombstone
             try:
@@ -239,21 +257,27 @@ async def process_envelopes(
     codecs: Mapping[bytes, AvroCodec] | None = None,
     decoder: FrameDecoder | None = None,
     health: SinkHealth | None = None,
+    decoded: Decoded | None = None,
 ) -> EgressResult:
     """Decode, write, and sort out outputs and dead letters (no Kafka here).
 
     `codecs` (fingerprint -> codec) decode the records: the canonical schemas by default, the actor's
-    view schemas for a delivery sink."""
+    view schemas for a delivery sink. `decoded`: the batch decoded already (rendering processes)."""
     retry = retry or RetryPolicy()
     health = health or SinkHealth()
     name = str(connector or sink.name)
-    known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
-    # `decoder` also reads the Confluent wire format (a registry is configured)
-    decode = (decoder or FrameDecoder(known)).decode
     result = EgressResult()
-    pairs = _decode_batch(
-        envelopes, decode, result, name, erasures=bool(getattr(sink, "erasure_tombstones", False))
-    )
+    if decoded is not None:
+        pairs = decoded.pairs
+        for env, exc in decoded.rejected:
+            result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
+    else:
+        known = codecs if codecs is not None else (schemas or load_schemas()).by_fingerprint()
+        # `decoder` also reads the Confluent wire format (a registry is configured)
+        decode = (decoder or FrameDecoder(known)).decode
+        pairs = _decode_batch(
+            envelopes, decode, result, name, erasures=bool(getattr(sink, "erasure_tombstones", False))
+        )
     if not pairs:
         return result
     if ERASURE_SCHEMA in {r.schema for _, r in pairs}:  # an application erased: in stream order

@@ -26,6 +26,14 @@ partitions are revoked and after a failed asynchronous commit; the next fetch is
 partition's buffered records are taken (not when every partition's are): the broker's round trips
 overlap the sink's work. A crash loses at most the commits in flight: those batches are delivered
 again, as after any crash before a commit.
+Pipelined rendering: a sink with a `renderer()`, run with render_processes > 0
+(GATEWAY_SINK_PROCESSES), has each polled batch decoded and rendered in worker processes
+(gateway.flows.render) while the batch before it is written: the loop polls batch N+1 (without
+waiting when batch N is in flight), sends it to the workers, then writes, publishes and commits
+batch N (its own positions). A rebalance while a batch is in flight (the listener counts them): that
+batch and the one just polled are dropped, unwritten and uncommitted, and the partitions still held
+are sought back to their first offsets (never forward of where the listener put them): they are read
+again, as after any rewind.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -38,6 +46,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
@@ -45,6 +54,7 @@ from gateway.codec.framing import decoder_for, framer_for
 from gateway.connectors import Sink, SinkContext, SinkOutput
 from gateway.errors import RetriableError
 from gateway.flows.deliver import (
+    Decoded,
     EgressResult,
     SinkHealth,
     SinkUnavailable,
@@ -52,6 +62,8 @@ from gateway.flows.deliver import (
     process_envelopes,
 )
 from gateway.flows.deliver import reason as _reason
+from gateway.flows.kafka_group import rejoin_left_unfinished, resume_listener
+from gateway.flows.render import Rendering, RenderPool
 from gateway.kafka_config import as_client_kwargs
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
@@ -69,6 +81,20 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+_SLICE_MS = 5  # a poll's wait while a batch is being rendered (checked between slices)
+
+
+@dataclass
+class _Batch:
+    """A polled batch on its way: its records, where the consumer stood after it, the first offset of
+    each partition in it, and its rendering (None: decoded when written)."""
+
+    envelopes: list[Envelope]
+    positions: dict[Any, Any]
+    firsts: dict[Any, int] = field(default_factory=dict)
+    rendering: Rendering | None = None
 
 
 class EgressRunner:
@@ -99,6 +125,7 @@ class EgressRunner:
         health: SinkHealth | None = None,
         create_topics: Callable[[set[str]], None] | None = None,
         registry_url: str | None = None,
+        render_processes: int = 0,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415 - only the runner needs a broker
 
@@ -130,7 +157,7 @@ class EgressRunner:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=min(3000, session_timeout_ms // 3),
         )
-        self.consumer.subscribe(list(topics), listener=_resume_listener(self))
+        self.consumer.subscribe(list(topics), listener=resume_listener(self))
         self.producer: Any = KafkaProducer(
             **kwargs, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
         )
@@ -150,6 +177,19 @@ class EgressRunner:
         self._opened = False
         self._lag: dict[tuple[str, int], int] = {}
         self.resume_pending = False  # resume_offsets failed when partitions were assigned
+        self.rebalances = 0  # counted by the rebalance listener: a batch in flight across one is dropped
+        self._pending: _Batch | None = None  # polled, being rendered, not written yet
+        self.dropped = 0  # batches in flight dropped by a rebalance (read again)
+        renderer = sink.renderer() if render_processes > 0 else None
+        self.render: RenderPool | None = None
+        if renderer is not None:
+            self.render = RenderPool(
+                render_processes,
+                known,
+                registry_url,
+                renderer,
+                erasure_tombstones=bool(getattr(sink, "erasure_tombstones", False)),
+            )
 
     def _ensure(self, topics: set[str]) -> None:
         """Outputs may name topics that do not exist yet (feedback per organisation): create them."""
@@ -208,25 +248,25 @@ class EgressRunner:
         return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
 
     async def run_once(self) -> int:
-        """Poll one batch, write it, publish, commit. Returns the number of records polled."""
-        if not self._opened and self.context is not None:
-            await self.sink.open(self.context)
+        """Poll one batch, write it (with rendering processes: the batch polled before it), publish,
+        commit. Returns the number of records polled."""
+        if not self._opened:
+            if self.render is not None:
+                self.render.start()  # while the consumer joins its group
+            if self.context is not None:
+                await self.sink.open(self.context)
         self._opened = True
-        polled = await asyncio.to_thread(self._poll)
-        from kafka import TopicPartition  # noqa: PLC0415
-
+        rebalances = self.rebalances
+        # a batch in flight: the poll waits for records only while it is being rendered
+        rendering = self._pending.rendering if self._pending is not None else None
+        polled = await asyncio.to_thread(self._poll, self.poll_timeout_ms, rendering)
         # no cyclic collection while the batch is alive (its many containers would be scanned again
         # and again); it resumes once the polled records, envelopes and decoded records are gone
         with no_collection():
             envelopes = await self._resume_if_pending(_envelopes(polled))
             del polled
-            firsts: dict[tuple[str | None, int | None], int] = {}
-            for env in envelopes:
-                at = (env.topic, env.partition)
-                if at not in firsts:  # a partition's records come in offset order
-                    firsts[at] = int(env.offset or 0)
-            for (topic, partition), offset in firsts.items():
-                tp = TopicPartition(topic, partition)
+            batch = _Batch(envelopes, dict(self._positions), _firsts(envelopes))
+            for tp, offset in batch.firsts.items():
                 first = self._uncommitted.get(tp)
                 if first is None or offset < first:
                     self._uncommitted[tp] = offset
@@ -234,27 +274,52 @@ class EgressRunner:
             if self._ticked:
                 await asyncio.to_thread(self._publish, self._ticked)
                 self._ticked = []
-            if not envelopes:
-                return 0
-            started = time.perf_counter()
+        count = len(envelopes)
+        if self._pending is not None and self.rebalances != rebalances:
+            # partitions were revoked while a batch was in flight: both are read again
+            self._pending = None
+            self.dropped += 1
+            await asyncio.to_thread(self._rewind, True)
+            return count
+        if self.render is not None and envelopes:
+            batch.rendering = self.render.submit(envelopes)
+            ready, self._pending = self._pending, batch
+        else:
+            ready, self._pending = self._pending, None
+        del envelopes
+        for done in (ready, None if batch is self._pending else batch):
+            if done is not None and done.envelopes:
+                await self._deliver(done)
+        return count
+
+    async def _deliver(self, batch: _Batch) -> None:
+        """Write one batch (decoded here, or by the rendering processes), publish what it gave,
+        commit where the consumer stood after it."""
+        started = time.perf_counter()
+        decoded: Decoded | None = None
+        if batch.rendering is not None and self.render is not None:
+            decoded = await asyncio.to_thread(self.render.collect, batch.rendering, batch.envelopes)
+        with no_collection():
             result = await process_envelopes(
                 self.sink,
-                envelopes,
+                batch.envelopes,
                 retry=self.retry,
                 connector=self.name,
                 codecs=self.codecs,
                 decoder=self.decoder,
                 health=self.health,
+                decoded=decoded,
             )
-            count = len(envelopes)
-            del envelopes
+            del decoded
+        count = len(batch.envelopes)
+        batch.envelopes = []
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
-        await asyncio.to_thread(self._commit, dict(self._positions))
-        self._uncommitted.clear()
+        await asyncio.to_thread(self._commit, batch.positions)
+        pending = self._pending
+        self._uncommitted = dict(pending.firsts) if pending is not None else {}
         self._measure_lag()
         self.processed += count
         self._count(count, result, time.perf_counter() - started)
-        return count
 
     def _count(self, polled: int, result: EgressResult, seconds: float) -> None:
         if self.metrics is None:
@@ -292,10 +357,20 @@ class EgressRunner:
             self._positions.pop(TopicPartition(topic, partition), None)  # read again: not committed
         return [e for e in envelopes if (e.topic, e.partition) not in stored]
 
-    def _poll(self) -> Any:
-        if _rejoin_left_unfinished(self.consumer):
+    def _poll(self, timeout_ms: int, rendering: Rendering | None = None) -> Any:
+        """Records, waiting up to `timeout_ms` for them, or (a batch being rendered) until it is."""
+        if rejoin_left_unfinished(self.consumer):
             log.info("%s: the group's last rejoin was left unfinished; joining again", self.name)
-        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        if rendering is None:
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        else:
+            deadline = time.monotonic() + timeout_ms / 1000
+            while True:  # short polls: the batch in flight is written as soon as it is rendered
+                polled = self.consumer.poll(timeout_ms=_SLICE_MS, max_records=self.max_records)
+                if not polled and rejoin_left_unfinished(self.consumer):
+                    log.info("%s: the group's last rejoin was left unfinished; joining again", self.name)
+                if polled or rendering.done() or time.monotonic() >= deadline:
+                    break
         if polled:
             # where a commit after this batch may say the group is (the consumer's position, taken
             # here: the consumer is only touched from one thread at a time)
@@ -314,7 +389,8 @@ class EgressRunner:
         asynchronous commit failed (then synchronously: a lost broker raises here and is waited for)
         or the consumer cannot say its positions (then its position, synchronously)."""
         if not offsets:
-            self.consumer.commit(timeout_ms=self.commit_timeout_ms)
+            if self._pending is None:  # (with a batch in flight, the position is past what was written)
+                self.consumer.commit(timeout_ms=self.commit_timeout_ms)
             return
         self._done = offsets
         failed, self._commit_failed = self._commit_failed, None
@@ -346,11 +422,14 @@ class EgressRunner:
             self.consumer.commit(offsets=offsets, timeout_ms=timeout_ms or self.commit_timeout_ms)
             self._acked = self._done
 
-    def _rewind(self) -> None:
-        """Back to the first offset of the batch that was not committed: it is polled again."""
+    def _rewind(self, only_back: bool = False) -> None:
+        """Back to the first offset of the batches not committed: they are polled again (`only_back`:
+        a partition the rebalance listener put further back stays there)."""
+        self._pending = None
         for tp, offset in self._uncommitted.items():
             with contextlib.suppress(Exception):  # partition no longer assigned: its new owner resumes
-                self.consumer.seek(tp, offset)
+                if not only_back or self.consumer.position(tp) > offset:
+                    self.consumer.seek(tp, offset)
         self._uncommitted.clear()
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
@@ -365,7 +444,8 @@ class EgressRunner:
                     quiet = 0 if polled or not self.consumer.assignment() else quiet + 1
                     # drained: every partition read to its end, or nothing more to read for 3 polls (a
                     # read_committed consumer cannot pass an open transaction: no need to wait for it)
-                    if until_idle and quiet and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
+                    drained = quiet and self._pending is None
+                    if until_idle and drained and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
                         await asyncio.to_thread(self.commit_done)
                         return
                 except Exception as exc:
@@ -394,23 +474,22 @@ class EgressRunner:
             self.close()
 
     def close(self) -> None:
+        if self.render is not None:
+            self.render.close()
         self.consumer.close()
         self.producer.close()
 
 
-def _rejoin_left_unfinished(consumer: Any) -> bool:
-    """kafka-python (3.0) can leave a rejoin half done: when new metadata asked for it (a subscribed
-    topic or partition that appeared after the last assignment) and the JoinGroup/SyncGroup answer
-    comes after the poll's timeout, the assignment made during that join settles the metadata check,
-    so no later poll takes the answer in. The member stays "rebalancing" with its heartbeat off and
-    its old assignment, fetches nothing and is expelled once its session times out. Asking for the
-    rejoin again (before a poll, on the only thread that polls) makes the next polls send a JoinGroup
-    and wait for its answer, as for the first join. True when it had to."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is None or not getattr(coordinator, "rejoining", False) or coordinator.need_rejoin():
-        return False
-    coordinator.request_rejoin()
-    return True
+def _firsts(envelopes: Sequence[Envelope]) -> dict[Any, int]:
+    """The first offset of each partition in `envelopes` (a partition's records come in order)."""
+    from kafka import TopicPartition  # noqa: PLC0415
+
+    firsts: dict[tuple[str | None, int | None], int] = {}
+    for env in envelopes:
+        at = (env.topic, env.partition)
+        if at not in firsts:
+            firsts[at] = int(env.offset or 0)
+    return {TopicPartition(topic, partition): offset for (topic, partition), offset in firsts.items()}
 
 
 def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
@@ -427,35 +506,3 @@ def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
         for records in polled.values()
         for m in records
     ]
-
-
-def _resume_listener(runner: EgressRunner) -> Any:
-    """Rebalance listener (run on kafka-python's network thread, which it must not block on its own
-    requests: hence the awaited commit): before partitions go, what was written of them is committed;
-    when partitions come, exactly-once sinks resume from the offsets stored with their data."""
-    from kafka import AsyncConsumerRebalanceListener, TopicPartition  # noqa: PLC0415
-
-    class Resume(AsyncConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
-        async def on_partitions_revoked(self, revoked: Any) -> None:
-            offsets = runner.unacknowledged(set(revoked))
-            coordinator = getattr(runner.consumer, "_coordinator", None)
-            commit = getattr(coordinator, "_commit_offsets_sync_async", None)
-            if not offsets or commit is None:
-                return
-            try:  # the next owner starts where this member's writes stopped
-                await commit(offsets, timeout_ms=runner.commit_timeout_ms)
-            except Exception as exc:  # noqa: BLE001 - the next owner delivers those batches again
-                log.warning("%s: cannot commit before a rebalance (%s)", runner.name, _reason(exc))
-
-        async def on_partitions_assigned(self, assigned: Any) -> None:
-            parts = [(tp.topic, tp.partition) for tp in assigned]
-            try:
-                stored = runner.sink.resume_offsets(parts) if parts else {}
-            except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retried by run_once
-                log.warning("%s: cannot read the stored offsets (%s); retrying", runner.name, _reason(exc))
-                runner.resume_pending = True
-                return
-            for (topic, partition), offset in stored.items():
-                runner.consumer.seek(TopicPartition(topic, partition), offset)
-
-    return Resume()

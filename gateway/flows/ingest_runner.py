@@ -28,8 +28,6 @@ done, in input order (so N = 1 already uses two cores). 0 normalises in the loop
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,7 +41,9 @@ from gateway.codec.framing import Framer
 from gateway.errors import FatalError, Problem
 from gateway.flows.dlq import DeadLetter, DeadLetters
 from gateway.flows.ingest import FLOW, STAGE, IngestResult, Output, RawTopic, ingest_record
+from gateway.flows.kafka_group import rejoin_left_unfinished
 from gateway.flows.kafka_txn import describe, fenced, retriable, same_membership
+from gateway.flows.pool import exit_with_parent, spawn_pool
 from gateway.kafka_config import as_client_kwargs
 from gateway.monitoring.metrics import Metrics
 from gateway.retry import BROKER_BACKOFF
@@ -98,17 +98,11 @@ def normalise_chunk(records: Sequence[RawRecord], prefix: str) -> list[IngestRes
 
 
 def _warm_up(parent: int) -> None:
-    """Initializer of a normalising process: load once, and exit when the worker is gone (a SIGKILLed
-    worker cannot shut its pool down)."""
+    """Initializer of a normalising process: load once, and exit when the worker is gone."""
     load_schemas()
     from gateway.normalise import normalise  # noqa: F401, PLC0415 - import the normalisers once
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="gp-parent-watch", daemon=True).start()
+    exit_with_parent(parent)
 
 
 class IngestRunner:
@@ -383,6 +377,8 @@ class IngestRunner:
                     if self._producer is None:
                         self._open_producer()
                     self._maybe_refresh()
+                    if rejoin_left_unfinished(self._consumer):
+                        log.info("ingest: the group's last rejoin was left unfinished; joining again")
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)
@@ -477,14 +473,7 @@ class IngestRunner:
 
 
 def _new_pool(processes: int) -> ProcessPoolExecutor:
-    """Spawned (not forked) processes: the worker has threads (kafka clients, faust) a fork would copy
-    mid-lock."""
-    return ProcessPoolExecutor(
-        max_workers=processes,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_warm_up,
-        initargs=(os.getpid(),),
-    )
+    return spawn_pool(processes, _warm_up)
 
 
 def _send(producer: Any, out: Output | DeadLetter, source: RawRecord) -> tuple[Any, str, bool]:

@@ -171,6 +171,7 @@ async def run_sink(
             registry_url=settings.schema_registry_url,
             commit_timeout_ms=int(settings.broker_timeout_s * 1000),
             session_timeout_ms=int(settings.session_timeout_s * 1000),
+            render_processes=settings.sink_processes,
         )
     )
     missing = [t for t in topics if await asyncio.to_thread(runner.consumer.partitions_for_topic, t) is None]

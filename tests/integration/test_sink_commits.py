@@ -5,11 +5,12 @@ over partitions exactly where the first one's writes stopped: no record lost, no
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import pytest
 from connectors.sne.testing import demande
@@ -32,9 +33,14 @@ class Noting(Sink):
     guarantee = "at-least-once"
     erases: ClassVar[bool] = True
 
-    def __init__(self, pause_s: float = 0.0) -> None:
+    def __init__(self, pause_s: float = 0.0, *, rendering: bool = False) -> None:
         self.written: list[tuple[int, int]] = []
         self.pause_s = pause_s
+        self.rendering = rendering
+
+    def renderer(self) -> Callable[[SinkRecord], Any] | None:
+        # with it, the runner renders each batch in a process while it writes the one before
+        return operator.attrgetter("key") if self.rendering else None
 
     def check(self) -> CheckResult:
         return CheckResult(ok=True)
@@ -42,6 +48,8 @@ class Noting(Sink):
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if self.pause_s:
             await asyncio.sleep(self.pause_s)
+        if self.rendering:
+            assert all(r.rendered == r.key for r in batch)  # rendered ahead, in a process
         self.written += [(r.partition, r.offset) for r in batch]
         return []
 
@@ -76,6 +84,7 @@ def _runner(bootstrap: str, topic: str, group: str, sink: Noting) -> EgressRunne
         client=client_kwargs(bootstrap),
         max_records=20,
         poll_timeout_ms=200,
+        render_processes=1 if sink.rendering else 0,
     )
 
 
@@ -89,17 +98,18 @@ def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
         reader.close()
 
 
-def test_a_drained_run_has_committed_every_offset(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("rendering", [False, True], ids=["decoded", "rendered-ahead"])
+def test_a_drained_run_has_committed_every_offset(kafka_bootstrap: str, rendering: bool) -> None:
     topic = _topic(kafka_bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    sink = Noting()
+    sink = Noting(rendering=rendering)
     runner = _runner(kafka_bootstrap, topic, group, sink)
     asyncio.run(runner.run(asyncio.Event(), until_idle=True))
     assert len(sink.written) == N
     assert _committed(kafka_bootstrap, group, topic) == end_offsets(kafka_bootstrap, topic)
 
 
-@pytest.mark.parametrize("async_commits", ["acknowledged", "lost"])
+@pytest.mark.parametrize("async_commits", ["acknowledged", "lost", "rendered-ahead"])
 def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     kafka_bootstrap: str, async_commits: str
 ) -> None:
@@ -108,12 +118,18 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     # tells the second member where to start
     topic = _topic(kafka_bootstrap, 30)  # 10 a partition: the first member writes on each one
     group = f"g-{uuid.uuid4().hex[:8]}"
-    first, second = Noting(pause_s=0.25), Noting(pause_s=0.25)  # slow until the second has joined
+    # slow until the second has joined; "rendered-ahead": a batch is in flight (rendered in a process
+    # while the one before is written) when the rebalance comes, and is dropped, then read again
+    rendering = async_commits == "rendered-ahead"
+    first, second = Noting(pause_s=0.25, rendering=rendering), Noting(pause_s=0.25, rendering=rendering)
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    runners: list[EgressRunner] = []
+
     def member(sink: Noting) -> None:
         runner = _runner(kafka_bootstrap, topic, group, sink)
+        runners.append(runner)
         if async_commits == "lost" and sink is first:
             runner.consumer.commit_async = lambda **_: None
 
@@ -150,6 +166,9 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     everything = first.written + second.written
     assert len(set(everything)) == N  # nothing lost
     assert len(everything) == N  # nothing written twice: the revoked partitions were committed first
+    if rendering:  # the rebalance came while the first member had a batch in flight: dropped
+        assert runners[0].sink is first
+        assert runners[0].dropped >= 1
 
 
 def test_a_topic_that_appears_after_the_assignment_is_read_even_with_short_polls(

@@ -114,3 +114,44 @@ def test_disk_full_is_retriable_and_leaves_no_half_line(
     asyncio.run(sink.write(records[2:4]))
     asyncio.run(sink.flush())
     assert sorted(_ids(tmp_path / "200000002")) == sorted(str(r.header("ce_id")) for r in records[:4])
+
+
+def _contents(folder: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_records_rendered_ahead_make_the_same_files(tmp_path: Path, fmt: str) -> None:
+    """The runtime's rendering processes give `write` records with `rendered` set and `record` empty;
+    mixed with records it did not render, the files are those written from the records."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    records = list(sink_records())
+    plain, ahead = _sink(tmp_path / "plain", format=fmt), _sink(tmp_path / "ahead", format=fmt)
+    render = ahead.renderer()
+    rendered = [replace(r, record={}, rendered=render(r)) if i % 4 else r for i, r in enumerate(records)]
+    for sink, batch in ((plain, records), (ahead, rendered)):
+        asyncio.run(sink.write(batch[:7]))
+        asyncio.run(sink.write(batch[7:]))
+        asyncio.run(sink.flush())
+    files = _contents(tmp_path / "plain" / "200000002")
+    assert files
+    assert _contents(tmp_path / "ahead" / "200000002") == files
+
+
+def test_csv_lines_are_what_csv_writer_writes_and_a_carriage_return_is_quoted() -> None:
+    import io  # noqa: PLC0415
+
+    from connectors.file.connector import csv_line  # noqa: PLC0415
+
+    rows = [
+        ["plain", "", "a,b", 'say "hi"', "line\nbreak", "tab\there", " lead", "é", '{"k":[1,2]}', '"'],
+        ["", ""],
+    ]
+    for row in rows:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(row)
+        assert csv_line(row) == out.getvalue()
+    line = csv_line(["a\rb", "c"])  # csv.writer would leave the CR bare: readers end the row there
+    assert line == '"a\rb",c\n'
+    assert next(csv.reader(io.StringIO(line, newline=""))) == ["a\rb", "c"]

@@ -124,3 +124,32 @@ def test_values_json_cannot_carry_go_row_by_row(postgres_dsn: str) -> None:
     write_and_flush(_sink(postgres_dsn), [nan])
     with psycopg.connect(postgres_dsn) as conn:
         assert conn.execute("SELECT score::text FROM gp_decision").fetchall() == [("NaN",)]
+
+
+def test_rows_rendered_ahead_are_the_rows_written_from_records(postgres_dsn: str) -> None:
+    """The runtime's rendering processes give `write` rows rendered as JSON (`record` empty), mixed
+    with records they did not render: the tables hold what the records alone give."""
+    from connectors.postgres.connector import render_row  # noqa: PLC0415
+
+    records = list(sink_records())
+    ahead = [replace(r, record={}, rendered=render_row(r)) if i % 3 else r for i, r in enumerate(records)]
+    assert all(r.rendered for r in ahead[1::3])
+    for prefix, batch in (("plain_", records), ("ahead_", ahead)):
+        sink = PostgresSink(PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": prefix}))
+        write_and_flush(sink, batch)
+    with psycopg.connect(postgres_dsn) as conn:
+        for kind, order in (("demande", "gp_key"), ("decision", "gp_offset")):
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                    " ORDER BY ordinal_position",
+                    (f"plain_{kind}",),
+                )
+                if c != "gp_received_at"
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            plain = conn.execute(f"SELECT {listed} FROM plain_{kind} ORDER BY {order}").fetchall()  # noqa: S608
+            got = conn.execute(f"SELECT {listed} FROM ahead_{kind} ORDER BY {order}").fetchall()  # noqa: S608
+            assert plain
+            assert got == plain

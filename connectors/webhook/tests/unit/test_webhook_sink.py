@@ -139,3 +139,38 @@ def test_secret_is_never_shown() -> None:
     config = WebhookConfig.model_validate({"url": "https://h.example.org", "secret": SECRET})
     assert SECRET not in repr(config)
     assert SECRET not in str(config.model_dump())
+
+
+@pytest.mark.parametrize("signed_ago_s", [0, 120], ids=["fresh", "stale"])
+def test_events_rendered_ahead_are_posted_as_rendered_and_signed_afresh_when_stale(
+    signed_ago_s: int,
+) -> None:
+    """The runtime's rendering processes give `write` each record's event and its signed POST (record
+    empty); a POST signed long ago (a retry after a backoff) is signed again when sent."""
+    import time  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from connectors.webhook.connector import CE_JSON, event_id, signed_request  # noqa: PLC0415
+
+    records = list(sink_records())[:4]
+    with Receiver() as rx:
+        sink = _sink(rx.url)
+        render = sink.renderer()
+        ahead = []
+        signed_at = datetime.now(UTC) - timedelta(seconds=signed_ago_s)
+        for r in records:
+            body, _, _ = render(r)
+            req = signed_request(
+                sink._signer, sink._path, sink._host_header, body, event_id(r), CE_JSON, signed_at
+            )
+            ahead.append(replace(r, record={}, rendered=(body, req, signed_at.timestamp())))
+        write_and_flush(sink, ahead)
+        plain = _sink(rx.url)
+        write_and_flush(plain, records)
+    got, expected = rx.requests[:4], rx.requests[4:]  # (each in its lane's order)
+    assert {g.webhook_id: g.body for g in got} == {e.webhook_id: e.body for e in expected}
+    for g in got:
+        Webhook(SECRET).verify(g.body, {k: v for k, v in g.headers.items() if k.startswith("webhook-")})
+        signed = int(g.headers["webhook-timestamp"])
+        assert abs(signed - time.time()) < 30  # signed when rendered moments ago, or again when sent
