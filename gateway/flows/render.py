@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -24,7 +25,7 @@ from typing import Any
 from gateway.codec.avro import AvroCodec
 from gateway.codec.framing import FrameDecoder, decoder_for
 from gateway.connectors import ERASURE_SCHEMA, SinkRecord
-from gateway.errors import Problem, RejectedMessage
+from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.deliver import Decoded, erasure_record, no_collection
 from gateway.flows.pool import exit_with_parent, spawn_pool
 from gateway.model.envelope import Envelope
@@ -40,6 +41,7 @@ Item = tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...], str, int, int]
 # (name, parsed schema) the first time in the batch else None, rendered, record when not rendered)
 Result = tuple[str, tuple[Problem, ...]] | tuple[bytes, tuple[str, Any] | None, Any, Any] | None
 
+MAX_DEATHS = 5  # rendering processes that died before the runtime stops starting new ones
 _WORKER: dict[str, Any] = {}  # in a worker process: its decoder and the sink's renderer
 
 
@@ -126,6 +128,13 @@ class RenderPool:
         *,
         erasure_tombstones: bool = False,
     ) -> None:
+        try:  # what a rendering process gets: refused now, not at every batch
+            pickle.dumps(renderer)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"the sink's renderer cannot be sent to a rendering process ({type(exc).__name__}): make"
+                " it a module-level function (or a functools.partial of one), or set GATEWAY_SINK_PROCESSES=0"
+            ) from exc
         self.processes = processes
         self._schemas = [(c.name, c.parsed, fp) for fp, c in codecs.items()]
         self._registry_url = registry_url
@@ -142,6 +151,8 @@ class RenderPool:
                 self._pool.submit(_render, ())  # each one starts (the pool spawns on demand)
 
     def submit(self, envelopes: Sequence[Envelope]) -> Rendering:
+        if self.deaths >= MAX_DEATHS:
+            return Rendering([])  # decoded in the sink's process from now on
         self.start()
         items: list[Item] = [
             (
@@ -211,6 +222,10 @@ class RenderPool:
     def _died(self) -> None:
         self.deaths += 1
         log.warning("a rendering process died; this batch is decoded in the sink's process")
+        if self.deaths == MAX_DEATHS:
+            log.warning(
+                "rendering processes died %d times: batches are decoded in the sink's process", self.deaths
+            )
         self.close(wait=False)
 
     def close(self, *, wait: bool = True) -> None:

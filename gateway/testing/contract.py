@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import pickle
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -204,6 +205,30 @@ class SinkContract(ConnectorContract):
         if self.connector.guarantee == "exactly-once":  # type: ignore[attr-defined]
             twice = [i for i, n in seen.items() if n > 1]
             assert not twice, f"{len(twice)} record(s) delivered twice by an exactly-once sink"
+
+    def test_records_rendered_ahead_are_delivered_as_the_records(self, tmp_path: Path) -> None:
+        """A sink with a renderer (run in the runtime's rendering processes): it survives pickling,
+        renders every record, and the records rendered ahead (`record` emptied) are delivered as the
+        records themselves are."""
+        renderer = self.build(tmp_path).renderer()
+        if renderer is None:
+            pytest.skip("the sink renders nothing ahead (no renderer)")
+        render = pickle.loads(pickle.dumps(renderer))  # noqa: S301 - what a rendering process gets
+        read_back, config, records, context = self._delivery(tmp_path, "the rendered records")
+        ahead = []
+        for r in records:
+            rendered = render(r)
+            ahead.append(r if rendered is None else replace(r, record={}, rendered=rendered))
+        assert any(r.rendered is not None for r in ahead), "the renderer declined every record"
+
+        async def life() -> None:
+            sink = type(self).factory(self.connector, config, tmp_path)
+            await sink.open(context)
+            await sink.write(ahead)
+            await sink.flush()
+
+        asyncio.run(life())
+        assert sorted(read_back(config)) == sorted(type(self).expected(records))
 
     def test_an_erasure_leaves_nothing_of_the_application(self, tmp_path: Path) -> None:
         if not self.connector.erases:  # type: ignore[attr-defined]  # a Sink (test_is_a_sink)

@@ -113,3 +113,10 @@ def test_a_rendering_process_that_dies_loses_nothing(pool: RenderPool) -> None:
     again = _render(pool, envelopes)  # a new process for the next batch
     assert again is not None
     assert len(again.pairs) == 10  # type: ignore[attr-defined]
+
+
+def test_a_renderer_a_process_cannot_get_is_refused_at_start() -> None:
+    from gateway.errors import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="module-level function"):
+        RenderPool(1, view_codecs(GatewaySettings()), None, lambda r: r.key)
