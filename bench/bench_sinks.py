@@ -9,17 +9,20 @@ default policy, fresh ids). Measured in one run, each from its first polled batc
    webhook (keep-alive, a local receiver in another process; one event a request, then batch mode).
 Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >= 0.5, webhook >= 0.3)
 and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
-steadier than rates on a shared machine). The raw consumer runs once to warm up (the first
-consumer of a process pays one-off costs: printed, not used), then before the first sink and again
-after each one: a sink's ratio is to the mean of the raw runs just before and just after it (the
-load of a shared machine moves within a run; every raw rate is printed at the end); `CPU ratio` is
-raw CPU per record / the sink's.
+steadier than rates on a shared machine), then that of the sink's rendering processes
+(GATEWAY_SINK_PROCESSES, default 1: their whole life, start-up included, which is about 0.2 s plus
+the import of this script, as a spawned process imports its parent's main module). The raw consumer
+runs once to warm up (the first consumer of a process pays one-off costs: printed, not used), then
+before the first sink and again after each one: a sink's ratio is to the mean of the raw runs just
+before and just after it (the load of a shared machine moves within a run; every raw rate is
+printed at the end); `CPU ratio` is raw CPU per record / the sink's (this process only).
+`--processes 0,1` runs each sink once per GATEWAY_SINK_PROCESSES value, in the same run.
 
 Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else a local secured
 broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
 consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
 same TLS and authentication as the sinks.
-Usage: python bench/bench_sinks.py [--records 20000]
+Usage: python bench/bench_sinks.py [--records 20000] [--only TEXT] [--processes 0,1]
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ def report(  # noqa: PLR0917 - one line of figures
     base_cpu = sum(c for _, c in raws) / len(raws)
     verdict = "met" if rate / base >= goal else "NOT met"
     print(
-        f"{label:36} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record  ratio {rate / base:4.2f}"
+        f"{label:50} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record  ratio {rate / base:4.2f}"
         f" (goal {goal}: {verdict}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / cpu:4.2f}"
         f"  + rendering processes {worker:4.0f} µs CPU a record"
     )
@@ -240,6 +243,8 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     )
     results: list[tuple[str, float]] = []
     for label, name, config, goal in [r for r in runs if only in r[0]]:
+        if "[processes " in label:  # --processes: GATEWAY_SINK_PROCESSES for this run
+            os.environ["GATEWAY_SINK_PROCESSES"] = label.rsplit("[processes ", 1)[1].rstrip("]")
         settings = fresh_settings()
         rate, cpu, worker = sink_rate(name, config, settings, actor, n)
         raws.append(raw_now())
@@ -259,6 +264,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--only", default="", help="run only the sinks whose label holds this text")
+    parser.add_argument(
+        "--processes",
+        default="",
+        help="run each sink once per GATEWAY_SINK_PROCESSES value of this list (e.g. 0,1), in one run",
+    )
     args = parser.parse_args()
     n = args.records
     tmp = Path(tempfile.mkdtemp(prefix="gp-bench-sinks-"))
@@ -297,7 +307,11 @@ def main() -> None:
             topic, settings = fresh_topic()
             return raw_rate(settings, actor, topic, n, tuned=tuned)
 
-        measure(n, actor, records, raw_now, lambda: fresh_topic()[1], sinks(tmp, dsn, hook), args.only)
+        runs = sinks(tmp, dsn, hook)
+        if args.processes:
+            values = [v.strip() for v in args.processes.split(",") if v.strip()]
+            runs = [(f"{label} [processes {v}]", *rest) for label, *rest in runs for v in values]
+        measure(n, actor, records, raw_now, lambda: fresh_topic()[1], runs, args.only)
     finally:
         receiver.terminate()
         receiver.wait()
