@@ -173,15 +173,19 @@ def dwelling_key(logement: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def _orientation(state: ScopeState, orientation: Mapping[str, Any]) -> ScopeState:
+def _orientation(state: ScopeState, orientation: Mapping[str, Any], admitted: bool) -> ScopeState:
     """The latest orientation (by its date; the later routed one on a tie) sets where the household
-    is in hébergement *currently*: one in another département, or with enHebergement false, ends it."""
+    is in hébergement *currently*: one in another département, or with enHebergement false, ends it.
+    One whose SIAO the named-party rule did not admit (`admitted` false) is still the latest and can
+    end it, but never gives hébergement scope: at most it keeps the département already in scope."""
     when: Any = orientation.get("dateOrientation")
     when_s = str(when.isoformat() if hasattr(when, "isoformat") else when or "")
     if state.orientation_date and when_s < state.orientation_date[0]:
         return state  # an older orientation routed late does not say where the household is now
     dept = orientation.get("departement")
-    depts = (dept,) if orientation.get("enHebergement") and dept else ()
+    depts: tuple[str, ...] = (dept,) if orientation.get("enHebergement") and dept else ()
+    if not admitted:  # fail closed: it may end or narrow hébergement scope, never open it
+        depts = tuple(d for d in depts if d in state.hebergement_depts)
     return replace(state, hebergement_depts=depts, orientation_date=(when_s,))
 
 
@@ -216,10 +220,11 @@ def update_state(
         return state
     new = state
     orientation = record.get("orientation")
-    siao = orientation.get("siao") if orientation else None
-    if orientation and (admit is None or (siao and admit(resolve(siao) if resolve else siao))):
-        # an orientation is its SIAO's act: one the rule does not admit says nothing of hébergement
-        new = _orientation(new, orientation)
+    if orientation:
+        # an orientation is its SIAO's act: one the rule does not admit gives no hébergement scope
+        siao = orientation.get("siao")
+        admitted = admit is None or bool(siao and admit(resolve(siao) if resolve else siao))
+        new = _orientation(new, orientation, admitted)
     for kind, code in named_links(record):
         org = resolve(code) if resolve is not None else code
         if admit is None or admit(org):

@@ -288,10 +288,52 @@ def test_statistique_gets_no_applicant_id_as_origine() -> None:
     assert out["provenance"]["origine"] == RENNES_HABITAT  # an organisation's code is not personal
 
 
-def test_an_orientation_whose_siao_is_not_admitted_says_nothing_of_hebergement() -> None:
+def test_an_orientation_whose_siao_is_not_admitted_gives_no_hebergement_scope() -> None:
     app = App()
     # Nantes Logement's ERP (44) enters an orientation naming SIAO 35 and hébergement in 35
     spoof = _orientation(SIAO_35, "35")
     spoof["provenance"]["saisie"] = NANTES_LOGEMENT
     app.route(DECISION, spoof)
     assert SIAO_35 not in app.demand_again().recipients
+
+
+def _pieces_with_orientation(
+    *, saisie: str, siao: str, day: int, en_hebergement: bool, departement: str = "35"
+) -> dict[str, Any]:
+    """A PIECES_DEMANDEES carrying an orientation block, as a property test generated it."""
+    record = _decision("PIECES_DEMANDEES", saisie=saisie, origine=RENNES_HABITAT)
+    record["orientation"] = {
+        "siao": siao,
+        "dateOrientation": date(2020, 1, day),
+        "enHebergement": en_hebergement,
+        "departement": departement,
+        "structure": None,
+    }
+    return record
+
+
+def test_a_later_orientation_not_admitted_still_ends_hebergement_scope() -> None:
+    # the property test's falsifying example: the later orientation (entered by no known
+    # organisation) says the household left hébergement; an older one, entered by Rennes Habitat
+    # and naming it, said it was in hébergement in 35 and is routed after it
+    app = App()
+    app.route(DECISION, _pieces_with_orientation(saisie="", siao=RENNES_HABITAT, day=2, en_hebergement=False))
+    late = app.route(
+        DECISION, _pieces_with_orientation(saisie="G3501", siao=RENNES_HABITAT, day=1, en_hebergement=True)
+    )
+    assert SIAO_35 not in late.recipients
+    assert SIAO_35 not in app.demand_again().recipients
+
+
+def test_a_later_orientation_not_admitted_ends_hebergement_scope_but_opens_none() -> None:
+    app = App()
+    app.route(DECISION, _orientation(SIAO_44, "35", day=1))  # SIAO 44 orients a household housed in 35
+    assert app.demand_again().rules[SIAO_35] == "siao:hebergement"
+    # Nantes Logement (44) enters a later orientation naming SIAO 35, in 44: not admitted
+    moved = _orientation(SIAO_35, "44", day=2)
+    moved["provenance"]["saisie"] = NANTES_LOGEMENT
+    app.route(DECISION, moved)
+    assert app.state is not None and app.state.hebergement_depts == ()
+    again = app.demand_again()
+    assert SIAO_35 not in again.recipients  # the household is no longer known to be housed in 35
+    assert again.rules[SIAO_44] == "siao:linked"  # it referred the application, not by hébergement
