@@ -10,7 +10,7 @@ default policy, fresh ids). Measured in one run, each from its first polled batc
 Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >= 0.5, webhook >= 0.3)
 and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
 steadier than rates on a shared machine), then that of the sink's rendering processes
-(GATEWAY_SINK_PROCESSES, default 1: their whole life, start-up included, which is about 0.2 s plus
+(GATEWAY_SINK_PROCESSES, 0 by default: their whole life, start-up included, which is about 0.2 s plus
 the import of this script, as a spawned process imports its parent's main module). The raw consumer
 runs once to warm up (the first consumer of a process pays one-off costs: printed, not used), then
 before the first sink and again after each one: a sink's ratio is to the mean of the raw runs just

@@ -60,11 +60,12 @@ class GatewaySettings(BaseSettings):
         0, ge=0, le=64, description="Processes normalising ingest batches (0: the worker's own thread)."
     )
     sink_processes: int = Field(
-        1,
+        0,
         ge=0,
         le=16,
         description="Processes decoding and rendering a sink's batches while it writes the previous one"
-        " (sinks that declare a renderer: file, postgres, webhook); 0: in the sink's own process.",
+        " (sinks that declare a renderer: file, postgres, webhook); 0: in the sink's own process. Set it"
+        " to 1 where the sink has a spare core (docs/sinks.md, Measured).",
     )
     session_timeout_s: float = Field(
         15.0,

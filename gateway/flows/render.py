@@ -149,6 +149,7 @@ class RenderPool:
             self._pool = spawn_pool(self.processes, _start, self._schemas, self._registry_url, self._renderer)
             for _ in range(self.processes):
                 self._pool.submit(_render, ())  # each one starts (the pool spawns on demand)
+            log.info("decoding and rendering batches in %d process(es)", self.processes)
 
     def submit(self, envelopes: Sequence[Envelope]) -> Rendering:
         if self.deaths >= MAX_DEATHS:

@@ -63,9 +63,25 @@ def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
     create_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=3)
     produce(kafka_bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
     env = worker_env(kafka_bootstrap, prefix=prefix, state_dir=str(tmp_path / "state"), web_port=0)
+    # each sink renders in a process of its own (killed with it): the path of GATEWAY_SINK_PROCESSES;
+    # the sink's own process renders in the other tests that run sinks (the default)
+    env["GATEWAY_SINK_PROCESSES"] = "1"
     # the sink connects as the actor (its kit): the actor's ACLs are what let it read and dead-letter
     apply_acls(env)
     yield Stream(kafka_bootstrap, env, actor, topic, records, tmp_path)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def _kill_mid_stream(stream: Stream, name: str, progress: Callable[[], int], *options: str) -> int:
@@ -79,6 +95,8 @@ def _kill_mid_stream(stream: Stream, name: str, progress: Callable[[], int], *op
             break
         time.sleep(0.02)
     assert proc.poll() is None, stream.log(name)
+    # GATEWAY_SINK_PROCESSES=1: the sink renders in a process of its own (the resource tracker aside)
+    assert len(_children(proc.pid)) >= 2, "no rendering process"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < done < COUNT, f"killed after {done} of {COUNT}: not mid-stream"
