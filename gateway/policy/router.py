@@ -458,7 +458,13 @@ class Router:
         entry = Entry(source, (record.get("provenance") or {}).get("saisie"))
         admit = self.parties.admit(entry)
         new_state = update_state(
-            state, schema, record, admit, speakers=self.parties.speakers(entry), resolve=self.parties.resolve
+            state,
+            schema,
+            record,
+            admit,
+            speakers=self.parties.speakers(entry),
+            resolve=self.parties.resolve,
+            is_siao=self.parties.is_siao,
         )
         return new_state, self.index.in_scope(schema, record, new_state, admit)
 

@@ -197,6 +197,7 @@ def update_state(
     *,
     speakers: Iterable[str] = (),
     resolve: Callable[[str], str] | None = None,
+    is_siao: Callable[[str], bool] | None = None,
 ) -> ScopeState:
     """The state after `record` (pure).
 
@@ -204,7 +205,9 @@ def update_state(
     None admits every one, for tools without a policy); a link not admitted is recorded unconfirmed.
     `speakers`: the organisations the event was entered for (the entering organisation, those its
     source speaks for): their unconfirmed links on the application are confirmed by it.
-    `resolve`: organisation code -> actor id (guichet codes to their organisation)."""
+    `resolve`: organisation code -> actor id (guichet codes to their organisation).
+    `is_siao(actor)`: whether the organisation an orientation names as its SIAO is one (an orientation
+    naming anyone else gives no hébergement scope; None: not checked, for tools without a policy)."""
     state = state or ScopeState()
     if schema == DEMANDE:
         lr = record.get("logementRecherche") or {}
@@ -221,9 +224,12 @@ def update_state(
     new = state
     orientation = record.get("orientation")
     if orientation:
-        # an orientation is its SIAO's act: one the rule does not admit gives no hébergement scope
+        # an orientation is its SIAO's act: one the rule does not admit, or naming an organisation that
+        # is no SIAO, gives no hébergement scope (it can still end it)
         siao = orientation.get("siao")
-        admitted = admit is None or bool(siao and admit(resolve(siao) if resolve else siao))
+        org = (resolve(siao) if resolve else siao) if siao else None
+        admitted = admit is None or bool(org and admit(org))
+        admitted = admitted and (is_siao is None or bool(org and is_siao(org)))
         new = _orientation(new, orientation, admitted)
     for kind, code in named_links(record):
         org = resolve(code) if resolve is not None else code
@@ -329,6 +335,11 @@ class NamedParties:
     def resolve(self, code: str) -> str:
         """The actor an organisation code names (a guichet code -> its organisation), else the code."""
         return self.policy.organisation(code) or code
+
+    def is_siao(self, organisation: str) -> bool:
+        """Whether `organisation` is an actor whose role has the SIAO's scope."""
+        actor = self.policy.actors.get(organisation)
+        return actor is not None and self.policy.roles[actor.role].scope == "siao"
 
     def entering(self, entry: Entry) -> str | None:
         """The organisation that entered the event (its `saisie`, a guichet resolved), if an actor."""

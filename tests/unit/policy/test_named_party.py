@@ -337,3 +337,20 @@ def test_a_later_orientation_not_admitted_ends_hebergement_scope_but_opens_none(
     again = app.demand_again()
     assert SIAO_35 not in again.recipients  # the household is no longer known to be housed in 35
     assert again.rules[SIAO_44] == "siao:linked"  # it referred the application, not by hébergement
+
+
+def test_an_orientation_naming_no_siao_gives_no_hebergement_scope() -> None:
+    # Rennes Habitat (a landlord of 35) enters an orientation naming itself as the SIAO: it is
+    # admitted (entered for it), but a landlord is no SIAO: the SIAO of 35 learns nothing from it
+    app = App()
+    named_itself = app.route(
+        DECISION, _pieces_with_orientation(saisie="G3501", siao=RENNES_HABITAT, day=1, en_hebergement=True)
+    )
+    assert SIAO_35 not in named_itself.recipients
+    assert app.state is not None and app.state.hebergement_depts == ()
+    assert SIAO_35 not in app.demand_again().recipients
+    # the same orientation entered by the SIAO of 35 for itself puts it in scope
+    app = App()
+    app.route(DECISION, _orientation(SIAO_35, "35", day=1))
+    assert app.demand_again().rules[SIAO_35] in ("siao:hebergement", "siao:linked")
+    assert app.state is not None and app.state.hebergement_depts == ("35",)
