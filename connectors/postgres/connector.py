@@ -271,12 +271,9 @@ class PostgresSink(Sink):
         self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], wanted: Mapping[str, str]
     ) -> None:
         """Records not rendered ahead: as one JSON statement, or row by row when JSON cannot carry them."""
-        if not _SET_UNSAFE.isdisjoint(map(_base, wanted.values())):
-            self._insert_rows(cur, kind, records, wanted)
-            return
-        floats = [c for c, t in wanted.items() if _base(t) in _FLOATS]
-        if floats and any(_not_finite(r.record.get(c)) for r in records for c in floats):
-            self._insert_rows(cur, kind, records, wanted)  # NaN, infinities: JSON has none
+        unsafe, floats = _shape(records[0].writer_schema)  # the columns `wanted` was made from
+        if unsafe or any(_not_finite(r.record.get(c)) for r in records for c in floats):
+            self._insert_rows(cur, kind, records, wanted)  # bytea; NaN, infinities: JSON has none
             return
         try:
             payload = to_json([{**r.record, **_system(r)} for r in records])

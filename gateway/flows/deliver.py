@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from gateway.codec.avro import AvroCodec, SchemaSet, load_schemas
 from gateway.codec.framing import FrameDecoder
@@ -45,6 +46,7 @@ __all__ = [
     "no_collection",
     "process_envelopes",
     "reason",
+    "record_of",
 ]
 
 log = logging.getLogger("gateway.flows.egress")
@@ -194,6 +196,23 @@ def erasure_record(env: Envelope) -> SinkRecord | None:
     )
 
 
+def record_of(
+    env: Envelope, schema: str, record: dict[str, object], writer_schema: Any, rendered: Any = None
+) -> SinkRecord:
+    """The SinkRecord of a decoded envelope: its key as text, headers and coordinates (-1: none)."""
+    return SinkRecord(
+        schema=schema,
+        key=(env.key or b"").decode("utf-8", "replace"),
+        record=record,
+        headers=env.headers,
+        topic=env.topic or "",
+        partition=-1 if env.partition is None else env.partition,
+        offset=-1 if env.offset is None else env.offset,
+        writer_schema=writer_schema,
+        rendered=rendered,
+    )
+
+
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
     """No cyclic garbage collection while a batch is decoded (and, in the runner, written): decoded
@@ -233,17 +252,7 @@ def _decode_batch(
             except RejectedMessage as exc:
                 result.dead.append(_dead_letter(env, exc, stage="decode", attempts=1, connector=name))
                 continue
-            rec = SinkRecord(
-                schema=codec.name,
-                key=(env.key or b"").decode("utf-8", "replace"),
-                record=record,
-                headers=env.headers,
-                topic=env.topic or "",
-                partition=-1 if env.partition is None else env.partition,
-                offset=-1 if env.offset is None else env.offset,
-                writer_schema=codec.parsed,
-            )
-            pairs.append((env, rec))
+            pairs.append((env, record_of(env, codec.name, record, codec.parsed)))
     return pairs
 
 

@@ -276,8 +276,7 @@ class EgressRunner:
                 self._ticked = []
         count = len(envelopes)
         if self._pending is not None and self.rebalances != rebalances:
-            # partitions were revoked while a batch was in flight: both are read again
-            self._pending = None
+            # partitions were revoked while a batch was in flight: both are read again (_rewind)
             self.dropped += 1
             await asyncio.to_thread(self._rewind, True)
             return count
@@ -359,16 +358,15 @@ class EgressRunner:
 
     def _poll(self, timeout_ms: int, rendering: Rendering | None = None) -> Any:
         """Records, waiting up to `timeout_ms` for them, or (a batch being rendered) until it is."""
-        if rejoin_left_unfinished(self.consumer):
-            log.info("%s: the group's last rejoin was left unfinished; joining again", self.name)
+        rejoin_left_unfinished(self.consumer, self.name)
         if rendering is None:
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         else:
             deadline = time.monotonic() + timeout_ms / 1000
             while True:  # short polls: the batch in flight is written as soon as it is rendered
                 polled = self.consumer.poll(timeout_ms=_SLICE_MS, max_records=self.max_records)
-                if not polled and rejoin_left_unfinished(self.consumer):
-                    log.info("%s: the group's last rejoin was left unfinished; joining again", self.name)
+                if not polled:
+                    rejoin_left_unfinished(self.consumer, self.name)
                 if polled or rendering.done() or time.monotonic() >= deadline:
                     break
         if polled:

@@ -377,8 +377,7 @@ class IngestRunner:
                     if self._producer is None:
                         self._open_producer()
                     self._maybe_refresh()
-                    if rejoin_left_unfinished(self._consumer):
-                        log.info("ingest: the group's last rejoin was left unfinished; joining again")
+                    rejoin_left_unfinished(self._consumer, "ingest")
                     polled = self._consumer.poll(timeout_ms=200, max_records=self.max_records)
                     self._forget_revoked()
                     self.process_batch(polled)

@@ -13,18 +13,19 @@ __all__ = ["rejoin_left_unfinished", "resume_listener"]
 log = logging.getLogger("gateway.flows.egress")
 
 
-def rejoin_left_unfinished(consumer: Any) -> bool:
+def rejoin_left_unfinished(consumer: Any, who: str) -> bool:
     """kafka-python (3.0) can leave a rejoin half done: when new metadata asked for it (a subscribed
     topic or partition that appeared after the last assignment) and the JoinGroup/SyncGroup answer
     comes after the poll's timeout, the assignment made during that join settles the metadata check,
     so no later poll takes the answer in. The member stays "rebalancing" with its heartbeat off and
     its old assignment, fetches nothing and is expelled once its session times out. Asking for the
     rejoin again (before a poll, on the only thread that polls) makes the next polls send a JoinGroup
-    and wait for its answer, as for the first join. True when it had to."""
+    and wait for its answer, as for the first join. True when it had to (logged, naming `who`)."""
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None or not getattr(coordinator, "rejoining", False) or coordinator.need_rejoin():
         return False
     coordinator.request_rejoin()
+    log.info("%s: the group's last rejoin was left unfinished; joining again", who)
     return True
 
 

@@ -26,7 +26,7 @@ from gateway.codec.avro import AvroCodec
 from gateway.codec.framing import FrameDecoder, decoder_for
 from gateway.connectors import ERASURE_SCHEMA, SinkRecord
 from gateway.errors import ConfigError, Problem, RejectedMessage
-from gateway.flows.deliver import Decoded, erasure_record, no_collection
+from gateway.flows.deliver import Decoded, erasure_record, no_collection, record_of
 from gateway.flows.pool import exit_with_parent, spawn_pool
 from gateway.model.envelope import Envelope
 
@@ -206,17 +206,7 @@ class RenderPool:
                 if schema is not None:
                     schemas[fp] = schema
                 name, parsed = schemas[fp]
-                rec = SinkRecord(
-                    schema=name,
-                    key=(env.key or b"").decode("utf-8", "replace"),
-                    record={} if record is None else record,
-                    headers=env.headers,
-                    topic=env.topic or "",
-                    partition=-1 if env.partition is None else env.partition,
-                    offset=-1 if env.offset is None else env.offset,
-                    writer_schema=parsed,
-                    rendered=rendered,
-                )
+                rec = record_of(env, name, {} if record is None else record, parsed, rendered)
                 decoded.pairs.append((env, rec))
         return decoded
 
