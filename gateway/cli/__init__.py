@@ -61,9 +61,11 @@ QUIET_LOGGERS = ("kafka", "aiokafka")
 def cli(log_level: str) -> None:
     """gp-gateway: share social-housing applications between the actors of the gestion partagée."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from gateway.monitoring.logs import install_repeat_filter  # noqa: PLC0415
+    from gateway.monitoring.logs import install_log_filters  # noqa: PLC0415
 
-    install_repeat_filter()  # client libraries log every failed reconnect: one line per backoff window
+    # exceptions logged without their messages' data; client libraries log every failed reconnect:
+    # one line per backoff window
+    install_log_filters()
     # the Kafka clients log whole records (keys, values, headers) at DEBUG: payloads hold health and
     # income data, so their loggers never go below INFO, whatever --log-level says
     for name in QUIET_LOGGERS:
@@ -96,3 +98,8 @@ def main(argv: list[str] | None = None) -> Any:
     except GatewayError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - a defect: where it happened, never what it quotes
+        from gateway.monitoring.logs import safe_traceback  # noqa: PLC0415
+
+        click.echo(f"internal error (a defect: please report it)\n{safe_traceback(exc)}", err=True)
+        sys.exit(70)

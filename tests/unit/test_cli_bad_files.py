@@ -80,3 +80,22 @@ def test_an_invalid_setting_is_a_configuration_error_without_its_value(
     assert _exit_code(["dlq", "list"]) == 2
     err = capsys.readouterr().err
     assert "partitions" in err and "not-a-number-xyz" not in err
+
+
+def test_a_defect_exits_70_naming_where_never_what_its_message_quotes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quoted = "Dupont-Ndiaye AAH 1234.56"
+
+    def broken() -> list[tuple[str, str]]:
+        raise ValueError(f"cannot encode {quoted}")
+
+    monkeypatch.setattr("gateway.cli.schemas.schema_rows", broken)
+    with pytest.raises(SystemExit) as info:
+        main(["schemas", "list"])
+    assert info.value.code == 70
+    err = capsys.readouterr().err
+    assert quoted not in err
+    assert "internal error" in err
+    assert "in broken" in err
+    assert "ValueError (message withheld" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from gateway.monitoring.logs import RepeatFilter, install_repeat_filter
+from gateway.monitoring.logs import RepeatFilter, install_log_filters
 from gateway.monitoring.web import ingest_stuck
 
 
@@ -62,8 +62,8 @@ def test_install_is_idempotent() -> None:
     handler = logging.StreamHandler()
     logger.addHandler(handler)
     try:
-        install_repeat_filter(logger)
-        install_repeat_filter(logger)
+        install_log_filters(logger)
+        install_log_filters(logger)
         assert sum(isinstance(x, RepeatFilter) for x in handler.filters) == 1
     finally:
         logger.removeHandler(handler)
@@ -96,7 +96,7 @@ def test_health_names_a_stuck_ingest(
 
 
 def test_the_coordinator_not_yet_available_at_start_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
-    install_repeat_filter()
+    install_log_filters()
     log = logging.getLogger("aiokafka.consumer.group_coordinator")
     with caplog.at_level(logging.WARNING, logger="aiokafka"):
         log.error("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError")
