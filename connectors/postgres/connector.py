@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NoReturn
 
 from gateway.connectors import (
@@ -97,25 +98,28 @@ def _base(pg_type: str) -> str:
     return pg_type.split("(", 1)[0]
 
 
-_SHAPES: dict[int, tuple[Any, bool, tuple[str, ...]]] = {}  # id(schema) -> (schema, bytea?, floats)
+_SHAPES: dict[int, tuple[Any, Mapping[str, str], bool, tuple[str, ...]]] = {}  # id(schema) -> ...
 
 
-def _shape(schema: Any) -> tuple[bool, tuple[str, ...]]:
-    """Of a writer schema: whether a column is bytea (JSON does not carry it), its float columns."""
+def _described(schema: Any) -> tuple[Mapping[str, str], bool, tuple[str, ...]]:
+    """Of a writer schema, worked out once (its records come by the thousand): its columns (name ->
+    PostgreSQL type, read-only), whether one is bytea (JSON does not carry it), its float columns."""
     known = _SHAPES.get(id(schema))
     if known is None or known[0] is not schema:
-        wanted = columns_of(schema) if schema else {}
+        wanted = MappingProxyType(columns_of(schema) if schema else {})
         floats = tuple(c for c, t in wanted.items() if _base(t) in _FLOATS)
         unsafe = not _SET_UNSAFE.isdisjoint(map(_base, wanted.values()))
-        known = _SHAPES[id(schema)] = (schema, unsafe, floats)
-    return known[1], known[2]
+        if len(_SHAPES) >= 256:  # a view has a few schemas: bounded whatever a caller passes
+            _SHAPES.clear()
+        known = _SHAPES[id(schema)] = (schema, wanted, unsafe, floats)
+    return known[1], known[2], known[3]
 
 
 def render_row(r: SinkRecord) -> bytes | None:
     """The record's row as a JSON object (jsonb_to_recordset's input): its fields and the gp_ columns;
     None when JSON cannot carry it (a bytea column, NaN or an infinity, a value JSON does not take):
     then it is inserted as a row of its own."""
-    unsafe, floats = _shape(r.writer_schema)
+    _, unsafe, floats = _described(r.writer_schema)
     record = r.record
     if unsafe or any(_not_finite(record.get(c)) for c in floats):
         return None
@@ -139,6 +143,7 @@ class PostgresSink(Sink):
         self.config = config
         self._conn: psycopg.Connection[Any] | None = None
         self._columns: dict[str, dict[str, str]] = {}  # table -> column -> type, as in the database
+        self._bulks: dict[tuple[str, int], tuple[Mapping[str, str], sql.Composed]] = {}
 
     # ---- connection -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -247,7 +252,7 @@ class PostgresSink(Sink):
         return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
 
     def _insert(self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord]) -> None:
-        wanted = columns_of(records[0].writer_schema) if records[0].writer_schema else {}
+        wanted = _described(records[0].writer_schema)[0]
         self._ensure(cur, kind, wanted)
         if kind == "demande":  # one statement may not upsert a key twice: its last record wins
             records = list({r.key: r for r in records}.values())
@@ -257,7 +262,7 @@ class PostgresSink(Sink):
             payload = b"[" + b",".join(rendered) + b"]"
             try:
                 with cur.connection.transaction():
-                    cur.execute(self._statement(kind, wanted, self._recordset(wanted)), (payload.decode(),))
+                    cur.execute(self._bulk(kind, wanted), (payload.decode(),))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:  # a value the column refuses: record by record, by the runtime
@@ -271,7 +276,7 @@ class PostgresSink(Sink):
         self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], wanted: Mapping[str, str]
     ) -> None:
         """Records not rendered ahead: as one JSON statement, or row by row when JSON cannot carry them."""
-        unsafe, floats = _shape(records[0].writer_schema)  # the columns `wanted` was made from
+        _, unsafe, floats = _described(records[0].writer_schema)  # the columns `wanted` was made from
         if unsafe or any(_not_finite(r.record.get(c)) for r in records for c in floats):
             self._insert_rows(cur, kind, records, wanted)  # bytea; NaN, infinities: JSON has none
             return
@@ -282,11 +287,19 @@ class PostgresSink(Sink):
             return
         try:
             with cur.connection.transaction():  # a savepoint: a refusal falls back to row by row
-                cur.execute(self._statement(kind, wanted, self._recordset(wanted)), (payload,))
+                cur.execute(self._bulk(kind, wanted), (payload,))
         except psycopg.OperationalError:
             raise
         except psycopg.Error:  # e.g. a float NaN (not JSON): the rows one by one decide
             self._insert_rows(cur, kind, records, wanted)
+
+    def _bulk(self, kind: str, wanted: Mapping[str, str]) -> sql.Composed:
+        """The one-statement insert of `kind` rows with these columns (built once per shape)."""
+        key = (kind, id(wanted))
+        known = self._bulks.get(key)
+        if known is None or known[0] is not wanted:
+            known = self._bulks[key] = (wanted, self._statement(kind, wanted, self._recordset(wanted)))
+        return known[1]
 
     @staticmethod
     def _recordset(wanted: Mapping[str, str]) -> sql.Composed:

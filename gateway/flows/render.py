@@ -137,6 +137,10 @@ class RenderPool:
             ) from exc
         self.processes = processes
         self._schemas = [(c.name, c.parsed, fp) for fp, c in codecs.items()]
+        # fingerprint -> (name, parsed schema): this process's own objects, so that every batch's
+        # records share them (sinks cache by the object); a schema only a worker knew (a registry's)
+        # is kept the first time it comes back
+        self._known: dict[bytes, tuple[str, Any]] = {fp: (c.name, c.parsed) for fp, c in codecs.items()}
         self._registry_url = registry_url
         self._renderer = renderer
         self._erasure_tombstones = erasure_tombstones
@@ -191,7 +195,7 @@ class RenderPool:
 
     def _decoded(self, envelopes: Sequence[Envelope], results: Sequence[Result]) -> Decoded:
         decoded = Decoded()
-        schemas: dict[bytes, tuple[str, Any]] = {}
+        schemas = self._known
         with no_collection():
             for env, res in zip(envelopes, results, strict=True):
                 if res is None:
@@ -203,7 +207,7 @@ class RenderPool:
                     decoded.rejected.append((env, RejectedMessage(message, problems)))
                     continue
                 fp, schema, rendered, record = res
-                if schema is not None:
+                if schema is not None and fp not in schemas:
                     schemas[fp] = schema
                 name, parsed = schemas[fp]
                 rec = record_of(env, name, {} if record is None else record, parsed, rendered)

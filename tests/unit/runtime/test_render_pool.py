@@ -120,3 +120,14 @@ def test_a_renderer_a_process_cannot_get_is_refused_at_start() -> None:
 
     with pytest.raises(ConfigError, match="module-level function"):
         RenderPool(1, view_codecs(GatewaySettings()), None, lambda r: r.key)
+
+
+def test_successive_batches_share_the_sinks_writer_schema_objects(pool: RenderPool) -> None:
+    """Sinks cache what they derive from a writer schema by the object (the PostgreSQL sink's columns
+    and statements): a copy unpickled with every batch would miss that cache and grow it forever."""
+    schemas = []
+    for _ in range(3):
+        decoded = _render(pool, _envelopes(5))
+        assert decoded is not None
+        schemas += [rec.writer_schema for _, rec in decoded.pairs]  # type: ignore[attr-defined]
+    assert len({id(s) for s in schemas}) == len({r.schema for r in _inline(5)})
