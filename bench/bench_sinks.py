@@ -2,8 +2,10 @@
 
 One actor topic (3 partitions) holds N records of a real actor stream (the samples routed by the
 default policy, fresh ids). Measured in one run, each from its first polled batch to its last write:
-1. the raw baseline: a kafka-python consumer of the same topic (read_committed, max 500 records a
-   poll, offsets committed after each poll), doing nothing with the records;
+1. the raw baseline: a kafka-python consumer of the same topic doing nothing with the records
+   (read_committed, max 500 records a poll), read as the sink runtime reads (offsets committed
+   asynchronously after each poll, a partition's next fetch sent as soon as its records are taken:
+   gateway.flows.egress), so a sink's ratio is what its own work costs;
 2. each sink on the sink runtime (`run_sink`, --until-idle, batches of 500): file (JSON Lines, then
    CSV), PostgreSQL (a real server: GATEWAY_TEST_POSTGRES_DSN or one started like the tests do),
    webhook (keep-alive, a local receiver in another process; one event a request, then batch mode).
@@ -16,6 +18,12 @@ runs once to warm up (the first consumer of a process pays one-off costs: printe
 before the first sink and again after each one: a sink's ratio is to the mean of the raw runs just
 before and just after it (the load of a shared machine moves within a run; every raw rate is
 printed at the end); `CPU ratio` is raw CPU per record / the sink's (this process only).
+A plain consumer (offsets committed synchronously after each poll, default fetching) runs at the
+start and at the end, printed, not a baseline: some of its runs wait out a fetch held for
+fetch_max_wait_ms (500 ms) and halve their rate (docs/sinks.md), which made ratios swing with it.
+The webhook's receiver (another process: asyncio, HTTP/1.1 keep-alive and pipelining, answering 200
+to each request as it is read) prints its CPU per record: it shares the machine's cores with the
+sink, the broker and PostgreSQL.
 `--processes 0,1` runs each sink once per GATEWAY_SINK_PROCESSES value, in the same run.
 
 Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else a local secured
@@ -63,17 +71,38 @@ from kafka import KafkaConsumer
 
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # noqa: S105 - a bench receiver's key
 RECEIVER = """
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-s = ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
+import asyncio, socket
+OK = b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n"
+class Receiver(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf, self.body = transport, bytearray(), -1
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def data_received(self, data):
+        buf = self.buf
+        buf += data
+        answered = 0
+        while True:
+            if self.body < 0:
+                end = buf.find(b"\\r\\n\\r\\n")
+                if end < 0:
+                    break
+                head = bytes(buf[:end]).lower() + b"\\r\\n"
+                at = head.find(b"\\r\\ncontent-length:")
+                self.body = int(head[at + 17 : head.index(b"\\r\\n", at + 2)]) if at >= 0 else 0
+                del buf[: end + 4]
+            if len(buf) < self.body:
+                break
+            del buf[: self.body]
+            self.body = -1
+            answered += 1
+        if answered:
+            self.transport.write(OK * answered)
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Receiver, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())
 """
 
 
@@ -170,8 +199,23 @@ def sink_rate(
     return timed.count / (timed.last - timed.first), cpu, worker / timed.count * 1e6
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def report(  # noqa: PLR0917 - one line of figures
-    label: str, rate: float, cpu: float, worker: float, raws: list[tuple[float, float]], goal: float
+    label: str,
+    rate: float,
+    cpu: float,
+    worker: float,
+    raws: list[tuple[float, float]],
+    goal: float,
+    receiver: float = 0.0,
 ) -> None:
     """One sink's line: its ratio to the raw consumer measured just before and just after it (the
     load of a shared machine moves within a run), and the ratio of CPU per record (the steadier one:
@@ -183,6 +227,7 @@ def report(  # noqa: PLR0917 - one line of figures
         f"{label:50} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record  ratio {rate / base:4.2f}"
         f" (goal {goal}: {verdict}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / cpu:4.2f}"
         f"  + rendering processes {worker:4.0f} µs CPU a record"
+        + (f"  + receiver {receiver:3.0f} µs CPU a record" if receiver else "")
     )
 
 
@@ -228,36 +273,35 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     fresh_settings: Callable[[], GatewaySettings],
     runs: list[Run],
     only: str,
+    receiver_cpu: Callable[[], float],
 ) -> None:
     """The raw runs and each sink's, printed (see the module's docstring)."""
-    cold = raw_now()  # the first consumer of the process pays one-off costs: not a baseline
-    raws = [raw_now()]
+    cold = raw_now(tuned=True)  # the first consumer of the process pays one-off costs: not a baseline
+    plain = [raw_now()]
+    raws = [raw_now(tuned=True)]
     size = sum(len(r.value) for r in records) // len(records)
     print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), 3 partitions")
-    first, first_cpu = raws[0]
-    print(f"{'raw kafka-python consumer':36} {first:9.0f} records/s  {first_cpu:5.0f} µs CPU a record")
-    tuned = [raw_now(tuned=True)]
     print(
-        f"{'raw, read as the runtime reads':36} {tuned[0][0]:9.0f} records/s  {tuned[0][1]:5.0f} µs CPU"
-        " a record (asynchronous commits, early fetches: shown, not the goal's baseline)"
+        f"{'raw consumer (the baseline)':36} {raws[0][0]:9.0f} records/s  {raws[0][1]:5.0f} µs CPU a"
+        " record (read as the runtime reads: asynchronous commits, early fetches)"
     )
-    results: list[tuple[str, float]] = []
+    print(f"{'plain raw consumer':36} {plain[0][0]:9.0f} records/s  {plain[0][1]:5.0f} µs CPU a record")
     for label, name, config, goal in [r for r in runs if only in r[0]]:
         if "[processes " in label:  # --processes: GATEWAY_SINK_PROCESSES for this run
             os.environ["GATEWAY_SINK_PROCESSES"] = label.rsplit("[processes ", 1)[1].rstrip("]")
         settings = fresh_settings()
+        before = receiver_cpu()
         rate, cpu, worker = sink_rate(name, config, settings, actor, n)
-        raws.append(raw_now())
-        report(label, rate, cpu, worker, raws[-2:], goal)
-        results.append((label, rate))
-    tuned.append(raw_now(tuned=True))
-    base = sum(r for r, _ in tuned) / len(tuned)
-    against = ", ".join(f"{label} {rate / base:.2f}" for label, rate in results)
-    print(f"ratios to the raw consumer read as the runtime reads ({base:.0f}/s, first and last): {against}")
+        receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
+        raws.append(raw_now(tuned=True))
+        report(label, rate, cpu, worker, raws[-2:], goal, receiver)
+    plain.append(raw_now())
     rates = ", ".join(f"{r:.0f}" for r, _ in raws)
     cpus = ", ".join(f"{c:.0f}" for _, c in raws)
-    print(f"raw consumer, each time it ran: {rates} records/s; {cpus} µs CPU a record")
-    print(f"(its first run in this process, not counted: {cold[0]:.0f} records/s, {cold[1]:.0f} µs CPU)")
+    print(f"raw consumer (the baseline), each time it ran: {rates} records/s; {cpus} µs CPU a record")
+    rates = ", ".join(f"{r:.0f}" for r, _ in plain)
+    print(f"plain raw consumer, first and last: {rates} records/s (not a baseline: some runs stall)")
+    print(f"(the first consumer in this process, not counted: {cold[0]:.0f} records/s, {cold[1]:.0f} µs CPU)")
 
 
 def main() -> None:
@@ -311,7 +355,16 @@ def main() -> None:
         if args.processes:
             values = [v.strip() for v in args.processes.split(",") if v.strip()]
             runs = [(f"{label} [processes {v}]", *rest) for label, *rest in runs for v in values]
-        measure(n, actor, records, raw_now, lambda: fresh_topic()[1], runs, args.only)
+        measure(
+            n,
+            actor,
+            records,
+            raw_now,
+            lambda: fresh_topic()[1],
+            runs,
+            args.only,
+            lambda: process_cpu(receiver.pid),
+        )
     finally:
         receiver.terminate()
         receiver.wait()
