@@ -161,6 +161,12 @@ class SinkRecord:
                 found = value
         return None if found is None else found.decode("utf-8", "replace")
 
+    def event_id(self) -> str:
+        """The record's stable id, the same at every delivery of it: its CloudEvents id (`ce_id`), or
+        its Kafka coordinates (`topic/partition/offset`) when it has none. What a recipient
+        de-duplicates on (the webhook's `webhook-id`, the file sink's `id`, `gp_event_id`)."""
+        return self.header("ce_id") or f"{self.topic}/{self.partition}/{self.offset}"
+
 
 @dataclass(frozen=True, slots=True)
 class SinkOutput:

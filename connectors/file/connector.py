@@ -98,7 +98,7 @@ def _event(rec: SinkRecord) -> bytes:
     heads = {k: v.decode("utf-8", "replace") for k, v in rec.headers if k in _CE}
     return to_json_bytes(
         {
-            "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
+            "id": rec.event_id(),
             "type": heads.get("ce_type") or rec.schema,
             "subject": heads.get("ce_subject"),
             "time": heads.get("ce_time"),
@@ -139,7 +139,7 @@ def csv_line(cells: Sequence[str]) -> str:
 def _row(r: SinkRecord, fields: tuple[str, ...]) -> list[str]:
     """A record's CSV cells: id, key, then `fields` (text and nulls, most cells, inline)."""
     first, other = _FIRST, _safe_cell
-    row = [neutralise(r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"), neutralise(r.key)]
+    row = [neutralise(r.event_id()), neutralise(r.key)]
     record = r.record
     values = record.values() if tuple(record) == fields else map(record.get, fields)
     row += [

@@ -78,7 +78,7 @@ def _not_finite(value: Any) -> bool:
 def _system(r: SinkRecord) -> dict[str, Any]:
     return {
         "gp_key": r.key,
-        "gp_event_id": r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}",
+        "gp_event_id": r.event_id(),
         "gp_view": r.schema,
         "gp_topic": r.topic,
         "gp_partition": r.partition,
@@ -341,7 +341,7 @@ class PostgresSink(Sink):
         jsonb = {c for c, t in wanted.items() if t == "jsonb"}
         rows = []
         for r in records:
-            event = r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}"
+            event = r.event_id()
             row: list[Any] = [r.key, event, r.schema, r.topic, r.partition, r.offset]
             for c in wanted:
                 value = r.record.get(c)

@@ -58,7 +58,7 @@ from standardwebhooks.webhooks import Webhook
 from connectors.webhook.config import WebhookConfig
 from connectors.webhook.pipeline import Answer, Connection, ProtocolError, request
 
-__all__ = ["ERASURE_TYPE", "WebhookSink", "cloud_event", "event_id"]
+__all__ = ["ERASURE_TYPE", "WebhookSink", "cloud_event"]
 
 log = logging.getLogger(__name__)
 CE_JSON = "application/cloudevents+json; charset=utf-8"
@@ -66,11 +66,6 @@ CE_BATCH = "application/cloudevents-batch+json; charset=utf-8"
 ERASURE_TYPE = "fr.gp.effacement"  # CloudEvents type of an erasure: the receiver erases its copy
 _REMEMBERED = 50_000  # ids delivered by this process: a batch retried record by record is not re-sent
 _CE = frozenset({"ce_id", "ce_source", "ce_type", "ce_dataschema", "ce_subject", "ce_time"})
-
-
-def event_id(rec: SinkRecord) -> str:
-    """The record's CloudEvents id (`ce_id`), or its Kafka coordinates when it has none."""
-    return rec.header("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}"
 
 
 def _ce_headers(rec: SinkRecord) -> dict[str, str]:
@@ -85,7 +80,7 @@ def cloud_event(rec: SinkRecord, default_source: str, erasure: Erasure | None = 
     heads = _ce_headers(rec)
     attributes: dict[str, Any] = {
         "specversion": "1.0",
-        "id": heads.get("ce_id") or f"{rec.topic}/{rec.partition}/{rec.offset}",
+        "id": rec.event_id(),
         "source": heads.get("ce_source") or default_source,
         "type": ERASURE_TYPE if erasure else heads.get("ce_type") or rec.schema,
         "datacontenttype": "application/json",
@@ -138,7 +133,7 @@ def render_post(
     key = secret.get_secret_value()
     signer = _SIGNERS.get(key) or _SIGNERS.setdefault(key, Webhook(key))
     now = datetime.now(UTC)
-    return body, signed_request(signer, path, host, body, event_id(rec), CE_JSON, now), now.timestamp()
+    return body, signed_request(signer, path, host, body, rec.event_id(), CE_JSON, now), now.timestamp()
 
 
 class WebhookSink(Sink):
@@ -280,7 +275,7 @@ class WebhookSink(Sink):
             out = []
             fresh = now.timestamp() - SIGNED_FRESH_S
             for rec in records:
-                msg_id = event_id(rec)
+                msg_id = rec.event_id()
                 ahead = rec.rendered if id(rec) not in erasures else None
                 if ahead is not None and ahead[2] >= fresh:  # signed ahead, moments ago
                     req = ahead[1]
@@ -292,7 +287,7 @@ class WebhookSink(Sink):
         posts = []
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
-            ids = [event_id(r) for r in chunk]
+            ids = [r.event_id() for r in chunk]
             body = "[" + ",".join(event(r) for r in chunk) + "]"
             batch_id = "batch_" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
             posts.append((ids, {r.key for r in chunk}, self._request(body, batch_id, CE_BATCH, now)))
@@ -332,7 +327,7 @@ class WebhookSink(Sink):
         events in the stream's order); lanes run side by side, each on its kept-alive connection.
         `erasures`: the records of `batch` that are erasures (by id of the record)."""
         with self._lock:
-            todo = [r for r in batch if event_id(r) not in self._delivered]
+            todo = [r for r in batch if r.event_id() not in self._delivered]
         lanes: list[list[SinkRecord]] = [[] for _ in self._conns]
         for r in todo:
             lanes[zlib.crc32(r.key.encode()) % len(lanes)].append(r)

@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from gateway.errors import GatewayError
 
@@ -154,7 +155,7 @@ def safe_traceback(exc: BaseException) -> str:
     return "".join(parts).rstrip("\n")
 
 
-def _foreign(value: object) -> bool:
+def _foreign(value: object) -> TypeGuard[BaseException]:
     """An exception whose text is not the gateway's own (which never holds a value)."""
     return isinstance(value, BaseException) and not isinstance(value, GatewayError)
 

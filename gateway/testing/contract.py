@@ -125,7 +125,7 @@ class ConnectorContract:
 
 
 def _ids(records: Sequence[SinkRecord]) -> list[str]:
-    return [r.header("ce_id") or f"{r.topic}/{r.partition}/{r.offset}" for r in records]
+    return [r.event_id() for r in records]
 
 
 class SinkContract(ConnectorContract):

@@ -151,7 +151,7 @@ def test_events_rendered_ahead_are_posted_as_rendered_and_signed_afresh_when_sta
     from dataclasses import replace  # noqa: PLC0415
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
-    from connectors.webhook.connector import CE_JSON, event_id, signed_request  # noqa: PLC0415
+    from connectors.webhook.connector import CE_JSON, signed_request  # noqa: PLC0415
 
     records = list(sink_records())[:4]
     with Receiver() as rx:
@@ -162,7 +162,7 @@ def test_events_rendered_ahead_are_posted_as_rendered_and_signed_afresh_when_sta
         for r in records:
             body, _, _ = render(r)
             req = signed_request(
-                sink._signer, sink._path, sink._host_header, body, event_id(r), CE_JSON, signed_at
+                sink._signer, sink._path, sink._host_header, body, r.event_id(), CE_JSON, signed_at
             )
             ahead.append(replace(r, record={}, rendered=(body, req, signed_at.timestamp())))
         write_and_flush(sink, ahead)
