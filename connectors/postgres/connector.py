@@ -8,7 +8,7 @@ Tables (in `db_schema`, names prefixed by `table_prefix`, default `gp_`):
 - `gp_decision` (and any other kind of record): appended, one row per record, primary key
   (gp_topic, gp_partition, gp_offset);
 - one column per top-level field of the view (nested records and arrays as jsonb), plus gp_key,
-  gp_event_id (the record's ce_id), gp_view (the view schema's name), gp_topic, gp_partition,
+  gp_event_id (SinkRecord.event_id), gp_view (the view schema's name), gp_topic, gp_partition,
   gp_offset, gp_received_at; a field a new view version adds becomes a new column
   (`ALTER TABLE ... ADD COLUMN`), a widening (integer -> bigint, real -> double) is applied; a type
   change that cannot be made without losing values dead-letters the record, naming the column;
@@ -298,6 +298,8 @@ class PostgresSink(Sink):
         key = (kind, id(wanted))
         known = self._bulks.get(key)
         if known is None or known[0] is not wanted:
+            if len(self._bulks) >= 256:  # bounded as _SHAPES is
+                self._bulks.clear()
             known = self._bulks[key] = (wanted, self._statement(kind, wanted, self._recordset(wanted)))
         return known[1]
 
@@ -468,7 +470,7 @@ class PostgresSink(Sink):
                                 e.date_effacement,
                                 e.time,
                                 e.par,
-                                e.record.header("ce_id"),
+                                e.record.event_id(),
                                 e.record.topic,
                                 e.record.partition,
                                 e.record.offset,

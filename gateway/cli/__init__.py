@@ -63,8 +63,8 @@ def cli(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from gateway.monitoring.logs import install_log_filters  # noqa: PLC0415
 
-    # exceptions logged without their messages' data; client libraries log every failed reconnect:
-    # one line per backoff window
+    # records (and crash reports) without what library messages quote; client libraries log every
+    # failed reconnect: one line per backoff window
     install_log_filters()
     # the Kafka clients log whole records (keys, values, headers) at DEBUG: payloads hold health and
     # income data, so their loggers never go below INFO, whatever --log-level says
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - a defect: where it happened, never what it quotes
-        from gateway.monitoring.logs import safe_traceback  # noqa: PLC0415
+        from gateway.monitoring.redact import safe_traceback  # noqa: PLC0415
 
         click.echo(f"internal error (a defect: please report it)\n{safe_traceback(exc)}", err=True)
         sys.exit(70)

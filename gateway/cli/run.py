@@ -19,7 +19,6 @@ from gateway.errors import RetriableError
 from gateway.flows.admin import ensure_topics
 from gateway.flows.app import DEFAULT_FLOWS, create_app, flow_topics
 from gateway.kafka_config import as_client_kwargs, bootstrap_of, client_kwargs
-from gateway.monitoring.logs import install_log_filters
 from gateway.security.preflight import preflight
 from gateway.settings import GatewaySettings
 
@@ -79,12 +78,8 @@ def run_worker(
         err=True,
     )
 
-    class CalmWorker(Worker):  # faust ships no type hints: Worker is Any
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            super().on_setup_root_logger(logger, level)
-            install_log_filters(logger)
-
-    worker = CalmWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
+    # override_logging=False: faust keeps the command's logging (its filters: gateway.cli)
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 
 
