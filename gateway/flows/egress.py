@@ -142,7 +142,7 @@ class EgressRunner:
         self.codecs = codecs
         # with a schema registry: inputs of both framings, Avro outputs in the Confluent wire format
         known = codecs if codecs is not None else load_schemas().by_fingerprint()
-        self.decoder = decoder_for(registry_url, known) if registry_url else None
+        self.decoder = decoder_for(registry_url, known)
         self.framer = framer_for(registry_url)
         self.metrics = metrics
         self.health = health or SinkHealth()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.codec.avro import AvroCodec
-from gateway.codec.framing import FrameDecoder, decoder_for
+from gateway.codec.framing import decoder_for
 from gateway.connectors import ERASURE_SCHEMA, SinkRecord
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.deliver import Decoded, erasure_record, no_collection, record_of
@@ -57,7 +57,7 @@ def _start(
     batch begins with a collection of what the previous ones left (cycles, e.g. of exceptions)."""
     exit_with_parent(parent)
     codecs = {fp: AvroCodec(name=name, parsed=parsed, fingerprint=fp) for name, parsed, fp in schemas}
-    _WORKER["decode"] = (decoder_for(registry_url, codecs) if registry_url else FrameDecoder(codecs)).decode
+    _WORKER["decode"] = decoder_for(registry_url, codecs).decode  # Confluent frames too, with a registry
     _WORKER["render"] = renderer
     gc.disable()
     gc.freeze()
