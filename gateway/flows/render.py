@@ -4,7 +4,8 @@ A sink that declares a `renderer()` (gateway.connectors) gets its records with `
 runtime sends each polled batch's frames to `processes` spawned processes (GATEWAY_SINK_PROCESSES),
 which decode them and call the renderer on each record, while the sink's process writes the batch
 before it (gateway.flows.egress). What comes back per record is small: the rendered value (e.g. a
-line as bytes), the writer schema once per batch, and the decoded record only where the renderer
+line as bytes), a writer schema the sink's process was not given (one a registry taught the worker)
+once per batch, and the decoded record only where the renderer
 declined it (None, or an exception) and for erasures (fr.gp.Effacement: never rendered). A frame no
 codec decodes comes back as its RejectedMessage (message and problems: never a value), dead-lettered
 by the runtime as a record it decoded itself would be. A worker that dies (OOM killer...) loses
@@ -38,7 +39,8 @@ Renderer = Callable[[SinkRecord], Any]
 # what a worker is given of a record: payload, key, headers, topic, partition, offset
 Item = tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...], str, int, int]
 # ... and gives back: None (a tombstone), (message, problems) (not decoded), or (fingerprint,
-# (name, parsed schema) the first time in the batch else None, rendered, record when not rendered)
+# (name, parsed schema) the first time in the batch of a schema the sink's process was not given
+# (one a registry taught the worker) else None, rendered, record when not rendered)
 Result = tuple[str, tuple[Problem, ...]] | tuple[bytes, tuple[str, Any] | None, Any, Any] | None
 
 MAX_DEATHS = 5  # rendering processes that died before the runtime stops starting new ones
@@ -59,6 +61,7 @@ def _start(
     codecs = {fp: AvroCodec(name=name, parsed=parsed, fingerprint=fp) for name, parsed, fp in schemas}
     _WORKER["decode"] = decoder_for(registry_url, codecs).decode  # Confluent frames too, with a registry
     _WORKER["render"] = renderer
+    _WORKER["given"] = frozenset(fp for _, _, fp in schemas)  # the sink's process has these already
     gc.disable()
     gc.freeze()
 
@@ -70,7 +73,7 @@ def _render(items: Sequence[Item]) -> list[Result]:
     decode: Callable[[bytes], tuple[AvroCodec, dict[str, object]]] = _WORKER["decode"]
     render: Renderer = _WORKER["render"]
     out: list[Result] = []
-    told: set[bytes] = set()  # fingerprints whose schema this batch's answer carries already
+    told = set(_WORKER["given"])  # fingerprints whose schema the sink's process has, or this answer carries
     with no_collection():
         for payload, key, headers, topic, partition, offset in items:
             if not payload:

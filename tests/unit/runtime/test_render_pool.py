@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 from connectors.file.connector import render_jsonl
+from gateway.codec.framing import FrameDecoder
 from gateway.connectors import ERASURE_SCHEMA, SinkRecord
+from gateway.flows import render
 from gateway.flows.deliver import process_envelopes
 from gateway.flows.render import RenderPool
 from gateway.flows.sinks import view_codecs
@@ -131,3 +133,19 @@ def test_successive_batches_share_the_sinks_writer_schema_objects(pool: RenderPo
         assert decoded is not None
         schemas += [rec.writer_schema for _, rec in decoded.pairs]  # type: ignore[attr-defined]
     assert len({id(s) for s in schemas}) == len({r.schema for r in _inline(5)})
+
+
+def test_a_worker_sends_only_the_schemas_the_sinks_process_was_not_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parsed view schema is tens of kilobytes: sent with every batch, it is pickled for nothing
+    when the sink's process has it; one a registry taught the worker goes once per batch."""
+    codecs = view_codecs(GatewaySettings())
+    items = [(e.payload, e.key, e.headers, e.topic or "", 0, e.offset or 0) for e in _envelopes(5)]
+    monkeypatch.setitem(render._WORKER, "decode", FrameDecoder(codecs).decode)
+    monkeypatch.setitem(render._WORKER, "render", render_jsonl)
+    monkeypatch.setitem(render._WORKER, "given", frozenset(codecs))
+    assert [r[1] for r in render._render(items) if r is not None] == [None] * len(items)
+    monkeypatch.setitem(render._WORKER, "given", frozenset())
+    sent = [str(r[1][0]) for r in render._render(items) if r is not None and r[1] is not None]
+    assert sorted(sent) == sorted({r.schema for r in _inline(5)})
