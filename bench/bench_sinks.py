@@ -6,33 +6,35 @@ default policy, fresh ids). Measured in one run, each from its first polled batc
    (read_committed, max 500 records a poll), read as the sink runtime reads (offsets committed
    asynchronously after each poll, a partition's next fetch sent as soon as its records are taken:
    gateway.flows.egress), so a sink's ratio is what its own work costs;
-2. the runtime alone: a sink that writes nothing (decoding, or rendering processes that render
-   nothing, still run): the floor under every sink;
+2. the runtime alone: a sink that writes nothing (reading and decoding, in the sink's process or in
+   reading processes that render nothing, still run): the floor under every sink;
 3. each sink on the sink runtime (`run_sink`, --until-idle, batches of 500): file (JSON Lines, then
    CSV), PostgreSQL (a real server: GATEWAY_TEST_POSTGRES_DSN or one started like the tests do),
    webhook (keep-alive, a local receiver in another process; one event a request, then batch mode).
 Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >= 0.5, webhook >= 0.3)
 and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
-steadier than rates on a shared machine), then that of the sink's rendering processes
-(GATEWAY_SINK_PROCESSES, 0 by default: their whole life, start-up included, which is about 0.2 s plus
-the import of this script, as a spawned process imports its parent's main module). The raw consumer
+steadier than rates on a shared machine), then that of the sink's reading processes
+(GATEWAY_SINK_PROCESSES: they fetch, decode and render; their whole life, start-up included, which
+is about 0.2 s plus the import of this script, as a spawned process imports its parent's main
+module). The raw consumer
 runs once to warm up (the first consumer of a process pays one-off costs: printed, not used), then
 before the first sink and again after each one: a sink's ratio is to the mean of the raw runs just
 before and just after it (the load of a shared machine moves within a run; every raw rate is
-printed at the end); `CPU ratio` is raw CPU per record / the sink's (this process only).
+printed at the end); `CPU ratio` is raw CPU per record / the sink's (this process and its reading
+processes: what the ratio would be where both are CPU-bound on one core).
 A plain consumer (offsets committed synchronously after each poll, default fetching) runs at the
 start and at the end, printed, not a baseline: some of its runs wait out a fetch held for
 fetch_max_wait_ms (500 ms) and halve their rate (docs/sinks.md), which made ratios swing with it.
 The webhook's receiver (another process: asyncio, HTTP/1.1 keep-alive and pipelining, answering 200
 to each request as it is read) prints its CPU per record: it shares the machine's cores with the
 sink, the broker and PostgreSQL.
-`--processes 0,1` runs each sink once per GATEWAY_SINK_PROCESSES value, in the same run.
+`--processes 0,2` (the default) runs each sink once per GATEWAY_SINK_PROCESSES value, in the same run.
 
 Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else a local secured
 broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
 consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
 same TLS and authentication as the sinks.
-Usage: python bench/bench_sinks.py [--records 20000] [--only TEXT] [--processes 0,1]
+Usage: python bench/bench_sinks.py [--records 20000] [--only TEXT] [--processes 0,2]
 """
 
 from __future__ import annotations
@@ -188,13 +190,13 @@ def raw_rate(
 def sink_rate(
     name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int
 ) -> tuple[float, float, float]:
-    """records/s, CPU µs per record of this process (runtime + sink) and of its rendering processes
+    """records/s, CPU µs per record of this process (runtime + sink) and of its reading processes
     (GATEWAY_SINK_PROCESSES: their whole life, start-up included) of a sink on the runtime."""
     timed = Timed(NullSink() if name == NullSink.name else registry.build(name, config))
     options = SinkOptions(actor=actor, until_idle=True, batch_size=500, web_port=-1)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     asyncio.run(run_sink(timed, settings, options, signals=False))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the rendering processes have exited
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reading processes have exited
     worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     assert timed.count >= n, (name, timed.count)
     cpu = (timed.cpu_last - timed.cpu_first) / timed.count * 1e6
@@ -211,12 +213,12 @@ def process_cpu(pid: int) -> float:
 
 
 def render_nothing(rec: SinkRecord) -> bytes:
-    """NullSink's renderer: decoding still happens (in the rendering processes when there are)."""
+    """NullSink's renderer: reading and decoding still happen (in the reading processes when there are)."""
     return b""
 
 
 class NullSink(Sink):
-    """A sink that writes nothing: what the runtime alone costs (polling, decoding or rendering
+    """A sink that writes nothing: what the runtime alone costs (polling, decoding or reading
     processes, committing), the floor under every sink's figures."""
 
     name: ClassVar[str] = "null"
@@ -252,15 +254,15 @@ def report(  # noqa: PLR0917 - one line of figures
 ) -> None:
     """One sink's line: its ratio to the raw consumer measured just before and just after it (the
     load of a shared machine moves within a run), and the ratio of CPU per record (the steadier one:
-    what the ratio would be where both are CPU-bound)."""
+    what the ratio would be where both are CPU-bound on one core; reading processes included)."""
     base = sum(r for r, _ in raws) / len(raws)
     base_cpu = sum(c for _, c in raws) / len(raws)
     verdict = "met" if rate / base >= goal else "NOT met"
     goal_text = f"goal {goal}: {verdict}" if goal else "no goal: the runtime's floor"
     print(
         f"{label:50} {rate:9.0f} records/s  {cpu:5.0f} µs CPU a record  ratio {rate / base:4.2f}"
-        f" ({goal_text}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / cpu:4.2f}"
-        f"  + rendering processes {worker:4.0f} µs CPU a record"
+        f" ({goal_text}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / (cpu + worker):4.2f}"
+        f"  + reading processes {worker:4.0f} µs CPU a record"
         + (f"  + receiver {receiver:3.0f} µs CPU a record" if receiver else "")
     )
 
@@ -345,8 +347,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the sinks whose label holds this text")
     parser.add_argument(
         "--processes",
-        default="",
-        help="run each sink once per GATEWAY_SINK_PROCESSES value of this list (e.g. 0,1), in one run",
+        default="0,2",
+        help="run each sink once per GATEWAY_SINK_PROCESSES value of this list, in one run ('': the"
+        " environment's value)",
     )
     args = parser.parse_args()
     n = args.records

@@ -386,7 +386,7 @@ async def run_sne(cfg: Any, settings: Any, *, poll: bool = True, stop: asyncio.E
         prod = producer
 
         async def publish(outputs: Any) -> None:
-            await asyncio.to_thread(_send_all, prod, outputs, runner.framer)
+            await asyncio.to_thread(_send_all, prod, outputs, runner.outputs.framer)
 
         tasks.append(asyncio.create_task(SnePoller(cfg, sink.client, sink.ledger).run(publish, stop)))
     try:

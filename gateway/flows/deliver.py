@@ -42,6 +42,7 @@ __all__ = [
     "EgressResult",
     "SinkHealth",
     "SinkUnavailable",
+    "count_batch",
     "erasure_record",
     "no_collection",
     "process_envelopes",
@@ -93,6 +94,23 @@ class Decoded:
 
     pairs: list[tuple[Envelope, SinkRecord]] = field(default_factory=list)
     rejected: list[tuple[Envelope, RejectedMessage]] = field(default_factory=list)
+
+
+def count_batch(metrics: Any, name: str, polled: int, result: EgressResult, seconds: float) -> None:
+    """A written batch in the sink's metrics (gateway.monitoring.metrics.Metrics)."""
+    metrics.records_in.labels("sink", name).inc(polled)
+    if result.written:
+        metrics.records_out.labels("sink", name, "delivered").inc(result.written)
+    if result.dead:
+        metrics.dead_lettered.labels("sink", name).inc(len(result.dead))
+    for outcome, n in (
+        ("erased", result.erased),
+        ("dead_lettered", result.erasures_refused),
+        ("not_erased", result.not_erased),
+    ):
+        if n:
+            metrics.sink_erasures.labels(name, outcome).inc(n)
+    metrics.processing.labels("sink").observe(seconds / max(1, polled))
 
 
 def _dead_letter(

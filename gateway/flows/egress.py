@@ -26,14 +26,13 @@ partitions are revoked and after a failed asynchronous commit; the next fetch is
 partition's buffered records are taken (not when every partition's are): the broker's round trips
 overlap the sink's work. A crash loses at most the commits in flight: those batches are delivered
 again, as after any crash before a commit.
-Pipelined rendering: a sink with a `renderer()`, run with render_processes > 0
-(GATEWAY_SINK_PROCESSES), has each polled batch decoded and rendered in worker processes
-(gateway.flows.render) while the batch before it is written: the loop polls batch N+1 (without
-waiting when batch N is in flight), sends it to the workers, then writes, publishes and commits
-batch N (its own positions). A rebalance while a batch is in flight (the listener counts them): that
-batch and the one just polled are dropped, unwritten and uncommitted, and the partitions still held
-are sought back to their first offsets (never forward of where the listener put them): they are read
-again, as after any rewind.
+Reading processes: a sink with a `renderer()`, run with render_processes > 0
+(GATEWAY_SINK_PROCESSES), has its partitions read, decoded and rendered by that many processes
+(gateway.flows.readers) while the sink's process writes: its own consumer keeps the group's
+membership and commits, its partitions paused. When partitions are assigned (or after a rewind), the
+readers are given them with the offset each one starts from (the sink's stored offset, else the
+group's); the batches read before are dropped on arrival (`dropped`). A reader that dies loses
+nothing: new ones read again from what was written; after MAX_DEATHS, the sink's process reads itself.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -49,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec.avro import SINGLE_OBJECT_MAGIC, AvroCodec, load_schemas
+from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.connectors import Sink, SinkContext, SinkOutput
 from gateway.errors import RetriableError
@@ -58,12 +57,21 @@ from gateway.flows.deliver import (
     EgressResult,
     SinkHealth,
     SinkUnavailable,
+    count_batch,
     no_collection,
     process_envelopes,
 )
 from gateway.flows.deliver import reason as _reason
-from gateway.flows.kafka_group import rejoin_left_unfinished, resume_listener
-from gateway.flows.render import Rendering, RenderPool
+from gateway.flows.kafka_group import (
+    Commits,
+    envelopes_of,
+    first_offsets,
+    rebalancing,
+    rejoin_left_unfinished,
+    resume_listener,
+)
+from gateway.flows.outputs import OutputPublisher
+from gateway.flows.readers import MAX_DEATHS, ReaderDied, Readers, Taken
 from gateway.kafka_config import as_client_kwargs
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
@@ -83,18 +91,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-_SLICE_MS = 5  # a poll's wait while a batch is being rendered (checked between slices)
-
-
 @dataclass
 class _Batch:
     """A polled batch on its way: its records, where the consumer stood after it, the first offset of
-    each partition in it, and its rendering (None: decoded when written)."""
+    each partition in it, and its records decoded already (by reading processes; None: decoded when
+    written)."""
 
     envelopes: list[Envelope]
     positions: dict[Any, Any]
     firsts: dict[Any, int] = field(default_factory=dict)
-    rendering: Rendering | None = None
+    decoded: Decoded | None = None
 
 
 class EgressRunner:
@@ -143,7 +149,6 @@ class EgressRunner:
         # with a schema registry: inputs of both framings, Avro outputs in the Confluent wire format
         known = codecs if codecs is not None else load_schemas().by_fingerprint()
         self.decoder = decoder_for(registry_url, known)
-        self.framer = framer_for(registry_url)
         self.metrics = metrics
         self.health = health or SinkHealth()
         self.group_id = group_id
@@ -158,8 +163,13 @@ class EgressRunner:
             heartbeat_interval_ms=min(3000, session_timeout_ms // 3),
         )
         self.consumer.subscribe(list(topics), listener=resume_listener(self))
-        self.producer: Any = KafkaProducer(
-            **kwargs, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}
+        self.outputs = OutputPublisher(
+            KafkaProducer(**kwargs, **{"acks": "all", "linger_ms": 5, **(producer_options or {})}),
+            framer_for(registry_url),
+            bootstrap=str(kwargs.get("bootstrap_servers", "")),
+            timeout_s=commit_timeout_ms / 1000,
+            layout=(partitions, replication),
+            create_topics=create_topics,
         )
         self.commit_timeout_ms = commit_timeout_ms
         self.processed = 0
@@ -167,64 +177,41 @@ class EgressRunner:
         self._ticked: list[SinkOutput] = []  # outputs of tick() not yet acknowledged by the broker
         self._uncommitted: dict[Any, int] = {}  # TopicPartition -> first offset of the current batch
         self._positions: dict[Any, Any] = {}  # TopicPartition -> OffsetAndMetadata, as of the last poll
-        self._done: dict[Any, Any] = {}  # ... of the last batch written: what a commit may say
-        self._acked: dict[Any, Any] = {}  # ... the broker acknowledged
-        self._commit_failed: BaseException | None = None  # the last asynchronous commit's error
+        self.commits = Commits(self.consumer, commit_timeout_ms)
         self._bootstrap = str(kwargs.get("bootstrap_servers", ""))
-        self._layout = (partitions, replication)
-        self._known: set[str] = set()
-        self._create_topics = create_topics
         self._opened = False
         self._lag: dict[tuple[str, int], int] = {}
         self.resume_pending = False  # resume_offsets failed when partitions were assigned
-        self.rebalances = 0  # counted by the rebalance listener: a batch in flight across one is dropped
-        self._pending: _Batch | None = None  # polled, being rendered, not written yet
-        self.dropped = 0  # batches in flight dropped by a rebalance (read again)
+        self.rebalances = 0  # counted by the rebalance listener: the readers are given partitions again
         renderer = sink.renderer() if render_processes > 0 else None
-        self.render: RenderPool | None = None
+        self.readers: Readers | None = None  # None: this process reads (inline, or after MAX_DEATHS)
+        self._readers: Readers | None = None
         if renderer is not None:
-            self.render = RenderPool(
+            self.readers = self._readers = Readers(
                 render_processes,
+                kwargs,
                 known,
                 registry_url,
                 renderer,
+                max_records=max_records,
                 erasure_tombstones=bool(getattr(sink, "erasure_tombstones", False)),
             )
+        self._synced = 0  # self.rebalances when the readers were last given the assignment
+        self._resync = False  # the readers must be given the partitions again (a rewind, a reader died)
+        self._next: dict[Any, int] = {}  # with readers: TopicPartition -> the offset after what was written
+        self._high: dict[Any, int] = {}  # ... -> its high watermark, as the readers last saw it
 
-    def _ensure(self, topics: set[str]) -> None:
-        """Outputs may name topics that do not exist yet (feedback per organisation): create them."""
-        new = topics - self._known
-        if not new:
-            return
-        if self._create_topics is not None:
-            self._create_topics(new)
-        else:
-            from gateway.flows.admin import DAY_MS, TopicSpec, ensure_topics  # noqa: PLC0415
+    @property
+    def dropped(self) -> int:
+        """Batches read ahead by the reading processes and dropped by a rebalance or a rewind."""
+        return self._readers.dropped if self._readers is not None else 0
 
-            p, r = self._layout
-            # feedback topics: 30 days (docs/retention.md)
-            specs = [TopicSpec(t, p, r, "delete", {"retention.ms": str(30 * DAY_MS)}) for t in sorted(new)]
-            ensure_topics(self._bootstrap, specs)
-        self._known |= new
-
-    def _value(self, topic: str, value: bytes | None) -> bytes | None:
-        if self.framer.confluent and value is not None and value[:2] == SINGLE_OBJECT_MAGIC:
-            return self.framer.reframe(topic, value)
-        return value
+    @property
+    def producer(self) -> Any:
+        return self.outputs.producer
 
     def _publish(self, records: Sequence[SinkOutput]) -> None:
-        if not records:
-            return
-        self._ensure({r.topic for r in records})
-        futures = [
-            self.producer.send(
-                r.topic, key=r.key, value=self._value(r.topic, r.value), headers=list(r.headers)
-            )
-            for r in records
-        ]
-        self.producer.flush(timeout=self.commit_timeout_ms / 1000)
-        for f in futures:
-            f.get(timeout=self.commit_timeout_ms / 1000)
+        self.outputs.publish(records)
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records not yet committed per assigned partition (kafka_consumergroup_lag), as of the last
@@ -233,10 +220,15 @@ class EgressRunner:
 
     def _measure_lag(self) -> None:
         out: dict[tuple[str, int], int] = {}
-        for tp in list(self.consumer.assignment()):
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                out[(tp.topic, tp.partition)] = max(0, int(high) - int(self.consumer.position(tp) or 0))
+        if self.readers is not None:
+            for tp, at in self._next.items():
+                if (high := self._high.get(tp)) is not None:
+                    out[(tp.topic, tp.partition)] = max(0, high - at)
+        else:
+            for tp in list(self.consumer.assignment()):
+                high = self.consumer.highwater(tp)
+                if high is not None:
+                    out[(tp.topic, tp.partition)] = max(0, int(high) - int(self.consumer.position(tp) or 0))
         self._lag = out
 
     def caught_up(self) -> bool:
@@ -245,59 +237,132 @@ class EgressRunner:
         if not assigned:
             return False
         ends = self.consumer.end_offsets(assigned)
+        if self.readers is not None:
+            return not self._resync and all(self._next.get(tp, -1) >= ends.get(tp, 0) for tp in assigned)
         return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
 
-    async def run_once(self) -> int:
-        """Poll one batch, write it (with rendering processes: the batch polled before it), publish,
-        commit. Returns the number of records polled."""
+    async def _open(self) -> None:
         if not self._opened:
-            if self.render is not None:
-                self.render.start()  # while the consumer joins its group
+            if self.readers is not None:
+                self.readers.start()  # while the consumer joins its group
             if self.context is not None:
                 await self.sink.open(self.context)
         self._opened = True
-        rebalances = self.rebalances
-        # a batch in flight: the poll waits for records only while it is being rendered
-        rendering = self._pending.rendering if self._pending is not None else None
-        polled = await asyncio.to_thread(self._poll, self.poll_timeout_ms, rendering)
+
+    async def _tick(self) -> None:
+        self._ticked.extend(await self.sink.tick())  # kept until published: not returned twice
+        if self._ticked:
+            await asyncio.to_thread(self._publish, self._ticked)
+            self._ticked = []
+
+    async def run_once(self) -> int:
+        """Poll one batch (with reading processes: take the next one they read), write it, publish,
+        commit. Returns the number of records polled."""
+        await self._open()
+        if self.readers is not None:
+            return await self._take_once(self.readers)
+        polled = await asyncio.to_thread(self._poll, self.poll_timeout_ms)
         # no cyclic collection while the batch is alive (its many containers would be scanned again
         # and again); it resumes once the polled records, envelopes and decoded records are gone
         with no_collection():
-            envelopes = await self._resume_if_pending(_envelopes(polled))
+            envelopes = await self._resume_if_pending(envelopes_of(polled))
             del polled
-            batch = _Batch(envelopes, dict(self._positions), _firsts(envelopes))
+            batch = _Batch(envelopes, dict(self._positions), first_offsets(envelopes))
             for tp, offset in batch.firsts.items():
                 first = self._uncommitted.get(tp)
                 if first is None or offset < first:
                     self._uncommitted[tp] = offset
-            self._ticked.extend(await self.sink.tick())  # kept until published: not returned twice
-            if self._ticked:
-                await asyncio.to_thread(self._publish, self._ticked)
-                self._ticked = []
+            await self._tick()
         count = len(envelopes)
-        if self._pending is not None and self.rebalances != rebalances:
-            # partitions were revoked while a batch was in flight: both are read again (_rewind)
-            self.dropped += 1
-            await asyncio.to_thread(self._rewind, True)
-            return count
-        if self.render is not None and envelopes:
-            batch.rendering = self.render.submit(envelopes)
-            ready, self._pending = self._pending, batch
-        else:
-            ready, self._pending = self._pending, None
         del envelopes
-        for done in (ready, None if batch is self._pending else batch):
-            if done is not None and done.envelopes:
-                await self._deliver(done)
+        if batch.envelopes:
+            await self._deliver(batch)
+        return count
+
+    async def _take_once(self, readers: Readers) -> int:
+        """With reading processes: the group's membership kept (its partitions paused), the readers
+        given the assignment when it changed, then their next batch written (not while the group
+        rebalances: it is read again once the partitions are given again)."""
+        if not await asyncio.to_thread(self._poll_group):
+            return 0
+        if self.resume_pending:
+            await self._resume_if_pending([])
+        try:
+            if self._resync and not self.resume_pending:
+                readers.assign(self._next)
+                self._resync = False
+            taken = await asyncio.to_thread(readers.take, self.poll_timeout_ms / 1000)
+        except ReaderDied:
+            await asyncio.to_thread(self._reader_died, readers)
+            return 0
+        await self._tick()
+        if taken is None:
+            return 0
+        if rebalancing(self.consumer):  # its partitions may be someone else's now: read again after
+            readers.dropped += 1
+            self._resync = True
+            return 0
+        return await self._deliver_taken(taken)
+
+    def _poll_group(self) -> bool:
+        """With reading processes: rebalances, the answers to commits, and, when the assignment
+        changed, where each partition's reading starts (the sink's stored offset, else the group's).
+        False while the group rebalances or nothing is assigned."""
+        from kafka import TopicPartition  # noqa: PLC0415
+
+        rejoin_left_unfinished(self.consumer, self.name)
+        joined = bool(self.consumer.assignment()) and not rebalancing(self.consumer)
+        polled = self.consumer.poll(timeout_ms=0 if joined else self.poll_timeout_ms, max_records=1)
+        for tp, records in (polled or {}).items():  # none: its partitions are paused (resume_listener)
+            self.consumer.seek(tp, records[0].offset)
+        assigned = self.consumer.assignment()
+        if not assigned or rebalancing(self.consumer):
+            return False
+        if self.rebalances != self._synced:
+            self._synced = self.rebalances
+            self.consumer.pause(*assigned)
+            position = self.consumer.position
+            self._next = {TopicPartition(tp.topic, tp.partition): int(position(tp)) for tp in assigned}
+            self.commits.keep(assigned)
+            self._resync = True
+        return True
+
+    def _reader_died(self, readers: Readers) -> None:
+        readers.died()
+        self._resync = True
+        if readers.deaths < MAX_DEATHS:
+            return
+        log.warning("reading processes died %d times: this process reads from now on", readers.deaths)
+        self.readers = None
+        assigned = self.consumer.assignment()
+        for tp in assigned:
+            if tp in self._next:
+                self.consumer.seek(tp, self._next[tp])
+        self.consumer.resume(*assigned)
+
+    async def _deliver_taken(self, taken: Taken) -> int:
+        from kafka import TopicPartition  # noqa: PLC0415
+        from kafka.structs import OffsetAndMetadata  # noqa: PLC0415
+
+        moved = {TopicPartition(*k): v for k, v in taken.positions.items()}
+        self._high.update({TopicPartition(*k): v for k, v in taken.highwater.items()})
+        positions = {**self.commits.done, **{tp: OffsetAndMetadata(at, "", -1) for tp, at in moved.items()}}
+        count = len(taken.envelopes)
+        batch = _Batch(taken.envelopes, positions, decoded=taken.decoded)
+        del taken
+        await self._deliver(batch)
+        self._next.update(moved)
+        for tp, at in moved.items():  # this consumer's own position: where a rebalance starts it again
+            with contextlib.suppress(Exception):  # not assigned any more: its new owner resumes
+                self.consumer.seek(tp, at)
+        self._measure_lag()
         return count
 
     async def _deliver(self, batch: _Batch) -> None:
-        """Write one batch (decoded here, or by the rendering processes), publish what it gave,
+        """Write one batch (decoded here, or by the reading processes), publish what it gave,
         commit where the consumer stood after it."""
         started = time.perf_counter()
-        decoded: Decoded | None = None
-        if batch.rendering is not None and self.render is not None:
-            decoded = await asyncio.to_thread(self.render.collect, batch.rendering, batch.envelopes)
+        decoded, batch.decoded = batch.decoded, None
         with no_collection():
             result = await process_envelopes(
                 self.sink,
@@ -314,29 +379,12 @@ class EgressRunner:
         batch.envelopes = []
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
         await asyncio.to_thread(self._commit, batch.positions)
-        pending = self._pending
-        self._uncommitted = dict(pending.firsts) if pending is not None else {}
-        self._measure_lag()
+        self._uncommitted = {}
+        if self.readers is None:
+            self._measure_lag()
         self.processed += count
-        self._count(count, result, time.perf_counter() - started)
-
-    def _count(self, polled: int, result: EgressResult, seconds: float) -> None:
-        if self.metrics is None:
-            return
-        m = self.metrics
-        m.records_in.labels("sink", self.name).inc(polled)
-        if result.written:
-            m.records_out.labels("sink", self.name, "delivered").inc(result.written)
-        if result.dead:
-            m.dead_lettered.labels("sink", self.name).inc(len(result.dead))
-        for outcome, n in (
-            ("erased", result.erased),
-            ("dead_lettered", result.erasures_refused),
-            ("not_erased", result.not_erased),
-        ):
-            if n:
-                m.sink_erasures.labels(self.name, outcome).inc(n)
-        m.processing.labels("sink").observe(seconds / max(1, polled))
+        if self.metrics is not None:
+            count_batch(self.metrics, self.name, count, result, time.perf_counter() - started)
 
     async def _resume_if_pending(self, envelopes: list[Envelope]) -> list[Envelope]:
         """The sink could not say where to resume when partitions were assigned: ask again (raises
@@ -352,23 +400,18 @@ class EgressRunner:
             raise SinkUnavailable(f"sink {self.name}: {_reason(exc)}") from exc
         self.resume_pending = False
         for (topic, partition), offset in stored.items():
-            self.consumer.seek(TopicPartition(topic, partition), offset)
-            self._positions.pop(TopicPartition(topic, partition), None)  # read again: not committed
+            tp = TopicPartition(topic, partition)
+            self.consumer.seek(tp, offset)
+            self._positions.pop(tp, None)  # read again: not committed
+            if self.readers is not None:  # they are given it (_take_once)
+                self._next[tp] = offset
+                self._resync = True
         return [e for e in envelopes if (e.topic, e.partition) not in stored]
 
-    def _poll(self, timeout_ms: int, rendering: Rendering | None = None) -> Any:
-        """Records, waiting up to `timeout_ms` for them, or (a batch being rendered) until it is."""
+    def _poll(self, timeout_ms: int) -> Any:
+        """Records, waiting up to `timeout_ms` for them."""
         rejoin_left_unfinished(self.consumer, self.name)
-        if rendering is None:
-            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
-        else:
-            deadline = time.monotonic() + timeout_ms / 1000
-            while True:  # short polls: the batch in flight is written as soon as it is rendered
-                polled = self.consumer.poll(timeout_ms=_SLICE_MS, max_records=self.max_records)
-                if not polled:
-                    rejoin_left_unfinished(self.consumer, self.name)
-                if polled or rendering.done() or time.monotonic() >= deadline:
-                    break
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         if polled:
             # where a commit after this batch may say the group is (the consumer's position, taken
             # here: the consumer is only touched from one thread at a time)
@@ -383,51 +426,24 @@ class EgressRunner:
         return polled
 
     def _commit(self, offsets: dict[Any, Any]) -> None:
-        """Commit what the batch just written moved past: asynchronously, unless the previous
-        asynchronous commit failed (then synchronously: a lost broker raises here and is waited for)
-        or the consumer cannot say its positions (then its position, synchronously)."""
-        if not offsets:
-            if self._pending is None:  # (with a batch in flight, the position is past what was written)
-                self.consumer.commit(timeout_ms=self.commit_timeout_ms)
-            return
-        self._done = offsets
-        failed, self._commit_failed = self._commit_failed, None
-        if failed is not None:
-            self.consumer.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
-            self._acked = offsets
-            return
-
-        def answered(committed: Any, response: Any) -> None:
-            if isinstance(response, BaseException):
-                self._commit_failed = response
-            elif self._done is committed:
-                self._acked = committed
-
-        self.consumer.commit_async(offsets=offsets, callback=answered)
+        if offsets:
+            self.commits.commit(offsets)
+        elif self.readers is None:  # the consumer's own position (with readers, not what was written)
+            self.consumer.commit(timeout_ms=self.commit_timeout_ms)
 
     def unacknowledged(self, partitions: Any = None) -> dict[Any, Any]:
-        """The offsets written and not yet acknowledged by the broker (of `partitions` when given)."""
-        done = self._done
-        if not done or done is self._acked:
-            return {}
-        return {tp: o for tp, o in done.items() if partitions is None or tp in partitions}
+        return self.commits.unacknowledged(partitions)
 
     def commit_done(self, timeout_ms: int | None = None) -> None:
-        """Commit synchronously what was written and not yet acknowledged: at the end of a run (the
-        rebalance listener commits a revoked partition's)."""
-        offsets = self.unacknowledged()
-        if offsets:
-            self.consumer.commit(offsets=offsets, timeout_ms=timeout_ms or self.commit_timeout_ms)
-            self._acked = self._done
+        self.commits.commit_done(timeout_ms)
 
-    def _rewind(self, only_back: bool = False) -> None:
-        """Back to the first offset of the batches not committed: they are polled again (`only_back`:
-        a partition the rebalance listener put further back stays there)."""
-        self._pending = None
+    def _rewind(self) -> None:
+        """Back to the first offset of the batch not committed: it is polled again (with readers:
+        they read again from what was written)."""
+        self._resync = True
         for tp, offset in self._uncommitted.items():
             with contextlib.suppress(Exception):  # partition no longer assigned: its new owner resumes
-                if not only_back or self.consumer.position(tp) > offset:
-                    self.consumer.seek(tp, offset)
+                self.consumer.seek(tp, offset)
         self._uncommitted.clear()
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
@@ -442,7 +458,7 @@ class EgressRunner:
                     quiet = 0 if polled or not self.consumer.assignment() else quiet + 1
                     # drained: every partition read to its end, or nothing more to read for 3 polls (a
                     # read_committed consumer cannot pass an open transaction: no need to wait for it)
-                    drained = quiet and self._pending is None
+                    drained = quiet
                     if until_idle and drained and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
                         await asyncio.to_thread(self.commit_done)
                         return
@@ -472,35 +488,7 @@ class EgressRunner:
             self.close()
 
     def close(self) -> None:
-        if self.render is not None:
-            self.render.close()
+        if self._readers is not None:
+            self._readers.close()
         self.consumer.close()
         self.producer.close()
-
-
-def _firsts(envelopes: Sequence[Envelope]) -> dict[Any, int]:
-    """The first offset of each partition in `envelopes` (a partition's records come in order)."""
-    from kafka import TopicPartition  # noqa: PLC0415
-
-    firsts: dict[tuple[str | None, int | None], int] = {}
-    for env in envelopes:
-        at = (env.topic, env.partition)
-        if at not in firsts:
-            firsts[at] = int(env.offset or 0)
-    return {TopicPartition(topic, partition): offset for (topic, partition), offset in firsts.items()}
-
-
-def _envelopes(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
-    return [
-        Envelope(
-            payload=m.value or b"",
-            key=m.key,
-            headers=tuple(m.headers or ()),
-            topic=m.topic,
-            partition=m.partition,
-            offset=m.offset,
-            timestamp_ms=m.timestamp,
-        )
-        for records in polled.values()
-        for m in records
-    ]

@@ -1,14 +1,23 @@
-"""kafka-python consumer groups: the sink runtime's rebalance listener, and the repair of a rejoin
-that a short poll left unfinished (also used by the ingest runner)."""
+"""kafka-python consumer groups: the sink runtime's commits, rebalance listener and polled records,
+and the repair of a rejoin that a short poll left unfinished (also used by the ingest runner)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.flows.deliver import reason
+from gateway.model.envelope import Envelope
 
-__all__ = ["rejoin_left_unfinished", "resume_listener"]
+__all__ = [
+    "Commits",
+    "envelopes_of",
+    "first_offsets",
+    "rebalancing",
+    "rejoin_left_unfinished",
+    "resume_listener",
+]
 
 log = logging.getLogger("gateway.flows.egress")
 
@@ -32,7 +41,8 @@ def rejoin_left_unfinished(consumer: Any, who: str) -> bool:
 def resume_listener(runner: Any) -> Any:
     """Rebalance listener (run on kafka-python's network thread, which it must not block on its own
     requests: hence the awaited commit): before partitions go, what was written of them is committed;
-    when partitions come, exactly-once sinks resume from the offsets stored with their data."""
+    when partitions come, exactly-once sinks resume from the offsets stored with their data (with
+    reading processes, gateway.flows.readers, the partitions are paused: the readers fetch them)."""
     from kafka import AsyncConsumerRebalanceListener, TopicPartition  # noqa: PLC0415
 
     class Resume(AsyncConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type hints
@@ -50,6 +60,8 @@ def resume_listener(runner: Any) -> Any:
 
         async def on_partitions_assigned(self, assigned: Any) -> None:
             runner.rebalances += 1
+            if getattr(runner, "readers", None) is not None:  # they fetch: this consumer must not
+                runner.consumer.pause(*assigned)
             parts = [(tp.topic, tp.partition) for tp in assigned]
             try:
                 stored = runner.sink.resume_offsets(parts) if parts else {}
@@ -61,3 +73,95 @@ def resume_listener(runner: Any) -> Any:
                 runner.consumer.seek(TopicPartition(topic, partition), offset)
 
     return Resume()
+
+
+class Commits:
+    """A sink's commits (ack after write): each batch written commits where it left its partitions,
+    asynchronously, unless the previous asynchronous commit failed (then synchronously: a lost broker
+    raises there and is waited for). What was written and not yet acknowledged is committed when
+    partitions are revoked (resume_listener) and when the run ends (`commit_done`)."""
+
+    def __init__(self, consumer: Any, timeout_ms: int) -> None:
+        self.consumer = consumer
+        self.timeout_ms = timeout_ms
+        self.done: dict[Any, Any] = {}  # TopicPartition -> OffsetAndMetadata of what was written
+        self._acked: dict[Any, Any] = {}  # ... the broker acknowledged
+        self._failed: BaseException | None = None  # the last asynchronous commit's error
+
+    def commit(self, offsets: dict[Any, Any]) -> None:
+        self.done = offsets
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            from kafka.errors import RebalanceInProgressError  # noqa: PLC0415
+
+            try:
+                self.consumer.commit(offsets=offsets, timeout_ms=self.timeout_ms)
+            except RebalanceInProgressError:
+                return  # committed when the partitions are revoked (resume_listener), else read again
+            self._acked = offsets
+            return
+
+        def answered(committed: Any, response: Any) -> None:
+            if isinstance(response, BaseException):
+                self._failed = response
+            elif self.done is committed:
+                self._acked = committed
+
+        self.consumer.commit_async(offsets=offsets, callback=answered)
+
+    def keep(self, assigned: Any) -> None:
+        """Forget the partitions not in `assigned` (after a rebalance): never committed by this member."""
+        self.done = {tp: o for tp, o in self.done.items() if tp in assigned}
+
+    def unacknowledged(self, partitions: Any = None) -> dict[Any, Any]:
+        """The offsets written and not yet acknowledged by the broker (of `partitions` when given)."""
+        done = self.done
+        if not done or done is self._acked:
+            return {}
+        return {tp: o for tp, o in done.items() if partitions is None or tp in partitions}
+
+    def commit_done(self, timeout_ms: int | None = None) -> None:
+        """Commit synchronously what was written and not yet acknowledged: at the end of a run."""
+        offsets = self.unacknowledged()
+        if offsets:
+            self.consumer.commit(offsets=offsets, timeout_ms=timeout_ms or self.timeout_ms)
+            self._acked = self.done
+
+
+def rebalancing(consumer: Any) -> bool:
+    """The group is rebalancing (or this member is out of it): what is written now could not be
+    committed, and its partitions may be given to another member."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None:
+        return False
+    unstable = coordinator.generation_if_stable() is None
+    return bool(coordinator.need_rejoin() or coordinator.rejoining or unstable)
+
+
+def first_offsets(envelopes: Sequence[Envelope]) -> dict[Any, int]:
+    """The first offset of each partition in `envelopes` (a partition's records come in order)."""
+    from kafka import TopicPartition  # noqa: PLC0415
+
+    firsts: dict[tuple[str | None, int | None], int] = {}
+    for env in envelopes:
+        at = (env.topic, env.partition)
+        if at not in firsts:
+            firsts[at] = int(env.offset or 0)
+    return {TopicPartition(topic, partition): offset for (topic, partition), offset in firsts.items()}
+
+
+def envelopes_of(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
+    """The envelopes of a poll's records (kafka-python ConsumerRecords), partition by partition."""
+    return [
+        Envelope(
+            payload=m.value or b"",
+            key=m.key,
+            headers=tuple(m.headers or ()),
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            timestamp_ms=m.timestamp,
+        )
+        for records in polled.values()
+        for m in records
+    ]

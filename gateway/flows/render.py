@@ -1,26 +1,22 @@
-"""A sink's batches decoded and rendered in worker processes, ahead of `Sink.write`.
+"""Decoding and rendering a sink's records outside the sink's process: the two halves of it.
 
-A sink that declares a `renderer()` (gateway.connectors) gets its records with `rendered` set: the
-runtime sends each polled batch's frames to `processes` spawned processes (GATEWAY_SINK_PROCESSES),
-which decode them and call the renderer on each record, while the sink's process writes the batch
-before it (gateway.flows.egress). What comes back per record is small: the rendered value (e.g. a
+A sink that declares a `renderer()` (gateway.connectors) gets its records with `rendered` set when
+the runtime runs reading processes (GATEWAY_SINK_PROCESSES, gateway.flows.readers): each one reads
+its share of the actor's partitions, decodes the records and calls the renderer on each one
+(`setup` once, then `render_items` per batch); the sink's process turns what comes back into its
+SinkRecords (`Unpacker.decoded`). What comes back per record is small: the rendered value (e.g. a
 line as bytes), a writer schema the sink's process was not given (one a registry taught the worker)
-once per batch, and the decoded record only where the renderer
-declined it (None, or an exception) and for erasures (fr.gp.Effacement: never rendered). A frame no
-codec decodes comes back as its RejectedMessage (message and problems: never a value), dead-lettered
-by the runtime as a record it decoded itself would be. A worker that dies (OOM killer...) loses
-nothing: `collect` answers None and the runtime decodes that batch in its own process.
+once per batch, and the decoded record only where the renderer declined it (None, or an exception)
+and for erasures (fr.gp.Effacement: never rendered). A frame no codec decodes comes back as its
+RejectedMessage (message and problems: never a value), dead-lettered by the runtime as a record it
+decoded itself would be.
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import Any
 
 from gateway.codec.avro import AvroCodec
@@ -28,36 +24,38 @@ from gateway.codec.framing import decoder_for
 from gateway.connectors import ERASURE_SCHEMA, SinkRecord
 from gateway.errors import ConfigError, Problem, RejectedMessage
 from gateway.flows.deliver import Decoded, erasure_record, no_collection, record_of
-from gateway.flows.pool import exit_with_parent, spawn_pool
 from gateway.model.envelope import Envelope
 
-__all__ = ["RenderPool"]
-
-log = logging.getLogger("gateway.flows.egress")
+__all__ = ["Item", "Result", "Unpacker", "check_renderer", "collect", "render_items", "setup"]
 
 Renderer = Callable[[SinkRecord], Any]
-# what a worker is given of a record: payload, key, headers, topic, partition, offset
+# what the worker renders of a record: payload, key, headers, topic, partition, offset
 Item = tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...], str, int, int]
 # ... and gives back: None (a tombstone), (message, problems) (not decoded), or (fingerprint,
 # (name, parsed schema) the first time in the batch of a schema the sink's process was not given
 # (one a registry taught the worker) else None, rendered, record when not rendered)
 Result = tuple[str, tuple[Problem, ...]] | tuple[bytes, tuple[str, Any] | None, Any, Any] | None
 
-MAX_DEATHS = 5  # rendering processes that died before the runtime stops starting new ones
 _WORKER: dict[str, Any] = {}  # in a worker process: its decoder and the sink's renderer
 
 
-def _start(
-    parent: int,
-    schemas: Sequence[tuple[str, Any, bytes]],
-    registry_url: str | None,
-    renderer: Renderer,
-) -> None:
-    """Initializer of a rendering process: the codecs of the sink's schemas, the renderer. No automatic
-    cyclic garbage collection: a batch's many new objects (unpickled, decoded) set off collections
-    that cost as much as the decoding; what the process holds after start-up is frozen, and each
-    batch begins with a collection of what the previous ones left (cycles, e.g. of exceptions)."""
-    exit_with_parent(parent)
+def check_renderer(renderer: Renderer) -> None:
+    """ConfigError now, not at every batch, when `renderer` cannot be sent to another process."""
+    try:
+        pickle.dumps(renderer)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"the sink's renderer cannot be sent to a reading process ({type(exc).__name__}): make"
+            " it a module-level function (or a functools.partial of one), or set GATEWAY_SINK_PROCESSES=0"
+        ) from exc
+
+
+def setup(schemas: Sequence[tuple[str, Any, bytes]], registry_url: str | None, renderer: Renderer) -> None:
+    """In a worker process, once: the codecs of the sink's schemas (name, parsed, fingerprint), the
+    renderer. No automatic cyclic garbage collection: a batch's many new objects (decoded records)
+    set off collections that cost as much as the decoding; what the process holds after start-up is
+    frozen, and the caller collects what earlier batches left (cycles, e.g. of exceptions) between
+    its batches (`collect`)."""
     codecs = {fp: AvroCodec(name=name, parsed=parsed, fingerprint=fp) for name, parsed, fp in schemas}
     _WORKER["decode"] = decoder_for(registry_url, codecs).decode  # Confluent frames too, with a registry
     _WORKER["render"] = renderer
@@ -66,10 +64,15 @@ def _start(
     gc.freeze()
 
 
-def _render(items: Sequence[Item]) -> list[Result]:
-    """In a worker process: each item decoded and rendered (see Result)."""
-    if not gc.isenabled():  # a rendering process (_start): what earlier batches left
+def collect() -> None:
+    """In a worker process (`setup`: no automatic collection): what earlier batches left."""
+    if not gc.isenabled():
         gc.collect()
+
+
+def render_items(items: Sequence[Item]) -> list[Result]:
+    """In a worker process: each item decoded and rendered (see Result). The caller collects the
+    garbage of earlier batches (`collect`) between its batches."""
     decode: Callable[[bytes], tuple[AvroCodec, dict[str, object]]] = _WORKER["decode"]
     render: Renderer = _WORKER["render"]
     out: list[Result] = []
@@ -109,100 +112,24 @@ def _render(items: Sequence[Item]) -> list[Result]:
     return out
 
 
-@dataclass
-class Rendering:
-    """A batch sent to the rendering processes: its futures, one per contiguous chunk."""
+class Unpacker:
+    """In the sink's process: the records of a batch a worker rendered (`decoded`)."""
 
-    futures: list[Future[list[Result]]]
-
-    def done(self) -> bool:
-        return all(f.done() for f in self.futures)
-
-
-class RenderPool:
-    """`processes` spawned processes rendering a sink's batches (see the module's docstring)."""
-
-    def __init__(
-        self,
-        processes: int,
-        codecs: Mapping[bytes, AvroCodec],
-        registry_url: str | None,
-        renderer: Renderer,
-        *,
-        erasure_tombstones: bool = False,
-    ) -> None:
-        try:  # what a rendering process gets: refused now, not at every batch
-            pickle.dumps(renderer)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise ConfigError(
-                f"the sink's renderer cannot be sent to a rendering process ({type(exc).__name__}): make"
-                " it a module-level function (or a functools.partial of one), or set GATEWAY_SINK_PROCESSES=0"
-            ) from exc
-        self.processes = processes
-        self._schemas = [(c.name, c.parsed, fp) for fp, c in codecs.items()]
+    def __init__(self, codecs: Mapping[bytes, AvroCodec], *, erasure_tombstones: bool = False) -> None:
         # fingerprint -> (name, parsed schema): this process's own objects, so that every batch's
         # records share them (sinks cache by the object); a schema only a worker knew (a registry's)
         # is kept the first time it comes back
-        self._known: dict[bytes, tuple[str, Any]] = {fp: (c.name, c.parsed) for fp, c in codecs.items()}
-        self._registry_url = registry_url
-        self._renderer = renderer
-        self._erasure_tombstones = erasure_tombstones
-        self._pool: Any = None
-        self.deaths = 0  # rendering processes found dead (monitoring, tests)
+        self.known: dict[bytes, tuple[str, Any]] = {fp: (c.name, c.parsed) for fp, c in codecs.items()}
+        self.schemas = [(c.name, c.parsed, fp) for fp, c in codecs.items()]  # what a worker is given
+        self.erasure_tombstones = erasure_tombstones
 
-    def start(self) -> None:
-        """Spawn the processes now (they take about a second to start): before the first batch."""
-        if self._pool is None:
-            self._pool = spawn_pool(self.processes, _start, self._schemas, self._registry_url, self._renderer)
-            for _ in range(self.processes):
-                self._pool.submit(_render, ())  # each one starts (the pool spawns on demand)
-            log.info("decoding and rendering batches in %d process(es)", self.processes)
-
-    def submit(self, envelopes: Sequence[Envelope]) -> Rendering:
-        if self.deaths >= MAX_DEATHS:
-            return Rendering([])  # decoded in the sink's process from now on
-        self.start()
-        items: list[Item] = [
-            (
-                e.payload,
-                e.key,
-                e.headers,
-                e.topic or "",
-                -1 if e.partition is None else e.partition,
-                -1 if e.offset is None else e.offset,
-            )
-            for e in envelopes
-        ]
-        size = -(-len(items) // self.processes)
-        try:
-            return Rendering(
-                [self._pool.submit(_render, items[i : i + size]) for i in range(0, len(items), size)]
-            )
-        except BrokenProcessPool:
-            self._died()
-            return Rendering([])
-
-    def collect(self, rendering: Rendering, envelopes: Sequence[Envelope]) -> Decoded | None:
-        """The batch's records (blocking until rendered), or None when a process died: the caller
-        decodes the batch itself."""
-        if not rendering.futures:
-            return None
-        results: list[Result] = []
-        try:
-            for future in rendering.futures:
-                results += future.result()
-        except BrokenProcessPool:
-            self._died()
-            return None
-        return self._decoded(envelopes, results)
-
-    def _decoded(self, envelopes: Sequence[Envelope], results: Sequence[Result]) -> Decoded:
+    def decoded(self, envelopes: Sequence[Envelope], results: Sequence[Result]) -> Decoded:
         decoded = Decoded()
-        schemas = self._known
+        schemas = self.known
         with no_collection():
             for env, res in zip(envelopes, results, strict=True):
                 if res is None:
-                    if self._erasure_tombstones and (erasure := erasure_record(env)) is not None:
+                    if self.erasure_tombstones and (erasure := erasure_record(env)) is not None:
                         decoded.pairs.append((env, erasure))
                     continue
                 if isinstance(res[0], str):  # (message, problems): not decoded
@@ -216,17 +143,3 @@ class RenderPool:
                 rec = record_of(env, name, {} if record is None else record, parsed, rendered)
                 decoded.pairs.append((env, rec))
         return decoded
-
-    def _died(self) -> None:
-        self.deaths += 1
-        log.warning("a rendering process died; this batch is decoded in the sink's process")
-        if self.deaths == MAX_DEATHS:
-            log.warning(
-                "rendering processes died %d times: batches are decoded in the sink's process", self.deaths
-            )
-        self.close(wait=False)
-
-    def close(self, *, wait: bool = True) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=True)

@@ -39,7 +39,7 @@ class Noting(Sink):
         self.rendering = rendering
 
     def renderer(self) -> Callable[[SinkRecord], Any] | None:
-        # with it, the runner renders each batch in a process while it writes the one before
+        # with it, the runner's reading process reads and renders the batches while it writes
         return operator.attrgetter("key") if self.rendering else None
 
     def check(self) -> CheckResult:
@@ -49,7 +49,7 @@ class Noting(Sink):
         if self.pause_s:
             await asyncio.sleep(self.pause_s)
         if self.rendering:
-            assert all(r.rendered == r.key for r in batch)  # rendered ahead, in a process
+            assert all(r.rendered == r.key for r in batch)  # read and rendered in a process
         self.written += [(r.partition, r.offset) for r in batch]
         return []
 
@@ -98,7 +98,7 @@ def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
         reader.close()
 
 
-@pytest.mark.parametrize("rendering", [False, True], ids=["decoded", "rendered-ahead"])
+@pytest.mark.parametrize("rendering", [False, True], ids=["decoded", "reading-process"])
 def test_a_drained_run_has_committed_every_offset(kafka_bootstrap: str, rendering: bool) -> None:
     topic = _topic(kafka_bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -109,7 +109,7 @@ def test_a_drained_run_has_committed_every_offset(kafka_bootstrap: str, renderin
     assert _committed(kafka_bootstrap, group, topic) == end_offsets(kafka_bootstrap, topic)
 
 
-@pytest.mark.parametrize("async_commits", ["acknowledged", "lost", "rendered-ahead"])
+@pytest.mark.parametrize("async_commits", ["acknowledged", "lost", "reading-process"])
 def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     kafka_bootstrap: str, async_commits: str
 ) -> None:
@@ -118,9 +118,9 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     # tells the second member where to start
     topic = _topic(kafka_bootstrap, 30)  # 10 a partition: the first member writes on each one
     group = f"g-{uuid.uuid4().hex[:8]}"
-    # slow until the second has joined; "rendered-ahead": a batch is in flight (rendered in a process
-    # while the one before is written) when the rebalance comes, and is dropped, then read again
-    rendering = async_commits == "rendered-ahead"
+    # slow until the second has joined; "reading-process": batches read ahead (by a process, while the
+    # sink writes) are waiting when the rebalance comes, and are dropped, then read again
+    rendering = async_commits == "reading-process"
     first, second = Noting(pause_s=0.25, rendering=rendering), Noting(pause_s=0.25, rendering=rendering)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -166,7 +166,7 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     everything = first.written + second.written
     assert len(set(everything)) == N  # nothing lost
     assert len(everything) == N  # nothing written twice: the revoked partitions were committed first
-    if rendering:  # the rebalance came while the first member had a batch in flight: dropped
+    if rendering:  # the rebalance came while the first member had batches read ahead: dropped
         assert runners[0].sink is first
         assert runners[0].dropped >= 1
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import struct
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -25,7 +24,8 @@ from gateway.connectors import (
     SinkRecord,
 )
 from gateway.errors import ConfigError, Problem, RejectedMessage, RetriableError
-from gateway.flows.egress import EgressRunner, process_envelopes
+from gateway.flows.deliver import count_batch
+from gateway.flows.egress import process_envelopes
 from gateway.flows.sinks import SinkOptions, _plan, load_sinks_file, view_codecs
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
@@ -189,8 +189,7 @@ def test_erasures_are_counted_without_a_numero_unique() -> None:
     records, k, _ = _stream()
     result = _run(Recording(), _envelopes(records))
     metrics = Metrics()
-    runner = SimpleNamespace(metrics=metrics, name="recording")
-    EgressRunner._count(runner, 4, result, 0.01)  # type: ignore[arg-type]
+    count_batch(metrics, "recording", 4, result, 0.01)
     text = metrics.render().decode()
     assert 'gp_sink_erasures_total{outcome="erased",source="recording"} 1.0' in text
     assert k not in text

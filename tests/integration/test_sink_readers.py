@@ -1,0 +1,84 @@
+"""Reading processes (GATEWAY_SINK_PROCESSES, gateway.flows.readers) on a real broker: a reading
+process SIGKILLed mid-stream loses nothing and writes nothing twice (new ones read again from what
+was written); after MAX_DEATHS, the sink's own process reads, from where the last write stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+from gateway.flows import egress
+from gateway.flows.egress import EgressRunner
+from gateway.testing.kafka import client_kwargs, end_offsets
+from tests.integration.test_sink_commits import N, Noting, _committed, _topic
+
+pytestmark = pytest.mark.integration
+
+
+def _run_killing_readers(bootstrap: str, kills: int) -> tuple[Noting, EgressRunner, list[int]]:
+    """Drain a topic of N records with one reading process, SIGKILLing it `kills` times mid-stream."""
+    topic = _topic(bootstrap)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    sink = Noting(pause_s=0.05, rendering=True)
+    runner = EgressRunner(
+        sink,
+        topics=[topic],
+        group_id=group,
+        client=client_kwargs(bootstrap),
+        max_records=20,
+        poll_timeout_ms=200,
+        render_processes=1,
+    )
+    readers = runner.readers
+    assert readers is not None
+    sink.rendering = kills < egress.MAX_DEATHS  # after MAX_DEATHS, records come decoded, not rendered
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            asyncio.run(runner.run(asyncio.Event(), until_idle=True))
+        except BaseException as exc:  # noqa: BLE001 - told to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 90
+    at_kills = []  # records written when each kill came
+    for k in range(kills):
+        while len(sink.written) < (k + 1) * N // (kills + 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [pid] = readers.pids()
+        os.kill(pid, signal.SIGKILL)
+        at_kills.append(len(sink.written))
+        while readers.deaths <= k and time.monotonic() < deadline:  # seen dead before the next kill
+            time.sleep(0.01)
+    thread.join(120)
+    assert not thread.is_alive() and not errors, errors
+    assert _committed(bootstrap, group, topic) == end_offsets(bootstrap, topic)
+    return sink, runner, at_kills
+
+
+def test_a_reading_process_killed_mid_stream_loses_nothing_and_writes_nothing_twice(
+    kafka_bootstrap: str,
+) -> None:
+    sink, runner, at_kills = _run_killing_readers(kafka_bootstrap, kills=2)
+    assert runner.readers is not None and runner.readers.deaths == 2
+    assert all(0 < n < N for n in at_kills), at_kills  # mid-stream
+    assert sorted(sink.written) == sorted(set(sink.written))  # none twice
+    assert len(sink.written) == N  # none lost
+
+
+def test_after_max_deaths_the_sinks_own_process_reads_from_the_last_write(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(egress, "MAX_DEATHS", 1)
+    sink, runner, at_kills = _run_killing_readers(kafka_bootstrap, kills=1)
+    assert 0 < at_kills[0] < N
+    assert runner.readers is None  # read in the sink's process since the death
+    assert sorted(sink.written) == sorted(set(sink.written))
+    assert len(sink.written) == N
