@@ -1,7 +1,8 @@
 """Sink benchmark on a real Kafka broker (prints figures; asserts nothing).
 
-One actor topic (3 partitions) holds N records of a real actor stream (the samples routed by the
-default policy, fresh ids). Measured in one run, each from its first polled batch to its last write:
+One actor topic (6 partitions, GATEWAY_PARTITIONS' default: as the route flow creates it; --partitions)
+holds N records of a real actor stream (the samples routed by the default policy, fresh ids).
+Measured in one run, each from its first polled batch to its last write:
 1. the raw baseline: a kafka-python consumer of the same topic doing nothing with the records
    (read_committed, max 500 records a poll), read as the sink runtime reads (offsets committed
    asynchronously after each poll, a partition's next fetch sent as soon as its records are taken:
@@ -34,7 +35,7 @@ Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else
 broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
 consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
 same TLS and authentication as the sinks.
-Usage: python bench/bench_sinks.py [--records 20000] [--only TEXT] [--processes 0,2]
+Usage: python bench/bench_sinks.py [--records 20000] [--partitions 6] [--only TEXT] [--processes 0,2]
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class Timed(Sink):
         self.inner = inner
         self.name = inner.name  # type: ignore[misc]  # reported as the inner sink
         self.first = self.last = self.cpu_first = self.cpu_last = 0.0
-        self.count = 0
+        self.count = self.writes = 0
 
     def check(self) -> CheckResult:
         return self.inner.check()
@@ -142,6 +143,7 @@ class Timed(Sink):
         out = await self.inner.write(batch)
         self.last, self.cpu_last = time.perf_counter(), time.process_time()
         self.count += len(batch)
+        self.writes += 1
         return out
 
     async def flush(self) -> None:
@@ -189,9 +191,10 @@ def raw_rate(
 
 def sink_rate(
     name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """records/s, CPU µs per record of this process (runtime + sink) and of its reading processes
-    (GATEWAY_SINK_PROCESSES: their whole life, start-up included) of a sink on the runtime."""
+    (GATEWAY_SINK_PROCESSES: their whole life, start-up included), and records a write, of a sink
+    on the runtime."""
     timed = Timed(NullSink() if name == NullSink.name else registry.build(name, config))
     options = SinkOptions(actor=actor, until_idle=True, batch_size=500, web_port=-1)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -200,7 +203,8 @@ def sink_rate(
     worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     assert timed.count >= n, (name, timed.count)
     cpu = (timed.cpu_last - timed.cpu_first) / timed.count * 1e6
-    return timed.count / (timed.last - timed.first), cpu, worker / timed.count * 1e6
+    per_write = timed.count / max(1, timed.writes)
+    return timed.count / (timed.last - timed.first), cpu, worker / timed.count * 1e6, per_write
 
 
 def process_cpu(pid: int) -> float:
@@ -251,6 +255,7 @@ def report(  # noqa: PLR0917 - one line of figures
     raws: list[tuple[float, float]],
     goal: float,
     receiver: float = 0.0,
+    per_write: float = 0.0,
 ) -> None:
     """One sink's line: its ratio to the raw consumer measured just before and just after it (the
     load of a shared machine moves within a run), and the ratio of CPU per record (the steadier one:
@@ -264,6 +269,7 @@ def report(  # noqa: PLR0917 - one line of figures
         f" ({goal_text}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / (cpu + worker):4.2f}"
         f"  + reading processes {worker:4.0f} µs CPU a record"
         + (f"  + receiver {receiver:3.0f} µs CPU a record" if receiver else "")
+        + f"  ({per_write:.0f} records a write)"
     )
 
 
@@ -317,7 +323,8 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     plain = [raw_now()]
     raws = [raw_now(tuned=True)]
     size = sum(len(r.value) for r in records) // len(records)
-    print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), 3 partitions")
+    parts = os.environ.get("GATEWAY_PARTITIONS", "?")
+    print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), {parts} partitions")
     print(
         f"{'raw consumer (the baseline)':36} {raws[0][0]:9.0f} records/s  {raws[0][1]:5.0f} µs CPU a"
         " record (read as the runtime reads: asynchronous commits, early fetches)"
@@ -328,10 +335,10 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
             os.environ["GATEWAY_SINK_PROCESSES"] = label.rsplit("[processes ", 1)[1].rstrip("]")
         settings = fresh_settings()
         before = receiver_cpu()
-        rate, cpu, worker = sink_rate(name, config, settings, actor, n)
+        rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n)
         receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
         raws.append(raw_now(tuned=True))
-        report(label, rate, cpu, worker, raws[-2:], goal, receiver)
+        report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write)
     plain.append(raw_now())
     rates = ", ".join(f"{r:.0f}" for r, _ in raws)
     cpus = ", ".join(f"{c:.0f}" for _, c in raws)
@@ -344,6 +351,12 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=GatewaySettings.model_fields["partitions"].default,
+        help="partitions of the actor topic (default: GATEWAY_PARTITIONS' default, as the route flow has)",
+    )
     parser.add_argument("--only", default="", help="run only the sinks whose label holds this text")
     parser.add_argument(
         "--processes",
@@ -368,14 +381,14 @@ def main() -> None:
             """The same N records on a topic of their own (each sink starts from the beginning)."""
             prefix = f"bench{uuid.uuid4().hex[:6]}"
             topic = actor_topic(actor, prefix)
-            create_topics(bootstrap, [topic, dlq_topic(topic)], partitions=3)
+            create_topics(bootstrap, [topic, dlq_topic(topic)], partitions=args.partitions)
             produce(bootstrap, topic, [(r.key, r.value, r.headers) for r in records])
             os.environ.update(
                 GATEWAY_BOOTSTRAP_SERVERS=bootstrap,
                 GATEWAY_TOPIC_PREFIX=prefix,
                 GATEWAY_APP_ID=f"{prefix}-app",
                 GATEWAY_STATE_DIR=str(tmp / "state"),
-                GATEWAY_PARTITIONS="3",
+                GATEWAY_PARTITIONS=str(args.partitions),
             )
             settings = GatewaySettings()
             apply_acls(settings)  # the actor's rights on its topic, groups and dead letters

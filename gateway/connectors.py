@@ -8,9 +8,9 @@ A sink subclasses `Sink` and implements `check`, `write` and `flush`; the option
 `resume_offsets`, `tick`, `outputs_for_rejection`) are declared on `Sink` with do-nothing defaults,
 so the runtime calls them directly (gateway.flows.egress); a sink overrides the ones it needs.
 A sink may also declare a `renderer()`: a pure, picklable function of one decoded record (its
-line, row or event as bytes). The runtime then decodes and renders the records in a worker process
-(GATEWAY_SINK_PROCESSES) while the sink writes the previous batch; `write` gets them with `rendered`
-set (and `record` empty). Records the renderer declined (it returned None), erasures, and records
+line, row or event as bytes). The runtime can then read, decode and render the records in reading
+processes (GATEWAY_SINK_PROCESSES) while the sink writes; `write` gets them with `rendered` set (and
+`record` empty). Records the renderer declined (it returned None), erasures, and records
 given to `write` by anything else (tests, the contract suite) come with `rendered` None and their
 `record`: a sink renders those itself, with the same function.
 Erasure (docs/retention.md): a sink that can erase an application from where it delivered it sets
@@ -150,7 +150,7 @@ class SinkRecord:
     # the Avro schema the record was written with (parsed, as a dict), for sinks that follow it
     writer_schema: Any = field(default=None, compare=False, repr=False)
     # what the sink's renderer (`Sink.renderer`) made of the record, when the runtime rendered it
-    # ahead of `write` (in a worker process: `record` is then empty); None: render it, or use `record`
+    # ahead of `write` (in a reading process: `record` is then empty); None: render it, or use `record`
     rendered: Any = field(default=None, compare=False, repr=False)
 
     def header(self, name: str) -> str | None:
@@ -301,10 +301,10 @@ class Sink(Protocol):
         """A pure function of one decoded record, picklable (a module-level function, or a
         functools.partial of one with plain arguments), giving what `write` needs of it (e.g. its
         line as bytes), or None when it cannot (`write` then gets the record itself). With one, the
-        runtime decodes and renders each batch in a worker process while the previous batch is
-        written (GATEWAY_SINK_PROCESSES; docs/sinks.md); None (the default): decoded in the sink's
-        process. It never sees erasures (fr.gp.Effacement), runs with no state of the sink, and must
-        not raise for a valid record (an exception counts as None)."""
+        runtime may read, decode and render the records in reading processes while the sink writes
+        (GATEWAY_SINK_PROCESSES; docs/sinks.md); None (the default): decoded in the sink's process.
+        It never sees erasures (fr.gp.Effacement), runs with no state of the sink, and must not raise
+        for a valid record (an exception counts as None)."""
         return None
 
     async def tick(self) -> Sequence[SinkOutput]:

@@ -63,9 +63,9 @@ class GatewaySettings(BaseSettings):
         0,
         ge=0,
         le=16,
-        description="Processes decoding and rendering a sink's batches while it writes the previous one"
-        " (sinks that declare a renderer: file, postgres, webhook); 0: in the sink's own process. Set it"
-        " to 1 where the sink has a spare core (docs/sinks.md, Measured).",
+        description="Processes reading, decoding and rendering a sink's partitions while it writes (sinks"
+        " that declare a renderer: file, postgres, webhook); 0: in the sink's own process. Set it to the"
+        " spare cores the sink has, up to its topic's partitions (docs/sinks.md, Measured).",
     )
     session_timeout_s: float = Field(
         15.0,

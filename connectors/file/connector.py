@@ -295,7 +295,7 @@ class FileSink(Sink):
         return part, head + b"".join(rows)
 
     def renderer(self) -> Callable[[SinkRecord], Any]:
-        """JSON Lines: the line; CSV: (fields, row). Pure, run in the runtime's rendering processes."""
+        """JSON Lines: the line; CSV: (fields, row). Pure, run in the runtime's reading processes."""
         return render_jsonl if self.config.format == "jsonl" else render_csv
 
     def _append(self, part: dict[str, Any], data: bytes) -> None:

@@ -257,7 +257,7 @@ class PostgresSink(Sink):
         if kind == "demande":  # one statement may not upsert a key twice: its last record wins
             records = list({r.key: r for r in records}.values())
         rendered = [r.rendered for r in records if r.rendered is not None]
-        if rendered:  # rows rendered ahead (the runtime's rendering processes): one statement
+        if rendered:  # rows rendered ahead (the runtime's reading processes): one statement
             rest = [r for r in records if r.rendered is None]
             payload = b"[" + b",".join(rendered) + b"]"
             try:
@@ -313,7 +313,7 @@ class PostgresSink(Sink):
         )
 
     def renderer(self) -> Callable[[SinkRecord], Any]:
-        """Each row as JSON, rendered in the runtime's rendering processes (render_row)."""
+        """Each row as JSON, rendered in the runtime's reading processes (render_row)."""
         return render_row
 
     def _statement(self, kind: str, wanted: Mapping[str, str], source: sql.Composable) -> sql.Composed:

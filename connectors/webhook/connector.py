@@ -120,7 +120,7 @@ def signed_request(  # noqa: PLR0917 - the parts of one request
         ) from None
 
 
-_SIGNERS: dict[str, Webhook] = {}  # in a rendering process: one signer per secret
+_SIGNERS: dict[str, Webhook] = {}  # in a reading process: one signer per secret
 SIGNED_FRESH_S = 60.0  # a request signed ahead is sent as signed within this; else signed again
 
 
@@ -128,7 +128,7 @@ def render_post(
     rec: SinkRecord, *, source: str, secret: SecretStr, path: str, host: str
 ) -> tuple[str, bytes, float]:
     """The record's CloudEvent, and its POST (one event a request) signed now, with the time it was
-    signed: made in the runtime's rendering processes (`WebhookSink.renderer`)."""
+    signed: made in the runtime's reading processes (`WebhookSink.renderer`)."""
     body = cloud_event(rec, source)
     key = secret.get_secret_value()
     signer = _SIGNERS.get(key) or _SIGNERS.setdefault(key, Webhook(key))

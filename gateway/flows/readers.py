@@ -35,6 +35,7 @@ from gateway.flows.deliver import Decoded
 from gateway.flows.pool import exit_with_parent
 from gateway.flows.render import Item, Renderer, Unpacker, check_renderer, collect, render_items, setup
 from gateway.model.envelope import Envelope
+from gateway.monitoring import redact
 
 __all__ = ["MAX_DEATHS", "ReaderDied", "Readers", "Taken"]
 
@@ -77,6 +78,7 @@ def _main(conn: Connection, parent: int, job: _Job) -> None:
     """A reading process: orders from `conn` ("assign", epoch, [(topic, partition, offset)]),
     ("more",) for each batch taken, ("stop",); batches sent back on it (see `Readers.take`)."""
     exit_with_parent(parent)
+    redact.install()  # what this process logs is cleaned as the sink's process's is
     from kafka import KafkaConsumer  # noqa: PLC0415 - heavy, only in the process
 
     setup(job.schemas, job.registry_url, job.renderer)
@@ -88,6 +90,9 @@ def _main(conn: Connection, parent: int, job: _Job) -> None:
         _serve(conn, consumer, job.max_records, job.window)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the sink's process is gone or stopping
+    except Exception:  # a defect: told (cleaned, never a value), then the sink's process starts another
+        log.exception("a reading process stopped")
+        os._exit(70)
     finally:
         consumer.close()
 

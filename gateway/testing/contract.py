@@ -207,13 +207,13 @@ class SinkContract(ConnectorContract):
             assert not twice, f"{len(twice)} record(s) delivered twice by an exactly-once sink"
 
     def test_records_rendered_ahead_are_delivered_as_the_records(self, tmp_path: Path) -> None:
-        """A sink with a renderer (run in the runtime's rendering processes): it survives pickling,
+        """A sink with a renderer (run in the runtime's reading processes): it survives pickling,
         renders every record, and the records rendered ahead (`record` emptied) are delivered as the
         records themselves are."""
         renderer = self.build(tmp_path).renderer()
         if renderer is None:
             pytest.skip("the sink renders nothing ahead (no renderer)")
-        render = pickle.loads(pickle.dumps(renderer))  # noqa: S301 - what a rendering process gets
+        render = pickle.loads(pickle.dumps(renderer))  # noqa: S301 - what a reading process gets
         read_back, config, records, context = self._delivery(tmp_path, "the rendered records")
         ahead = []
         for r in records:
