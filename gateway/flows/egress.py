@@ -32,7 +32,7 @@ Reading processes: a sink with a `renderer()`, run with render_processes > 0
 membership and commits, its partitions paused. When partitions are assigned (or after a rewind), the
 readers are given them with the offset each one starts from (the sink's stored offset, else the
 group's); the batches read before are dropped on arrival (`dropped`). A reader that dies loses
-nothing: new ones read again from what was written; after MAX_DEATHS, the sink's process reads itself.
+nothing: new ones read again from what was written; after 5 deaths, the sink's process reads itself.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -71,7 +71,7 @@ from gateway.flows.kafka_group import (
     resume_listener,
 )
 from gateway.flows.outputs import OutputPublisher
-from gateway.flows.readers import MAX_DEATHS, ReaderDied, Readers, Taken
+from gateway.flows.readers import ReaderDied, Readers, Taken
 from gateway.kafka_config import as_client_kwargs
 from gateway.model.envelope import Envelope
 from gateway.monitoring.metrics import Metrics
@@ -330,7 +330,7 @@ class EgressRunner:
     def _reader_died(self, readers: Readers) -> None:
         readers.died()
         self._resync = True
-        if readers.deaths < MAX_DEATHS:
+        if readers.deaths < readers.max_deaths:
             return
         log.warning("reading processes died %d times: this process reads from now on", readers.deaths)
         self.readers = None

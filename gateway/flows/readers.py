@@ -199,6 +199,7 @@ class Readers:
         self.epoch = 0
         self.dropped = 0  # batches of an older epoch dropped on arrival (read again)
         self.deaths = 0  # reading processes found dead (monitoring, tests)
+        self.max_deaths = MAX_DEATHS  # then the sink's own process reads (gateway.flows.egress)
 
     def start(self) -> None:
         """Spawn the processes now (they take about a second to start): before the first assignment."""

@@ -1,6 +1,6 @@
 """Reading processes (GATEWAY_SINK_PROCESSES, gateway.flows.readers) on a real broker: a reading
 process SIGKILLed mid-stream loses nothing and writes nothing twice (new ones read again from what
-was written); after MAX_DEATHS, the sink's own process reads, from where the last write stopped."""
+was written); after `max_deaths`, the sink's own process reads, from where the last write stopped."""
 
 from __future__ import annotations
 
@@ -12,31 +12,25 @@ import time
 import uuid
 
 import pytest
-from gateway.flows import egress
 from gateway.flows.egress import EgressRunner
-from gateway.testing.kafka import client_kwargs, end_offsets
-from tests.integration.test_sink_commits import N, Noting, _committed, _topic
+from gateway.testing.kafka import end_offsets
+from tests.integration.test_sink_commits import N, Noting, _committed, _runner, _topic
 
 pytestmark = pytest.mark.integration
 
 
-def _run_killing_readers(bootstrap: str, kills: int) -> tuple[Noting, EgressRunner, list[int]]:
+def _run_killing_readers(
+    bootstrap: str, kills: int, max_deaths: int = 5
+) -> tuple[Noting, EgressRunner, list[int]]:
     """Drain a topic of N records with one reading process, SIGKILLing it `kills` times mid-stream."""
     topic = _topic(bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
     sink = Noting(pause_s=0.05, rendering=True)
-    runner = EgressRunner(
-        sink,
-        topics=[topic],
-        group_id=group,
-        client=client_kwargs(bootstrap),
-        max_records=20,
-        poll_timeout_ms=200,
-        render_processes=1,
-    )
+    runner = _runner(bootstrap, topic, group, sink)  # one reading process (the sink renders)
     readers = runner.readers
     assert readers is not None
-    sink.rendering = kills < egress.MAX_DEATHS  # after MAX_DEATHS, records come decoded, not rendered
+    readers.max_deaths = max_deaths
+    sink.rendering = kills < max_deaths  # then records come decoded, not rendered
     errors: list[BaseException] = []
 
     def drain() -> None:
@@ -73,11 +67,8 @@ def test_a_reading_process_killed_mid_stream_loses_nothing_and_writes_nothing_tw
     assert len(sink.written) == N  # none lost
 
 
-def test_after_max_deaths_the_sinks_own_process_reads_from_the_last_write(
-    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(egress, "MAX_DEATHS", 1)
-    sink, runner, at_kills = _run_killing_readers(kafka_bootstrap, kills=1)
+def test_after_max_deaths_the_sinks_own_process_reads_from_the_last_write(kafka_bootstrap: str) -> None:
+    sink, runner, at_kills = _run_killing_readers(kafka_bootstrap, kills=1, max_deaths=1)
     assert 0 < at_kills[0] < N
     assert runner.readers is None  # read in the sink's process since the death
     assert sorted(sink.written) == sorted(set(sink.written))
