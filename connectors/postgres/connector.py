@@ -24,9 +24,7 @@ PostgreSQL away: RetriableError (the runtime backs off; nothing is committed). E
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NoReturn
 
 from gateway.connectors import (
@@ -39,12 +37,12 @@ from gateway.connectors import (
     SinkOutput,
     SinkRecord,
     to_json,
-    to_json_bytes,
 )
 from gateway.errors import Problem, RejectedMessage, RetriableError
 
-from connectors.postgres.columns import COMPATIBLE, columns_of
+from connectors.postgres.columns import COMPATIBLE
 from connectors.postgres.config import PostgresSinkConfig
+from connectors.postgres.rows import SYSTEM, base_type, described, json_row, not_finite, render_row
 
 try:
     import psycopg
@@ -55,36 +53,6 @@ except ImportError as exc:  # the optional extra
 
 __all__ = ["PostgresSink", "render_row"]
 
-_SYSTEM = {
-    "gp_key": "text",
-    "gp_event_id": "text",
-    "gp_view": "text",
-    "gp_topic": "text",
-    "gp_partition": "integer",
-    "gp_offset": "bigint",
-}
-
-
-# column types whose values JSON does not carry as PostgreSQL reads them: those rows go one by one
-_SET_UNSAFE = frozenset({"bytea"})
-# ... and those whose NaN and infinities it does not carry (to_json writes them null)
-_FLOATS = frozenset({"real", "double precision"})
-
-
-def _not_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
-
-
-def _system(r: SinkRecord) -> dict[str, Any]:
-    return {
-        "gp_key": r.key,
-        "gp_event_id": r.event_id(),
-        "gp_view": r.schema,
-        "gp_topic": r.topic,
-        "gp_partition": r.partition,
-        "gp_offset": r.offset,
-    }
-
 
 def _kind(schema: str) -> str:
     return schema.rsplit(".", 1)[-1].split("_", 1)[0].lower() or "record"
@@ -92,41 +60,6 @@ def _kind(schema: str) -> str:
 
 def _tp(record: SinkRecord) -> Partition:
     return (record.topic, record.partition)
-
-
-def _base(pg_type: str) -> str:
-    return pg_type.split("(", 1)[0]
-
-
-_SHAPES: dict[int, tuple[Any, Mapping[str, str], bool, tuple[str, ...]]] = {}  # id(schema) -> ...
-
-
-def _described(schema: Any) -> tuple[Mapping[str, str], bool, tuple[str, ...]]:
-    """Of a writer schema, worked out once (its records come by the thousand): its columns (name ->
-    PostgreSQL type, read-only), whether one is bytea (JSON does not carry it), its float columns."""
-    known = _SHAPES.get(id(schema))
-    if known is None or known[0] is not schema:
-        wanted = MappingProxyType(columns_of(schema) if schema else {})
-        floats = tuple(c for c, t in wanted.items() if _base(t) in _FLOATS)
-        unsafe = not _SET_UNSAFE.isdisjoint(map(_base, wanted.values()))
-        if len(_SHAPES) >= 256:  # a view has a few schemas: bounded whatever a caller passes
-            _SHAPES.clear()
-        known = _SHAPES[id(schema)] = (schema, wanted, unsafe, floats)
-    return known[1], known[2], known[3]
-
-
-def render_row(r: SinkRecord) -> bytes | None:
-    """The record's row as a JSON object (jsonb_to_recordset's input): its fields and the gp_ columns;
-    None when JSON cannot carry it (a bytea column, NaN or an infinity, a value JSON does not take):
-    then it is inserted as a row of its own."""
-    _, unsafe, floats = _described(r.writer_schema)
-    record = r.record
-    if unsafe or any(_not_finite(record.get(c)) for c in floats):
-        return None
-    try:
-        return to_json_bytes({**record, **_system(r)})
-    except (TypeError, ValueError):
-        return None
 
 
 class PostgresSink(Sink):
@@ -201,7 +134,7 @@ class PostgresSink(Sink):
                 else "PRIMARY KEY (gp_topic, gp_partition, gp_offset)"
             )
             cols: list[sql.Composable] = [
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in _SYSTEM.items()
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in SYSTEM.items()
             ]
             cols.append(sql.SQL("gp_received_at timestamp with time zone NOT NULL DEFAULT now()"))
             cur.execute(
@@ -209,7 +142,7 @@ class PostgresSink(Sink):
                     ident, sql.SQL(", ").join(cols), sql.SQL(key)
                 )
             )
-            have.update({**_SYSTEM, "gp_received_at": "timestamp with time zone"})
+            have.update({**SYSTEM, "gp_received_at": "timestamp with time zone"})
         for column, pg_type in wanted.items():
             current = have.get(column)
             if current is None:
@@ -218,20 +151,20 @@ class PostgresSink(Sink):
                         ident, sql.Identifier(column), sql.SQL(pg_type)
                     )
                 )
-                have[column] = _base(pg_type)
-            elif _base(current) != _base(pg_type):
-                if (_base(current), _base(pg_type)) not in COMPATIBLE:
+                have[column] = base_type(pg_type)
+            elif base_type(current) != base_type(pg_type):
+                if (base_type(current), base_type(pg_type)) not in COMPATIBLE:
                     raise RejectedMessage(
-                        f"column {column} of table {table} is {current}; the view now sends {_base(pg_type)}:"
-                        " this change cannot be made without losing values",
-                        [Problem(column, "column type cannot evolve", f"{current} -> {_base(pg_type)}")],
+                        f"column {column} of table {table} is {current}; the view now sends"
+                        f" {base_type(pg_type)}: this change cannot be made without losing values",
+                        [Problem(column, "column type cannot evolve", f"{current} -> {base_type(pg_type)}")],
                     )
                 cur.execute(
                     sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
                         ident, sql.Identifier(column), sql.SQL(pg_type)
                     )
                 )
-                have[column] = _base(pg_type)
+                have[column] = base_type(pg_type)
 
     def _ensure_offsets(self, cur: psycopg.Cursor[Any]) -> None:
         if self._known(cur, self.config.table_prefix + "offsets"):
@@ -252,7 +185,7 @@ class PostgresSink(Sink):
         return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
 
     def _insert(self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord]) -> None:
-        wanted = _described(records[0].writer_schema)[0]
+        wanted = described(records[0].writer_schema)[0]
         self._ensure(cur, kind, wanted)
         if kind == "demande":  # one statement may not upsert a key twice: its last record wins
             records = list({r.key: r for r in records}.values())
@@ -276,12 +209,12 @@ class PostgresSink(Sink):
         self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], wanted: Mapping[str, str]
     ) -> None:
         """Records not rendered ahead: as one JSON statement, or row by row when JSON cannot carry them."""
-        _, unsafe, floats = _described(records[0].writer_schema)  # the columns `wanted` was made from
-        if unsafe or any(_not_finite(r.record.get(c)) for r in records for c in floats):
+        _, unsafe, floats = described(records[0].writer_schema)  # the columns `wanted` was made from
+        if unsafe or any(not_finite(r.record.get(c)) for r in records for c in floats):
             self._insert_rows(cur, kind, records, wanted)  # bytea; NaN, infinities: JSON has none
             return
         try:
-            payload = to_json([{**r.record, **_system(r)} for r in records])
+            payload = to_json([json_row(r) for r in records])
         except (TypeError, ValueError):  # a value JSON does not take (e.g. a uuid): row by row
             self._insert_rows(cur, kind, records, wanted)
             return
@@ -298,15 +231,15 @@ class PostgresSink(Sink):
         key = (kind, id(wanted))
         known = self._bulks.get(key)
         if known is None or known[0] is not wanted:
-            if len(self._bulks) >= 256:  # bounded as _SHAPES is
+            if len(self._bulks) >= 256:  # bounded as rows._SHAPES is
                 self._bulks.clear()
             known = self._bulks[key] = (wanted, self._statement(kind, wanted, self._recordset(wanted)))
         return known[1]
 
     @staticmethod
     def _recordset(wanted: Mapping[str, str]) -> sql.Composed:
-        names = [*_SYSTEM, *wanted]
-        types = {**_SYSTEM, **wanted}
+        names = [*SYSTEM, *wanted]
+        types = {**SYSTEM, **wanted}
         return sql.SQL("SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS x({})").format(
             sql.SQL(", ").join(map(sql.Identifier, names)),
             sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in names),
@@ -318,7 +251,7 @@ class PostgresSink(Sink):
 
     def _statement(self, kind: str, wanted: Mapping[str, str], source: sql.Composable) -> sql.Composed:
         """INSERT ... `source` ON CONFLICT ...: upsert of the latest demand per key, else append."""
-        names = [*_SYSTEM, *wanted]
+        names = [*SYSTEM, *wanted]
         statement = sql.SQL("INSERT INTO {} ({}) {}").format(
             self._table(kind), sql.SQL(", ").join(map(sql.Identifier, names)), source
         )
@@ -349,7 +282,7 @@ class PostgresSink(Sink):
                 value = r.record.get(c)
                 row.append(Jsonb(value, dumps=to_json) if c in jsonb and value is not None else value)
             rows.append(row)
-        names = [*_SYSTEM, *wanted]
+        names = [*SYSTEM, *wanted]
         values = sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
         cur.executemany(self._statement(kind, wanted, values), rows)
 

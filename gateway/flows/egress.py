@@ -200,6 +200,7 @@ class EgressRunner:
         self._resync = False  # the readers must be given the partitions again (a rewind, a reader died)
         self._next: dict[Any, int] = {}  # with readers: TopicPartition -> the offset after what was written
         self._high: dict[Any, int] = {}  # ... -> its high watermark, as the readers last saw it
+        self._taking: asyncio.Future[Taken | None] | None = None  # the next batch, taken during a write
 
     @property
     def dropped(self) -> int:
@@ -282,17 +283,29 @@ class EgressRunner:
     async def _take_once(self, readers: Readers) -> int:
         """With reading processes: the group's membership kept (its partitions paused), the readers
         given the assignment when it changed, then their next batch written (not while the group
-        rebalances: it is read again once the partitions are given again)."""
-        if not await asyncio.to_thread(self._poll_group):
-            return 0
-        if self.resume_pending:
-            await self._resume_if_pending([])
+        rebalances: it is read again once the partitions are given again). The batch after it is
+        taken (received, unpacked) while it is written: the write's waits (a database, a receiver)
+        overlap that work; taken before a rebalance or a rewind, it is dropped."""
         try:
+            waited = self._taking is not None  # for as long as a take waits: no second wait now
+            ahead = await self._taking if self._taking is not None else None
+            self._taking = None
+            if not await asyncio.to_thread(self._poll_group):
+                readers.dropped += ahead is not None
+                return 0
+            if self.resume_pending:
+                await self._resume_if_pending([])
             if self._resync and not self.resume_pending:
                 readers.assign(self._next)
-                self._resync = False
-            taken = await asyncio.to_thread(readers.take, self.poll_timeout_ms / 1000)
+                self._resync, waited = False, False
+            taken: Taken | None = ahead
+            if ahead is not None and ahead.epoch != readers.epoch:
+                readers.dropped += 1
+                taken, waited = None, False
+            if taken is None and not waited:
+                taken = await asyncio.to_thread(readers.take, self.poll_timeout_ms / 1000)
         except ReaderDied:
+            self._taking = None
             await asyncio.to_thread(self._reader_died, readers)
             return 0
         await self._tick()
@@ -302,6 +315,7 @@ class EgressRunner:
             readers.dropped += 1
             self._resync = True
             return 0
+        self._taking = asyncio.ensure_future(asyncio.to_thread(readers.take, self.poll_timeout_ms / 1000))
         return await self._deliver_taken(taken)
 
     def _poll_group(self) -> bool:
@@ -482,6 +496,9 @@ class EgressRunner:
                         self.health.ok()
                     failures = 0
         finally:
+            if self._taking is not None:  # read again by the next run: never written
+                with contextlib.suppress(Exception):
+                    await self._taking
             with contextlib.suppress(Exception):  # the broker away: the batches are delivered again
                 await asyncio.to_thread(self.commit_done, 10_000)
             await self.sink.flush()

@@ -53,12 +53,13 @@ class ReaderDied(Exception):
 @dataclass
 class Taken:
     """A batch from a reading process: its records (decoded and rendered), where the reading of each
-    of its partitions stands after it, and their high watermarks (for the lag)."""
+    of its partitions stands after it, their high watermarks (for the lag), and its epoch."""
 
     envelopes: list[Envelope]
     decoded: Decoded
     positions: dict[Part, int] = field(default_factory=dict)
     highwater: dict[Part, int] = field(default_factory=dict)
+    epoch: int = 0  # the assignment it was read under (`Readers.assign`)
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ class Readers:
             except (BrokenPipeError, OSError) as exc:
                 raise ReaderDied from exc
             envelopes, results = _unpack(packed)
-            return Taken(envelopes, self.unpacker.decoded(envelopes, results), positions, highwater)
+            decoded = self.unpacker.decoded(envelopes, results)
+            return Taken(envelopes, decoded, positions, highwater, epoch)
 
     def died(self) -> None:
         """A process is gone: every process is stopped (the next `assign` starts new ones)."""
