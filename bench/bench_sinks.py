@@ -10,8 +10,10 @@ Measured in one run, each from its first polled batch to its last write:
 2. the runtime alone: a sink that writes nothing (reading and decoding, in the sink's process or in
    reading processes that render nothing, still run): the floor under every sink;
 3. each sink on the sink runtime (`run_sink`, --until-idle, batches of 500): file (JSON Lines, then
-   CSV), PostgreSQL (a real server: GATEWAY_TEST_POSTGRES_DSN or one started like the tests do),
-   webhook (keep-alive, a local receiver in another process; one event a request, then batch mode).
+   CSV), PostgreSQL (a real server: GATEWAY_TEST_POSTGRES_DSN or one started like the tests do; in
+   batches of 2000, its default, then of 500), webhook (keep-alive, a local receiver in another
+   process; one event a request, then batch mode). A raw run polls as many records at a time as the
+   sink it is compared with takes a batch.
 Figures: records/s, the ratio to the raw baseline (goals: file and PostgreSQL >= 0.5, webhook >= 0.3)
 and the CPU time of this process per record (the sink's own, the receiver and PostgreSQL excluded:
 steadier than rates on a shared machine), then that of the sink's reading processes
@@ -156,12 +158,13 @@ class Timed(Sink):
 
 
 def raw_rate(
-    settings: GatewaySettings, actor: str, topic: str, n: int, *, tuned: bool = False
+    settings: GatewaySettings, actor: str, topic: str, n: int, *, tuned: bool = False, batch: int = 500
 ) -> tuple[float, float]:
     """records/s and CPU µs per record (this process) of a consumer doing nothing with the records
     (connected as the actor, in a group its ACLs grant, like the sinks): a plain consumer committing
     after each poll, or (`tuned`) one read as the sink runtime reads (asynchronous commits, a
-    partition's next fetch sent as soon as its records are taken: gateway.flows.egress)."""
+    partition's next fetch sent as soon as its records are taken: gateway.flows.egress); `batch`
+    records at most a poll, as the sink it is compared with takes them."""
     client = principal_client_kwargs(settings, actor)
     consumer = KafkaConsumer(
         topic,
@@ -175,7 +178,7 @@ def raw_rate(
     first = cpu = 0.0
     try:
         while seen < n:
-            polled = consumer.poll(timeout_ms=500, max_records=500)
+            polled = consumer.poll(timeout_ms=500, max_records=batch)
             if tuned and polled:
                 consumer._fetcher.send_fetches()  # as EgressRunner._poll does
             got = sum(len(v) for v in polled.values())
@@ -189,14 +192,14 @@ def raw_rate(
         consumer.close()
 
 
-def sink_rate(
-    name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int
+def sink_rate(  # noqa: PLR0917 - one sink's run
+    name: str, config: dict[str, Any], settings: GatewaySettings, actor: str, n: int, batch: int
 ) -> tuple[float, float, float, float]:
     """records/s, CPU µs per record of this process (runtime + sink) and of its reading processes
     (GATEWAY_SINK_PROCESSES: their whole life, start-up included), and records a write, of a sink
     on the runtime."""
     timed = Timed(NullSink() if name == NullSink.name else registry.build(name, config))
-    options = SinkOptions(actor=actor, until_idle=True, batch_size=500, web_port=-1)
+    options = SinkOptions(actor=actor, until_idle=True, batch_size=batch, web_port=-1)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     asyncio.run(run_sink(timed, settings, options, signals=False))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reading processes have exited
@@ -288,22 +291,26 @@ def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
     return broker, bootstrap
 
 
-Run = tuple[str, str, dict[str, Any], float]
+Run = tuple[str, str, dict[str, Any], float, int]
 
 
 def sinks(tmp: Path, dsn: str, hook: str) -> list[Run]:
-    """(label, connector, config, goal) of each sink measured."""
+    """(label, connector, config, goal, batch size) of each sink measured."""
     return [
-        ("runtime alone (a sink writing nothing)", NullSink.name, {}, 0.0),
-        ("file (JSON Lines)", "file", {"dir": str(tmp / "jsonl")}, 0.5),
-        ("file (CSV)", "file", {"dir": str(tmp / "csv"), "format": "csv"}, 0.5),
-        ("postgres", "postgres", {"dsn": dsn}, 0.5),
-        ("webhook (one event a request)", "webhook", {"url": hook, "secret": SECRET}, 0.3),
+        ("runtime alone (a sink writing nothing)", NullSink.name, {}, 0.0, 500),
+        ("file (JSON Lines)", "file", {"dir": str(tmp / "jsonl")}, 0.5, 500),
+        ("file (CSV)", "file", {"dir": str(tmp / "csv"), "format": "csv"}, 0.5, 500),
+        # a transaction, its statements and a commit per batch: the sink asks for batches of 2000
+        # (Sink.batch_size); the raw runs around it poll as many records at a time
+        ("postgres (batches of 2000, its default)", "postgres", {"dsn": dsn}, 0.5, 2000),
+        ("postgres (batches of 500)", "postgres", {"dsn": dsn}, 0.5, 500),
+        ("webhook (one event a request)", "webhook", {"url": hook, "secret": SECRET}, 0.3, 500),
         (
             "webhook (batch mode, 100 a request)",
             "webhook",
             {"url": hook, "secret": SECRET, "batch": True},
             0.3,
+            500,
         ),
     ]
 
@@ -322,6 +329,7 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     cold = raw_now(tuned=True)  # the first consumer of the process pays one-off costs: not a baseline
     plain = [raw_now()]
     raws = [raw_now(tuned=True)]
+    batches = [500]  # the records a poll of each raw run
     size = sum(len(r.value) for r in records) // len(records)
     parts = os.environ.get("GATEWAY_PARTITIONS", "?")
     print(f"{n} records of actor {actor}'s stream (views of {size} bytes on average), {parts} partitions")
@@ -330,17 +338,22 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
         " record (read as the runtime reads: asynchronous commits, early fetches)"
     )
     print(f"{'plain raw consumer':36} {plain[0][0]:9.0f} records/s  {plain[0][1]:5.0f} µs CPU a record")
-    for label, name, config, goal in [r for r in runs if only in r[0]]:
+    for label, name, config, goal, batch in [r for r in runs if only in r[0]]:
         if "[processes " in label:  # --processes: GATEWAY_SINK_PROCESSES for this run
             os.environ["GATEWAY_SINK_PROCESSES"] = label.rsplit("[processes ", 1)[1].rstrip("]")
+        if batches[-1] != batch:  # the raw run before it polls as many records at a time as it does
+            raws.append(raw_now(tuned=True, batch=batch))
+            batches.append(batch)
         settings = fresh_settings()
         before = receiver_cpu()
-        rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n)
+        rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n, batch)
         receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
-        raws.append(raw_now(tuned=True))
+        raws.append(raw_now(tuned=True, batch=batch))
+        batches.append(batch)
         report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write)
     plain.append(raw_now())
-    rates = ", ".join(f"{r:.0f}" for r, _ in raws)
+    polls = [f" ({b} a poll)" if b != 500 else "" for b in batches]
+    rates = ", ".join(f"{r:.0f}{p}" for (r, _), p in zip(raws, polls, strict=True))
     cpus = ", ".join(f"{c:.0f}" for _, c in raws)
     print(f"raw consumer (the baseline), each time it ran: {rates} records/s; {cpus} µs CPU a record")
     rates = ", ".join(f"{r:.0f}" for r, _ in plain)
@@ -398,16 +411,16 @@ def main() -> None:
 
         dsn = fresh_database(postgres_server())
 
-        def raw_now(tuned: bool = False) -> tuple[float, float]:
+        def raw_now(tuned: bool = False, batch: int = 500) -> tuple[float, float]:
             topic, settings = fresh_topic()
-            return raw_rate(settings, actor, topic, n, tuned=tuned)
+            return raw_rate(settings, actor, topic, n, tuned=tuned, batch=batch)
 
         runs = sinks(tmp, dsn, hook)
         if args.processes:
             values = [v.strip() for v in args.processes.split(",") if v.strip()]
             runs = [
-                (f"{label} [processes {v}]", name, config, goal)
-                for label, name, config, goal in runs
+                (f"{label} [processes {v}]", name, config, goal, batch)
+                for label, name, config, goal, batch in runs
                 for v in values
             ]
         measure(

@@ -278,6 +278,9 @@ class Sink(Protocol):
     # False: the runtime refuses to run it on an actor's stream unless the operator allows it
     # (`--allow-no-erasure`); the Effacement records are then given to `write` like other records.
     erases: ClassVar[bool] = False
+    # records a batch (a poll, a write) when the operator sets none (--batch-size): a sink whose
+    # writes cost per batch (a transaction, a request) asks for more
+    batch_size: ClassVar[int] = 500
 
     def check(self) -> CheckResult: ...
 

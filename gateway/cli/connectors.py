@@ -93,7 +93,12 @@ def check(name: str, config_file: Path | None, sets: tuple[str, ...]) -> None:
     "--actor", help="Sink: the actor whose filtered stream it delivers (it connects as that actor)."
 )
 @click.option("--until-idle", is_flag=True, help="Sink: drain the topic, then exit 0 (a nightly job).")
-@click.option("--batch-size", default=500, show_default=True, help="Sink: records per poll and write.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sink: records per poll and write [default: the sink's own: 500, postgres 2000].",
+)
 @click.option(
     "--retry-attempts",
     default=0,
@@ -117,7 +122,7 @@ def run(  # noqa: PLR0917 - one parameter per click option
     sets: tuple[str, ...],
     actor: str | None,
     until_idle: bool,
-    batch_size: int,
+    batch_size: int | None,
     retry_attempts: int,
     web_port: int | None,
     allow_no_erasure: bool,

@@ -41,6 +41,7 @@ __all__ = [
     "SinkOptions",
     "SinkThreads",
     "SinksFile",
+    "batch_size",
     "load_sinks_file",
     "principal_client_kwargs",
     "run_sink",
@@ -91,13 +92,18 @@ class SinkOptions:
 
     actor: str | None = None
     until_idle: bool = False
-    batch_size: int = 500
+    batch_size: int | None = None  # None: the sink's own (`Sink.batch_size`, 500 unless it says)
     poll_timeout_ms: int = 500
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=0))  # 0: until it works
     web_port: int | None = None  # None: GATEWAY_WEB_PORT; 0: any free port; -1: no web server
     on_web: Callable[[int], None] | None = None  # told the bound port
     # run a sink that cannot erase (`Sink.erases` False): the operator erases the recipient's copy
     allow_no_erasure: bool = False
+
+
+def batch_size(sink: Sink, options: SinkOptions) -> int:
+    """Records a batch: the operator's (--batch-size, a sinks file's batch_size), else the sink's own."""
+    return options.batch_size or sink.batch_size
 
 
 def _plan(sink: Sink, settings: GatewaySettings, options: SinkOptions) -> tuple[str, list[str], str, str]:
@@ -159,7 +165,7 @@ async def run_sink(
             group_id=group,
             client=client,
             retry=options.retry,
-            max_records=options.batch_size,
+            max_records=batch_size(sink, options),
             poll_timeout_ms=options.poll_timeout_ms,
             partitions=settings.partitions,
             replication=settings.replication_factor,
@@ -248,7 +254,7 @@ class ConfiguredSink(BaseModel):
     actor: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     web_port: int = -1  # its own /health and /metrics (-1: none)
-    batch_size: int = Field(500, ge=1)
+    batch_size: int | None = Field(None, ge=1)  # None: the sink's own (Sink.batch_size)
     retry_attempts: int = Field(0, ge=0)
     allow_no_erasure: bool = False  # a sink that cannot erase (docs/sinks.md, Erasure)
 
