@@ -62,8 +62,10 @@ class _JsonbRows(bytes):
 
 
 class _JsonbRowsDumper(Dumper):
+    """No oid of its own: the statement's `::jsonb` cast types the parameter, and no other value of
+    the connection is ever dumped by this dumper (a dumper with an oid also serves that oid)."""
+
     format = Format.BINARY
-    oid = psycopg.postgres.types["jsonb"].oid
 
     def dump(self, obj: Any) -> Any:
         return obj

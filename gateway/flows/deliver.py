@@ -289,7 +289,7 @@ async def process_envelopes(
     """Decode, write, and sort out outputs and dead letters (no Kafka here).
 
     `codecs` (fingerprint -> codec) decode the records: the canonical schemas by default, the actor's
-    view schemas for a delivery sink. `decoded`: the batch decoded already (rendering processes)."""
+    view schemas for a delivery sink. `decoded`: the batch decoded already (reading processes)."""
     retry = retry or RetryPolicy()
     health = health or SinkHealth()
     name = str(connector or sink.name)

@@ -20,19 +20,15 @@ assigned (exactly-once sinks resume from the offsets stored with their data),
 `outputs_for_rejection(record, error, attempts)` for a dead-lettered record, `tick()` after each
 poll, and `erase(erasures)` for the `fr.gp.Effacement` records of a batch, in stream order
 (gateway.flows.deliver; counted as gp_sink_erasures_total).
-Offsets are committed asynchronously after each batch (the consumer's position when the batch was
-polled: Kafka Connect's sink tasks commit the same way), synchronously when the run ends, when
-partitions are revoked and after a failed asynchronous commit; the next fetch is sent as soon as a
-partition's buffered records are taken (not when every partition's are): the broker's round trips
-overlap the sink's work. A crash loses at most the commits in flight: those batches are delivered
-again, as after any crash before a commit.
-Reading processes: a sink with a `renderer()`, run with render_processes > 0
-(GATEWAY_SINK_PROCESSES), has its partitions read, decoded and rendered by that many processes
-(gateway.flows.readers) while the sink's process writes: its own consumer keeps the group's
-membership and commits, its partitions paused. When partitions are assigned (or after a rewind), the
-readers are given them with the offset each one starts from (the sink's stored offset, else the
-group's); the batches read before are dropped on arrival (`dropped`). A reader that dies loses
-nothing: new ones read again from what was written; after 5 deaths, the sink's process reads itself.
+Offsets are committed asynchronously after each batch, as Kafka Connect's sink tasks do
+(gateway.flows.kafka_group.Commits: a crash loses at most the commits in flight, whose batches are
+delivered again); the next fetch is sent as soon as a partition's buffered records are taken: the
+broker's round trips overlap the sink's work.
+Reading processes (render_processes > 0, GATEWAY_SINK_PROCESSES; a sink with a `renderer()`): they
+read, decode and render the partitions (gateway.flows.readers) while this process keeps the group
+(its partitions paused), writes and commits; given the partitions again from what was written after
+each rebalance, rewind or death (what they read before is dropped: `dropped`); after 5 deaths, this
+process reads itself.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -291,7 +287,9 @@ class EgressRunner:
             ahead = await self._taking if self._taking is not None else None
             self._taking = None
             if not await asyncio.to_thread(self._poll_group):
-                readers.dropped += ahead is not None
+                if ahead is not None:  # read again once the partitions are given again
+                    readers.dropped += 1
+                    self._resync = True
                 return 0
             if self.resume_pending:
                 await self._resume_if_pending([])
@@ -354,6 +352,10 @@ class EgressRunner:
                 self.consumer.seek(tp, self._next[tp])
         self.consumer.resume(*assigned)
 
+    def _settled(self) -> bool:
+        """Reading in this process, or every reading process reads under the current assignment."""
+        return self.readers is None or (self.readers.settled() and not self._resync)
+
     async def _deliver_taken(self, taken: Taken) -> int:
         from kafka import TopicPartition  # noqa: PLC0415
         from kafka.structs import OffsetAndMetadata  # noqa: PLC0415
@@ -362,9 +364,12 @@ class EgressRunner:
         self._high.update({TopicPartition(*k): v for k, v in taken.highwater.items()})
         positions = {**self.commits.done, **{tp: OffsetAndMetadata(at, "", -1) for tp, at in moved.items()}}
         count = len(taken.envelopes)
-        batch = _Batch(taken.envelopes, positions, decoded=taken.decoded)
-        del taken
-        await self._deliver(batch)
+        if count:
+            batch = _Batch(taken.envelopes, positions, decoded=taken.decoded)
+            del taken
+            await self._deliver(batch)
+        elif any(self._next.get(tp) != at for tp, at in moved.items()):  # past a transaction's marker
+            await asyncio.to_thread(self._commit, positions)
         self._next.update(moved)
         for tp, at in moved.items():  # this consumer's own position: where a rebalance starts it again
             with contextlib.suppress(Exception):  # not assigned any more: its new owner resumes
@@ -469,7 +474,8 @@ class EgressRunner:
             while not stop.is_set():
                 try:
                     polled = await self.run_once()
-                    quiet = 0 if polled or not self.consumer.assignment() else quiet + 1
+                    idle = not polled and self.consumer.assignment() and self._settled()
+                    quiet = quiet + 1 if idle else 0
                     # drained: every partition read to its end, or nothing more to read for 3 polls (a
                     # read_committed consumer cannot pass an open transaction: no need to wait for it)
                     drained = quiet

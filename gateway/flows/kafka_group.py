@@ -49,6 +49,8 @@ def resume_listener(runner: Any) -> Any:
         async def on_partitions_revoked(self, revoked: Any) -> None:
             runner.rebalances += 1  # a batch in flight is dropped (run_once)
             offsets = runner.unacknowledged(set(revoked))
+            # never committed by this member again (at the end of its run, say): their next owner's
+            runner.commits.forget(set(revoked))
             coordinator = getattr(runner.consumer, "_coordinator", None)
             commit = getattr(coordinator, "_commit_offsets_sync_async", None)
             if not offsets or commit is None:
@@ -112,6 +114,11 @@ class Commits:
     def keep(self, assigned: Any) -> None:
         """Forget the partitions not in `assigned` (after a rebalance): never committed by this member."""
         self.done = {tp: o for tp, o in self.done.items() if tp in assigned}
+
+    def forget(self, revoked: Any) -> None:
+        """Forget revoked partitions (their next owner commits them from now on)."""
+        if any(tp in revoked for tp in self.done):
+            self.done = {tp: o for tp, o in self.done.items() if tp not in revoked}
 
     def unacknowledged(self, partitions: Any = None) -> dict[Any, Any]:
         """The offsets written and not yet acknowledged by the broker (of `partitions` when given)."""

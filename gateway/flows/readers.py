@@ -24,6 +24,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,12 +83,22 @@ def _main(conn: Connection, parent: int, job: _Job) -> None:
     """A reading process: orders from `conn` ("assign", epoch, [(topic, partition, offset)]),
     ("more",) for each batch taken, ("stop",); batches sent back on it (see `Readers.take`)."""
     exit_with_parent(parent)
+    # stopped by its sink's process ("stop", or that process gone), not by the terminal's Ctrl-C or a
+    # service manager's SIGTERM to the whole group: an orderly stop is not a death
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     redact.install()  # what this process logs is cleaned as the sink's process's is
     from kafka import KafkaConsumer  # noqa: PLC0415 - heavy, only in the process
 
     setup(job.schemas, job.registry_url, job.renderer)
     consumer = KafkaConsumer(
-        **job.client, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+        **job.client,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        # a start offset no longer in the log (retention passed it): from the log's start, as the
+        # sink's own consumer would, never from its end (kafka-python's default), which skips records
+        auto_offset_reset="earliest",
     )
     gc.freeze()  # the consumer's objects too: a batch's collection scans only what batches left
     try:
@@ -107,6 +118,7 @@ def _serve(conn: Connection, consumer: Any, max_records: int, window: int) -> No
     epoch, ahead, polls = -1, 0, 0
     parts: list[Any] = []
     seen: dict[Part, int] = {}
+    told: set[Part] = set()  # partitions whose high watermark was sent under this epoch
     while True:
         wait_s = 0.0 if parts and ahead < window else _IDLE_S
         while conn.poll(wait_s):
@@ -121,7 +133,7 @@ def _serve(conn: Connection, consumer: Any, max_records: int, window: int) -> No
                 consumer.assign(parts)
                 for (_, _, offset), tp in zip(starts, parts, strict=True):
                     consumer.seek(tp, offset)
-                ahead, seen = 0, {(t, p): o for t, p, o in starts}
+                ahead, seen, told = 0, {(t, p): o for t, p, o in starts}, set()
             wait_s = 0.0 if parts and ahead < window else _IDLE_S
         if not parts or ahead >= window:
             continue
@@ -134,10 +146,12 @@ def _serve(conn: Connection, consumer: Any, max_records: int, window: int) -> No
         if polled:
             # the next fetch leaves now, while this batch is rendered (as the sink's own loop does)
             consumer._fetcher.send_fetches()
-        elif all(seen.get(k) == v for k, v in positions.items()):
+        high = _highwater(consumer, parts)
+        if not polled and high.keys() <= told and all(seen.get(k) == v for k, v in positions.items()):
             continue  # nothing new (a position moves without records past a transaction's marker)
         seen.update(positions)
-        conn.send(("batch", epoch, _pack(polled), positions, _highwater(consumer, parts)))
+        told |= high.keys()  # a partition's first high watermark: it was fetched (`Readers.settled`)
+        conn.send(("batch", epoch, _pack(polled), positions, high))
         ahead += 1
 
 
@@ -203,6 +217,7 @@ class Readers:
         self._readers: list[_Reader] = []
         self._next = 0  # the reader whose batch is taken first next time (each one in turn)
         self.epoch = 0
+        self._unfetched: set[Part] = set()  # partitions not fetched yet under the current epoch
         self.dropped = 0  # batches of an older epoch dropped on arrival (read again)
         self.deaths = 0  # reading processes found dead (monitoring, tests)
         self.max_deaths = MAX_DEATHS  # then the sink's own process reads (gateway.flows.egress)
@@ -230,6 +245,7 @@ class Readers:
         offset; what was read before is dropped when it arrives."""
         self.start()
         self.epoch += 1
+        self._unfetched = set(starts)
         shares: list[list[tuple[str, int, int]]] = [[] for _ in self._readers]
         for i, (topic, partition) in enumerate(sorted(starts)):
             shares[i % len(shares)].append((topic, partition, int(starts[(topic, partition)])))
@@ -266,6 +282,7 @@ class Readers:
                 self.dropped += 1
                 continue
             self._next = (self._readers.index(reader) + 1) % len(self._readers)
+            self._unfetched -= highwater.keys()
             try:
                 reader.conn.send(("more",))
             except (BrokenPipeError, OSError) as exc:
@@ -273,6 +290,12 @@ class Readers:
             envelopes, results = _unpack(packed)
             decoded = self.unpacker.decoded(envelopes, results)
             return Taken(envelopes, decoded, positions, highwater, epoch)
+
+    def settled(self) -> bool:
+        """Every partition of the current assignment was fetched at least once (its high watermark
+        came back): until then, a wait without a batch does not mean there is nothing to read (the
+        processes start, connect, fetch)."""
+        return bool(self._readers) and not self._unfetched
 
     def died(self) -> None:
         """A process is gone: every process is stopped (the next `assign` starts new ones)."""
@@ -285,12 +308,15 @@ class Readers:
         for r in readers:
             with contextlib.suppress(BrokenPipeError, OSError):
                 r.conn.send(("stop",))
+            # closed: a process blocked sending a batch nobody takes gets BrokenPipeError and ends
+            r.conn.close()
         for r in readers:
             r.process.join(5)
             if r.process.is_alive():
                 r.process.kill()
                 r.process.join(5)
-            r.conn.close()
+            with contextlib.suppress(ValueError):  # still running after a kill: left to the OS
+                r.process.close()
 
 
 def _unpack(packed: Sequence[tuple[Any, ...]]) -> tuple[list[Envelope], list[Any]]:

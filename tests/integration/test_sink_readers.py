@@ -5,6 +5,7 @@ was written); after `max_deaths`, the sink's own process reads, from where the l
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import signal
 import threading
@@ -12,8 +13,10 @@ import time
 import uuid
 
 import pytest
+from gateway.codec.avro import load_schemas
 from gateway.flows.egress import EgressRunner
-from gateway.testing.kafka import end_offsets
+from gateway.flows.readers import Readers
+from gateway.testing.kafka import client_kwargs, end_offsets
 from tests.integration.test_sink_commits import N, Noting, _committed, _runner, _topic
 
 pytestmark = pytest.mark.integration
@@ -73,3 +76,43 @@ def test_after_max_deaths_the_sinks_own_process_reads_from_the_last_write(kafka_
     assert runner.readers is None  # read in the sink's process since the death
     assert sorted(sink.written) == sorted(set(sink.written))
     assert len(sink.written) == N
+
+
+def test_a_start_offset_no_longer_in_the_log_reads_from_its_start(kafka_bootstrap: str) -> None:
+    """Retention passed the offset a partition was to start from (a sink stopped for a month): the
+    reading process reads from the log's start, as the sink's own consumer would, never from its
+    end (kafka-python's default), which would skip what the topic still holds."""
+    topic = _topic(kafka_bootstrap, 30)  # 10 a partition
+    codecs = load_schemas().by_fingerprint()
+    readers = Readers(
+        1, client_kwargs(kafka_bootstrap), codecs, None, operator.attrgetter("key"), max_records=50
+    )
+    try:
+        readers.assign({(topic, 0): 10_000})
+        offsets: list[int | None] = []
+        deadline = time.monotonic() + 30
+        while not offsets and time.monotonic() < deadline:
+            taken = readers.take(1.0)
+            offsets += [e.offset for e in taken.envelopes] if taken is not None else []
+        assert offsets == list(range(10))
+        assert readers.settled()
+    finally:
+        readers.close()
+
+
+def test_until_idle_waits_for_the_reading_processes_however_short_its_polls(kafka_bootstrap: str) -> None:
+    """A drained run ends once every partition is read to its end: empty waits count only once every
+    partition was fetched by the reading processes (about half a second to start and connect)."""
+    topic = _topic(kafka_bootstrap, 300)
+    sink = Noting(rendering=True)
+    runner = EgressRunner(
+        sink,
+        topics=[topic],
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        client=client_kwargs(kafka_bootstrap),
+        max_records=50,
+        poll_timeout_ms=20,  # three empty 20 ms waits end a drained run
+        render_processes=1,
+    )
+    asyncio.run(runner.run(asyncio.Event(), until_idle=True))
+    assert len(sink.written) == 300

@@ -122,7 +122,7 @@ def _contents(folder: Path) -> list[bytes]:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_records_rendered_ahead_make_the_same_files(tmp_path: Path, fmt: str) -> None:
-    """The runtime's rendering processes give `write` records with `rendered` set and `record` empty;
+    """The runtime's reading processes give `write` records with `rendered` set and `record` empty;
     mixed with records it did not render, the files are those written from the records."""
     from dataclasses import replace  # noqa: PLC0415
 

@@ -145,7 +145,7 @@ def test_secret_is_never_shown() -> None:
 def test_events_rendered_ahead_are_posted_as_rendered_and_signed_afresh_when_stale(
     signed_ago_s: int,
 ) -> None:
-    """The runtime's rendering processes give `write` each record's event and its signed POST (record
+    """The runtime's reading processes give `write` each record's event and its signed POST (record
     empty); a POST signed long ago (a retry after a backoff) is signed again when sent."""
     import time  # noqa: PLC0415
     from dataclasses import replace  # noqa: PLC0415
