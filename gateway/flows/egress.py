@@ -47,7 +47,6 @@ from typing import Any
 from gateway.codec.avro import AvroCodec, load_schemas
 from gateway.codec.framing import decoder_for, framer_for
 from gateway.connectors import Sink, SinkContext, SinkOutput
-from gateway.errors import RetriableError
 from gateway.flows.deliver import (
     Decoded,
     EgressResult,
@@ -57,7 +56,6 @@ from gateway.flows.deliver import (
     no_collection,
     process_envelopes,
 )
-from gateway.flows.deliver import reason as _reason
 from gateway.flows.kafka_group import (
     Commits,
     envelopes_of,
@@ -65,6 +63,7 @@ from gateway.flows.kafka_group import (
     rebalancing,
     rejoin_left_unfinished,
     resume_listener,
+    stored_offsets,
 )
 from gateway.flows.outputs import OutputPublisher
 from gateway.flows.readers import ReaderDied, Readers, Taken
@@ -410,16 +409,9 @@ class EgressRunner:
         SinkUnavailable: retried with backoff); records of partitions it names are polled again."""
         if not self.resume_pending:
             return envelopes
-        from kafka import TopicPartition  # noqa: PLC0415
-
-        assigned = [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
-        try:
-            stored = await asyncio.to_thread(self.sink.resume_offsets, assigned)
-        except RetriableError as exc:
-            raise SinkUnavailable(f"sink {self.name}: {_reason(exc)}") from exc
+        stored = await stored_offsets(self.sink, self.consumer, self.name)
         self.resume_pending = False
-        for (topic, partition), offset in stored.items():
-            tp = TopicPartition(topic, partition)
+        for tp, offset in stored.items():
             self.consumer.seek(tp, offset)
             self._positions.pop(tp, None)  # read again: not committed
             if self.readers is not None:  # they are given it (_take_once)

@@ -3,11 +3,13 @@ and the repair of a rejoin that a short poll left unfinished (also used by the i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.flows.deliver import reason
+from gateway.errors import RetriableError
+from gateway.flows.deliver import SinkUnavailable, reason
 from gateway.model.envelope import Envelope
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "rebalancing",
     "rejoin_left_unfinished",
     "resume_listener",
+    "stored_offsets",
 ]
 
 log = logging.getLogger("gateway.flows.egress")
@@ -172,3 +175,17 @@ def envelopes_of(polled: Mapping[Any, Sequence[Any]]) -> list[Envelope]:
         for records in polled.values()
         for m in records
     ]
+
+
+async def stored_offsets(sink: Any, consumer: Any, who: str) -> dict[Any, int]:
+    """Where an exactly-once sink says its assigned partitions resume (TopicPartition -> offset),
+    asked again when it could not say it at the assignment; SinkUnavailable (retried with backoff)
+    while it still cannot."""
+    from kafka import TopicPartition  # noqa: PLC0415
+
+    assigned = [(tp.topic, tp.partition) for tp in consumer.assignment()]
+    try:
+        stored = await asyncio.to_thread(sink.resume_offsets, assigned)
+    except RetriableError as exc:
+        raise SinkUnavailable(f"sink {who}: {reason(exc)}") from exc
+    return {TopicPartition(topic, partition): offset for (topic, partition), offset in stored.items()}
