@@ -141,6 +141,15 @@ def _table(conn: psycopg.Connection[Any], prefix: str, kind: str, order: str) ->
     return conn.execute(f"SELECT {listed} FROM {prefix}{kind} ORDER BY {order}").fetchall()  # noqa: S608
 
 
+def _assert_same_tables(dsn: str, expected: str, got: str) -> None:
+    """The demande and decision tables of prefix `got` hold the rows of prefix `expected`'s."""
+    with psycopg.connect(dsn) as conn:
+        for kind, order in (("demande", "gp_key"), ("decision", "gp_offset")):
+            rows = _table(conn, expected, kind, order)
+            assert rows
+            assert _table(conn, got, kind, order) == rows
+
+
 def test_null_fields_left_out_of_the_json_rows_are_null_columns(
     postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,11 +175,7 @@ def test_null_fields_left_out_of_the_json_rows_are_null_columns(
     monkeypatch.setattr(one_by_one, "_bulk", lambda kind, wanted: sql.SQL("SELECT no_such_function(%s)"))
     write_and_flush(bulk, records)
     write_and_flush(one_by_one, records)
-    with psycopg.connect(postgres_dsn) as conn:
-        for kind, order in (("demande", "gp_key"), ("decision", "gp_offset")):
-            rows = _table(conn, "rows_", kind, order)
-            assert rows
-            assert _table(conn, "bulk_", kind, order) == rows
+    _assert_same_tables(postgres_dsn, "rows_", "bulk_")
 
 
 def test_rows_rendered_ahead_are_the_rows_written_from_records(postgres_dsn: str) -> None:
@@ -184,8 +189,4 @@ def test_rows_rendered_ahead_are_the_rows_written_from_records(postgres_dsn: str
     for prefix, batch in (("plain_", records), ("ahead_", ahead)):
         sink = PostgresSink(PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": prefix}))
         write_and_flush(sink, batch)
-    with psycopg.connect(postgres_dsn) as conn:
-        for kind, order in (("demande", "gp_key"), ("decision", "gp_offset")):
-            plain = _table(conn, "plain_", kind, order)
-            assert plain
-            assert _table(conn, "ahead_", kind, order) == plain
+    _assert_same_tables(postgres_dsn, "plain_", "ahead_")
