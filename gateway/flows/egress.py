@@ -319,8 +319,6 @@ class EgressRunner:
         """With reading processes: rebalances, the answers to commits, and, when the assignment
         changed, where each partition's reading starts (the sink's stored offset, else the group's).
         False while the group rebalances or nothing is assigned."""
-        from kafka import TopicPartition  # noqa: PLC0415
-
         rejoin_left_unfinished(self.consumer, self.name)
         joined = bool(self.consumer.assignment()) and not rebalancing(self.consumer)
         polled = self.consumer.poll(timeout_ms=0 if joined else self.poll_timeout_ms, max_records=1)
@@ -332,8 +330,7 @@ class EgressRunner:
         if self.rebalances != self._synced:
             self._synced = self.rebalances
             self.consumer.pause(*assigned)
-            position = self.consumer.position
-            self._next = {TopicPartition(tp.topic, tp.partition): int(position(tp)) for tp in assigned}
+            self._next = {tp: int(self.consumer.position(tp)) for tp in assigned}
             self.commits.keep(assigned)
             self._resync = True
         return True
@@ -470,8 +467,7 @@ class EgressRunner:
                     quiet = quiet + 1 if idle else 0
                     # drained: every partition read to its end, or nothing more to read for 3 polls (a
                     # read_committed consumer cannot pass an open transaction: no need to wait for it)
-                    drained = quiet
-                    if until_idle and drained and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
+                    if until_idle and quiet and (quiet >= 3 or await asyncio.to_thread(self.caught_up)):
                         await asyncio.to_thread(self.commit_done)
                         return
                 except Exception as exc:

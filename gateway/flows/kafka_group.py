@@ -116,7 +116,7 @@ class Commits:
 
     def keep(self, assigned: Any) -> None:
         """Forget the partitions not in `assigned` (after a rebalance): never committed by this member."""
-        self.done = {tp: o for tp, o in self.done.items() if tp in assigned}
+        self.forget({tp for tp in self.done if tp not in assigned})
 
     def forget(self, revoked: Any) -> None:
         """Forget revoked partitions (their next owner commits them from now on)."""
