@@ -22,6 +22,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -218,33 +219,49 @@ def record_of(
     env: Envelope, schema: str, record: dict[str, object], writer_schema: Any, rendered: Any = None
 ) -> SinkRecord:
     """The SinkRecord of a decoded envelope: its key as text, headers and coordinates (-1: none)."""
-    return SinkRecord(
-        schema=schema,
-        key=(env.key or b"").decode("utf-8", "replace"),
-        record=record,
-        headers=env.headers,
-        topic=env.topic or "",
-        partition=-1 if env.partition is None else env.partition,
-        offset=-1 if env.offset is None else env.offset,
-        writer_schema=writer_schema,
-        rendered=rendered,
+    return SinkRecord(  # positional: a batch builds thousands (schema, key, record, headers, topic,
+        # partition, offset, extra, writer_schema, rendered)
+        schema,
+        (env.key or b"").decode("utf-8", "replace"),
+        record,
+        env.headers,
+        env.topic or "",
+        -1 if env.partition is None else env.partition,
+        -1 if env.offset is None else env.offset,
+        {},
+        writer_schema,
+        rendered,
     )
+
+
+class _Quiet:
+    """How many no_collection regions are open, in every thread, and whether collection was on
+    when the first one opened: the sink's process writes a batch while a thread takes the next."""
+
+    lock = threading.Lock()
+    open = 0
+    resume = False
 
 
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
     """No cyclic garbage collection while a batch is decoded (and, in the runner, written): decoded
     records hold no cycles, and the collections their many new containers set off (scanning the
-    batch alive so far) cost up to a third of the decoding. Collection resumes right after, if it
-    was on (nested: the outer one resumes it)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    batch alive so far) cost up to a third of the decoding. Collection resumes when the last open
+    region, in any thread, closes, if it was on when the first one opened (a region closing in one
+    thread does not resume it under another that is building a batch)."""
+    with _Quiet.lock:
+        if _Quiet.open == 0:
+            _Quiet.resume = gc.isenabled()
+            gc.disable()
+        _Quiet.open += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _Quiet.lock:
+            _Quiet.open -= 1
+            if _Quiet.open == 0 and _Quiet.resume:
+                gc.enable()
 
 
 def _decode_batch(

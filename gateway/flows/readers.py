@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from gateway.codec.avro import AvroCodec
-from gateway.flows.deliver import Decoded
+from gateway.flows.deliver import Decoded, no_collection
 from gateway.flows.pool import exit_with_parent
 from gateway.flows.render import Item, Renderer, Unpacker, check_renderer, collect, render_items, setup
 from gateway.model.envelope import Envelope
@@ -168,8 +168,13 @@ def _pack(polled: Mapping[Any, Sequence[Any]]) -> list[tuple[Any, ...]]:
     """Per partition: topic, partition, then the records' offsets, timestamps, keys, values, headers
     and rendering results (columns: they cross the pipe cheaper than one tuple a record)."""
     out = []
+    # each (name, value) pair once a batch: most headers are the same for every record of a view
+    # (its schema, the policy's version, the CloudEvents type and source), and a pair sent once a
+    # batch is one object to pickle, unpickle, collect and free instead of one a record
+    same: dict[tuple[str, bytes], tuple[str, bytes]] = {}
+    once = same.setdefault
     for tp, records in polled.items():
-        headers = [tuple(m.headers or ()) for m in records]
+        headers = [tuple([once(h, h) for h in m.headers]) if m.headers else () for m in records]
         items: list[Item] = [
             (m.value or b"", m.key, h, tp.topic, tp.partition, m.offset)
             for m, h in zip(records, headers, strict=True)
@@ -274,7 +279,8 @@ class Readers:
                 continue
             reader = by_conn[conns[0]]
             try:
-                message = reader.conn.recv()
+                with no_collection():  # the batch's many new containers: freed with it, no cycles
+                    message = reader.conn.recv()
             except (EOFError, OSError) as exc:
                 raise ReaderDied from exc
             _, epoch, packed, positions, highwater = message
@@ -287,8 +293,9 @@ class Readers:
                 reader.conn.send(("more",))
             except (BrokenPipeError, OSError) as exc:
                 raise ReaderDied from exc
-            envelopes, results = _unpack(packed)
-            decoded = self.unpacker.decoded(envelopes, results)
+            with no_collection():
+                envelopes, results = _unpack(packed)
+                decoded = self.unpacker.decoded(envelopes, results)
             return Taken(envelopes, decoded, positions, highwater, epoch)
 
     def settled(self) -> bool:
@@ -323,8 +330,8 @@ def _unpack(packed: Sequence[tuple[Any, ...]]) -> tuple[list[Envelope], list[Any
     envelopes: list[Envelope] = []
     results: list[Any] = []
     for topic, partition, offsets, stamps, keys, values, headers, rendered in packed:
-        envelopes += [
-            Envelope(payload=v, key=k, headers=h, topic=topic, partition=partition, offset=o, timestamp_ms=t)
+        envelopes += [  # positional: a third cheaper than by keyword, 2000 times a batch
+            Envelope(v, k, h, topic, partition, o, t)
             for o, t, k, v, h in zip(offsets, stamps, keys, values, headers, strict=True)
         ]
         results += rendered

@@ -94,15 +94,16 @@ def render_items(items: Sequence[Item]) -> list[Result]:
                 schema = (codec.name, codec.parsed)
             rendered = None
             if codec.name != ERASURE_SCHEMA:
-                rec = SinkRecord(
-                    schema=codec.name,
-                    key=(key or b"").decode("utf-8", "replace"),
-                    record=record,
-                    headers=headers,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    writer_schema=codec.parsed,
+                rec = SinkRecord(  # positional, as deliver.record_of builds it (thousands a batch)
+                    codec.name,
+                    (key or b"").decode("utf-8", "replace"),
+                    record,
+                    headers,
+                    topic,
+                    partition,
+                    offset,
+                    {},
+                    codec.parsed,
                 )
                 try:
                     rendered = render(rec)
