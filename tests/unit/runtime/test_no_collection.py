@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
 from gateway.flows.deliver import no_collection
 
 
