@@ -27,8 +27,8 @@ broker's round trips overlap the sink's work.
 Reading processes (render_processes > 0, GATEWAY_SINK_PROCESSES; a sink with a `renderer()`): they
 read, decode and render the partitions (gateway.flows.readers) while this process keeps the group
 (its partitions paused), writes and commits; given the partitions again from what was written after
-each rebalance, rewind or death (what they read before is dropped: `dropped`); after 5 deaths, this
-process reads itself.
+each rebalance, rewind or death (what they read before is dropped: `dropped`); after 5 deaths within
+the hour (Readers.recent_deaths), this process reads itself.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
@@ -338,9 +338,9 @@ class EgressRunner:
     def _reader_died(self, readers: Readers) -> None:
         readers.died()
         self._resync = True
-        if readers.deaths < readers.max_deaths:
+        if (recent := readers.recent_deaths()) < readers.max_deaths:
             return
-        log.warning("reading processes died %d times: this process reads from now on", readers.deaths)
+        log.warning("reading processes died %d times within the hour: this process reads", recent)
         self.readers = None
         assigned = self.consumer.assignment()
         for tp in assigned:

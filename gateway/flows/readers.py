@@ -42,7 +42,8 @@ __all__ = ["MAX_DEATHS", "ReaderDied", "Readers", "Taken"]
 
 log = logging.getLogger("gateway.flows.egress")
 
-MAX_DEATHS = 5  # reading processes found dead before the runtime reads in the sink's process
+MAX_DEATHS = 5  # reading processes found dead within DEATH_WINDOW_S: then the sink's process reads
+DEATH_WINDOW_S = 3600.0  # a death older than this no longer counts (a long-running sink's rare OOM kills)
 Part = tuple[str, int]  # (topic, partition)
 _IDLE_S = 1.0  # a process's wait for orders when it may not read
 # polls between two collections of the cyclic garbage batches leave (rare: most is freed at once);
@@ -224,8 +225,11 @@ class Readers:
         self.epoch = 0
         self._unfetched: set[Part] = set()  # partitions not fetched yet under the current epoch
         self.dropped = 0  # batches of an older epoch dropped on arrival (read again)
-        self.deaths = 0  # reading processes found dead (monitoring, tests)
-        self.max_deaths = MAX_DEATHS  # then the sink's own process reads (gateway.flows.egress)
+        self.deaths = 0  # reading processes found dead, in all (monitoring, tests)
+        self.max_deaths = MAX_DEATHS  # within death_window_s: then the sink's own process reads
+        self.death_window_s = DEATH_WINDOW_S
+        self._died_at: list[float] = []  # monotonic times of the deaths still counted
+        self.clock = time.monotonic
 
     def start(self) -> None:
         """Spawn the processes now (they take about a second to start): before the first assignment."""
@@ -307,8 +311,16 @@ class Readers:
     def died(self) -> None:
         """A process is gone: every process is stopped (the next `assign` starts new ones)."""
         self.deaths += 1
+        self._died_at.append(self.clock())
         log.warning("a reading process died; its records are read again")
         self.close()
+
+    def recent_deaths(self) -> int:
+        """The deaths of the last `death_window_s`: a few OOM kills over weeks do not make a
+        long-running sink read in its own process for good; `max_deaths` in a row within the window do."""
+        since = self.clock() - self.death_window_s
+        self._died_at = [t for t in self._died_at if t > since]
+        return len(self._died_at)
 
     def close(self) -> None:
         readers, self._readers = self._readers, []
