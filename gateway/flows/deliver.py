@@ -43,6 +43,7 @@ __all__ = [
     "EgressResult",
     "SinkHealth",
     "SinkUnavailable",
+    "collect_while_waiting",
     "count_batch",
     "erasure_record",
     "no_collection",
@@ -165,6 +166,7 @@ async def _write_one(
             delay = retry.delay(attempt, exc.retry_after)
             health.failing(f"sink {connector}: {reason(exc)} (attempt {attempt}, retrying in {delay:.1f}s)")
             log.warning("%s: %s (attempt %d); retrying in %.1fs", connector, reason(exc), attempt, delay)
+            collect_while_waiting()
             await asyncio.sleep(delay)
         except RejectedMessage as exc:
             log.info("%s: record %s/%s rejected: %s", connector, env.topic, env.offset, type(exc).__name__)
@@ -239,7 +241,7 @@ class _Quiet:
     when the first one opened: the sink's process writes a batch while a thread takes the next."""
 
     lock = threading.Lock()
-    open = 0
+    count = 0
     resume = False
 
 
@@ -249,19 +251,32 @@ def no_collection() -> Iterator[None]:
     records hold no cycles, and the collections their many new containers set off (scanning the
     batch alive so far) cost up to a third of the decoding. Collection resumes when the last open
     region, in any thread, closes, if it was on when the first one opened (a region closing in one
-    thread does not resume it under another that is building a batch)."""
-    with _Quiet.lock:
-        if _Quiet.open == 0:
-            _Quiet.resume = gc.isenabled()
-            gc.disable()
-        _Quiet.open += 1
+    thread does not resume it under another that is building a batch). A wait within a region (a
+    retry's backoff) collects first (`collect_while_waiting`)."""
+    entered = False
     try:
+        with _Quiet.lock:
+            if _Quiet.count == 0:
+                _Quiet.resume = gc.isenabled()
+                gc.disable()
+            _Quiet.count += 1
+            entered = True
         yield
     finally:
-        with _Quiet.lock:
-            _Quiet.open -= 1
-            if _Quiet.open == 0 and _Quiet.resume:
-                gc.enable()
+        if entered:
+            with _Quiet.lock:
+                _Quiet.count -= 1
+                if _Quiet.count == 0 and _Quiet.resume:
+                    gc.enable()
+
+
+def collect_while_waiting() -> None:
+    """Collect now, before a wait within a no_collection region (a retry's backoff, up to 30 s,
+    maybe for as long as a database is down): the cycles each failed attempt leaves (its exception,
+    its traceback) are freed, not kept until the outage ends. Nothing where collection was off
+    before any region opened (a reading process collects between its batches itself)."""
+    if gc.isenabled() or (_Quiet.count and _Quiet.resume):
+        gc.collect()
 
 
 def _decode_batch(

@@ -338,9 +338,10 @@ class EgressRunner:
     def _reader_died(self, readers: Readers) -> None:
         readers.died()
         self._resync = True
-        if (recent := readers.recent_deaths()) < readers.max_deaths:
+        if not readers.exhausted():
             return
-        log.warning("reading processes died %d times within the hour: this process reads", recent)
+        told = "reading processes died %d times in %.0f s (%d in all): this process reads"
+        log.warning(told, readers.recent_deaths(), readers.death_window_s, readers.deaths)
         self.readers = None
         assigned = self.consumer.assignment()
         for tp in assigned:

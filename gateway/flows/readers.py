@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from gateway.codec.avro import AvroCodec
@@ -283,10 +284,12 @@ class Readers:
                 continue
             reader = by_conn[conns[0]]
             try:
-                with no_collection():  # the batch's many new containers: freed with it, no cycles
-                    message = reader.conn.recv()
+                data = reader.conn.recv_bytes()
             except (EOFError, OSError) as exc:
                 raise ReaderDied from exc
+            with no_collection():  # the batch's many new containers: freed with it, no cycles
+                message = ForkingPickler.loads(data)
+            del data
             _, epoch, packed, positions, highwater = message
             if epoch != self.epoch:
                 self.dropped += 1
@@ -316,11 +319,15 @@ class Readers:
         self.close()
 
     def recent_deaths(self) -> int:
-        """The deaths of the last `death_window_s`: a few OOM kills over weeks do not make a
-        long-running sink read in its own process for good; `max_deaths` in a row within the window do."""
+        """The deaths of the last `death_window_s` (a death exactly that old no longer counts)."""
         since = self.clock() - self.death_window_s
         self._died_at = [t for t in self._died_at if t > since]
         return len(self._died_at)
+
+    def exhausted(self) -> bool:
+        """`max_deaths` deaths within `death_window_s`: the sink's process should read itself. A few
+        OOM kills over weeks do not end a long-running sink's reading processes for good."""
+        return self.recent_deaths() >= self.max_deaths
 
     def close(self) -> None:
         readers, self._readers = self._readers, []

@@ -37,5 +37,19 @@ def test_a_death_just_inside_the_window_still_counts() -> None:
     now[0] += DEATH_WINDOW_S - 1
     readers.died()
     assert readers.recent_deaths() == 2
-    now[0] += 2  # the first is out, the second in
+    now[0] += 1  # the first is exactly an hour old: out
     assert readers.recent_deaths() == 1
+
+
+def test_exhausted_at_max_deaths_within_the_window_only() -> None:
+    now = [0.0]
+    readers = _readers(now)
+    for _ in range(MAX_DEATHS - 1):
+        readers.died()
+    assert not readers.exhausted()
+    now[0] += DEATH_WINDOW_S  # the earlier ones are out of the window
+    readers.died()
+    assert not readers.exhausted()
+    for _ in range(MAX_DEATHS - 1):
+        readers.died()
+    assert readers.exhausted()

@@ -141,3 +141,81 @@ def test_a_worker_sends_only_the_schemas_the_sinks_process_was_not_given(
     monkeypatch.setitem(render._WORKER, "given", frozenset())
     sent = [str(r[1][0]) for r in render.render_items(items) if r is not None and r[1] is not None]
     assert sorted(sent) == sorted({r.schema for r in _inline(5)})
+
+
+class _Polled:
+    """A kafka-python ConsumerRecord's fields a reading process uses, each header its own objects
+    (as kafka-python parses them: nothing shared between records)."""
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes, headers: Any) -> None:
+        self.offset, self.timestamp, self.key, self.value = offset, 1_700_000_000_000 + offset, key, value
+        self.headers = headers
+
+
+class _TP:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+def _fields(r: SinkRecord) -> tuple[Any, ...]:
+    """A module-level renderer (it crosses to a worker): what the worker's SinkRecord holds."""
+    return (r.schema, r.key, r.headers, r.topic, r.partition, r.offset, r.extra, r.writer_schema["name"])
+
+
+def test_a_batch_crosses_the_pipe_as_it_was_read(worker: Worker) -> None:
+    """`_pack` (a reading process), the pipe's pickling, `_unpack` and `Unpacker.decoded` (the
+    sink's process): every envelope and record equal to one built by keyword from what was read,
+    headers included (sent once per distinct pair a batch), offsets and timestamps in their place."""
+    from multiprocessing.reduction import ForkingPickler  # noqa: PLC0415
+
+    from gateway.flows.readers import _pack, _unpack  # noqa: PLC0415
+
+    _, stream = actor_stream("200000002", 30)
+    polled: dict[Any, list[_Polled]] = {_TP(TOPIC, 0): [], _TP(TOPIC, 3): []}
+    for i, r in enumerate(stream):
+        heads: Any = [(bytes(k, "ascii").decode(), bytes(bytearray(v))) for k, v in r.headers]
+        if i % 10 == 1:
+            heads.append(("x-absent", None))  # a header without a value
+        elif i % 10 == 2:
+            heads = [] if i % 20 == 2 else None  # no headers at all
+        polled[list(polled)[i % 2]].append(_Polled(100 + i, r.key, r.value, heads))
+    unpacker = Unpacker(view_codecs(GatewaySettings()))
+    envelopes, results = _unpack(ForkingPickler.loads(ForkingPickler.dumps(_pack(polled))))
+    expected = [
+        Envelope(
+            payload=m.value,
+            key=m.key,
+            headers=tuple(m.headers or ()),
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=m.offset,
+            timestamp_ms=m.timestamp,
+        )
+        for tp, records in polled.items()
+        for m in records
+    ]
+    assert envelopes == expected
+    records = [rec for _, rec in unpacker.decoded(envelopes, results).pairs]
+    inline = {r.offset: r for r in sink_records("200000002", topic=TOPIC, count=30)}
+    assert len(records) == 30
+    for env, rec in zip(expected, records, strict=True):
+        like = inline[env.offset - 100]
+        assert rec == SinkRecord(
+            schema=like.schema,
+            key=like.key,
+            record={},  # rendered: the decoded record stays in the worker
+            headers=env.headers,
+            topic=TOPIC,
+            partition=env.partition or 0,
+            offset=env.offset or 0,
+        )
+        assert rec.extra == {} and rec.writer_schema is not None and rec.rendered is not None
+    assert len({id(r.extra) for r in records}) == len(records)  # each record its own
+
+
+@pytest.mark.parametrize("worker", [_fields], indirect=True)
+def test_the_renderer_gets_each_record_as_the_sinks_process_would(worker: Worker) -> None:
+    envelopes = _envelopes(12)
+    got = [rec.rendered for _, rec in worker(envelopes).pairs]
+    assert got == [_fields(r) for r in _inline(12)]
+    assert all(g[6] == {} for g in got)
