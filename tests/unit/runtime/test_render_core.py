@@ -147,7 +147,8 @@ class _Polled:
     """A kafka-python ConsumerRecord's fields a reading process uses, each header its own objects
     (as kafka-python parses them: nothing shared between records)."""
 
-    def __init__(self, offset: int, key: bytes | None, value: bytes, headers: Any) -> None:
+    def __init__(self, tp: _TP, offset: int, key: bytes | None, value: bytes, headers: Any) -> None:
+        self.topic, self.partition = tp.topic, tp.partition
         self.offset, self.timestamp, self.key, self.value = offset, 1_700_000_000_000 + offset, key, value
         self.headers = headers
 
@@ -164,10 +165,12 @@ def _fields(r: SinkRecord) -> tuple[Any, ...]:
 
 def test_a_batch_crosses_the_pipe_as_it_was_read(worker: Worker) -> None:
     """`_pack` (a reading process), the pipe's pickling, `_unpack` and `Unpacker.decoded` (the
-    sink's process): every envelope and record equal to one built by keyword from what was read,
-    headers included (sent once per distinct pair a batch), offsets and timestamps in their place."""
+    sink's process): the envelopes the sink's process makes of the same poll when it reads itself
+    (`envelopes_of`), headers included (sent once per distinct pair a batch), and each record equal
+    to one built by keyword."""
     from multiprocessing.reduction import ForkingPickler  # noqa: PLC0415
 
+    from gateway.flows.kafka_group import envelopes_of  # noqa: PLC0415
     from gateway.flows.readers import _pack, _unpack  # noqa: PLC0415
 
     _, stream = actor_stream("200000002", 30)
@@ -178,22 +181,11 @@ def test_a_batch_crosses_the_pipe_as_it_was_read(worker: Worker) -> None:
             heads.append(("x-absent", None))  # a header without a value
         elif i % 10 == 2:
             heads = [] if i % 20 == 2 else None  # no headers at all
-        polled[list(polled)[i % 2]].append(_Polled(100 + i, r.key, r.value, heads))
+        tp = list(polled)[i % 2]
+        polled[tp].append(_Polled(tp, 100 + i, r.key, r.value, heads))
     unpacker = Unpacker(view_codecs(GatewaySettings()))
     envelopes, results = _unpack(ForkingPickler.loads(ForkingPickler.dumps(_pack(polled))))
-    expected = [
-        Envelope(
-            payload=m.value,
-            key=m.key,
-            headers=tuple(m.headers or ()),
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=m.offset,
-            timestamp_ms=m.timestamp,
-        )
-        for tp, records in polled.items()
-        for m in records
-    ]
+    expected = envelopes_of(polled)  # what the sink's process makes of the same poll, reading itself
     assert envelopes == expected
     records = [rec for _, rec in unpacker.decoded(envelopes, results).pairs]
     inline = {r.offset: r for r in sink_records("200000002", topic=TOPIC, count=30)}
