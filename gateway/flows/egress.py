@@ -28,7 +28,7 @@ Reading processes (render_processes > 0, GATEWAY_SINK_PROCESSES; a sink with a `
 read, decode and render the partitions (gateway.flows.readers) while this process keeps the group
 (its partitions paused), writes and commits; given the partitions again from what was written after
 each rebalance, rewind or death (what they read before is dropped: `dropped`); after 5 deaths within
-the hour (Readers.recent_deaths), this process reads itself.
+the hour (Readers.exhausted), this process reads itself.
 Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
 the topics and returns once every assigned partition is read to its end (a nightly job).
 The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.

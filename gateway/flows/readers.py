@@ -349,7 +349,7 @@ def _unpack(packed: Sequence[tuple[Any, ...]]) -> tuple[list[Envelope], list[Any
     envelopes: list[Envelope] = []
     results: list[Any] = []
     for topic, partition, offsets, stamps, keys, values, headers, rendered in packed:
-        envelopes += [  # positional: a third cheaper than by keyword, 2000 times a batch
+        envelopes += [  # positional: a fifth cheaper than by keyword, thousands a batch
             Envelope(v, k, h, topic, partition, o, t)
             for o, t, k, v, h in zip(offsets, stamps, keys, values, headers, strict=True)
         ]
