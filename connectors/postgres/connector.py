@@ -42,7 +42,15 @@ from gateway.errors import Problem, RejectedMessage, RetriableError
 
 from connectors.postgres.columns import COMPATIBLE
 from connectors.postgres.config import PostgresSinkConfig
-from connectors.postgres.rows import SYSTEM, base_type, described, json_row, not_finite, render_row
+from connectors.postgres.rows import (
+    SYSTEM,
+    Shape,
+    base_type,
+    described,
+    not_finite,
+    render_row,
+    row_values,
+)
 
 try:
     import psycopg
@@ -79,6 +87,23 @@ def _tp(record: SinkRecord) -> Partition:
     return (record.topic, record.partition)
 
 
+def _grouped(records: Sequence[SinkRecord]) -> dict[tuple[str, Shape], list[SinkRecord]]:
+    """The records by kind and writer schema (a statement's rows follow one schema's columns); of
+    the demands, only each key's last (one statement may not upsert a key twice, and a key's
+    records of two schemas, a view's versions, would otherwise go in by schema, not in order)."""
+    groups: dict[tuple[str, Shape], list[SinkRecord]] = {}
+    latest: dict[str, SinkRecord] = {}
+    for r in records:
+        kind = _kind(r.schema)
+        if kind == "demande":
+            latest[r.key] = r  # a key's records are in one partition: in order in the batch
+        else:
+            groups.setdefault((kind, described(r.writer_schema)), []).append(r)
+    for r in latest.values():
+        groups.setdefault(("demande", described(r.writer_schema)), []).append(r)
+    return groups
+
+
 class PostgresSink(Sink):
     """Writes an actor's stream into PostgreSQL tables. Delivery: exactly-once (offsets stored in the
     rows' transaction)."""
@@ -97,7 +122,7 @@ class PostgresSink(Sink):
         self.config = config
         self._conn: psycopg.Connection[Any] | None = None
         self._columns: dict[str, dict[str, str]] = {}  # table -> column -> type, as in the database
-        self._bulks: dict[tuple[str, int], tuple[Mapping[str, str], sql.Composed]] = {}
+        self._bulks: dict[tuple[str, int], tuple[Shape, sql.Composed]] = {}
 
     # ---- connection -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -206,65 +231,72 @@ class PostgresSink(Sink):
         )
         return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
 
-    def _insert(self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord]) -> None:
-        wanted = described(records[0].writer_schema)[0]
-        self._ensure(cur, kind, wanted)
-        if kind == "demande":  # one statement may not upsert a key twice: its last record wins
-            records = list({r.key: r for r in records}.values())
+    def _insert(self, cur: psycopg.Cursor[Any], kind: str, shape: Shape, records: list[SinkRecord]) -> None:
+        """Records of one kind and one writer schema (their rows' values follow its columns)."""
+        self._ensure(cur, kind, shape.columns)
         rendered = [r.rendered for r in records if r.rendered is not None]
         if rendered:  # rows rendered ahead (the runtime's reading processes): one statement
             rest = [r for r in records if r.rendered is None]
             payload = _JsonbRows(b"\x01[" + b",".join(rendered) + b"]")
             try:
                 with cur.connection.transaction():
-                    cur.execute(self._bulk(kind, wanted), (payload,))
+                    cur.execute(self._bulk(kind, shape), (payload,))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:  # a value the column refuses: record by record, by the runtime
                 self._failed(exc, "the rows", "row")
             if rest:
-                self._insert_records(cur, kind, rest, wanted)
+                self._insert_records(cur, kind, rest, shape)
             return
-        self._insert_records(cur, kind, records, wanted)
+        self._insert_records(cur, kind, records, shape)
 
     def _insert_records(
-        self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], wanted: Mapping[str, str]
+        self, cur: psycopg.Cursor[Any], kind: str, records: list[SinkRecord], shape: Shape
     ) -> None:
         """Records not rendered ahead: as one JSON statement, or row by row when JSON cannot carry them."""
-        _, unsafe, floats = described(records[0].writer_schema)  # the columns `wanted` was made from
-        if unsafe or any(not_finite(r.record.get(c)) for r in records for c in floats):
-            self._insert_rows(cur, kind, records, wanted)  # bytea; NaN, infinities: JSON has none
+        if shape.unsafe or any(not_finite(r.record.get(c)) for r in records for c in shape.floats):
+            self._insert_rows(cur, kind, records, shape.columns)  # bytea; NaN, infinities: JSON has none
             return
         try:
-            payload = to_json([json_row(r) for r in records])
+            payload = to_json([row_values(r, shape.names) for r in records])
         except (TypeError, ValueError):  # a value JSON does not take (e.g. a uuid): row by row
-            self._insert_rows(cur, kind, records, wanted)
+            self._insert_rows(cur, kind, records, shape.columns)
             return
         try:
             with cur.connection.transaction():  # a savepoint: a refusal falls back to row by row
-                cur.execute(self._bulk(kind, wanted), (payload,))
+                cur.execute(self._bulk(kind, shape), (payload,))
         except psycopg.OperationalError:
             raise
         except psycopg.Error:  # e.g. a float NaN (not JSON): the rows one by one decide
-            self._insert_rows(cur, kind, records, wanted)
+            self._insert_rows(cur, kind, records, shape.columns)
 
-    def _bulk(self, kind: str, wanted: Mapping[str, str]) -> sql.Composed:
-        """The one-statement insert of `kind` rows with these columns (built once per shape)."""
-        key = (kind, id(wanted))
+    def _bulk(self, kind: str, shape: Shape) -> sql.Composed:
+        """The one-statement insert of `kind` rows of this shape (built once per shape)."""
+        key = (kind, id(shape))
         known = self._bulks.get(key)
-        if known is None or known[0] is not wanted:
+        if known is None or known[0] is not shape:
             if len(self._bulks) >= 256:  # bounded as rows._SHAPES is
                 self._bulks.clear()
-            known = self._bulks[key] = (wanted, self._statement(kind, wanted, self._recordset(wanted)))
+            elements = self._elements(shape.columns)
+            known = self._bulks[key] = (shape, self._statement(kind, shape.columns, elements))
         return known[1]
 
     @staticmethod
-    def _recordset(wanted: Mapping[str, str]) -> sql.Composed:
-        names = [*SYSTEM, *wanted]
-        types = {**SYSTEM, **wanted}
-        return sql.SQL("SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS x({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in names),
+    def _elements(columns: Mapping[str, str]) -> sql.Composed:
+        """Each row's values out of the batch's JSON array of rows (render_row: an array a row, the
+        gp_ columns then `columns`, in order): text as it is, jsonb as the element (a JSON null is
+        NULL), any other type cast from the element's text, as jsonb_to_recordset would."""
+        values: list[sql.Composable] = []
+        for i, pg_type in enumerate([*SYSTEM.values(), *columns.values()]):
+            at = sql.SQL(str(i))
+            if pg_type == "jsonb":
+                values.append(sql.SQL("NULLIF(j -> {}, 'null'::jsonb)").format(at))
+            elif pg_type == "text":
+                values.append(sql.SQL("j ->> {}").format(at))
+            else:
+                values.append(sql.SQL("(j ->> {})::{}").format(at, sql.SQL(pg_type)))
+        return sql.SQL("SELECT {} FROM jsonb_array_elements(%s::jsonb) AS j").format(
+            sql.SQL(", ").join(values)
         )
 
     def renderer(self) -> Callable[[SinkRecord], Any]:
@@ -315,11 +347,8 @@ class PostgresSink(Sink):
                 self._ensure_offsets(cur)
                 stored = self._stored(cur)
                 fresh = [r for r in batch if r.offset < 0 or r.offset >= stored.get(_tp(r), 0)]
-                groups: dict[tuple[str, str], list[SinkRecord]] = {}
-                for r in fresh:
-                    groups.setdefault((_kind(r.schema), r.schema), []).append(r)
-                for (kind, _), records in groups.items():
-                    self._insert(cur, kind, records)
+                for (kind, shape), records in _grouped(fresh).items():
+                    self._insert(cur, kind, shape, records)
                 self._advance(cur, batch)
         except RejectedMessage:
             self._columns.clear()  # the transaction's DDL was rolled back

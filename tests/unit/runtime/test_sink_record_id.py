@@ -22,6 +22,7 @@ def test_every_sink_gives_a_record_the_same_id() -> None:
     import orjson  # noqa: PLC0415
     from connectors.file.connector import render_csv, render_jsonl  # noqa: PLC0415
     from connectors.postgres.connector import render_row  # noqa: PLC0415
+    from connectors.postgres.rows import SYSTEM  # noqa: PLC0415
     from connectors.webhook.connector import cloud_event  # noqa: PLC0415
 
     for rec in (_record((("ce_id", b"e-1"),)), _record(())):
@@ -31,4 +32,4 @@ def test_every_sink_gives_a_record_the_same_id() -> None:
         assert orjson.loads(cloud_event(rec, "src"))["id"] == want
         row = render_row(rec)
         assert row is not None
-        assert orjson.loads(row)["gp_event_id"] == want
+        assert orjson.loads(row)[list(SYSTEM).index("gp_event_id")] == want

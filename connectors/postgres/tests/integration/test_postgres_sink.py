@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from connectors.postgres import PostgresSink, PostgresSinkConfig
 from connectors.postgres.columns import columns_of
-from gateway.connectors import SinkRecord
+from connectors.postgres.rows import SYSTEM, Shape, described
+from gateway.connectors import SinkRecord, to_json
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
 from gateway.testing.sink_run import write_and_flush
@@ -95,7 +96,7 @@ def _rows(dsn: str, table: str, order: str) -> list[tuple[object, ...]]:
 
 
 def test_the_batch_statement_writes_the_rows_row_by_row_inserts_write(postgres_dsn: str) -> None:
-    """One statement a batch (jsonb_to_recordset) and one row a record (executemany) give the same
+    """One statement a batch (jsonb_array_elements) and one row a record (executemany) give the same
     tables, a key seen twice in a batch included (its last record wins, as with one upsert each)."""
     from gateway.testing.postgres import fresh_database  # noqa: PLC0415
 
@@ -105,7 +106,7 @@ def test_the_batch_statement_writes_the_rows_row_by_row_inserts_write(postgres_d
     by_rows = fresh_database(postgres_dsn)
 
     class RowByRow(PostgresSink):
-        def _insert(self, cur: psycopg.Cursor[Any], kind: str, recs: list[SinkRecord]) -> None:
+        def _insert(self, cur: psycopg.Cursor[Any], kind: str, shape: Shape, recs: list[SinkRecord]) -> None:
             wanted = columns_of(recs[0].writer_schema)
             self._ensure(cur, kind, wanted)
             self._insert_rows(cur, kind, recs, wanted)
@@ -127,7 +128,7 @@ def test_values_json_cannot_carry_go_row_by_row(postgres_dsn: str) -> None:
 
 
 def _table(conn: psycopg.Connection[Any], prefix: str, kind: str, order: str) -> list[Any]:
-    """A table's rows (gp_received_at aside), in `order`."""
+    """A table's rows (gp_received_at aside), in `order`, each with its count of SQL NULLs."""
     columns = [
         c
         for (c,) in conn.execute(
@@ -138,7 +139,10 @@ def _table(conn: psycopg.Connection[Any], prefix: str, kind: str, order: str) ->
         if c != "gp_received_at"
     ]
     listed = ", ".join(f'"{c}"' for c in columns)
-    return conn.execute(f"SELECT {listed} FROM {prefix}{kind} ORDER BY {order}").fetchall()  # noqa: S608
+    # num_nulls: SQL NULLs, told apart from a JSON null (jsonb 'null'), which psycopg also gives as None
+    return conn.execute(
+        f"SELECT {listed}, num_nulls({listed}) FROM {prefix}{kind} ORDER BY {order}"  # noqa: S608
+    ).fetchall()
 
 
 def _assert_same_tables(dsn: str, expected: str, got: str) -> None:
@@ -150,32 +154,91 @@ def _assert_same_tables(dsn: str, expected: str, got: str) -> None:
             assert _table(conn, got, kind, order) == rows
 
 
-def test_null_fields_left_out_of_the_json_rows_are_null_columns(
+def test_a_row_is_its_values_in_the_order_of_its_columns_and_nulls_are_null_columns(
     postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A row's JSON leaves its null fields out (less for the server to parse): the tables hold what
-    rows written one by one, every null given as a parameter, hold."""
+    """A row rendered ahead is a JSON array: the gp_ columns, then the writer schema's fields in its
+    order, a null field null (a record whose fields are in another order, or missing, too); the
+    tables hold what rows written one by one, every value given as a parameter, hold."""
+    import json  # noqa: PLC0415
+
     from connectors.postgres.connector import render_row  # noqa: PLC0415
     from psycopg import sql  # noqa: PLC0415
 
     records = list(sink_records())
-    nulls = [k for r in records for k, v in r.record.items() if v is None]
-    assert nulls, "no record with a null field: nothing tested"
-    assert all(
-        f'"{k}":'.encode() not in (render_row(r) or b"")
-        for r in records
-        for k in r.record
-        if r.record[k] is None
-    )
+    assert any(v is None for r in records for v in r.record.values()), "no null field: nothing tested"
+    for r in records:
+        row = json.loads(render_row(r) or b"null")
+        names = described(r.writer_schema).names
+        assert len(row) == len(SYSTEM) + len(names)
+        assert row[: len(SYSTEM)] == [r.key, r.event_id(), r.schema, r.topic, r.partition, r.offset]
+        assert row[len(SYSTEM) :] == [json.loads(to_json(r.record[c])) for c in names]
+        shuffled = replace(r, record=dict(list(r.record.items())[1:][::-1]))  # first field missing
+        assert json.loads(render_row(shuffled) or b"null") == [
+            *row[: len(SYSTEM)],
+            None,
+            *row[len(SYSTEM) + 1 :],
+        ]
     bulk = PostgresSink(PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": "bulk_"}))
     one_by_one = PostgresSink(
         PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": "rows_"})
     )
     # the one-statement insert refused: the sink writes the rows one by one, with parameters
-    monkeypatch.setattr(one_by_one, "_bulk", lambda kind, wanted: sql.SQL("SELECT no_such_function(%s)"))
-    write_and_flush(bulk, records)
+    monkeypatch.setattr(one_by_one, "_bulk", lambda kind, shape: sql.SQL("SELECT no_such_function(%s)"))
+    write_and_flush(bulk, [replace(r, rendered=render_row(r)) for r in records])
     write_and_flush(one_by_one, records)
     _assert_same_tables(postgres_dsn, "rows_", "bulk_")
+
+
+def _renamed(rec: SinkRecord, suffix: str, offset: int, **extra: object) -> SinkRecord:
+    """`rec` of another view version: another schema name, its fields reversed, maybe one more."""
+    schema = copy.deepcopy(rec.writer_schema)
+    schema["name"] += suffix
+    schema["fields"] = list(reversed(schema["fields"]))
+    record = dict(reversed(list(rec.record.items())))
+    for name, value in extra.items():
+        schema["fields"].append({"name": name, "type": ["null", "string"]})
+        record[name] = value
+    return replace(rec, schema=rec.schema + suffix, record=record, writer_schema=schema, offset=offset)
+
+
+def test_a_batch_with_two_versions_of_a_view_writes_each_by_its_own_columns(postgres_dsn: str) -> None:
+    """A view's new version (another name, its fields in another order, a field more) in the batch
+    of the old one: each record's values go to their own columns, and a demand's last record wins
+    whichever version it is of (one key: 0 old, 1 new, 2 old, 3 new)."""
+    from connectors.postgres.connector import render_row  # noqa: PLC0415
+
+    records = list(sink_records())
+    demand = next(r for r in records if ".Demande" in r.schema)
+    other = next(r for r in records if ".Demande" in r.schema and r.key != demand.key)
+    decision = next(r for r in records if ".Decision" in r.schema)
+    batch = [
+        replace(demand, offset=0),
+        _renamed(other, "_v2", 1, nouveauChamp="a"),
+        replace(other, offset=2),
+        _renamed(demand, "_v2", 3, nouveauChamp="b"),
+        replace(decision, offset=4),
+        _renamed(decision, "_v2", 5, nouveauChamp="c"),
+    ]
+    for prefix, rows in (("plain_", batch), ("ahead_", [replace(r, rendered=render_row(r)) for r in batch])):
+        write_and_flush(
+            PostgresSink(PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": prefix})),
+            rows,
+        )
+        with psycopg.connect(postgres_dsn) as conn:
+            got = conn.execute(
+                f'SELECT gp_key, gp_offset, "nouveauChamp", "numUnique" FROM {prefix}demande'  # noqa: S608
+                " ORDER BY gp_offset"
+            ).fetchall()
+            assert got == [
+                (other.key, 2, None, other.record["numUnique"]),
+                (demand.key, 3, "b", demand.record["numUnique"]),
+            ]
+            got = conn.execute(
+                f'SELECT gp_offset, "nouveauChamp", "eventId" FROM {prefix}decision ORDER BY gp_offset'  # noqa: S608
+            ).fetchall()
+            assert got == [(4, None, decision.record["eventId"]), (5, "c", decision.record["eventId"])]
+    _assert_same_tables(postgres_dsn, "plain_", "ahead_")
 
 
 def test_rows_rendered_ahead_are_the_rows_written_from_records(postgres_dsn: str) -> None:
