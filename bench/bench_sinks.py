@@ -37,7 +37,9 @@ Broker: KAFKA_BOOTSTRAP_SERVERS if set (its security from GATEWAY_KAFKA_*), else
 broker from the cached jars (SASL/SCRAM over TLS, as the tests and production run it). Every
 consumer connects as the actor (its connection kit, after `acl apply`), so the raw baseline pays the
 same TLS and authentication as the sinks.
+`--repeat N` runs each sink N times, each between two raw runs, and prints the median of its ratios.
 Usage: python bench/bench_sinks.py [--records 20000] [--partitions 6] [--only TEXT] [--processes 0,2]
+       [--repeat 1]
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import asyncio
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,10 +262,11 @@ def report(  # noqa: PLR0917 - one line of figures
     goal: float,
     receiver: float = 0.0,
     per_write: float = 0.0,
-) -> None:
-    """One sink's line: its ratio to the raw consumer measured just before and just after it (the
-    load of a shared machine moves within a run), and the ratio of CPU per record (the steadier one:
-    what the ratio would be where both are CPU-bound on one core; reading processes included)."""
+) -> float:
+    """One sink's line (its ratio returned): its ratio to the raw consumer measured just before and
+    just after it (the load of a shared machine moves within a run), and the ratio of CPU per record
+    (the steadier one: what the ratio would be where both are CPU-bound on one core; reading
+    processes included)."""
     base = sum(r for r, _ in raws) / len(raws)
     base_cpu = sum(c for _, c in raws) / len(raws)
     verdict = "met" if rate / base >= goal else "NOT met"
@@ -274,6 +278,7 @@ def report(  # noqa: PLR0917 - one line of figures
         + (f"  + receiver {receiver:3.0f} µs CPU a record" if receiver else "")
         + f"  ({per_write:.0f} records a write)"
     )
+    return rate / base
 
 
 def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
@@ -324,8 +329,10 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     runs: list[Run],
     only: str,
     receiver_cpu: Callable[[], float],
+    repeat: int = 1,
 ) -> None:
-    """The raw runs and each sink's, printed (see the module's docstring)."""
+    """The raw runs and each sink's (`repeat` times, a raw run after each), printed (see the
+    module's docstring)."""
     cold = raw_now(tuned=True)  # the first consumer of the process pays one-off costs: not a baseline
     plain = [raw_now()]
     raws = [raw_now(tuned=True)]
@@ -344,13 +351,20 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
         if batches[-1] != batch:  # the raw run before it polls as many records at a time as it does
             raws.append(raw_now(tuned=True, batch=batch))
             batches.append(batch)
-        settings = fresh_settings()
-        before = receiver_cpu()
-        rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n, batch)
-        receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
-        raws.append(raw_now(tuned=True, batch=batch))
-        batches.append(batch)
-        report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write)
+        ratios = []
+        for _ in range(repeat):  # each run between two raw runs: its own ratio
+            settings = fresh_settings()
+            before = receiver_cpu()
+            rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n, batch)
+            receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
+            raws.append(raw_now(tuned=True, batch=batch))
+            batches.append(batch)
+            ratios.append(report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write))
+        if repeat > 1:
+            mid = statistics.median(ratios)
+            verdict = f"goal {goal}: {'met' if mid >= goal else 'NOT met'}" if goal else "no goal"
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"{label:50} median ratio {mid:4.2f} of its {repeat} runs ({listed}; {verdict})")
     plain.append(raw_now())
     polls = [f" ({b} a poll)" if b != 500 else "" for b in batches]
     rates = ", ".join(f"{r:.0f}{p}" for (r, _), p in zip(raws, polls, strict=True))
@@ -376,6 +390,13 @@ def main() -> None:
         default="0,2",
         help="run each sink once per GATEWAY_SINK_PROCESSES value of this list, in one run ('': the"
         " environment's value)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each sink this many times, each between two raw runs, and print the median of its"
+        " ratios too (this machine's load moves: one run's ratio swings with the raw runs around it)",
     )
     args = parser.parse_args()
     n = args.records
@@ -432,6 +453,7 @@ def main() -> None:
             runs,
             args.only,
             lambda: process_cpu(receiver.pid),
+            max(1, args.repeat),
         )
     finally:
         receiver.terminate()
