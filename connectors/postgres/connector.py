@@ -24,6 +24,7 @@ PostgreSQL away: RetriableError (the runtime backs off; nothing is committed). E
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, NoReturn
 
@@ -79,6 +80,7 @@ class _JsonbRowsDumper(Dumper):
         return obj
 
 
+@functools.lru_cache(maxsize=256)
 def _kind(schema: str) -> str:
     return schema.rsplit(".", 1)[-1].split("_", 1)[0].lower() or "record"
 
@@ -237,7 +239,9 @@ class PostgresSink(Sink):
         rendered = [r.rendered for r in records if r.rendered is not None]
         if rendered:  # rows rendered ahead (the runtime's reading processes): one statement
             rest = [r for r in records if r.rendered is None]
-            payload = _JsonbRows(b"\x01[" + b",".join(rendered) + b"]")
+            rendered[0] = b"\x01[" + rendered[0]  # one copy of the batch's rows, not three
+            rendered[-1] += b"]"
+            payload = _JsonbRows(b",".join(rendered))
             try:
                 with cur.connection.transaction():
                     cur.execute(self._bulk(kind, shape), (payload,))
