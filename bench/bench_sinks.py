@@ -299,8 +299,9 @@ def start_broker(tmp: Path) -> tuple[LocalBroker, str]:
 Run = tuple[str, str, dict[str, Any], float, int]
 
 
-def sinks(tmp: Path, dsn: str, hook: str) -> list[Run]:
-    """(label, connector, config, goal, batch size) of each sink measured."""
+def sinks(tmp: Path, dsn: Callable[[], str], hook: str) -> list[Run]:
+    """(label, connector, config, goal, batch size) of each sink measured; a config value that is a
+    function is called for each run (PostgreSQL: a database of its own)."""
     return [
         ("runtime alone (a sink writing nothing)", NullSink.name, {}, 0.0, 500),
         ("file (JSON Lines)", "file", {"dir": str(tmp / "jsonl")}, 0.5, 500),
@@ -353,9 +354,10 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
             batches.append(batch)
         ratios = []
         for _ in range(repeat):  # each run between two raw runs: its own ratio
+            given = {k: v() if callable(v) else v for k, v in config.items()}
             settings = fresh_settings()
             before = receiver_cpu()
-            rate, cpu, worker, per_write = sink_rate(name, config, settings, actor, n, batch)
+            rate, cpu, worker, per_write = sink_rate(name, given, settings, actor, n, batch)
             receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
             raws.append(raw_now(tuned=True, batch=batch))
             batches.append(batch)
@@ -430,7 +432,11 @@ def main() -> None:
 
         from gateway.testing.postgres import fresh_database, postgres_server  # noqa: PLC0415
 
-        dsn = fresh_database(postgres_server())
+        def dsn() -> str:
+            """A new database for each PostgreSQL run: every run fills the same empty tables (one
+            after another in one database, a later run updated the demand rows an earlier one had
+            inserted, the same keys: repeated runs did not measure the same thing)."""
+            return fresh_database(postgres_server())
 
         def raw_now(tuned: bool = False, batch: int = 500) -> tuple[float, float]:
             topic, settings = fresh_topic()
