@@ -331,16 +331,17 @@ class PostgresSink(Sink):
         wanted: Mapping[str, str],
     ) -> None:
         """One row per record (executemany): columns JSON cannot carry (bytea), or values it cannot."""
-        jsonb = {c for c, t in wanted.items() if t == "jsonb"}
+        names = tuple(wanted)
+        # the positions of the jsonb columns in a row (row_values: the gp_ columns first)
+        jsonb = [len(SYSTEM) + i for i, t in enumerate(wanted.values()) if t == "jsonb"]
         rows = []
         for r in records:
-            event = r.event_id()
-            row: list[Any] = [r.key, event, r.schema, r.topic, r.partition, r.offset]
-            for c in wanted:
-                value = r.record.get(c)
-                row.append(Jsonb(value, dumps=to_json) if c in jsonb and value is not None else value)
+            row = row_values(r, names)
+            for i in jsonb:
+                if row[i] is not None:
+                    row[i] = Jsonb(row[i], dumps=to_json)
             rows.append(row)
-        names = [*SYSTEM, *wanted]
+        names = (*SYSTEM, *names)
         values = sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
         cur.executemany(self._statement(kind, wanted, values), rows)
 
