@@ -12,7 +12,9 @@ Tables (in `db_schema`, names prefixed by `table_prefix`, default `gp_`):
   gp_offset, gp_received_at; a field a new view version adds becomes a new column
   (`ALTER TABLE ... ADD COLUMN`), a widening (integer -> bigint, real -> double) is applied; a type
   change that cannot be made without losing values dead-letters the record, naming the column;
-- `gp_offsets`: the next offset to read per (topic, partition).
+- `gp_offsets`: the next offset to read per (topic, partition); a batch's transaction locks its
+  partitions' rows first (connectors.postgres.offsets.claim): a second writer of a partition waits,
+  then skips what the first one stored.
 Erasure (an `fr.gp.Effacement` record of the stream, docs/retention.md): every row under the
 application's key is deleted from every table of the sink that has a `gp_key` column (gp_demande,
 gp_decision, any other kind), in the transaction that stores the erasure's offset; with
@@ -61,6 +63,8 @@ try:
     from psycopg.types.json import Jsonb
 except ImportError as exc:  # the optional extra
     raise ImportError("the postgres sink needs psycopg: pip install 'gp-gateway[postgres]'") from exc
+
+from connectors.postgres import offsets
 
 __all__ = ["PostgresSink", "render_row"]
 
@@ -218,21 +222,10 @@ class PostgresSink(Sink):
     def _ensure_offsets(self, cur: psycopg.Cursor[Any]) -> None:
         if self._known(cur, self.config.table_prefix + "offsets"):
             return
-        cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (gp_topic text NOT NULL, gp_partition integer NOT NULL,"
-                " next_offset bigint NOT NULL, PRIMARY KEY (gp_topic, gp_partition))"
-            ).format(self._table("offsets"))
-        )
+        offsets.create(cur, self._table("offsets"))
         self._columns[self.config.table_prefix + "offsets"] = {"gp_topic": "text"}
 
     # ---- writing ----------------------------------------------------------------------------
-    def _stored(self, cur: psycopg.Cursor[Any]) -> dict[Partition, int]:
-        cur.execute(
-            sql.SQL("SELECT gp_topic, gp_partition, next_offset FROM {}").format(self._table("offsets"))
-        )
-        return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
-
     def _insert(self, cur: psycopg.Cursor[Any], kind: str, shape: Shape, records: list[SinkRecord]) -> None:
         """Records of one kind and one writer schema (their rows' values follow its columns)."""
         self._ensure(cur, kind, shape.columns)
@@ -350,11 +343,11 @@ class PostgresSink(Sink):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 self._ensure_offsets(cur)
-                stored = self._stored(cur)
+                stored = offsets.claim(cur, self._table("offsets"), batch)
                 fresh = [r for r in batch if r.offset < 0 or r.offset >= stored.get(_tp(r), 0)]
                 for (kind, shape), records in _grouped(fresh).items():
                     self._insert(cur, kind, shape, records)
-                self._advance(cur, batch)
+                offsets.advance(cur, self._table("offsets"), batch)
         except RejectedMessage:
             self._columns.clear()  # the transaction's DDL was rolled back
             raise
@@ -374,23 +367,6 @@ class PostgresSink(Sink):
             f"PostgreSQL refused {what} ({type(exc).__name__}, SQLSTATE {state})",
             [Problem(item, "refused by PostgreSQL", state)],
         ) from exc
-
-    def _advance(self, cur: psycopg.Cursor[Any], batch: Sequence[SinkRecord]) -> None:
-        """Store the next offset of each partition of `batch` (in the caller's transaction)."""
-        nexts: dict[Partition, int] = {}
-        for r in batch:
-            if r.offset >= 0:
-                tp = (r.topic, r.partition)
-                nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
-        if nexts:
-            cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (gp_topic, gp_partition, next_offset) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (gp_topic, gp_partition)"
-                    " DO UPDATE SET next_offset = GREATEST({}.next_offset, EXCLUDED.next_offset)"
-                ).format(self._table("offsets"), self._table("offsets")),
-                [(t, p, n) for (t, p), n in nexts.items()],
-            )
 
     async def write(self, batch: Sequence[SinkRecord]) -> Sequence[SinkOutput]:
         if batch:
@@ -428,7 +404,8 @@ class PostgresSink(Sink):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 self._ensure_offsets(cur)
-                stored = self._stored(cur)
+                records = [e.record for e in erasures]
+                stored = offsets.claim(cur, self._table("offsets"), records)
                 fresh = [
                     e
                     for e in erasures
@@ -467,7 +444,7 @@ class PostgresSink(Sink):
                             for e in fresh
                         ],
                     )
-                self._advance(cur, [e.record for e in erasures])
+                offsets.advance(cur, self._table("offsets"), records)
         except psycopg.Error as exc:
             self._failed(exc, "the erasure", "erasure")
 
@@ -482,7 +459,7 @@ class PostgresSink(Sink):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 self._ensure_offsets(cur)
-                stored = self._stored(cur)
+                stored = offsets.stored(cur, self._table("offsets"))
         except psycopg.OperationalError as exc:
             self._drop()
             raise RetriableError(f"PostgreSQL unreachable ({type(exc).__name__})") from exc

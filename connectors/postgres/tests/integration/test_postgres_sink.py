@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,40 @@ def test_latest_demand_per_key_decisions_appended_offsets_stored(postgres_dsn: s
     sink = _sink(postgres_dsn)
     assert sink.resume_offsets([("gp.actor.contract", 0)]) == {("gp.actor.contract", 0): len(records)}
     asyncio.run(sink.flush())
+
+
+def test_a_second_writer_of_a_partition_waits_then_skips_what_the_first_stored(postgres_dsn: str) -> None:
+    """A sink that lost its partition in a rebalance may still be writing it when the new owner
+    starts from the same stored offset: the new owner waits for the partition's offset row, then
+    reads what the other one stored and writes none of it again (not a decision twice, not an
+    older demand over a newer one)."""
+    records = list(sink_records())
+    half = len(records) // 2
+    write_and_flush(_sink(postgres_dsn), records[:half])
+    with psycopg.connect(postgres_dsn) as other:  # the other writer has claimed the partition
+        other.execute("SELECT next_offset FROM gp_offsets FOR UPDATE")
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                write_and_flush(_sink(postgres_dsn), records[half:])
+            except BaseException as exc:  # noqa: BLE001 - told to the test below
+                errors.append(exc)
+
+        writer = threading.Thread(target=second)
+        writer.start()
+        writer.join(1.0)
+        assert writer.is_alive(), "the second writer did not wait for the partition's offset row"
+        other.execute("UPDATE gp_offsets SET next_offset = %s", (len(records),))
+        other.commit()  # as if it had written the rest of the partition
+        writer.join(30)
+    assert not writer.is_alive()
+    assert errors == []
+    decisions = [r for r in records[:half] if ".Decision" in r.schema]
+    with psycopg.connect(postgres_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM gp_decision").fetchone() == (len(decisions),)
+        assert conn.execute("SELECT max(gp_offset) FROM gp_demande").fetchone()[0] < half  # type: ignore[index]
+        assert conn.execute("SELECT next_offset FROM gp_offsets").fetchall() == [(len(records),)]
 
 
 def _with_extra_field(rec: SinkRecord, name: str, avro_type: object, value: object) -> SinkRecord:
