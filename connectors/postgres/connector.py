@@ -46,6 +46,7 @@ from gateway.errors import Problem, RejectedMessage, RetriableError
 from connectors.postgres.columns import COMPATIBLE
 from connectors.postgres.config import PostgresSinkConfig
 from connectors.postgres.rows import (
+    C_COLLATED,
     SYSTEM,
     Shape,
     base_type,
@@ -187,7 +188,10 @@ class PostgresSink(Sink):
                 else "PRIMARY KEY (gp_topic, gp_partition, gp_offset)"
             )
             cols: list[sql.Composable] = [
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in SYSTEM.items()
+                sql.SQL("{} {}{}").format(
+                    sql.Identifier(c), sql.SQL(t), sql.SQL(' COLLATE "C"' if c in C_COLLATED else "")
+                )
+                for c, t in SYSTEM.items()
             ]
             cols.append(sql.SQL("gp_received_at timestamp with time zone NOT NULL DEFAULT now()"))
             cur.execute(
@@ -389,10 +393,11 @@ class PostgresSink(Sink):
             return
         cur.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (gp_key text NOT NULL, num_unique text NOT NULL,"
+                'CREATE TABLE IF NOT EXISTS {} (gp_key text COLLATE "C" NOT NULL, num_unique text NOT NULL,'
                 " date_radiation date NOT NULL, date_effacement date NOT NULL,"
                 " erased_at timestamp with time zone NOT NULL, par text NOT NULL, gp_event_id text,"
-                " gp_topic text NOT NULL, gp_partition integer NOT NULL, gp_offset bigint NOT NULL,"
+                ' gp_topic text COLLATE "C" NOT NULL, gp_partition integer NOT NULL,'
+                " gp_offset bigint NOT NULL,"
                 " gp_received_at timestamp with time zone NOT NULL DEFAULT now(),"
                 " PRIMARY KEY (gp_topic, gp_partition, gp_offset))"
             ).format(self._table("erasures"))

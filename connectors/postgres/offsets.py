@@ -16,8 +16,9 @@ __all__ = ["advance", "claim", "create", "stored"]
 def create(cur: Cursor[Any], table: sql.Composable) -> None:
     cur.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (gp_topic text NOT NULL, gp_partition integer NOT NULL,"
-            " next_offset bigint NOT NULL, PRIMARY KEY (gp_topic, gp_partition))"
+            'CREATE TABLE IF NOT EXISTS {} (gp_topic text COLLATE "C" NOT NULL,'
+            " gp_partition integer NOT NULL, next_offset bigint NOT NULL,"
+            " PRIMARY KEY (gp_topic, gp_partition))"
         ).format(table)
     )
 

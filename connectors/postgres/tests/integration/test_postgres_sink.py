@@ -7,6 +7,7 @@ import asyncio
 import copy
 import threading
 from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -14,7 +15,7 @@ import pytest
 from connectors.postgres import PostgresSink, PostgresSinkConfig
 from connectors.postgres.columns import columns_of
 from connectors.postgres.rows import SYSTEM, Shape, described
-from gateway.connectors import SinkRecord, to_json
+from gateway.connectors import Erasure, SinkRecord, to_json
 from gateway.errors import RejectedMessage, RetriableError
 from gateway.testing.actor_stream import sink_records
 from gateway.testing.sink_run import write_and_flush
@@ -79,6 +80,33 @@ def test_a_second_writer_of_a_partition_waits_then_skips_what_the_first_stored(p
         assert conn.execute("SELECT count(*) FROM gp_decision").fetchone() == (len(decisions),)
         assert conn.execute("SELECT max(gp_offset) FROM gp_demande").fetchone()[0] < half  # type: ignore[index]
         assert conn.execute("SELECT next_offset FROM gp_offsets").fetchall() == [(len(records),)]
+
+
+def test_key_columns_compare_byte_by_byte(postgres_dsn: str) -> None:
+    """gp_key and gp_topic (the primary keys' text) are in the "C" collation in every table: their
+    comparisons do not go through the locale (docs/sinks.md)."""
+    records = list(sink_records())
+    erasure = Erasure(
+        key=records[0].key,
+        num_unique=records[0].key,
+        date_radiation=date(2026, 1, 1),
+        date_effacement=date(2027, 1, 1),
+        time=datetime.now(UTC),
+        par="horloge",
+        record=replace(records[0], offset=len(records)),
+    )
+    sink = _sink(postgres_dsn)
+    write_and_flush(sink, records)
+    asyncio.run(sink.erase([erasure]))
+    asyncio.run(sink.flush())
+    with psycopg.connect(postgres_dsn) as conn:
+        found = conn.execute(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND column_name IN ('gp_key', 'gp_topic')"
+        ).fetchall()
+    tables = {t for t, _, _ in found}
+    assert tables == {"gp_demande", "gp_decision", "gp_offsets", "gp_erasures"}
+    assert {c for _, _, c in found} == {"C"}
 
 
 def _with_extra_field(rec: SinkRecord, name: str, avro_type: object, value: object) -> SinkRecord:
