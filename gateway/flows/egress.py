@@ -176,6 +176,7 @@ class EgressRunner:
         self._bootstrap = str(kwargs.get("bootstrap_servers", ""))
         self._opened = False
         self._lag: dict[tuple[str, int], int] = {}
+        self._lag_at = 0  # self.rebalances when the lag was last measured
         self.resume_pending = False  # resume_offsets failed when partitions were assigned
         self.rebalances = 0  # counted by the rebalance listener: the readers are given partitions again
         renderer = sink.renderer() if render_processes > 0 else None
@@ -225,7 +226,7 @@ class EgressRunner:
                 high = self.consumer.highwater(tp)
                 if high is not None:
                     out[(tp.topic, tp.partition)] = max(0, int(high) - int(self.consumer.position(tp) or 0))
-        self._lag = out
+        self._lag, self._lag_at = out, self.rebalances
 
     def caught_up(self) -> bool:
         """True when partitions are assigned and each one is read to its end (for --until-idle)."""
@@ -273,6 +274,8 @@ class EgressRunner:
         del envelopes
         if batch.envelopes:
             await self._deliver(batch)
+        elif self._lag_at != self.rebalances:  # a rebalance and nothing read since: measured now
+            self._measure_lag()
         return count
 
     async def _take_once(self, readers: Readers) -> int:
@@ -331,6 +334,8 @@ class EgressRunner:
             self._synced = self.rebalances
             self.consumer.pause(*assigned)
             self._next = {tp: int(self.consumer.position(tp)) for tp in assigned}
+            self._high = {tp: h for tp, h in self._high.items() if tp in assigned}
+            self._measure_lag()  # now, not at the next batch: revoked partitions are not this group's lag
             self.commits.keep(assigned)
             self._resync = True
         return True

@@ -126,10 +126,23 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     errors: list[BaseException] = []
 
     runners: list[EgressRunner] = []
+    stale: list[set[tuple[str, int]]] = []  # lag reported for partitions no longer assigned
 
     def member(sink: Noting) -> None:
         runner = _runner(kafka_bootstrap, topic, group, sink)
         runners.append(runner)
+        if rendering:  # once the readers are given a new assignment, the lag is of that one only
+            given = runner._poll_group
+
+            def poll_group() -> bool:
+                ready = given()
+                if ready:
+                    mine = {(tp.topic, tp.partition) for tp in runner.consumer.assignment()}
+                    if set(runner.lag()) - mine:
+                        stale.append(set(runner.lag()) - mine)
+                return ready
+
+            runner._poll_group = poll_group  # type: ignore[method-assign]
         if async_commits == "lost" and sink is first:
             runner.consumer.commit_async = lambda **_: None
 
@@ -166,6 +179,7 @@ def test_a_member_joining_takes_over_where_the_first_ones_writes_stopped(
     everything = first.written + second.written
     assert len(set(everything)) == N  # nothing lost
     assert len(everything) == N  # nothing written twice: the revoked partitions were committed first
+    assert not stale, stale
     if rendering:  # the rebalance came while the first member had batches read ahead: dropped
         assert runners[0].sink is first
         assert runners[0].dropped >= 1
@@ -205,3 +219,55 @@ def test_a_topic_that_appears_after_the_assignment_is_read_even_with_short_polls
         asyncio.run(drive())
     finally:
         runner.close()
+
+
+def test_after_a_rebalance_with_nothing_to_read_the_lag_is_of_the_partitions_kept(
+    kafka_bootstrap: str,
+) -> None:
+    """A member read everything, then a second member joins and takes partitions; nothing new is
+    written, so the first gets no batch: its lag (kafka_consumergroup_lag) is still measured again,
+    and no longer lists the partitions it gave away."""
+    topic = _topic(kafka_bootstrap, 30)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    first, second = Noting(), Noting()
+    runners = [_runner(kafka_bootstrap, topic, group, s) for s in (first, second)]
+    stop = threading.Event()
+
+    def keep_up(runner: EgressRunner) -> None:
+        async def loop() -> None:
+            while not stop.is_set():
+                await runner.run_once()
+
+        asyncio.run(loop())
+
+    async def drain() -> None:
+        deadline = time.monotonic() + 60
+        while len(first.written) < 30 and time.monotonic() < deadline:
+            await runner.run_once()
+
+    runner = runners[0]
+    try:
+        asyncio.run(drain())
+        assert len(runner.lag()) == 3  # every partition, read to its end
+        joining = threading.Thread(target=keep_up, args=(runners[1],), daemon=True)
+        joining.start()
+
+        async def until_given_away() -> set[tuple[str, int]]:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                await runner.run_once()
+                mine = {(tp.topic, tp.partition) for tp in runner.consumer.assignment()}
+                if mine and len(mine) < 3:
+                    return mine
+            raise AssertionError("the second member was given no partition")
+
+        mine = asyncio.run(until_given_away())
+        asyncio.run(runner.run_once())  # an empty poll: nothing to read
+        assert set(runner.lag()) <= mine
+        assert len(first.written) == 30  # no batch since the rebalance: none measured the lag
+        stop.set()
+        joining.join(30)
+    finally:
+        stop.set()
+        for r in runners:
+            r.close()
