@@ -347,11 +347,12 @@ class PostgresSink(Sink):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 self._ensure_offsets(cur)
-                stored = offsets.claim(cur, self._table("offsets"), batch)
+                stored_in, nexts = self._table("offsets"), offsets.next_offsets(batch)
+                stored = offsets.claim(cur, stored_in, nexts)
                 fresh = [r for r in batch if r.offset < 0 or r.offset >= stored.get(_tp(r), 0)]
                 for (kind, shape), records in _grouped(fresh).items():
                     self._insert(cur, kind, shape, records)
-                offsets.advance(cur, self._table("offsets"), batch)
+                offsets.advance(cur, stored_in, nexts)
         except RejectedMessage:
             self._columns.clear()  # the transaction's DDL was rolled back
             raise
@@ -409,8 +410,8 @@ class PostgresSink(Sink):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 self._ensure_offsets(cur)
-                records = [e.record for e in erasures]
-                stored = offsets.claim(cur, self._table("offsets"), records)
+                stored_in, nexts = self._table("offsets"), offsets.next_offsets([e.record for e in erasures])
+                stored = offsets.claim(cur, stored_in, nexts)
                 fresh = [
                     e
                     for e in erasures
@@ -449,7 +450,7 @@ class PostgresSink(Sink):
                             for e in fresh
                         ],
                     )
-                offsets.advance(cur, self._table("offsets"), records)
+                offsets.advance(cur, stored_in, nexts)
         except psycopg.Error as exc:
             self._failed(exc, "the erasure", "erasure")
 

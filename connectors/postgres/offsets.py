@@ -4,13 +4,13 @@ the sink exactly-once (the runtime resumes from them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.connectors import Partition, SinkRecord
 from psycopg import Cursor, sql
 
-__all__ = ["advance", "claim", "create", "stored"]
+__all__ = ["advance", "claim", "create", "next_offsets", "stored"]
 
 
 def create(cur: Cursor[Any], table: sql.Composable) -> None:
@@ -29,14 +29,26 @@ def stored(cur: Cursor[Any], table: sql.Composable) -> dict[Partition, int]:
     return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
 
 
-def claim(cur: Cursor[Any], table: sql.Composable, records: Sequence[SinkRecord]) -> dict[Partition, int]:
-    """The next offsets of the partitions of `records`, their rows locked until the transaction ends
-    (created at 0 when absent; `advance` sets them before the commit). A second writer of a
-    partition, e.g. a sink that lost it in a rebalance and has not noticed yet, waits here, then
-    reads what the first one stored and skips it. Without the lock both read the same offset, both
-    write, and the later commit can put a key's older demand over its newer one. Locked in one
-    order, by topic then partition: two writers of several partitions cannot deadlock."""
-    parts = sorted({(r.topic, r.partition) for r in records if r.offset >= 0})
+def next_offsets(records: Sequence[SinkRecord]) -> dict[Partition, int]:
+    """The next offset of each partition of `records` (those with coordinates): one pass over a
+    batch, for `claim` (its partitions) and `advance` (what to store)."""
+    nexts: dict[Partition, int] = {}
+    for r in records:
+        if r.offset >= 0:
+            tp = (r.topic, r.partition)
+            nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
+    return nexts
+
+
+def claim(cur: Cursor[Any], table: sql.Composable, nexts: Mapping[Partition, int]) -> dict[Partition, int]:
+    """The next offsets stored for the partitions of `nexts` (`next_offsets` of a batch), their rows
+    locked until the transaction ends (created at 0 when absent; `advance` sets them before the
+    commit). A second writer of a partition, e.g. a sink that lost it in a rebalance and has not
+    noticed yet, waits here, then reads what the first one stored and skips it. Without the lock both
+    read the same offset, both write, and the later commit can put a key's older demand over its
+    newer one. Locked in one order, by topic then partition: two writers of several partitions
+    cannot deadlock."""
+    parts = sorted(nexts)
     if not parts:
         return {}
     pair = ([t for t, _ in parts], [p for _, p in parts])
@@ -59,13 +71,8 @@ def claim(cur: Cursor[Any], table: sql.Composable, records: Sequence[SinkRecord]
     return {(str(t), int(p)): int(n) for t, p, n in cur.fetchall()}
 
 
-def advance(cur: Cursor[Any], table: sql.Composable, records: Sequence[SinkRecord]) -> None:
-    """Store the next offset of each partition of `records` (never backwards)."""
-    nexts: dict[Partition, int] = {}
-    for r in records:
-        if r.offset >= 0:
-            tp = (r.topic, r.partition)
-            nexts[tp] = max(nexts.get(tp, 0), r.offset + 1)
+def advance(cur: Cursor[Any], table: sql.Composable, nexts: Mapping[Partition, int]) -> None:
+    """Store `nexts` (`next_offsets` of a batch), never moving a partition's offset backwards."""
     if nexts:
         cur.executemany(
             sql.SQL(
