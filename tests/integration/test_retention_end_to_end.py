@@ -226,7 +226,12 @@ def test_an_application_radiated_a_year_ago_leaves_no_readable_byte_anywhere(
                 return planned == [[ERASED, "2027-02-27"]]  # the déradiated one is not due
 
             _wait("the radiation alone in the retention plan", plan, max_wait=120)
-            consume_all(gw.bootstrap, actor, quiet_ms=3000, max_wait_s=60)  # the route settled
+            settled = consume_all(gw.bootstrap, actor, quiet_ms=3000, max_wait_s=60)  # the route settled
+            # the kept application's latest record on the actor's topic: what compaction keeps of it
+            # (a demand, or a decision when the route published one after its latest demand)
+            [kept_last, *_] = [
+                (m.offset, m.header("ce_type")) for m in reversed(settled) if m.key == KEPT.encode()
+            ]
             gw.sink("file", "--set", f"dir={files}")
             gw.sink("postgres", "--set", f"dsn={postgres_dsn}")
             markers = [MARK_ERASED]
@@ -256,11 +261,18 @@ def test_an_application_radiated_a_year_ago_leaves_no_readable_byte_anywhere(
     assert scan_files([sne_state, files, tmp_path / "state"], [MARK_ERASED]) == {}
     assert scan_files([sne_state], [ERASED.encode()]) == {}  # the ledger's rows of it, WAL included
     assert MARK_ERASED not in _pg_rows(postgres_dsn)
-    # the déradiated application is not erased
-    kept = scan_topics(
-        gw.bootstrap, [canonical_topic("demande", gw.prefix), actor_topic(ACTOR, gw.prefix)], [MARK_KEPT]
+    # the déradiated application is not erased: its demand on the canonical topic; on the actor's
+    # topic, where its demands and decisions share the key (compaction keeps the latest record of an
+    # application, docs/recipients.md), its latest record, and no Effacement of it
+    assert canonical_topic("demande", gw.prefix) in scan_topics(
+        gw.bootstrap, [canonical_topic("demande", gw.prefix)], [MARK_KEPT]
     )
-    assert len(kept) == 2, counts(kept)
+    on_actor = [
+        (m.offset, m.header("ce_type"))
+        for m in consume_all(gw.bootstrap, actor_topic(ACTOR, gw.prefix), read_committed=False)
+        if m.key == KEPT.encode()
+    ]
+    assert on_actor[-1:] == [kept_last], on_actor
     assert MARK_KEPT in _pg_rows(postgres_dsn)
     assert scan_files([files], [MARK_KEPT])
     # the erasure is in the audit log, once, naming every store
