@@ -28,6 +28,11 @@ processes: what the ratio would be where both are CPU-bound on one core).
 A plain consumer (offsets committed synchronously after each poll, default fetching) runs at the
 start and at the end, printed, not a baseline: some of its runs wait out a fetch held for
 fetch_max_wait_ms (500 ms) and halve their rate (docs/sinks.md), which made ratios swing with it.
+Each sink's line also gives the CPU, per record, of the servers this bench started, over the sink's
+whole run (its start-up included): the broker's, and PostgreSQL's for the PostgreSQL sink (the
+server's process tree: its backends, WAL writer, checkpointer); a server given from outside
+(KAFKA_BOOTSTRAP_SERVERS, GATEWAY_TEST_POSTGRES_DSN) is not measured. On a machine where they all
+share the cores, they are what a sink's rate is bounded by too.
 The webhook's receiver (another process: asyncio, HTTP/1.1 keep-alive and pipelining, answering 200
 to each request as it is read) prints its CPU per record: it shares the machine's cores with the
 sink, the broker and PostgreSQL.
@@ -222,6 +227,37 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and of its descendants, the live ones and those it reaped (a
+    PostgreSQL server's backends, a broker's JVM); 0.0 where /proc does not tell (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except OSError:
+            continue
+        total += sum(tree_cpu(int(child)) for child in children)
+    return total
+
+
+def servers_cpu(broker: LocalBroker | None) -> dict[str, float]:
+    """CPU seconds so far of the servers this bench started, by name: the PostgreSQL server (once
+    started) and the broker (external ones are not measured)."""
+    from gateway.testing.postgres import postgres_server_pid  # noqa: PLC0415
+
+    out = {}
+    pg = postgres_server_pid()
+    if pg is not None:
+        out["PostgreSQL"] = tree_cpu(pg)
+    if broker is not None and broker.process is not None:
+        out["broker"] = tree_cpu(broker.process.pid)
+    return out
+
+
 def render_nothing(rec: SinkRecord) -> bytes:
     """NullSink's renderer: reading and decoding still happen (in the reading processes when there are)."""
     return b""
@@ -262,6 +298,7 @@ def report(  # noqa: PLR0917 - one line of figures
     goal: float,
     receiver: float = 0.0,
     per_write: float = 0.0,
+    servers: Mapping[str, float] | None = None,
 ) -> float:
     """One sink's line (its ratio returned): its ratio to the raw consumer measured just before and
     just after it (the load of a shared machine moves within a run), and the ratio of CPU per record
@@ -276,6 +313,7 @@ def report(  # noqa: PLR0917 - one line of figures
         f" ({goal_text}; raw around it {base:.0f}/s)  CPU ratio {base_cpu / (cpu + worker):4.2f}"
         f"  + reading processes {worker:4.0f} µs CPU a record"
         + (f"  + receiver {receiver:3.0f} µs CPU a record" if receiver else "")
+        + "".join(f"  + {what} {us:3.0f} µs CPU a record" for what, us in (servers or {}).items())
         + f"  ({per_write:.0f} records a write)"
     )
     return rate / base
@@ -331,6 +369,7 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
     only: str,
     receiver_cpu: Callable[[], float],
     repeat: int = 1,
+    servers_cpu: Callable[[], dict[str, float]] = dict,
 ) -> None:
     """The raw runs and each sink's (`repeat` times, a raw run after each), printed (see the
     module's docstring)."""
@@ -356,12 +395,17 @@ def measure(  # noqa: PLR0917 - the bench's one measuring pass
         for _ in range(repeat):  # each run between two raw runs: its own ratio
             given = {k: v() if callable(v) else v for k, v in config.items()}
             settings = fresh_settings()
-            before = receiver_cpu()
+            before, servers_before = receiver_cpu(), servers_cpu()
             rate, cpu, worker, per_write = sink_rate(name, given, settings, actor, n, batch)
             receiver = (receiver_cpu() - before) / n * 1e6 if name == "webhook" else 0.0
+            servers = {
+                k: (v - servers_before[k]) / n * 1e6 for k, v in servers_cpu().items() if k in servers_before
+            }
+            if name != "postgres":
+                servers.pop("PostgreSQL", None)
             raws.append(raw_now(tuned=True, batch=batch))
             batches.append(batch)
-            ratios.append(report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write))
+            ratios.append(report(label, rate, cpu, worker, raws[-2:], goal, receiver, per_write, servers))
         if repeat > 1:
             mid = statistics.median(ratios)
             verdict = f"goal {goal}: {'met' if mid >= goal else 'NOT met'}" if goal else "no goal"
@@ -460,6 +504,7 @@ def main() -> None:
             args.only,
             lambda: process_cpu(receiver.pid),
             max(1, args.repeat),
+            lambda: servers_cpu(broker),
         )
     finally:
         receiver.terminate()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["fresh_database", "postgres_dsn", "postgres_server"]
+__all__ = ["fresh_database", "postgres_dsn", "postgres_server", "postgres_server_pid"]
 
 _lock = threading.Lock()
 _server: dict[str, str] = {}
@@ -107,7 +107,20 @@ def postgres_server() -> str:
         atexit.register(stop)
         _server["dsn"] = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         _server["stop"] = ""
+        _server["data"] = str(data)
         return _server["dsn"]
+
+
+def postgres_server_pid() -> int | None:
+    """The process id of the server `postgres_server` started (its postmaster: the benches measure
+    the CPU of its process tree); None when it started none (GATEWAY_TEST_POSTGRES_DSN, or not yet)."""
+    data = _server.get("data")
+    if not data:
+        return None
+    try:
+        return int((Path(data) / "postmaster.pid").read_text(encoding="ascii").split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
 
 
 def fresh_database(dsn: str) -> str:
