@@ -220,21 +220,23 @@ def sink_rate(  # noqa: PLR0917 - one sink's run
 
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    return _stat_seconds(pid, 2)
+
+
+def _stat_seconds(pid: int, fields: int) -> float:
+    """The sum of the first `fields` CPU fields of /proc/PID/stat (utime, stime, cutime, cstime),
+    in seconds; 0.0 where /proc does not tell (not Linux, or the process is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in stat[11 : 11 + fields]) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and of its descendants, the live ones and those it reaped (a
     PostgreSQL server's backends, a broker's JVM); 0.0 where /proc does not tell (not Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    total = _stat_seconds(pid, 4)  # its own and its reaped children's
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
             children = task.read_text().split()
@@ -261,10 +263,11 @@ def servers_cpu(broker: LocalBroker | None) -> dict[str, float]:
 def quiet_server(server: str, databases: list[str]) -> None:
     """Drop `databases` (DSNs of earlier runs) and make a checkpoint on `server`."""
     import psycopg  # noqa: PLC0415 - the postgres extra
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
     with psycopg.connect(server, autocommit=True) as conn:
         for made in databases:
-            name = made.rsplit("/", 1)[-1].split("?", 1)[0]
+            name = conninfo_to_dict(made)["dbname"]
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute("CHECKPOINT")
     databases.clear()
