@@ -316,3 +316,45 @@ def test_rows_rendered_ahead_are_the_rows_written_from_records(postgres_dsn: str
         sink = PostgresSink(PostgresSinkConfig.model_validate({"dsn": postgres_dsn, "table_prefix": prefix}))
         write_and_flush(sink, batch)
     _assert_same_tables(postgres_dsn, "plain_", "ahead_")
+
+
+def _compressions(dsn: str) -> set[str | None]:
+    """How the demand rows' longest jsonb values were stored (pg_column_compression: NULL when not
+    compressed)."""
+    with psycopg.connect(dsn) as conn:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'gp_demande' AND data_type = 'jsonb'"
+            )
+        ]
+        found: set[str | None] = set()
+        for col in cols:
+            found |= {
+                r[0]
+                for r in conn.execute(
+                    psycopg.sql.SQL("SELECT pg_column_compression({}) FROM gp_demande").format(
+                        psycopg.sql.Identifier(col)
+                    )
+                )
+            }
+    return found
+
+
+def test_long_values_are_compressed_with_lz4_unless_told_to_leave_the_servers_default(
+    postgres_dsn: str,
+) -> None:
+    """The sample demands' rows are over TOAST's ~2 kB: some of their values are compressed, with
+    lz4 by default (the server here has it), with the server's default (pglz) under `server`."""
+    records = list(sink_records())
+    write_and_flush(_sink(postgres_dsn), records)
+    assert "lz4" in _compressions(postgres_dsn)
+    assert "pglz" not in _compressions(postgres_dsn)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE gp_demande, gp_decision, gp_offsets")
+    config = {"dsn": postgres_dsn, "toast_compression": "server"}
+    server = PostgresSink(PostgresSinkConfig.model_validate(config))
+    write_and_flush(server, records)
+    assert "pglz" in _compressions(postgres_dsn)
+    assert "lz4" not in _compressions(postgres_dsn)
