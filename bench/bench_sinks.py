@@ -132,6 +132,7 @@ class Timed(Sink):
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
         self.name = inner.name  # type: ignore[misc]  # reported as the inner sink
+        self.headers_in_write = inner.headers_in_write  # type: ignore[misc]  # as the inner sink reads
         self.first = self.last = self.cpu_first = self.cpu_last = 0.0
         self.count = self.writes = 0
 

@@ -163,6 +163,7 @@ class FileSink(Sink):
     guarantee: ClassVar[Guarantee] = "exactly-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
     erases: ClassVar[bool] = True  # every file of the folder rewritten without the application's lines
+    headers_in_write: ClassVar[bool] = False  # a rendered record's line is all `write` reads of it
 
     def __init__(self, config: FileSinkConfig) -> None:
         self.config = config

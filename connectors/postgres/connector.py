@@ -136,6 +136,8 @@ class PostgresSink(Sink):
     guarantee: ClassVar[Guarantee] = "exactly-once"
     reads: ClassVar[Literal["actor", "canonical"]] = "actor"
     erases: ClassVar[bool] = True  # rows under the key deleted, in the offsets' transaction
+    # a rendered record's row is all `write` reads of it (with its key, schema and coordinates)
+    headers_in_write: ClassVar[bool] = False
 
     def __init__(self, config: PostgresSinkConfig) -> None:
         self.config = config

@@ -87,6 +87,9 @@ class EgressResult:
     erased: int = 0  # fr.gp.Effacement records the sink erased (`Sink.erase` returned)
     erasures_refused: int = 0  # ... the sink rejected: dead-lettered
     not_erased: int = 0  # ... given to `write` as records: the sink cannot erase (operator's choice)
+    # dead letters (their index in `dead`) of partial envelopes: the runner reads their original
+    # bytes and headers again from the topic before publishing them (gateway.flows.originals)
+    partial: list[tuple[int, Envelope]] = field(default_factory=list)
 
 
 @dataclass
@@ -194,6 +197,8 @@ def _reject(
     connector: str,
 ) -> None:
     letter = _dead_letter(env, exc, stage=f"sink:{connector}", attempts=attempts, connector=connector)
+    if env.partial:
+        result.partial.append((len(result.dead), env))
     result.dead.append(letter)
     result.outputs.extend(sink.outputs_for_rejection(rec, exc, attempts))
 

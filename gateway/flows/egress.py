@@ -65,6 +65,7 @@ from gateway.flows.kafka_group import (
     resume_listener,
     stored_offsets,
 )
+from gateway.flows.originals import restore_dead_letters
 from gateway.flows.outputs import OutputPublisher
 from gateway.flows.readers import ReaderDied, Readers, Taken
 from gateway.kafka_config import as_client_kwargs
@@ -191,7 +192,9 @@ class EgressRunner:
                 renderer,
                 max_records=max_records,
                 erasure_tombstones=bool(getattr(sink, "erasure_tombstones", False)),
+                lean=not sink.headers_in_write,
             )
+        self._client = kwargs  # the principal's settings: dead letters' originals read again
         self._synced = 0  # self.rebalances when the readers were last given the assignment
         self._resync = False  # the readers must be given the partitions again (a rewind, a reader died)
         self._next: dict[Any, int] = {}  # with readers: TopicPartition -> the offset after what was written
@@ -398,6 +401,7 @@ class EgressRunner:
             del decoded
         count = len(batch.envelopes)
         batch.envelopes = []
+        await restore_dead_letters(self._client, result, self.commit_timeout_ms / 1000)
         await asyncio.to_thread(self._publish, [*result.outputs, *result.dead])
         await asyncio.to_thread(self._commit, batch.positions)
         self._uncommitted = {}

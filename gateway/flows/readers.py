@@ -79,6 +79,7 @@ class _Job:
     renderer: Renderer
     max_records: int
     window: int
+    lean: bool = False  # a rendered record's headers and bytes stay here (Sink.headers_in_write)
 
 
 def _main(conn: Connection, parent: int, job: _Job) -> None:
@@ -104,7 +105,7 @@ def _main(conn: Connection, parent: int, job: _Job) -> None:
     )
     gc.freeze()  # the consumer's objects too: a batch's collection scans only what batches left
     try:
-        _serve(conn, consumer, job.max_records, job.window)
+        _serve(conn, consumer, job.max_records, job.window, job.lean)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the sink's process is gone or stopping
     except Exception:  # a defect: told (cleaned, never a value), then the sink's process starts another
@@ -114,7 +115,7 @@ def _main(conn: Connection, parent: int, job: _Job) -> None:
         consumer.close()
 
 
-def _serve(conn: Connection, consumer: Any, max_records: int, window: int) -> None:
+def _serve(conn: Connection, consumer: Any, max_records: int, window: int, lean: bool = False) -> None:
     from kafka import TopicPartition  # noqa: PLC0415
 
     epoch, ahead, polls = -1, 0, 0
@@ -153,7 +154,7 @@ def _serve(conn: Connection, consumer: Any, max_records: int, window: int) -> No
             continue  # nothing new (a position moves without records past a transaction's marker)
         seen.update(positions)
         told |= high.keys()  # a partition's first high watermark: it was fetched (`Readers.settled`)
-        conn.send(("batch", epoch, _pack(polled), positions, high))
+        conn.send(("batch", epoch, _pack(polled, lean), positions, high))
         ahead += 1
 
 
@@ -166,9 +167,11 @@ def _highwater(consumer: Any, parts: Sequence[Any]) -> dict[Part, int]:
     return out
 
 
-def _pack(polled: Mapping[Any, Sequence[Any]]) -> list[tuple[Any, ...]]:
+def _pack(polled: Mapping[Any, Sequence[Any]], lean: bool = False) -> list[tuple[Any, ...]]:
     """Per partition: topic, partition, then the records' offsets, timestamps, keys, values, headers
-    and rendering results (columns: they cross the pipe cheaper than one tuple a record)."""
+    and rendering results (columns: they cross the pipe cheaper than one tuple a record). `lean`:
+    a rendered record's value (None) and headers (()) are not sent: the sink does not read them
+    (Sink.headers_in_write), and a dead letter of it reads them again from the topic (`_unpack`)."""
     out = []
     # each (name, value) pair once a batch: most headers are the same for every record of a view
     # (its schema, the policy's version, the CloudEvents type and source), and a pair sent once a
@@ -176,11 +179,34 @@ def _pack(polled: Mapping[Any, Sequence[Any]]) -> list[tuple[Any, ...]]:
     same: dict[tuple[str, bytes], tuple[str, bytes]] = {}
     once = same.setdefault
     for tp, records in polled.items():
-        headers = [tuple([once(h, h) for h in m.headers]) if m.headers else () for m in records]
-        items: list[Item] = [
-            (m.value or b"", m.key, h, tp.topic, tp.partition, m.offset)
-            for m, h in zip(records, headers, strict=True)
-        ]
+        if lean:
+            items: list[Item] = [
+                (
+                    m.value or b"",
+                    m.key,
+                    tuple(m.headers) if m.headers else (),
+                    tp.topic,
+                    tp.partition,
+                    m.offset,
+                )
+                for m in records
+            ]
+            results = render_items(items)
+            # sent whole: a tombstone (None), a frame not decoded (two items), a record not rendered
+            whole = [r is None or len(r) != 4 or r[2] is None for r in results]
+            headers = [
+                tuple([once(h, h) for h in m.headers]) if w and m.headers else ()
+                for m, w in zip(records, whole, strict=True)
+            ]
+            values = [(m.value or b"") if w else None for m, w in zip(records, whole, strict=True)]
+        else:
+            headers = [tuple([once(h, h) for h in m.headers]) if m.headers else () for m in records]
+            items = [
+                (m.value or b"", m.key, h, tp.topic, tp.partition, m.offset)
+                for m, h in zip(records, headers, strict=True)
+            ]
+            results = render_items(items)
+            values = [m.value or b"" for m in records]
         out.append(
             (
                 tp.topic,
@@ -188,9 +214,9 @@ def _pack(polled: Mapping[Any, Sequence[Any]]) -> list[tuple[Any, ...]]:
                 [m.offset for m in records],
                 [m.timestamp for m in records],
                 [m.key for m in records],
-                [m.value or b"" for m in records],
+                values,
                 headers,
-                render_items(items),
+                results,
             )
         )
     return out
@@ -216,11 +242,15 @@ class Readers:
         max_records: int,
         erasure_tombstones: bool = False,
         window: int = 2,
+        lean: bool = False,
     ) -> None:
         check_renderer(renderer)
         self.processes = processes
         self.unpacker = Unpacker(codecs, erasure_tombstones=erasure_tombstones)
-        self._job = _Job(dict(client), self.unpacker.schemas, registry_url, renderer, max_records, window)
+        self._job = _Job(
+            dict(client), self.unpacker.schemas, registry_url, renderer, max_records, window, lean
+        )
+        self.lean = lean
         self._readers: list[_Reader] = []
         self._next = 0  # the reader whose batch is taken first next time (each one in turn)
         self.epoch = 0
@@ -301,7 +331,7 @@ class Readers:
             except (BrokenPipeError, OSError) as exc:
                 raise ReaderDied from exc
             with no_collection():
-                envelopes, results = _unpack(packed)
+                envelopes, results = _unpack(packed, self.lean)
                 decoded = self.unpacker.decoded(envelopes, results)
             return Taken(envelopes, decoded, positions, highwater, epoch)
 
@@ -345,13 +375,21 @@ class Readers:
                 r.process.close()
 
 
-def _unpack(packed: Sequence[tuple[Any, ...]]) -> tuple[list[Envelope], list[Any]]:
+def _unpack(packed: Sequence[tuple[Any, ...]], lean: bool = False) -> tuple[list[Envelope], list[Any]]:
+    """The envelopes and rendering results of a batch (`_pack`); `lean`: those whose value was not
+    sent are partial (their value and headers stayed in the reading process)."""
     envelopes: list[Envelope] = []
     results: list[Any] = []
     for topic, partition, offsets, stamps, keys, values, headers, rendered in packed:
-        envelopes += [  # positional: a fifth cheaper than by keyword, thousands a batch
-            Envelope(v, k, h, topic, partition, o, t)
-            for o, t, k, v, h in zip(offsets, stamps, keys, values, headers, strict=True)
-        ]
+        if lean:  # a value not sent (None): a partial envelope
+            envelopes += [
+                Envelope(b"" if v is None else v, k, h, topic, partition, o, t, None, v is None)
+                for o, t, k, v, h in zip(offsets, stamps, keys, values, headers, strict=True)
+            ]
+        else:
+            envelopes += [  # positional: a fifth cheaper than by keyword, thousands a batch
+                Envelope(v, k, h, topic, partition, o, t)
+                for o, t, k, v, h in zip(offsets, stamps, keys, values, headers, strict=True)
+            ]
         results += rendered
     return envelopes, results

@@ -23,6 +23,9 @@ class Envelope:
     offset: int | None = None
     timestamp_ms: int | None = None
     content_type: str | None = None
+    # the payload and headers were left in the process that read the record (a sink's reading
+    # process, gateway.flows.readers): a dead letter of it reads them again from its topic
+    partial: bool = False
 
     def header(self, name: str) -> bytes | None:
         for k, v in self.headers:

@@ -217,3 +217,34 @@ def test_health_says_postgres_is_down_and_nothing_is_committed(stream: Stream) -
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     assert not consume_all(stream.bootstrap, dlq_topic(stream.topic), quiet_ms=500)  # retried, not dropped
+
+
+def test_a_row_postgres_refuses_is_dead_lettered_whole_though_its_bytes_stayed_in_the_reading_process(
+    stream: Stream, postgres_dsn: str
+) -> None:
+    """The PostgreSQL sink does not read a rendered record's headers (headers_in_write = False): its
+    reading process keeps them and the original bytes. A row the database refuses is dead-lettered
+    with them all the same (read again from the topic), and every other row is written."""
+    at = next(i for i, r in enumerate(stream.records) if ".Decision" in r.view and i > 100)
+    refused = stream.ids()[at]
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # this table refuses that one row
+        conn.execute(
+            psycopg.sql.SQL(
+                'CREATE TABLE gp_decision (gp_key text COLLATE "C", gp_event_id text, gp_view text,'
+                ' gp_topic text COLLATE "C", gp_partition integer, gp_offset bigint,'
+                " gp_received_at timestamp with time zone NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (gp_topic, gp_partition, gp_offset), CHECK (gp_event_id <> {}))"
+            ).format(psycopg.sql.Literal(refused))
+        )
+    _finish(stream, "postgres", "--set", f"dsn={postgres_dsn}")
+    dead = consume_all(stream.bootstrap, dlq_topic(stream.topic))
+    assert [d.header("ce_id") for d in dead] == [refused.encode()]
+    original = stream.records[at]
+    assert dead[0].value == original.value  # the original bytes
+    assert tuple(dead[0].headers[: len(original.headers)]) == original.headers  # then the error's
+    assert dead[0].header("gp.errors.original") is None
+    assert b"CheckViolation" in (dead[0].header("__connect.errors.exception.message") or b"")
+    decisions = [i for i, r in zip(stream.ids(), stream.records, strict=True) if ".Decision" in r.view]
+    with psycopg.connect(postgres_dsn) as conn:
+        events = [r[0] for r in conn.execute("SELECT gp_event_id FROM gp_decision").fetchall()]
+    assert Counter(events) == Counter(set(decisions) - {refused})

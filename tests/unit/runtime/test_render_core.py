@@ -205,6 +205,34 @@ def test_a_batch_crosses_the_pipe_as_it_was_read(worker: Worker) -> None:
     assert len({id(r.extra) for r in records}) == len(records)  # each record its own
 
 
+def test_lean_a_rendered_records_bytes_and_headers_stay_behind_and_its_envelope_says_so(
+    worker: Worker,
+) -> None:
+    """Sink.headers_in_write = False: a rendered record's envelope comes back partial, without its
+    value and headers (read again from the topic for a dead letter); a record the worker does not
+    render (a tombstone, a frame no codec decodes) comes back whole, as without `lean`."""
+    from dataclasses import replace  # noqa: PLC0415
+    from multiprocessing.reduction import ForkingPickler  # noqa: PLC0415
+
+    from gateway.flows.kafka_group import envelopes_of  # noqa: PLC0415
+    from gateway.flows.readers import _pack, _unpack  # noqa: PLC0415
+
+    _, stream = actor_stream("200000002", 12)
+    tp = _TP(TOPIC, 0)
+    polled: dict[Any, list[_Polled]] = {tp: []}
+    for i, r in enumerate(stream):
+        value = b"" if i == 3 else b"not avro" if i == 5 else r.value  # a tombstone, a bad frame
+        polled[tp].append(_Polled(tp, 100 + i, r.key, value, list(r.headers)))
+    envelopes, results = _unpack(ForkingPickler.loads(ForkingPickler.dumps(_pack(polled, True))), True)
+    whole = envelopes_of(polled)
+    partial = [replace(e, payload=b"", headers=(), partial=True) for e in whole]
+    assert envelopes == [whole[i] if i in (3, 5) else partial[i] for i in range(12)]
+    decoded = Unpacker(view_codecs(GatewaySettings())).decoded(envelopes, results)
+    assert [env.offset for env, _ in decoded.rejected] == [105]
+    assert all(rec.rendered is not None and rec.headers == () for _, rec in decoded.pairs)
+    assert len(decoded.pairs) == 10
+
+
 @pytest.mark.parametrize("worker", [_fields], indirect=True)
 def test_the_renderer_gets_each_record_as_the_sinks_process_would(worker: Worker) -> None:
     envelopes = _envelopes(12)
