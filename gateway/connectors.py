@@ -284,8 +284,9 @@ class Sink(Protocol):
     # False: `write` reads nothing of a record it rendered (`renderer`) but `rendered`, its key,
     # schema, writer schema and coordinates. With reading processes, the runtime then leaves such a
     # record's headers and original bytes in the process that read it (its SinkRecord's headers are
-    # empty): 5-12 % more records a second for the PostgreSQL sink here. A dead letter of such a
-    # record has them all the same: the runtime reads them again from the topic (docs/sinks.md).
+    # empty, in `outputs_for_rejection` too): 6-11 % more records a second for the PostgreSQL sink
+    # here. A dead letter of such a record has them all the same: the runtime reads them again from
+    # the topic (docs/sinks.md).
     headers_in_write: ClassVar[bool] = True
 
     def check(self) -> CheckResult: ...

@@ -54,6 +54,7 @@ def build(name: str, config: Mapping[str, Any]) -> Any:
 
 _SINK_MEMBERS: tuple[str, ...] = ("name", "Config", "guarantee", "reads", "check", "write", "flush")
 _SINK_MEMBERS += ("open", "resume_offsets", "tick", "outputs_for_rejection", "erases", "erase")
+_SINK_MEMBERS += ("batch_size", "renderer", "headers_in_write")
 
 
 def _check_interface(name: str, connector: Any) -> None:

@@ -148,15 +148,21 @@ class PostgresSink(Sink):
     # ---- connection -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
+            self._conn = None
             try:
-                self._conn = psycopg.connect(
+                conn = psycopg.connect(
                     self.config.dsn.get_secret_value(), connect_timeout=self.config.connect_timeout_s
                 )
-                self._conn.adapters.register_dumper(_JsonbRows, _JsonbRowsDumper)
-                if self.config.toast_compression == "lz4":
-                    _use_lz4(self._conn)
             except psycopg.Error as exc:
                 raise RetriableError(f"PostgreSQL unreachable ({type(exc).__name__})") from exc
+            try:
+                conn.adapters.register_dumper(_JsonbRows, _JsonbRowsDumper)
+                if self.config.toast_compression == "lz4":
+                    _use_lz4(conn)
+            except psycopg.Error as exc:  # not kept: it may be left in a failed transaction
+                conn.close()
+                raise RetriableError(f"PostgreSQL session not set up ({type(exc).__name__})") from exc
+            self._conn = conn
             self._columns.clear()
         return self._conn
 

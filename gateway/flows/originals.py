@@ -6,13 +6,16 @@ read it (gateway.flows.readers). When such a record is dead-lettered (rare), the
 reads it again, by its coordinates, with a consumer of its own (no group, the principal's
 connection settings) and gives the dead letter the original bytes and headers, as any dead letter
 has them. A record no longer in its topic (retention or compaction passed it between the read and
-the rejection) is dead-lettered with an empty value and `gp.errors.original: gone`: what the
-error headers say (topic, partition, offset, reason) is still there.
+the rejection) is dead-lettered with an empty value and `gp.errors.original: gone`; one that could
+not be read again (the broker away for the whole wait) with `gp.errors.original: unavailable`: the
+letter is never held back (the sink has stored its offsets: a batch delivered again would skip the
+record), and its error headers still say where it is (topic, partition, offset) and why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,11 +25,14 @@ from gateway.errors import RetriableError
 from gateway.flows.deliver import EgressResult
 from gateway.model.envelope import Envelope
 
-__all__ = ["GONE_HEADER", "read_originals", "restore", "restore_dead_letters"]
+__all__ = ["GONE_HEADER", "UNAVAILABLE_HEADER", "read_originals", "restore", "restore_dead_letters"]
+
+log = logging.getLogger("gateway.flows.egress")
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset
 Original = tuple[bytes, tuple[tuple[str, bytes], ...]] | None  # value, headers; None: gone
 GONE_HEADER = ("gp.errors.original", b"gone")
+UNAVAILABLE_HEADER = ("gp.errors.original", b"unavailable")
 
 
 def read_originals(
@@ -68,7 +74,8 @@ def read_originals(
                         found[(tp.topic, tp.partition, m.offset)] = (m.value or b"", tuple(m.headers or ()))
                         offsets.discard(m.offset)
             for key, offsets in list(todo.items()):
-                position = consumer.position(parts[key], timeout_ms=int(timeout_s * 1000))
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                position = consumer.position(parts[key], timeout_ms=left_ms)
                 for offset in [o for o in offsets if position is not None and o < position]:
                     found[(*key, offset)] = None  # passed without it: no longer in the topic
                     offsets.discard(offset)
@@ -84,12 +91,15 @@ def restore(
     dead: list[SinkOutput], partial: Sequence[tuple[int, Envelope]], found: Mapping[Coordinates, Original]
 ) -> None:
     """The dead letters of `partial` envelopes (their index in `dead`) with their original value and
-    headers put back (`read_originals`), before the error headers, as any dead letter has them."""
+    headers put back (`read_originals`), before the error headers, as any dead letter has them; a
+    record found gone (None) or not looked up (absent from `found`) says so in a header."""
     for index, env in partial:
         letter = dead[index]
-        original = found.get((env.topic or "", env.partition or 0, env.offset or 0))
+        coordinates = (env.topic or "", env.partition or 0, env.offset or 0)
+        original = found.get(coordinates)
         if original is None:
-            dead[index] = SinkOutput(letter.topic, letter.key, b"", (GONE_HEADER, *letter.headers))
+            why = GONE_HEADER if coordinates in found else UNAVAILABLE_HEADER
+            dead[index] = SinkOutput(letter.topic, letter.key, b"", (why, *letter.headers))
         else:
             value, headers = original
             dead[index] = SinkOutput(letter.topic, letter.key, value, (*headers, *letter.headers))
@@ -100,6 +110,14 @@ async def restore_dead_letters(client: Mapping[str, Any], result: EgressResult, 
     if not result.partial:
         return
     wanted = [(e.topic or "", e.partition or 0, e.offset or 0) for _, e in result.partial]
-    found = await asyncio.to_thread(read_originals, client, wanted, timeout_s)
+    try:
+        found = await asyncio.to_thread(read_originals, client, wanted, timeout_s)
+    except Exception as exc:  # noqa: BLE001 - never held back: the letters go without their originals
+        log.warning(
+            "%d dead letter(s) sent without the original record: it could not be read again (%s)",
+            len(wanted),
+            type(exc).__name__,
+        )
+        found = {}
     restore(result.dead, result.partial, found)
     result.partial = []
