@@ -261,9 +261,8 @@ class PostgresSink(Sink):
             rendered[0] = b"\x01[" + rendered[0]  # one copy of the batch's rows, not three
             rendered[-1] += b"]"
             payload = _JsonbRows(b",".join(rendered))
-            try:
-                with cur.connection.transaction():
-                    cur.execute(self._bulk(kind, shape), (payload,))
+            try:  # no savepoint: a refusal ends the batch's transaction (rolled back) all the same
+                cur.execute(self._bulk(kind, shape), (payload,))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:  # a value the column refuses: record by record, by the runtime
