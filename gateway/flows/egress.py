@@ -28,10 +28,11 @@ Reading processes (render_processes > 0, GATEWAY_SINK_PROCESSES; a sink with a `
 read, decode and render the partitions (gateway.flows.readers) while this process keeps the group
 (its partitions paused), writes and commits; given the partitions again from what was written after
 each rebalance, rewind or death (what they read before is dropped: `dropped`); after 5 deaths within
-the hour (Readers.exhausted), this process reads itself.
-Backoff comes from the one retry module (gateway.retry). `run(stop, until_idle=True)` drains
-the topics and returns once every assigned partition is read to its end (a nightly job).
-The per-batch work (decode, write, retries, dead letters) is gateway.flows.deliver.
+the hour (Readers.exhausted), this process reads itself. A sink with `headers_in_write = False` gets
+a rendered record without its headers and bytes: its dead letter reads them again
+(gateway.flows.originals). Backoff: gateway.retry. `run(stop, until_idle=True)` drains the topics
+and returns once every assigned partition is read to its end (a nightly job). The per-batch work
+(decode, write, retries, dead letters) is gateway.flows.deliver.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ from gateway.flows.kafka_group import (
     Commits,
     envelopes_of,
     first_offsets,
+    lag_of,
+    read_to_end,
     rebalancing,
     rejoin_left_unfinished,
     resume_listener,
@@ -219,27 +222,14 @@ class EgressRunner:
         return dict(self._lag)
 
     def _measure_lag(self) -> None:
-        out: dict[tuple[str, int], int] = {}
-        if self.readers is not None:
-            for tp, at in self._next.items():
-                if (high := self._high.get(tp)) is not None:
-                    out[(tp.topic, tp.partition)] = max(0, high - at)
-        else:
-            for tp in list(self.consumer.assignment()):
-                high = self.consumer.highwater(tp)
-                if high is not None:
-                    out[(tp.topic, tp.partition)] = max(0, int(high) - int(self.consumer.position(tp) or 0))
-        self._lag, self._lag_at = out, self.rebalances
+        written = self._next if self.readers is not None else None
+        self._lag, self._lag_at = lag_of(self.consumer, written, self._high), self.rebalances
 
     def caught_up(self) -> bool:
         """True when partitions are assigned and each one is read to its end (for --until-idle)."""
-        assigned = list(self.consumer.assignment())
-        if not assigned:
+        if self.readers is not None and self._resync:
             return False
-        ends = self.consumer.end_offsets(assigned)
-        if self.readers is not None:
-            return not self._resync and all(self._next.get(tp, -1) >= ends.get(tp, 0) for tp in assigned)
-        return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
+        return read_to_end(self.consumer, self._next if self.readers is not None else None)
 
     async def _open(self) -> None:
         if not self._opened:

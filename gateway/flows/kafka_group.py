@@ -16,6 +16,8 @@ __all__ = [
     "Commits",
     "envelopes_of",
     "first_offsets",
+    "lag_of",
+    "read_to_end",
     "rebalancing",
     "rejoin_left_unfinished",
     "resume_listener",
@@ -189,3 +191,34 @@ async def stored_offsets(sink: Any, consumer: Any, who: str) -> dict[Any, int]:
     except RetriableError as exc:
         raise SinkUnavailable(f"sink {who}: {reason(exc)}") from exc
     return {TopicPartition(topic, partition): offset for (topic, partition), offset in stored.items()}
+
+
+def lag_of(
+    consumer: Any, written: Mapping[Any, int] | None, high: Mapping[Any, int]
+) -> dict[tuple[str, int], int]:
+    """Records not yet written per partition (kafka_consumergroup_lag): with reading processes, from
+    where each partition was written up to (`written`) and its high watermark as they last saw it
+    (`high`); else from the consumer's own positions and high watermarks."""
+    out: dict[tuple[str, int], int] = {}
+    if written is not None:
+        for tp, at in written.items():
+            if (end := high.get(tp)) is not None:
+                out[(tp.topic, tp.partition)] = max(0, end - at)
+        return out
+    for tp in list(consumer.assignment()):
+        end = consumer.highwater(tp)
+        if end is not None:
+            out[(tp.topic, tp.partition)] = max(0, int(end) - int(consumer.position(tp) or 0))
+    return out
+
+
+def read_to_end(consumer: Any, written: Mapping[Any, int] | None) -> bool:
+    """Partitions are assigned and each one is read to its end: with reading processes, written up
+    to it (`written`); else the consumer's own position there."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return False
+    ends = consumer.end_offsets(assigned)
+    if written is not None:
+        return all(written.get(tp, -1) >= ends.get(tp, 0) for tp in assigned)
+    return all(consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
