@@ -87,6 +87,10 @@ def read_originals(
     return found
 
 
+def _coordinates(env: Envelope) -> Coordinates:
+    return (env.topic or "", env.partition or 0, env.offset or 0)
+
+
 def restore(
     dead: list[SinkOutput], partial: Sequence[tuple[int, Envelope]], found: Mapping[Coordinates, Original]
 ) -> None:
@@ -95,7 +99,7 @@ def restore(
     record found gone (None) or not looked up (absent from `found`) says so in a header."""
     for index, env in partial:
         letter = dead[index]
-        coordinates = (env.topic or "", env.partition or 0, env.offset or 0)
+        coordinates = _coordinates(env)
         original = found.get(coordinates)
         if original is None:
             why = GONE_HEADER if coordinates in found else UNAVAILABLE_HEADER
@@ -109,7 +113,7 @@ async def restore_dead_letters(client: Mapping[str, Any], result: EgressResult, 
     """The batch's dead letters of partial envelopes made whole (in a thread: it waits on Kafka)."""
     if not result.partial:
         return
-    wanted = [(e.topic or "", e.partition or 0, e.offset or 0) for _, e in result.partial]
+    wanted = [_coordinates(e) for _, e in result.partial]
     try:
         found = await asyncio.to_thread(read_originals, client, wanted, timeout_s)
     except Exception as exc:  # noqa: BLE001 - never held back: the letters go without their originals

@@ -250,7 +250,6 @@ class Readers:
         self._job = _Job(
             dict(client), self.unpacker.schemas, registry_url, renderer, max_records, window, lean
         )
-        self.lean = lean
         self._readers: list[_Reader] = []
         self._next = 0  # the reader whose batch is taken first next time (each one in turn)
         self.epoch = 0
@@ -331,7 +330,7 @@ class Readers:
             except (BrokenPipeError, OSError) as exc:
                 raise ReaderDied from exc
             with no_collection():
-                envelopes, results = _unpack(packed, self.lean)
+                envelopes, results = _unpack(packed, self._job.lean)
                 decoded = self.unpacker.decoded(envelopes, results)
             return Taken(envelopes, decoded, positions, highwater, epoch)
 
